@@ -1,0 +1,218 @@
+"""What the oracle found: one failed check (``Mismatch``), one failing example (``Failure``), one layer
+(``LayerReport``) and one run (``RunReport``), with a plain-text rendering and a versioned JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+JSON_SCHEMA = "backprop-verify/1"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One drawn case: every argument's value by name, and one cotangent per output."""
+
+    row: str
+    dtype: str
+    values: dict[str, Any]
+    cotangents: tuple[Any, ...]
+
+    def shapes(self, outputs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+        out = {k: tuple(np.shape(v)) for k, v in self.values.items() if isinstance(v, np.ndarray)}
+        for name, cot in zip(outputs, self.cotangents, strict=True):
+            out[f"d{name}"] = tuple(np.shape(cot))
+        return out
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One check that failed: which output or gradient, what kind of failure, and the worst element."""
+
+    check: str
+    kind: str
+    message: str
+    expected_shape: tuple[int, ...] | None = None
+    actual_shape: tuple[int, ...] | None = None
+    index: tuple[int, ...] | None = None
+    expected: float | None = None
+    actual: float | None = None
+    max_abs: float | None = None
+    max_rel: float | None = None
+
+    def render(self) -> str:
+        lines = [f"{self.check}: {self.message}"]
+        if self.index is not None:
+            where = f"{self.check}[{', '.join(map(str, self.index))}]" if self.index else self.check
+            lines.append(f"    worst element {where}: expected {self.expected!r}, actual {self.actual!r}")
+        if self.max_abs is not None:
+            lines.append(f"    max abs error {self.max_abs:.3g}, max rel error {self.max_rel:.3g}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "kind": self.kind,
+            "message": self.message,
+            "expected_shape": _list(self.expected_shape),
+            "actual_shape": _list(self.actual_shape),
+            "index": _list(self.index),
+            "expected": _num(self.expected),
+            "actual": _num(self.actual),
+            "max_abs_error": _num(self.max_abs),
+            "max_rel_error": _num(self.max_rel),
+        }
+
+
+@dataclass
+class Failure:
+    """A failing example, with every check that failed on it and how to reproduce it."""
+
+    layer: str
+    against: str
+    example: Example
+    shapes: dict[str, tuple[int, ...]]
+    mismatches: list[Mismatch]
+    seed: int | None = None
+    blob: str | None = None
+    reproduce: str | None = None
+
+    def headline(self) -> str:
+        checks = ", ".join(dict.fromkeys(m.check for m in self.mismatches))
+        return f"{self.layer} (checked against '{self.against}'): {checks} wrong"
+
+    def render(self) -> str:
+        shapes = ", ".join(f"{k} {v}" for k, v in self.shapes.items())
+        lines = [f"FAIL {self.headline()}", f"  shapes: {shapes}   dtype: {self.example.dtype}"]
+        lines += ["  " + m.render().replace("\n", "\n  ") for m in self.mismatches]
+        lines.append("  smallest failing example (shrunk by Hypothesis):")
+        lines += ["    " + line for line in snippet(self.example).splitlines()]
+        if self.reproduce:
+            lines.append(f"  reproduce: {self.reproduce}")
+        if self.blob:
+            lines.append(f"  hypothesis blob: {self.blob}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer,
+            "against": self.against,
+            "checks": [m.to_json() for m in self.mismatches],
+            "shapes": {k: list(v) for k, v in self.shapes.items()},
+            "example": {
+                "dtype": self.example.dtype,
+                "values": {k: _value(v) for k, v in self.example.values.items()},
+                "cotangents": [_value(c) for c in self.example.cotangents],
+            },
+            "seed": self.seed,
+            "hypothesis_blob": self.blob,
+            "reproduce": self.reproduce,
+        }
+
+
+@dataclass
+class LayerReport:
+    """The outcome of checking one layer class against one registry row."""
+
+    name: str
+    layer: str
+    against: str
+    dtype: str
+    examples: int = 0
+    distinct_shapes: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    seconds: float = 0.0
+    failure: Failure | None = None
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None and self.error is None
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if self.passed else ("error" if self.error else "FAIL")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "layer": self.layer,
+            "against": self.against,
+            "dtype": self.dtype,
+            "passed": self.passed,
+            "verdict": self.verdict,
+            "examples": self.examples,
+            "distinct_shapes": self.distinct_shapes,
+            "max_abs_error": _num(self.max_abs),
+            "max_rel_error": _num(self.max_rel),
+            "seconds": round(self.seconds, 4),
+            "failure": None if self.failure is None else self.failure.to_json(),
+            "error": self.error,
+        }
+
+
+@dataclass
+class RunReport:
+    """Every layer checked in one run."""
+
+    seed: int
+    max_examples: int
+    layers: list[LayerReport] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.layers)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": JSON_SCHEMA,
+            "passed": self.passed,
+            "seed": self.seed,
+            "max_examples": self.max_examples,
+            "layers": [r.to_json() for r in self.layers],
+        }
+
+
+def snippet(example: Example) -> str:
+    """The example as Python that rebuilds its arrays exactly (floats round-trip through repr)."""
+    lines = ["import numpy as np"]
+    for name, value in example.values.items():
+        lines.append(f"{name} = {_literal(value)}")
+    for i, cot in enumerate(example.cotangents):
+        lines.append(f"dout{'' if len(example.cotangents) == 1 else i} = {_literal(cot)}")
+    return "\n".join(lines)
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"np.array({value.tolist()!r}, dtype=np.{value.dtype.name})"
+    return repr(value)
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return {"dtype": value.dtype.name, "shape": list(value.shape), "data": _nan_safe(value.tolist())}
+    return _nan_safe(value)
+
+
+def _nan_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as strings so the report stays strict JSON."""
+    if isinstance(value, list):
+        return [_nan_safe(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return repr(value)
+    return value
+
+
+def _num(value: float | None) -> float | str | None:
+    return None if value is None else _nan_safe(float(value))
+
+
+def _list(value: tuple[int, ...] | None) -> list[int] | None:
+    return None if value is None else list(value)

@@ -1,0 +1,167 @@
+"""The oracle's own machinery: comparisons, reports, argument validation, scoping and determinism."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import jax
+import numpy as np
+import pytest
+
+import backprop
+from backprop.verify import (
+    JSON_SCHEMA,
+    LayerMismatch,
+    RunReport,
+    check_example,
+    get_row,
+    verify,
+    verify_all,
+    verify_or_raise,
+)
+from backprop.verify.report import Example
+from backprop.verify.tolerances import TOLERANCES, compare
+
+F64 = TOLERANCES["float64"]
+
+
+class DoubledDb(backprop.Affine):
+    def backward(self, dout: Any) -> Any:
+        dx = super().backward(dout)
+        self.db = self.db * 2.0
+        return dx
+
+
+def test_compare_uses_the_magnitude_of_the_summed_terms() -> None:
+    # 1e16 + 1 - 1e16 cancels to 0 in one order and to 2 in another; both are within rounding of the terms
+    expected = np.array([0.0, 5.0])
+    actual = np.array([2.0, 5.0])
+    assert not compare(expected, actual, F64).ok
+    assert compare(expected, actual, F64, terms=np.array([1e16, 5.0])).ok
+
+
+def test_compare_flags_nan_and_names_the_worst_element() -> None:
+    cmp = compare(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [np.nan, 4.0]]), F64)
+    assert not cmp.ok
+    assert cmp.index == (1, 0)
+    assert cmp.expected == 3.0 and np.isnan(cmp.actual)
+    assert cmp.max_abs == np.inf
+
+
+def test_failure_report_names_layer_gradient_shapes_worst_element_and_reproduction() -> None:
+    report = verify(DoubledDb, "affine", max_examples=50, seed=3)
+    assert report.failure is not None
+    text = report.failure.render()
+    assert "DoubledDb" in text and "'affine'" in text
+    assert "db: values differ" in text
+    assert "worst element db[" in text and "expected" in text and "actual" in text
+    assert "max abs error" in text and "max rel error" in text
+    assert "shapes: W (" in text and "dout (" in text
+    assert "seed=3" in text and "@reproduce_failure(" in text
+    (mismatch,) = report.failure.mismatches
+    assert mismatch.actual == pytest.approx(2 * mismatch.expected)
+
+
+def test_failing_example_is_shrunk_and_reproducible() -> None:
+    first = verify(DoubledDb, "affine", max_examples=50, seed=7)
+    again = verify(DoubledDb, "affine", max_examples=50, seed=7)
+    assert first.failure is not None and again.failure is not None
+    assert first.failure.shapes == again.failure.shapes
+    assert first.failure.to_json()["example"] == again.failure.to_json()["example"]
+    # shrinking reaches the report: the smallest failing affine has one sample and one output
+    assert first.failure.shapes["dout"] == (1, 1)
+    # the snippet rebuilds the exact arrays
+    namespace: dict[str, Any] = {}
+    from backprop.verify.report import snippet
+
+    exec(snippet(first.failure.example), namespace)
+    np.testing.assert_array_equal(namespace["W"], first.failure.example.values["W"])
+
+
+def test_json_report_is_strict_json_with_schema() -> None:
+    run = RunReport(seed=0, max_examples=20, layers=[verify(DoubledDb, "affine", max_examples=20)])
+    data = json.loads(json.dumps(run.to_json(), allow_nan=False))
+    assert data["schema"] == JSON_SCHEMA
+    assert data["passed"] is False
+    (layer,) = data["layers"]
+    assert layer["verdict"] == "FAIL"
+    assert layer["failure"]["checks"][0]["check"] == "db"
+    assert layer["failure"]["example"]["values"]["W"]["dtype"] == "float64"
+
+
+def test_library_layers_pass_and_report_their_error_figures() -> None:
+    run = verify_all(["relu", "mul"], max_examples=20)
+    assert run.passed
+    for layer in run.layers:
+        assert layer.examples >= 20 and layer.distinct_shapes >= 2
+        assert 0.0 <= layer.max_rel <= F64.rtol
+
+
+def test_verify_or_raise_raises_an_assertion_with_the_report() -> None:
+    with pytest.raises(LayerMismatch, match="db: values differ"):
+        verify_or_raise(DoubledDb, "affine", max_examples=30)
+    assert verify_or_raise(backprop.Relu, "relu", max_examples=10).passed
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"against": "convolution"}, "unknown layer 'convolution'; known: mul, add"),
+        ({"max_examples": 0}, "max_examples must be a positive integer, got 0"),
+        ({"seed": -1}, "seed must be a non-negative integer, got -1"),
+        ({"dtype": "float16"}, "no tolerance for dtype float16"),
+    ],
+)
+def test_bad_arguments_raise_value_error_repeating_the_value(kwargs: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {"against": "relu"} | kwargs
+    with pytest.raises(ValueError, match=match):
+        verify(backprop.Relu, args.pop("against"), **args)
+
+
+def test_a_class_without_backward_is_rejected_by_name() -> None:
+    class NoBackward:
+        def forward(self, x: Any) -> Any:
+            return x
+
+    with pytest.raises(TypeError, match="NoBackward has no backward method"):
+        verify(NoBackward, "relu")
+    with pytest.raises(TypeError, match="layer must be a class, got Relu"):
+        verify(backprop.Relu(), "relu")  # type: ignore[arg-type]
+
+
+def test_exceptions_inside_the_users_layer_become_part_of_the_report() -> None:
+    class Raises(backprop.Sigmoid):
+        def backward(self, dout: Any) -> Any:
+            raise ZeroDivisionError("oops")
+
+    example = Example(
+        row="sigmoid", dtype="float64", values={"x": np.array([0.5])}, cotangents=(np.array([2.0]),)
+    )
+    with pytest.raises(LayerMismatch) as caught:
+        check_example("sigmoid", Raises, example)
+    (mismatch,) = caught.value.failure.mismatches
+    assert (mismatch.check, mismatch.kind) == ("backward", "exception")
+    assert "ZeroDivisionError: oops" in mismatch.message
+
+
+def test_x64_is_scoped_to_the_oracle() -> None:
+    verify(backprop.Relu, "relu", max_examples=5)
+    assert jax.config.read("jax_enable_x64") is False
+    assert jax.numpy.zeros(1).dtype == np.float32
+
+
+def test_import_backprop_needs_numpy_only() -> None:
+    code = "import sys, backprop; print(sorted(m for m in ('jax', 'hypothesis', 'rich') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_registry_rows_declare_everything_the_harness_needs() -> None:
+    row = get_row("affine")
+    assert [a.name for a in row.of_kind("param")] == ["W", "b"]
+    assert [a.grad for a in row.differentiable] == ["dW", "db", "dx"]
+    assert get_row("softmax_with_loss").loss
+    assert [a.name for a in get_row("softmax_with_loss").of_kind("const")] == ["t"]
