@@ -51,6 +51,9 @@ class Arg:
     grad: str = ""
     domain: tuple[float, float] | None = None
     values: ValuesFn | None = None
+    kinks: tuple[float, ...] = ()
+    """Values of this argument where the layer is not differentiable (relu: 0); the row's
+    ``conventions`` say which one-sided derivative counts there."""
 
     def __post_init__(self) -> None:
         if self.kind in ("param", "input") and not self.grad:
@@ -172,7 +175,7 @@ ROWS: tuple[Row, ...] = (
         layer=backprop.Relu,
         reference=reference.relu,
         signature="forward(x) -> max(x, 0)   (backward -> dx)",
-        args=(Arg(name="x", kind="input", grad="dx", domain=(-1e4, 1e4)),),
+        args=(Arg(name="x", kind="input", grad="dx", domain=(-1e4, 1e4), kinks=(0.0,)),),
         shapes=_elementwise(),
         conventions=("relu'(0) = 0, as jax.nn.relu differentiates",),
     ),

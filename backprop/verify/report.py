@@ -8,6 +8,10 @@ from typing import Any
 
 import numpy as np
 
+from backprop.verify.diagnose import Evidence
+from backprop.verify.registry import Row
+from backprop.verify.witness import Witness
+
 JSON_SCHEMA = "backprop-verify/1"
 
 
@@ -41,9 +45,16 @@ class Mismatch:
     actual: float | None = None
     max_abs: float | None = None
     max_rel: float | None = None
+    diagnosis: str = "other"
+    explanation: str = ""
+    hint: str = ""
 
     def render(self) -> str:
         lines = [f"{self.check}: {self.message}"]
+        if self.explanation:
+            lines.append(f"    [{self.diagnosis}] {self.explanation}")
+        if self.hint:
+            lines.append(f"    hint: {self.hint}")
         if self.index is not None:
             where = f"{self.check}[{', '.join(map(str, self.index))}]" if self.index else self.check
             lines.append(f"    worst element {where}: expected {self.expected!r}, actual {self.actual!r}")
@@ -55,7 +66,10 @@ class Mismatch:
         return {
             "check": self.check,
             "kind": self.kind,
+            "diagnosis": self.diagnosis,
             "message": self.message,
+            "explanation": self.explanation,
+            "hint": self.hint,
             "expected_shape": _list(self.expected_shape),
             "actual_shape": _list(self.actual_shape),
             "index": _list(self.index),
@@ -78,20 +92,24 @@ class Failure:
     seed: int | None = None
     blob: str | None = None
     reproduce: str | None = None
+    witnesses: list[Witness] = field(default_factory=list)
+    program: str = ""
+    evidence: list[Evidence] = field(default_factory=list, repr=False)
 
     def headline(self) -> str:
         checks = ", ".join(dict.fromkeys(m.check for m in self.mismatches))
         return f"{self.layer} (checked against '{self.against}'): {checks} wrong"
 
-    def render(self) -> str:
+    def render(self, *, blob: bool = True) -> str:
         shapes = ", ".join(f"{k} {v}" for k, v in self.shapes.items())
         lines = [f"FAIL {self.headline()}", f"  shapes: {shapes}   dtype: {self.example.dtype}"]
         lines += ["  " + m.render().replace("\n", "\n  ") for m in self.mismatches]
+        lines += [f"  third witness, {w.sentence()}" for w in self.witnesses]
         lines.append("  smallest failing example (shrunk by Hypothesis):")
-        lines += ["    " + line for line in snippet(self.example).splitlines()]
+        lines += ["    " + line for line in (self.program or snippet(self.example)).splitlines()]
         if self.reproduce:
             lines.append(f"  reproduce: {self.reproduce}")
-        if self.blob:
+        if self.blob and blob:
             lines.append(f"  hypothesis blob: {self.blob}")
         return "\n".join(lines)
 
@@ -102,13 +120,16 @@ class Failure:
         return {
             "layer": self.layer,
             "against": self.against,
+            "diagnosis": self.mismatches[0].diagnosis if self.mismatches else "other",
             "checks": [m.to_json() for m in self.mismatches],
+            "witnesses": [w.to_json() for w in self.witnesses],
             "shapes": {k: list(v) for k, v in self.shapes.items()},
             "example": {
                 "dtype": self.example.dtype,
                 "values": {k: _value(v) for k, v in self.example.values.items()},
                 "cotangents": [_value(c) for c in self.example.cotangents],
             },
+            "program": self.program,
             "seed": self.seed,
             "hypothesis_blob": self.blob,
             "reproduce": self.reproduce,
@@ -124,6 +145,7 @@ class LayerReport:
     against: str
     dtype: str
     examples: int = 0
+    shrink_steps: int = 0
     distinct_shapes: int = 0
     max_abs: float = 0.0
     max_rel: float = 0.0
@@ -148,6 +170,7 @@ class LayerReport:
             "passed": self.passed,
             "verdict": self.verdict,
             "examples": self.examples,
+            "shrink_steps": self.shrink_steps,
             "distinct_shapes": self.distinct_shapes,
             "max_abs_error": _num(self.max_abs),
             "max_rel_error": _num(self.max_rel),
@@ -179,13 +202,35 @@ class RunReport:
         }
 
 
-def snippet(example: Example) -> str:
-    """The example as Python that rebuilds its arrays exactly (floats round-trip through repr)."""
+def snippet(
+    example: Example, row: Row | None = None, layer: type | None = None, failure: Failure | None = None
+) -> str:
+    """Python that rebuilds the example exactly (floats round-trip through repr) and, given the row and
+    the layer, runs it and prints each wrong value next to what jax.vjp says it should be."""
     lines = ["import numpy as np"]
+    if layer is not None:
+        lines.append(f"from {layer.__module__} import {layer.__qualname__.split('.')[0]}")
     for name, value in example.values.items():
         lines.append(f"{name} = {_literal(value)}")
-    for i, cot in enumerate(example.cotangents):
-        lines.append(f"dout{'' if len(example.cotangents) == 1 else i} = {_literal(cot)}")
+    douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
+    lines += [f"{d} = {_literal(c)}" for d, c in zip(douts, example.cotangents, strict=True)]
+    if row is None or layer is None:
+        return "\n".join(lines)
+    ctor = ", ".join(a.name for a in row.of_kind("param", "init"))
+    call = ", ".join(
+        [a.name for a in row.of_kind("input", "const")] + [f"{a.name}={a.name}" for a in row.of_kind("call")]
+    )
+    grads = ", ".join(a.grad for a in row.of_kind("input"))
+    lines += [
+        f"layer = {layer.__qualname__}({ctor})",
+        f"{', '.join(row.outputs)} = layer.forward({call})",
+        f"{grads or '_'} = layer.backward({', '.join(douts)})",
+    ]
+    params = {a.grad for a in row.of_kind("param")}
+    for ev in failure.evidence if failure is not None else []:
+        if ev.kind in ("value", "nan") and ev.expected is not None:
+            expr = f"layer.{ev.check}" if ev.check in params else ev.check
+            lines.append(f"print({expr})  # jax.vjp: {_literal(ev.expected)}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,352 @@
+"""``backprop-verify``: check layers against their JAX references from the command line.
+
+    backprop-verify                        every registered layer
+    backprop-verify relu affine            only these
+    backprop-verify --list                 the registered names and their signatures
+    backprop-verify --layer my_layers.py:Affine --against affine
+                                           a class of your own, against a registered reference
+
+Exit status: 0 every layer passed, 1 some layer failed, 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shlex
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from backprop.verify.loader import LoadError, load_class
+from backprop.verify.oracle import DTYPES, verify
+from backprop.verify.registry import ROWS, get_row, names
+from backprop.verify.report import LayerReport, RunReport
+
+PROG = "backprop-verify"
+MIN_WIDTH = 100
+
+
+class UsageError(Exception):
+    """Bad command-line arguments: reported as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One class to check, the registry row to check it against, and how to name and rerun it."""
+
+    layer: type
+    against: str
+    label: str
+    reproduce: str
+
+
+# ---- arguments ---------------------------------------------------------------------------------------------
+
+
+def _int_at_least(low: int, what: str) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Check hand-written backprop layers against jax.vjp of independent JAX references.",
+        epilog="Exit status: 0 all layers passed, 1 a layer failed, 2 bad arguments.",
+    )
+    parser.add_argument("names", nargs="*", metavar="NAME", help="registered layers to check (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the registered layers and exit")
+    parser.add_argument("--layer", metavar="FILE.py:CLASS", help="your own class (or MODULE:CLASS) to check")
+    parser.add_argument(
+        "--against", metavar="NAME", help="the registered layer whose reference --layer must match"
+    )
+    parser.add_argument(
+        "--examples",
+        type=_int_at_least(1, "positive"),
+        default=100,
+        metavar="N",
+        help="examples per layer (100)",
+    )
+    parser.add_argument(
+        "--seed", type=_int_at_least(0, "non-negative"), default=0, metavar="S", help="random seed (0)"
+    )
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="float64", help="dtype the layers run in (float64)"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _options(args: argparse.Namespace) -> str:
+    dtype = "" if args.dtype == "float64" else f" --dtype {args.dtype}"
+    return f"--seed {args.seed} --examples {args.examples}{dtype}"
+
+
+def _check_name(name: str, option: str = "") -> str:
+    try:
+        return get_row(name).name
+    except ValueError as exc:
+        raise UsageError(f"{option}{exc}") from None
+
+
+def _targets(args: argparse.Namespace) -> list[Target]:
+    """What to check; raises UsageError for any inconsistent or unresolvable argument."""
+    if args.layer is not None:
+        if args.names:
+            raise UsageError(
+                f"layer names ({' '.join(args.names)}) cannot be combined with --layer {args.layer}"
+            )
+        if args.against is None:
+            raise UsageError(f"--layer {args.layer} needs --against NAME; known: {', '.join(names())}")
+        against = _check_name(args.against, "--against: ")
+        try:
+            cls = load_class(args.layer)
+        except LoadError as exc:
+            raise UsageError(str(exc)) from None
+        label = f"{cls.__module__}.{cls.__qualname__} vs {against}"
+        command = f"{PROG} --layer {shlex.quote(args.layer)} --against {against} {_options(args)}"
+        return [Target(cls, against, label, command)]
+    if args.against is not None:
+        raise UsageError(f"--against {args.against} needs --layer FILE.py:CLASS or MODULE:CLASS")
+    chosen = [_check_name(n) for n in dict.fromkeys(args.names)] if args.names else list(names())
+    return [Target(get_row(n).layer, n, n, f"{PROG} {n} {_options(args)}") for n in chosen]
+
+
+def _check_json_path(path: str | None) -> None:
+    if path is None or path == "-":
+        return
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise UsageError(f"--json {path}: no such directory: {parent}")
+    if Path(path).is_dir():
+        raise UsageError(f"--json {path}: is a directory")
+
+
+# ---- running ---------------------------------------------------------------------------------------------
+
+
+def _progress(console: Console, live: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        disable=not live,
+    )
+
+
+def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Console) -> RunReport:
+    """Verify every target, showing live progress on a terminal or one line per layer otherwise."""
+    live = not args.quiet and err.is_terminal
+    run = RunReport(seed=args.seed, max_examples=args.examples)
+    width = max(len(t.label) for t in targets)
+    with _progress(err, live) as progress:
+        tasks = [
+            progress.add_task(t.label.ljust(width), total=args.examples, start=False, status="")
+            for t in targets
+        ]
+        for target, task in zip(targets, tasks, strict=True):
+            progress.start_task(task)
+            report = _verify_one(target, args, _ticker(progress, task, args.examples))
+            run.layers.append(report)
+            progress.update(task, total=report.examples, completed=report.examples, status=report.verdict)
+            if not args.quiet and not live:
+                err.print(_summary_line(target, report), markup=False, highlight=False)
+    return run
+
+
+def _ticker(progress: Progress, task: Any, total: int) -> Callable[[str], None]:
+    """Advance ``task`` once per generated example; say so once Hypothesis starts shrinking a failure."""
+    shrinking = False
+
+    def tick(phase: str) -> None:
+        nonlocal shrinking
+        if phase == "generate":
+            progress.advance(task)
+        elif not shrinking:
+            shrinking = True
+            progress.update(task, status="shrinking a failure")
+
+    return tick
+
+
+def _verify_one(target: Target, args: argparse.Namespace, tick: Callable[[str], None]) -> LayerReport:
+    report = verify(
+        target.layer,
+        target.against,
+        max_examples=args.examples,
+        seed=args.seed,
+        dtype=args.dtype,
+        on_example=tick,
+    )
+    if report.failure is not None:
+        report.failure.reproduce = target.reproduce
+    return report
+
+
+def _summary_line(target: Target, report: LayerReport) -> str:
+    return (
+        f"{target.label}: {report.verdict} ({report.examples} examples, "
+        f"{report.distinct_shapes} distinct shapes, {report.seconds:.1f} s)"
+    )
+
+
+# ---- output ----------------------------------------------------------------------------------------------
+
+
+def make_console(file: IO[str], fit: RenderableType | None = None) -> Console:
+    """A console on ``file``, MIN_WIDTH wide or more; when piped, wide enough that ``fit`` never wraps."""
+    probe = Console(file=file)
+    width = max(MIN_WIDTH, probe.width)
+    if fit is not None and not probe.is_terminal:
+        width = max(width, Measurement.get(probe, probe.options.update_width(10_000), fit).maximum)
+    return Console(file=file, width=width)
+
+
+def _error(value: float) -> str:
+    return f"{value:.3g}"
+
+
+def results_table(targets: Sequence[Target], run: RunReport) -> Table:
+    table = Table(title=f"backprop-verify (seed {run.seed}, {run.max_examples} examples per layer)")
+    table.add_column("layer", overflow="fold")
+    for column in ("examples", "distinct shapes", "max abs error", "max rel error"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for target, report in zip(targets, run.layers, strict=True):
+        style = "bold green" if report.passed else "bold red"
+        table.add_row(
+            Text(target.label),
+            str(report.examples),
+            str(report.distinct_shapes),
+            _error(report.max_abs),
+            _error(report.max_rel),
+            Text(report.verdict, style=style),
+        )
+    return table
+
+
+def print_results(targets: Sequence[Target], run: RunReport, file: IO[str]) -> None:
+    table = results_table(targets, run)
+    console = make_console(file, fit=table)
+    console.print(table)
+    for target, report in zip(targets, run.layers, strict=True):
+        if report.failure is not None:
+            _plain(console, "\n" + report.failure.render(blob=False))
+        elif report.error is not None:
+            _plain(console, f"\nERROR {target.label}: {report.error}\n  reproduce: {target.reproduce}")
+    failed = [t.label for t, r in zip(targets, run.layers, strict=True) if not r.passed]
+    total = len(run.layers)
+    verdict = f"{len(failed)} of {total} failed: {', '.join(failed)}" if failed else f"all {total} passed"
+    _plain(console, f"\n{verdict}")
+
+
+def _plain(console: Console, text: str) -> None:
+    """Print verbatim: no markup (``dx[1, 0]`` is not a tag), no highlighting, no wrapping."""
+    console.print(text, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def print_list(only: Sequence[str] = ()) -> None:
+    """Each registered name with its signature and conventions (only the named ones, if any)."""
+    rows = [row for row in ROWS if not only or row.name in only]
+    width = max(len(row.name) for row in rows)
+    for row in rows:
+        print(f"{row.name:<{width}}  {row.signature}")
+        for convention in row.conventions:
+            print(f"{'':<{width}}  convention: {convention}")
+
+
+def write_json(run: RunReport, path: str, stdout: IO[str]) -> None:
+    if path == "-":
+        json.dump(run.to_json(), stdout, indent=2, allow_nan=False)
+        stdout.write("\n")
+        return
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(run.to_json(), f, indent=2, allow_nan=False)
+        f.write("\n")
+
+
+# ---- entry point -------------------------------------------------------------------------------------------
+
+
+def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[Target]]:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        if args.layer is not None or args.against is not None:
+            raise UsageError("--list cannot be combined with --layer or --against")
+        for name in args.names:
+            _check_name(name)
+        return args, []
+    _check_json_path(args.json)
+    return args, _targets(args)
+
+
+@contextlib.contextmanager
+def _stdout_kept_for_json(enabled: bool) -> Iterator[None]:
+    """With ``--json -`` anything a user's layer prints goes to stderr, so stdout stays valid JSON."""
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 passed, 1 failed, 2 bad arguments)."""
+    try:
+        args, targets = _parse(argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help, --version-style exits from argparse
+        return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 2
+    if args.list:
+        print_list(args.names)
+        return 0
+    stdout = sys.stdout
+    json_to_stdout = args.json == "-"
+    err = make_console(sys.stderr)
+    try:
+        with _stdout_kept_for_json(json_to_stdout):
+            run = run_targets(targets, args, err)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    print_results(targets, run, sys.stderr if json_to_stdout else stdout)
+    if args.json is not None:
+        try:
+            write_json(run, args.json, stdout)
+        except OSError as exc:
+            print(f"{PROG}: error: cannot write --json {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    return 0 if run.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
