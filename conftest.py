@@ -32,3 +32,5 @@ _profile = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI")
 if _profile not in ("dev", "ci", "thorough"):
     raise ValueError(f"HYPOTHESIS_PROFILE must be one of dev, ci, thorough; got {_profile!r}")
 settings.load_profile(_profile)
+
+pytest_plugins = ["pytester"]

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from rich.console import Console
 
@@ -100,25 +101,39 @@ def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]
     code, out, err = run(capsys, "relu", "sigmoid", "--examples", "12")
     assert code == 0
     header = table_row(out, "layer")
-    assert header == ["layer", "examples", "distinct shapes", "max abs error", "max rel error", "verdict"]
+    assert header == [
+        "layer",
+        "dtype",
+        "examples",
+        "distinct shapes",
+        "max abs error",
+        "max rel error",
+        "verdict",
+    ]
     for name in ("relu", "sigmoid"):
         cells = table_row(out, name)
-        assert cells[5] == "pass"
-        assert 0 < int(cells[1]) <= 12
-        assert 0 < int(cells[2]) <= int(cells[1])
-        assert float(cells[3]) < 1e-9
+        assert cells[1] == "float64"  # the first of the layer's two rows
+        assert cells[6] == "pass"
+        assert 0 < int(cells[2]) <= 12
+        assert 0 < int(cells[3]) <= int(cells[2])
+        assert float(cells[4]) < 1e-9
     assert "affine" not in out
-    assert "all 2 passed" in out
+    assert "all 4 passed" in out
     assert "\x1b[" not in out + err  # no colour codes when not a terminal
     assert "…" not in out  # no truncated cells
     # stderr is not a terminal here: no live progress, one line per layer instead
-    assert [line.split(":")[0] for line in err.splitlines()] == ["relu", "sigmoid"]
+    assert [line.split(":")[0] for line in err.splitlines()] == [
+        "relu float64",
+        "relu float32",
+        "sigmoid float64",
+        "sigmoid float32",
+    ]
 
 
 def test_quiet_prints_nothing_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "relu", "--examples", "5", "--quiet")
     assert (code, err) == (0, "")
-    assert table_row(out, "relu")[5] == "pass"
+    assert table_row(out, "relu")[6] == "pass"
 
 
 def test_json_report_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -129,20 +144,25 @@ def test_json_report_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert data["schema"] == "backprop-verify/1"
     assert data["passed"] is True
     assert (data["seed"], data["max_examples"]) == (0, 10)
-    assert [layer["name"] for layer in data["layers"]] == ["relu", "sigmoid"]
+    assert [(layer["name"], layer["dtype"]) for layer in data["layers"]] == [
+        ("relu", "float64"),
+        ("relu", "float32"),
+        ("sigmoid", "float64"),
+        ("sigmoid", "float32"),
+    ]
     for layer in data["layers"]:
         assert layer["examples"] > 0
         assert layer["verdict"] == "pass"
         assert layer["failure"] is None
-    assert table_row(out, "relu")[5] == "pass"  # the table still goes to stdout
+    assert table_row(out, "relu")[6] == "pass"  # the table still goes to stdout
 
 
 def test_json_to_stdout_moves_the_table_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "relu", "--examples", "5", "--json", "-")
     assert code == 0
     data = strict_json(out)  # all of stdout is the JSON document
-    assert [layer["name"] for layer in data["layers"]] == ["relu"]
-    assert table_row(err, "relu")[5] == "pass"
+    assert [layer["name"] for layer in data["layers"]] == ["relu", "relu"]
+    assert table_row(err, "relu")[6] == "pass"
 
 
 def test_same_seed_gives_identical_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -203,8 +223,8 @@ def test_a_correct_user_layer_passes(capsys: pytest.CaptureFixture[str], spec: s
     code, out, _ = run(capsys, "--layer", spec, "--against", "affine", "--examples", "15")
     assert code == 0
     cells = table_row(out, label)
-    assert cells[5] == "pass"
-    assert int(cells[1]) > 0
+    assert cells[6] == "pass"
+    assert int(cells[2]) > 0
 
 
 def test_a_wrong_layer_fails_with_the_full_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -213,12 +233,14 @@ def test_a_wrong_layer_fails_with_the_full_report(capsys: pytest.CaptureFixture[
         capsys, "--layer", f"{BAD}:Affine", "--against", "affine", "--examples", "20", "--json", str(path)
     )
     assert code == 1
-    assert table_row(out, "bad_affine.Affine vs affine")[5] == "FAIL"
+    assert table_row(out, "bad_affine.Affine vs affine")[6] == "FAIL"
     assert "FAIL bad_affine.Affine (checked against 'affine'): db wrong" in out
     assert re.search(r"shapes: W \(\d+, \d+\), b \(\d+,\), x \(\d+(, \d+)+\), dout \(\d+, \d+\)", out)
     worst = re.search(r"worst element db\[\d+\]: expected (\S+), actual (\S+)", out)
     assert worst is not None
-    reproduce = f"backprop-verify --layer {BAD}:Affine --against affine --seed 0 --examples 20"
+    reproduce = (
+        f"backprop-verify --layer {BAD}:Affine --against affine --seed 0 --examples 20 --dtype float64"
+    )
     assert f"reproduce: {reproduce}" in out
     assert "smallest failing example" in out
 
@@ -244,8 +266,11 @@ def test_the_reproduce_line_reproduces_the_same_failure(
     assert program == "backprop-verify"
     assert run(capsys, *rest, "--json", str(second))[0] == 1
     # in one process the second load is a fresh module bad_affine_2, hence "layer" and "program" are ignored
-    assert without(strict_json(second.read_text()), "seconds", "layer", "program") == without(
-        strict_json(first.read_text()), "seconds", "layer", "program"
+    # the first run checked both dtypes; the reproduce line names the failing one
+    again = without(strict_json(second.read_text()), "seconds", "layer", "program")
+    assert (
+        again["layers"]
+        == without(strict_json(first.read_text()), "seconds", "layer", "program")["layers"][:1]
     )
 
 
@@ -380,3 +405,47 @@ def test_the_module_runs_as_a_command_with_clean_piped_output() -> None:
         in proc.stdout
     )
     assert "\x1b[" not in proc.stdout + proc.stderr
+
+
+# ---- the second book's convention, dtypes and the JSON schema ---------------------------------------------
+
+BOOK2 = f"{FIXTURES}/book2_layers.py"
+
+
+def test_a_second_book_layer_verifies_and_the_report_states_the_convention(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(
+        capsys, "--layer", f"{BOOK2}:Affine", "--against", "affine", "--examples", "15", "--json", "-"
+    )
+    assert code == 0
+    layers = strict_json(out)["layers"]
+    assert [layer["convention"] for layer in layers] == ["book 2 (params/grads lists)"] * 2
+    code, out, _ = run(
+        capsys, "--layer", f"{BOOK2}:AffineUnsummedBias", "--against", "affine", "--examples", "15"
+    )
+    assert code == 1
+    assert "convention: book 2 (params/grads lists)" in out
+    assert "grads[1] wrong" in out
+
+
+def test_each_dtype_gets_its_own_row_and_worst_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "sigmoid", "--examples", "20", "--json", "-", "--quiet")
+    assert code == 0
+    by_dtype = {layer["dtype"]: layer for layer in strict_json(out)["layers"]}
+    assert set(by_dtype) == {"float64", "float32"}
+    # float32 rounding is visible, float64 rounding is not at this scale
+    assert by_dtype["float64"]["max_rel_error"] < 1e-12 < by_dtype["float32"]["max_rel_error"] < 1e-4
+
+
+def test_json_reports_match_the_published_schema(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    schema = json.loads((ROOT / "backprop" / "verify" / "report.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for argv in (
+        ["relu"],
+        ["--layer", f"{BAD}:Affine", "--against", "affine"],
+        ["--layer", f"{BOOK}:Affine", "--against", "affine"],
+    ):
+        code, out, _ = run(capsys, *argv, "--examples", "12", "--json", "-", "--quiet")
+        assert code in (0, 1)
+        jsonschema.validate(strict_json(out), schema)

@@ -53,6 +53,7 @@ class Target:
     against: str
     label: str
     reproduce: str
+    dtype: str = "float64"
 
 
 # ---- arguments ---------------------------------------------------------------------------------------------
@@ -94,16 +95,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=_int_at_least(0, "non-negative"), default=0, metavar="S", help="random seed (0)"
     )
     parser.add_argument(
-        "--dtype", choices=DTYPES, default="float64", help="dtype the layers run in (float64)"
+        "--dtype",
+        choices=(*DTYPES, "all"),
+        default="all",
+        help="dtype the layers run in; 'all' checks each layer once per dtype (all)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
 
-def _options(args: argparse.Namespace) -> str:
-    dtype = "" if args.dtype == "float64" else f" --dtype {args.dtype}"
-    return f"--seed {args.seed} --examples {args.examples}{dtype}"
+def _options(args: argparse.Namespace, dtype: str) -> str:
+    return f"--seed {args.seed} --examples {args.examples} --dtype {dtype}"
+
+
+def _per_dtype(args: argparse.Namespace, layer: type, against: str, label: str, command: str) -> list[Target]:
+    dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
+    return [Target(layer, against, label, f"{command} {_options(args, d)}", d) for d in dtypes]
 
 
 def _check_name(name: str, option: str = "") -> str:
@@ -128,12 +136,13 @@ def _targets(args: argparse.Namespace) -> list[Target]:
         except LoadError as exc:
             raise UsageError(str(exc)) from None
         label = f"{cls.__module__}.{cls.__qualname__} vs {against}"
-        command = f"{PROG} --layer {shlex.quote(args.layer)} --against {against} {_options(args)}"
-        return [Target(cls, against, label, command)]
+        return _per_dtype(
+            args, cls, against, label, f"{PROG} --layer {shlex.quote(args.layer)} --against {against}"
+        )
     if args.against is not None:
         raise UsageError(f"--against {args.against} needs --layer FILE.py:CLASS or MODULE:CLASS")
     chosen = [_check_name(n) for n in dict.fromkeys(args.names)] if args.names else list(names())
-    return [Target(get_row(n).layer, n, n, f"{PROG} {n} {_options(args)}") for n in chosen]
+    return [t for n in chosen for t in _per_dtype(args, get_row(n).layer, n, n, f"{PROG} {n}")]
 
 
 def _check_json_path(path: str | None) -> None:
@@ -165,10 +174,12 @@ def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Consol
     """Verify every target, showing live progress on a terminal or one line per layer otherwise."""
     live = not args.quiet and err.is_terminal
     run = RunReport(seed=args.seed, max_examples=args.examples)
-    width = max(len(t.label) for t in targets)
+    width = max(len(f"{t.label} {t.dtype}") for t in targets)
     with _progress(err, live) as progress:
         tasks = [
-            progress.add_task(t.label.ljust(width), total=args.examples, start=False, status="")
+            progress.add_task(
+                f"{t.label} {t.dtype}".ljust(width), total=args.examples, start=False, status=""
+            )
             for t in targets
         ]
         for target, task in zip(targets, tasks, strict=True):
@@ -202,7 +213,7 @@ def _verify_one(target: Target, args: argparse.Namespace, tick: Callable[[str], 
         target.against,
         max_examples=args.examples,
         seed=args.seed,
-        dtype=args.dtype,
+        dtype=target.dtype,
         on_example=tick,
     )
     if report.failure is not None:
@@ -212,7 +223,7 @@ def _verify_one(target: Target, args: argparse.Namespace, tick: Callable[[str], 
 
 def _summary_line(target: Target, report: LayerReport) -> str:
     return (
-        f"{target.label}: {report.verdict} ({report.examples} examples, "
+        f"{target.label} {target.dtype}: {report.verdict} ({report.examples} examples, "
         f"{report.distinct_shapes} distinct shapes, {report.seconds:.1f} s)"
     )
 
@@ -236,6 +247,7 @@ def _error(value: float) -> str:
 def results_table(targets: Sequence[Target], run: RunReport) -> Table:
     table = Table(title=f"backprop-verify (seed {run.seed}, {run.max_examples} examples per layer)")
     table.add_column("layer", overflow="fold")
+    table.add_column("dtype", no_wrap=True)
     for column in ("examples", "distinct shapes", "max abs error", "max rel error"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
@@ -243,6 +255,7 @@ def results_table(targets: Sequence[Target], run: RunReport) -> Table:
         style = "bold green" if report.passed else "bold red"
         table.add_row(
             Text(target.label),
+            target.dtype,
             str(report.examples),
             str(report.distinct_shapes),
             _error(report.max_abs),
@@ -260,8 +273,11 @@ def print_results(targets: Sequence[Target], run: RunReport, file: IO[str]) -> N
         if report.failure is not None:
             _plain(console, "\n" + report.failure.render(blob=False))
         elif report.error is not None:
-            _plain(console, f"\nERROR {target.label}: {report.error}\n  reproduce: {target.reproduce}")
-    failed = [t.label for t, r in zip(targets, run.layers, strict=True) if not r.passed]
+            _plain(
+                console,
+                f"\nERROR {target.label} {target.dtype}: {report.error}\n  reproduce: {target.reproduce}",
+            )
+    failed = [f"{t.label} {t.dtype}" for t, r in zip(targets, run.layers, strict=True) if not r.passed]
     total = len(run.layers)
     verdict = f"{len(failed)} of {total} failed: {', '.join(failed)}" if failed else f"all {total} passed"
     _plain(console, f"\n{verdict}")

@@ -55,10 +55,12 @@ def _close(a: NDArray[np.float64], b: NDArray[np.float64], tol: Tolerance) -> bo
     return a.shape == b.shape and compare(b, a, tol).ok
 
 
-def _batch(values: dict[str, Any]) -> int | None:
-    for v in values.values():
-        if isinstance(v, np.ndarray) and v.ndim >= 1 and np.issubdtype(v.dtype, np.floating):
-            return int(v.shape[0])
+def _batch(row: Row, values: dict[str, Any]) -> int | None:
+    """The batch size N: the leading axis of the first forward input."""
+    for arg in row.of_kind("input"):
+        shape = np.shape(values[arg.name])
+        if shape:
+            return int(shape[0])
     return None
 
 
@@ -112,9 +114,14 @@ def diagnose(
     ev: Evidence,
     values: dict[str, Any],
     tol: Tolerance,
-    at_ones: Callable[[], bool] | None = None,
+    rerun: Callable[[str, str], tuple[Any, Any] | None] | None = None,
 ) -> Diagnosis:
-    """Classify one failing check. ``at_ones`` reruns the layer with dout = 1 and says if it is right then."""
+    """Classify one failing check.
+
+    ``rerun(mode, check)`` runs the layer again on a variant of the example ("ones": every cotangent
+    one; "shifted": every input and cotangent moved) and gives (actual, expected) for ``check``.
+    """
+    again = rerun or (lambda mode, check: None)
     check, primal = ev.check, ev.primal
     if ev.kind in ("mutated", "aliased"):
         what = "writes into" if ev.kind == "mutated" else "returns memory shared with"
@@ -122,6 +129,13 @@ def diagnose(
             "in_place",
             f"The layer {what} the caller's {check if ev.kind == 'mutated' else 'arrays'}.",
             "Never modify dout or x in place; build a new array (np.where(mask, 0, dout) or dout.copy()).",
+        )
+    if ev.kind == "stateful":
+        return Diagnosis(
+            "other",
+            f"{check} is right the first time but wrong when the layer is used again next to another one.",
+            "Keep every cached array on self (not in a module or class variable), and assign gradients "
+            "(self.dW = ...) instead of accumulating them (self.dW += ...).",
         )
     if ev.kind == "nan":
         big = max(
@@ -145,17 +159,20 @@ def diagnose(
             grown = np.broadcast_shapes(exp_shape, act_shape) == act_shape
         except ValueError:
             grown = False
-        if grown and int(np.prod(act_shape)) > int(np.prod(exp_shape)):
+        if grown:
             return Diagnosis(
                 "unbroadcast",
                 f"{check} has shape {act_shape} but {primal} has shape {exp_shape}: "
                 "it is not summed over the broadcast axes.",
                 f"Sum the gradient over the axes that broadcasting stretched, back down to {exp_shape}.",
             )
+        squeezed = tuple(n for n in act_shape if n != 1) == tuple(n for n in exp_shape if n != 1)
         return Diagnosis(
             "shape",
             f"{check} has shape {act_shape} but {primal} has shape {exp_shape}.",
-            f"Reshape the gradient back to the input's shape: {check}.reshape({primal}.shape).",
+            "Sum with keepdims=True, or reshape the result to the input's shape."
+            if squeezed
+            else f"Reshape the gradient back to the input's shape: {check}.reshape({primal}.shape).",
         )
     if ev.kind != "value" or ev.actual is None or ev.expected is None:
         return Diagnosis("other", f"{check}: {ev.kind}.", "See the message above.")
@@ -168,17 +185,24 @@ def diagnose(
             f"{check} differs only where {kink}, a point where the function has no derivative.",
             f"This project's convention there is {conventions}.",
         )
-    if at_ones is not None and at_ones():
+    ones = again("ones", check)
+    if ones is not None and _close(*ones, tol):
         return Diagnosis(
             "ignores_dout",
             f"{check} is right when dout is 1 but wrong for other dout: it ignores the incoming gradient.",
             "Chain rule: multiply the local derivative by dout.",
         )
     c = _factor(a, e, tol)
-    if c is not None and np.isclose(c, -1.0):
-        return Diagnosis("sign", f"{check} has the wrong sign.", "Check the sign of the local derivative.")
-    if c is not None:
-        return _factor_sentence(check, c, _batch(values))
+    if c is not None and abs(c - 1) < 1e-3:
+        c = None  # a factor this close to one is a small error somewhere, not a stray constant
+    shifted = again("shifted", check) if c is not None else None
+    if c is not None and shifted is not None and _close(shifted[0], c * shifted[1], tol):
+        # the same factor on a second example: a constant, not a coincidence of one element
+        if np.isclose(c, -1.0):
+            return Diagnosis(
+                "sign", f"{check} has the wrong sign.", "Check the sign of the local derivative."
+            )
+        return _factor_sentence(check, c, _batch(row, values))
     if a.ndim == 2 and a.shape[0] == a.shape[1] and _close(a, e.T, tol):
         return Diagnosis(
             "transpose",

@@ -35,6 +35,7 @@ from backprop.verify.tolerances import Tolerance, compare
 from backprop.verify.witness import Witness, witness
 
 DTYPES = ("float64", "float32")
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 class LayerMismatch(AssertionError):
@@ -88,7 +89,8 @@ def _reference_vjp(row_name: str, statics: tuple[tuple[str, Any], ...]) -> Calla
         out, pullback = jax.vjp(fn, *diff)
         return out, pullback(cots[0] if single else cots)
 
-    return jax.jit(vjp)
+    # These functions run on a handful of tiny arrays: compile time dominates, so skip the slow passes.
+    return jax.jit(vjp, compiler_options=_FAST_COMPILE)
 
 
 @dataclass(frozen=True)
@@ -145,12 +147,15 @@ def reference_vjp(
     def outputs(run: Any) -> tuple[Any, ...]:
         return run[0] if isinstance(run[0], tuple) else (run[0],)
 
-    def expected(parts: list[Any]) -> Expected:
-        return Expected(*(f64(p) for p in parts))
+    hints = row.magnitude(values) if row.magnitude else {}
+
+    def expected(name: str, parts: list[Any]) -> Expected:
+        value, terms, *native = (f64(p) for p in parts)
+        return Expected(value, np.maximum(terms, hints.get(name, 0.0)), *native)
 
     return Reference(
-        outputs=tuple(expected([outputs(r)[i] for r in runs]) for i in range(len(row.outputs))),
-        grads={a.name: expected([r[1][i] for r in runs]) for i, a in enumerate(row.differentiable)},
+        outputs=tuple(expected(n, [outputs(r)[i] for r in runs]) for i, n in enumerate(row.outputs)),
+        grads={a.name: expected(a.name, [r[1][i] for r in runs]) for i, a in enumerate(row.differentiable)},
     )
 
 
@@ -162,6 +167,7 @@ class Measured:
     """Errors measured on one passing example, per checked quantity."""
 
     errors: dict[str, tuple[float, float]] = field(default_factory=dict)
+    convention: str = ""
 
 
 def _copy(value: Any) -> Any:
@@ -241,14 +247,16 @@ class _Findings:
                 f"{check} has dtype {arr.dtype} but {primal} has dtype {dtype}",
             )
 
-    def not_aliased(self, check: str, primal: str, grad: Any, callers: dict[str, Any]) -> None:
-        for name, other in callers.items():
+    def not_aliased(
+        self, check: str, primal: str, grad: Any, others: dict[str, Any], whose: str = "caller's "
+    ) -> None:
+        for name, other in others.items():
             if (
                 isinstance(grad, np.ndarray)
                 and isinstance(other, np.ndarray)
                 and np.shares_memory(grad, other)
             ):
-                message = f"{check} shares memory with the caller's {name}; return a new array"
+                message = f"{check} shares memory with the {whose}{name}; return a new array"
                 self.add(Evidence(check, primal, "aliased"), message)
 
 
@@ -268,47 +276,144 @@ def _input_grads(row: Row, result: Any, found: _Findings) -> list[Any]:
     return []
 
 
-def _run(
-    row: Row, layer: type, values: dict[str, Any], cots: tuple[Any, ...], found: _Findings
-) -> tuple[Any, Any, Any]:
-    """Build the layer, run forward and backward: (instance, output, gradients), None from a raise on."""
-    ok, instance = found.call(
-        "constructor", lambda: layer(*[values[a.name] for a in row.of_kind("param", "init")])
-    )
-    if not ok:
-        return None, None, None
-    fwd_args = [values[a.name] for a in row.of_kind("input", "const")]
-    fwd_kwargs = {a.name: values[a.name] for a in row.of_kind("call")}
-    ok, out = found.call("forward", lambda: instance.forward(*fwd_args, **fwd_kwargs))
-    if not ok:
-        return instance, None, None
-    return instance, out, found.call("backward", lambda: instance.backward(*cots))[1]
+def _build(row: Row, layer: type, values: dict[str, Any], found: _Findings, stage: str = "") -> Any:
+    args = [values[a.name] for a in row.of_kind("param", "init")]
+    return found.call(f"{stage}constructor", lambda: layer(*args))[1]
 
 
-def _grads(row: Row, instance: Any, result: Any, found: _Findings) -> list[tuple[Arg, Any]]:
-    grads: list[tuple[Arg, Any]] = list(
-        zip(row.of_kind("input"), _input_grads(row, result, found), strict=False)
-    )
-    return grads + [(a, getattr(instance, a.grad, None)) for a in row.of_kind("param")]
+def _forward(row: Row, instance: Any, values: dict[str, Any], found: _Findings, stage: str = "") -> Any:
+    args = [values[a.name] for a in row.of_kind("input", "const")]
+    kwargs = {a.name: values[a.name] for a in row.of_kind("call")}
+    return found.call(f"{stage}forward", lambda: instance.forward(*args, **kwargs))[1]
 
 
-def _right_at_ones(row: Row, layer: type, example: Example, check: str) -> bool:
-    """Rerun with every cotangent set to one: is ``check`` right then? (It ignores dout if so.)"""
-    ones = tuple(1.0 if row.loss else np.ones_like(c) for c in example.cotangents)
-    if all(np.all(np.asarray(c) == 1) for c in example.cotangents):
-        return False
-    found = _Findings(row.tolerance(example.dtype))
-    instance, _, result = _run(row, layer, example.values, ones, found)
+def _outputs(row: Row, out: Any) -> tuple[Any, ...]:
+    return tuple(out) if len(row.outputs) > 1 and isinstance(out, tuple | list) else (out,)
+
+
+@dataclass
+class _Trace:
+    """One forward and backward: the instance, the output as forward returned it (a copy, so that a
+    backward that overwrites it cannot hide a right forward), the output itself, and backward's result."""
+
+    instance: Any = None
+    out: Any = None
+    live: Any = None
+    result: Any = None
+
+
+def _run(row: Row, layer: type, values: dict[str, Any], cots: tuple[Any, ...], found: _Findings) -> _Trace:
+    """Build the layer, run forward, then backward; fields stay None from the first call that raised."""
+    trace = _Trace(instance=_build(row, layer, values, found))
     if found.mismatches:
-        return False
-    ref = reference_vjp(
-        row, {**example.values, **(row.capture(instance) if row.capture else {})}, ones, example.dtype
-    )
-    for arg, grad in _grads(row, instance, result, found):
-        if arg.grad == check:
-            found.value(check, arg.name, ref.grads[arg.name], grad, None)
-            return not found.mismatches
-    return False
+        return trace
+    trace.live = _forward(row, trace.instance, values, found)
+    if found.mismatches:
+        return trace
+    trace.out = tuple(_copy(o) for o in _outputs(row, trace.live))
+    trace.result = found.call("backward", lambda: trace.instance.backward(*cots))[1]
+    return trace
+
+
+BOOK1, BOOK2, NO_PARAMS = (
+    "book 1 (gradient attributes such as dW, db)",
+    "book 2 (params/grads lists)",
+    "no parameters",
+)
+
+
+def convention(row: Row, instance: Any) -> str:
+    """Where the layer keeps its parameter gradients: the first book's attributes (``self.dW``) or the
+    second book's ``self.grads`` list, in the same order as ``self.params``."""
+    params = row.of_kind("param")
+    if not params:
+        return NO_PARAMS
+    if any(hasattr(instance, a.grad) for a in params):
+        return BOOK1
+    grads = getattr(instance, "grads", None)
+    return BOOK2 if isinstance(grads, list | tuple) and len(grads) == len(params) else BOOK1
+
+
+def _grads(row: Row, instance: Any, result: Any, found: _Findings) -> list[tuple[Arg, str, Any]]:
+    """(argument, where the gradient was read, gradient) for every differentiated argument."""
+    inputs = row.of_kind("input")
+    grads = [(a, a.grad, g) for a, g in zip(inputs, _input_grads(row, result, found), strict=False)]
+    if convention(row, instance) == BOOK2:
+        return grads + [(a, f"grads[{i}]", instance.grads[i]) for i, a in enumerate(row.of_kind("param"))]
+    return grads + [(a, a.grad, getattr(instance, a.grad, None)) for a in row.of_kind("param")]
+
+
+def _rerun(row: Row, layer: type, example: Example, mode: str, check: str) -> tuple[Any, Any] | None:
+    """Run the layer again on a variant of the example; (actual, expected) for ``check``, or None.
+
+    ``ones``: every cotangent set to one (a layer that ignores dout is right there).
+    ``shifted``: every float input and cotangent mapped by v -> 0.75 v + 0.5, which keeps the domain
+    and moves every ratio between elements, so a pattern seen on one example is confirmed on another.
+    """
+    values, cots = dict(example.values), example.cotangents
+    if mode == "ones":
+        if all(np.all(np.asarray(c) == 1) for c in cots):
+            return None
+        cots = tuple(1.0 if row.loss else np.ones_like(c) for c in cots)
+    else:
+        floats = {a.name for a in row.differentiable}
+        values = {k: np.array(0.75 * v + 0.5, dtype=v.dtype) if k in floats else v for k, v in values.items()}
+        cots = tuple(np.asarray(0.75 * np.asarray(c) + 0.5, dtype=np.asarray(c).dtype) for c in cots)
+        cots = tuple(float(c) if row.loss else c for c in cots)
+    found = _Findings(row.tolerance(example.dtype))
+    trace = _run(row, layer, values, cots, found)
+    if found.mismatches or trace.out is None:
+        return None
+    ref = reference_vjp(row, {**values, **(row.capture(trace.instance) if row.capture else {})}, cots)
+    if check in row.outputs:
+        i = row.outputs.index(check)
+        return np.asarray(trace.out[i], dtype=np.float64), ref.outputs[i].value
+    for arg, where, grad in _grads(row, trace.instance, trace.result, found):
+        if where == check and grad is not None and np.shape(grad) == ref.grads[arg.name].value.shape:
+            return np.asarray(grad, dtype=np.float64), ref.grads[arg.name].value
+    return None
+
+
+def _second_round(
+    row: Row, layer: type, example: Example, first: Any, ref: Reference, found: _Findings
+) -> None:
+    """Use the layer as a network uses two instances of it: forward A, forward B, backward B, backward A.
+
+    A's gradients must come out as the first time; they do not when the layer keeps its cache outside
+    the instance (a module-level mask) or accumulates into its gradients (``dW +=``).
+    """
+    inputs = {a.name for a in row.of_kind("input")}
+    other = {k: np.array(-v, dtype=v.dtype) if k in inputs else v for k, v in example.values.items()}
+    cots = example.cotangents
+    second = _Findings(found.tol)
+    _forward(row, first, example.values, second, "second ")
+    b = _build(row, layer, other, second, "another instance's ")
+    if not second.mismatches:
+        _forward(row, b, other, second, "another instance's ")
+    if not second.mismatches:
+        negated = tuple(-c if row.loss else np.array(-c, dtype=c.dtype) for c in cots)
+        second.call("another instance's backward", lambda: b.backward(*negated))
+    if not second.mismatches:
+        _, result = second.call("second backward", lambda: first.backward(*cots))
+        for arg, where, grad in _grads(row, first, result, second):
+            second.value(where, arg.name, ref.grads[arg.name], grad, None)
+    for mismatch, ev in zip(second.mismatches, second.evidence, strict=True):
+        message = (
+            f"{mismatch.check} is wrong on the second use of the same instance, interleaved with another "
+            f"instance (forward A, forward B, backward B, backward A): {mismatch.message}"
+        )
+        found.add(
+            replace(ev, kind="stateful"),
+            message,
+            **{k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")},
+        )
+
+
+def _unmutated(before: dict[str, Any], callers: dict[str, Any], found: _Findings) -> None:
+    for name, old in before.items():
+        if not _unchanged(old, callers[name]) and not any(m.check == name for m in found.mismatches):
+            where = "backward() wrote into" if name.startswith("dout") else "the layer modified"
+            found.add(Evidence(name, name, "mutated"), f"{where} the caller's {name} in place")
 
 
 def check_example(row: Row | str, layer: type, example: Example) -> Measured:
@@ -320,37 +425,45 @@ def check_example(row: Row | str, layer: type, example: Example) -> Measured:
     before = {k: _copy(v) for k, v in callers.items()}
     found = _Findings(row.tolerance(dtype))
 
-    instance, out, result = _run(row, layer, values, cots, found)
-    if out is not None:
-        ref = reference_vjp(row, {**values, **(row.capture(instance) if row.capture else {})}, cots, dtype)
-        outs = out if len(row.outputs) > 1 and isinstance(out, tuple | list) else (out,)
-        if len(outs) != len(row.outputs):
-            found.add(
-                Evidence("forward", "forward", "arity"),
-                f"returned {len(outs)} outputs, expected {len(row.outputs)}",
-            )
-        for name, expected, actual in zip(row.outputs, ref.outputs, outs, strict=False):
+    trace = _run(row, layer, values, cots, found)
+    instance = trace.instance
+    if trace.out is not None:
+        # the reference sees the arrays as the caller passed them, even if the layer changed them since
+        pristine = {k: before[k] for k in values}
+        pristine_cots = tuple(before[k] for k in callers if k not in values)
+        captured = row.capture(instance) if row.capture else {}
+        ref = reference_vjp(row, {**pristine, **captured}, pristine_cots, dtype)
+        if len(trace.out) != len(row.outputs):
+            message = f"returned {len(trace.out)} outputs, expected {len(row.outputs)}"
+            found.add(Evidence("forward", "forward", "arity"), message)
+        for name, expected, actual in zip(row.outputs, ref.outputs, trace.out, strict=False):
             found.value(name, name, expected, actual, None if row.loss else dtype)
+        for name, old, new in zip(row.outputs, trace.out, _outputs(row, trace.live), strict=False):
+            if not _unchanged(old, new):
+                message = f"backward() modified the forward output {name} that the caller holds"
+                found.add(Evidence(name, name, "mutated"), message)
         if not any(m.check == "backward" for m in found.mismatches):
-            for arg, grad in _grads(row, instance, result, found):
-                found.value(arg.grad, arg.name, ref.grads[arg.name], grad, dtype)
-                found.not_aliased(arg.grad, arg.name, grad, callers)
-
-    for name, old in before.items():
-        if not _unchanged(old, callers[name]):
-            where = "backward() wrote into" if name.startswith("dout") else "the layer modified"
-            found.add(Evidence(name, name, "mutated"), f"{where} the caller's {name} in place")
+            found.measured.convention = convention(row, instance)
+            grads = _grads(row, instance, trace.result, found)
+            for arg, where, grad in grads:
+                found.value(where, arg.name, ref.grads[arg.name], grad, dtype)
+                found.not_aliased(where, arg.name, grad, callers)
+            for i, (_, where, grad) in enumerate(grads):
+                found.not_aliased(where, "", grad, {w: g for _, w, g in grads[i + 1 :]}, "gradient ")
+    _unmutated(before, callers, found)
+    if trace.out is not None and not found.mismatches:
+        _second_round(row, layer, example, instance, ref, found)
+        _unmutated(before, callers, found)
     if not found.mismatches:
         return found.measured
     diagnosed = []
     for mismatch, ev in zip(found.mismatches, found.evidence, strict=True):
-        d = diagnose(
-            row, ev, values, found.tol, functools.partial(_right_at_ones, row, layer, example, ev.check)
-        )
+        d = diagnose(row, ev, values, found.tol, functools.partial(_rerun, row, layer, example))
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))
     label = f"{layer.__module__}.{layer.__qualname__}"
     failure = Failure(label, row.name, example, example.shapes(row.outputs), diagnosed)
     failure.evidence = found.evidence
+    failure.convention = convention(row, instance) if instance is not None else ""
     failure.program = snippet(example, row, layer, failure)
     raise LayerMismatch(failure)
 
@@ -376,11 +489,14 @@ def verify(
     seed: int = 0,
     dtype: str = "float64",
     on_example: Callable[[str], None] | None = None,
+    hypothesis_settings: settings | None = None,
 ) -> LayerReport:
     """Check ``layer`` against the registry row ``against`` on Hypothesis-drawn examples.
 
     Returns a ``LayerReport``; its ``failure`` holds the shrunk smallest failing example, if any.
-    Runs are reproducible: the same seed draws the same examples.
+    Runs are reproducible: the same seed draws the same examples. ``hypothesis_settings`` (for example
+    a loaded profile) is the parent of the settings used; the oracle keeps what its report relies on:
+    no example database, no deadline, one bug reported, and the generate and shrink phases.
     """
     _validate_layer(layer)
     row = get_row(against)
@@ -398,6 +514,7 @@ def verify(
     shapes: set[tuple[tuple[str, tuple[int, ...]], ...]] = set()
 
     @settings(
+        hypothesis_settings,
         max_examples=max_examples,
         database=None,
         deadline=None,
@@ -427,6 +544,7 @@ def verify(
             raise
         rel = max((r for _, r in measured.errors.values()), default=0.0)
         target(rel, label="max relative error")  # steer the search towards the worst error
+        report.convention = report.convention or measured.convention
         for abs_err, rel_err in measured.errors.values():
             report.max_abs = max(report.max_abs, abs_err)
             report.max_rel = max(report.max_rel, rel_err)

@@ -89,6 +89,9 @@ class Row:
     cotangent_domain: tuple[float, float] = (-10.0, 10.0)
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: TOLERANCES)
     conventions: tuple[str, ...] = ()
+    magnitude: Callable[[dict[str, Any]], dict[str, float]] | None = None
+    """Magnitudes of summed terms, by output or argument name, where the reference on absolute values
+    underestimates them (log-sum-exp cancels terms as large as |x|)."""
     capture: Callable[[Any], dict[str, Any]] | None = None
     """Hidden state read from the layer after ``forward`` and passed to the reference (a dropout mask)."""
 
@@ -111,10 +114,26 @@ class Row:
 _side = st.integers(1, 4)
 
 
+@st.composite
+def _stretched_pair(draw: st.DrawFn) -> dict[str, tuple[int, ...]]:
+    """Operands that broadcasting must stretch: leading axes dropped, or size-1 axes against sides >= 2."""
+    out = draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4))
+
+    def operand() -> tuple[int, ...]:
+        kept = out[draw(st.integers(0, len(out))) :]
+        return tuple(1 if draw(st.booleans()) else n for n in kept)
+
+    x, y = operand(), operand()
+    return {"x": x, "y": y, "out": np.broadcast_shapes(x, y)}
+
+
 def _broadcast_pair() -> st.SearchStrategy[dict[str, tuple[int, ...]]]:
-    return hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4).map(
+    # Half the draws stretch an operand on purpose: generic broadcastable pairs rarely do, and an
+    # unreduced gradient only shows when one is stretched.
+    generic = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4).map(
         lambda s: {"x": s.input_shapes[0], "y": s.input_shapes[1], "out": s.result_shape}
     )
+    return st.one_of(generic, _stretched_pair())
 
 
 def _elementwise() -> st.SearchStrategy[dict[str, tuple[int, ...]]]:
@@ -212,6 +231,7 @@ ROWS: tuple[Row, ...] = (
         shapes=_softmax_loss_shapes(),
         outputs=("loss",),
         loss=True,
+        magnitude=lambda v: {"loss": float(np.max(np.abs(v["x"]), initial=0.0))},
     ),
 )
 

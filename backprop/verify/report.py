@@ -94,6 +94,7 @@ class Failure:
     reproduce: str | None = None
     witnesses: list[Witness] = field(default_factory=list)
     program: str = ""
+    convention: str = ""
     evidence: list[Evidence] = field(default_factory=list, repr=False)
 
     def headline(self) -> str:
@@ -103,6 +104,8 @@ class Failure:
     def render(self, *, blob: bool = True) -> str:
         shapes = ", ".join(f"{k} {v}" for k, v in self.shapes.items())
         lines = [f"FAIL {self.headline()}", f"  shapes: {shapes}   dtype: {self.example.dtype}"]
+        if self.convention:
+            lines.append(f"  convention: {self.convention}")
         lines += ["  " + m.render().replace("\n", "\n  ") for m in self.mismatches]
         lines += [f"  third witness, {w.sentence()}" for w in self.witnesses]
         lines.append("  smallest failing example (shrunk by Hypothesis):")
@@ -121,8 +124,9 @@ class Failure:
             "layer": self.layer,
             "against": self.against,
             "diagnosis": self.mismatches[0].diagnosis if self.mismatches else "other",
+            "convention": self.convention,
             "checks": [m.to_json() for m in self.mismatches],
-            "witnesses": [w.to_json() for w in self.witnesses],
+            "witnesses": [_nan_safe(w.to_json()) for w in self.witnesses],
             "shapes": {k: list(v) for k, v in self.shapes.items()},
             "example": {
                 "dtype": self.example.dtype,
@@ -144,6 +148,7 @@ class LayerReport:
     layer: str
     against: str
     dtype: str
+    convention: str = ""
     examples: int = 0
     shrink_steps: int = 0
     distinct_shapes: int = 0
@@ -167,6 +172,7 @@ class LayerReport:
             "layer": self.layer,
             "against": self.against,
             "dtype": self.dtype,
+            "convention": self.convention,
             "passed": self.passed,
             "verdict": self.verdict,
             "examples": self.examples,
@@ -226,10 +232,10 @@ def snippet(
         f"{', '.join(row.outputs)} = layer.forward({call})",
         f"{grads or '_'} = layer.backward({', '.join(douts)})",
     ]
-    params = {a.grad for a in row.of_kind("param")}
+    inputs = {a.grad for a in row.of_kind("input")}
     for ev in failure.evidence if failure is not None else []:
         if ev.kind in ("value", "nan") and ev.expected is not None:
-            expr = f"layer.{ev.check}" if ev.check in params else ev.check
+            expr = ev.check if ev.check in inputs or ev.check in row.outputs else f"layer.{ev.check}"
             lines.append(f"print({expr})  # jax.vjp: {_literal(ev.expected)}")
     return "\n".join(lines)
 
@@ -250,6 +256,8 @@ def _nan_safe(value: Any) -> Any:
     """JSON has no NaN or infinity: write them as strings so the report stays strict JSON."""
     if isinstance(value, list):
         return [_nan_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nan_safe(v) for k, v in value.items()}
     if isinstance(value, float) and not np.isfinite(value):
         return repr(value)
     return value

@@ -1,0 +1,118 @@
+"""Catalogues of layers that test the tester.
+
+``broken.BROKEN`` holds deliberately wrong layers, each with the gradient the oracle must name and the
+kinds of mismatch it may report; ``correct.CORRECT`` holds right layers written in unusual ways, which the
+oracle must pass. Every layer follows the book's API exactly (constructor, ``forward``, ``backward`` and
+attribute names), so the registry row named by ``against`` can build and call it unchanged.
+
+This module also holds the few plain NumPy helpers the broken layers share, so that each broken class
+differs from a correct one only in its single deliberate mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from backprop.verify.diagnose import CODES
+
+Array = NDArray[Any]
+
+KINDS = frozenset(
+    {
+        "value",
+        "nan",
+        "shape",
+        "dtype",
+        "missing",
+        "type",
+        "aliased",
+        "mutated",
+        "exception",
+        "arity",
+        "stateful",
+    }
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Case:
+    """A broken layer: the oracle must fail it and name ``check`` with a mismatch kind in ``kinds``."""
+
+    layer: type
+    against: str
+    check: str
+    kinds: frozenset[str]
+    diagnosis: str
+    why: str
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        if self.diagnosis not in CODES:
+            raise ValueError(f"{self.name}: diagnosis must be one of {CODES}, got {self.diagnosis!r}")
+        unknown = set(self.kinds) - KINDS
+        if not self.kinds or unknown:
+            raise ValueError(
+                f"{self.name}: kinds must be a non-empty subset of {sorted(KINDS)}, got {self.kinds}"
+            )
+
+    @property
+    def name(self) -> str:
+        return self.layer.__name__
+
+
+@dataclass(frozen=True, kw_only=True)
+class Correct:
+    """A correct layer written in an unusual way: the oracle must pass it (no false alarm)."""
+
+    layer: type
+    against: str
+    why: str
+    float32: bool = True
+    """Also right in float32 (within the float32 tolerance); False documents why not in ``why``."""
+
+    @property
+    def name(self) -> str:
+        module = self.layer.__module__
+        # the library's own layers are named after their package so they stand out in test ids
+        return (
+            self.layer.__name__
+            if module.startswith("tests.")
+            else f"{module.split('.')[0]}.{self.layer.__name__}"
+        )
+
+
+# ---- shared plain-NumPy helpers for the broken layers --------------------------------------------------
+
+
+def sum_to(grad: Any, shape: tuple[int, ...]) -> Array:
+    """Sum ``grad`` down to ``shape``, undoing broadcasting; always returns a new array."""
+    g = np.array(grad, copy=True)
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return np.asarray(g)
+
+
+def stable_sigmoid(x: Array) -> Array:
+    e = np.exp(-np.abs(x))
+    return np.asarray(np.where(x >= 0, 1 / (1 + e), e / (1 + e)))
+
+
+def log_softmax(x: Array) -> Array:
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return np.asarray(shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)))
+
+
+def one_hot(t: Array, x: Array) -> Array:
+    """Integer labels (N,) as one-hot (N, C) in x's dtype; a one-hot t is returned as is."""
+    t = np.asarray(t)
+    if t.shape == x.shape:
+        return t.astype(x.dtype)
+    return np.eye(x.shape[-1], dtype=x.dtype)[t]

@@ -1,0 +1,1016 @@
+"""Deliberately broken layers, written to the book's API, each with one realistic mistake.
+
+Each class is right except for the one mistake its docstring names, so the oracle's report must point at
+exactly that gradient (or output, or argument). The ``BROKEN`` list at the bottom pairs each class with
+the registry row it is checked against, the check the report must name and the mismatch kinds it may use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tests.catalogue import Array, Case, log_softmax, one_hot, stable_sigmoid, sum_to
+
+# ==== MulLayer ==========================================================================================
+
+
+class MulNoUnbroadcastDx:
+    """dx = dout * y is never summed back to x's shape (dy is)."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+        self.y: Array | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x, self.y = x, y
+        return np.asarray(x * y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.x is not None and self.y is not None
+        dx = np.asarray(dout * self.y)
+        dy = sum_to(dout * self.x, self.y.shape)
+        return dx, dy
+
+
+class MulDyWrongSign:
+    """dy = -dout * x."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+        self.y: Array | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x, self.y = x, y
+        return np.asarray(x * y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.x is not None and self.y is not None
+        dx = sum_to(dout * self.y, self.x.shape)
+        dy = sum_to(-dout * self.x, self.y.shape)
+        return dx, dy
+
+
+class MulDxCopyPaste:
+    """dx = dout * x: the dy line copied without swapping the operand."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+        self.y: Array | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x, self.y = x, y
+        return np.asarray(x * y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.x is not None and self.y is not None
+        dx = sum_to(dout * self.x, self.x.shape)
+        dy = sum_to(dout * self.x, self.y.shape)
+        return dx, dy
+
+
+class MulReturnsOnlyDx:
+    """backward returns dx alone instead of the pair (dx, dy)."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+        self.y: Array | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x, self.y = x, y
+        return np.asarray(x * y)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None and self.y is not None
+        return sum_to(dout * self.y, self.x.shape)
+
+
+# ==== AddLayer ==========================================================================================
+
+
+class AddReturnsDoutAsDy:
+    """dy is the caller's dout itself whenever y was not broadcast (aliasing)."""
+
+    def __init__(self) -> None:
+        self.x_shape: tuple[int, ...] = ()
+        self.y_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return np.asarray(x + y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        dx = sum_to(dout, self.x_shape)
+        dy = dout if np.shape(dout) == self.y_shape else sum_to(dout, self.y_shape)
+        return dx, dy
+
+
+class AddNoUnbroadcastDy:
+    """dy = dout * 1, the book's line, with no sum over y's broadcast axes."""
+
+    def __init__(self) -> None:
+        self.x_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x_shape = np.shape(x)
+        return np.asarray(x + y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        return sum_to(dout, self.x_shape), np.asarray(dout * 1)
+
+
+class AddLeadingAxesOnlyDx:
+    """dx sums away the axes broadcasting prepended, but not x's own size-1 axes."""
+
+    def __init__(self) -> None:
+        self.x_shape: tuple[int, ...] = ()
+        self.y_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return np.asarray(x + y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        d = np.asarray(dout)
+        dx = d.sum(axis=tuple(range(d.ndim - len(self.x_shape))))
+        return np.array(dx), sum_to(dout, self.y_shape)
+
+
+class AddDropsKeepdimsDx:
+    """dx sums x's size-1 broadcast axes without keepdims=True, so they vanish from its shape."""
+
+    def __init__(self) -> None:
+        self.x_shape: tuple[int, ...] = ()
+        self.y_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return np.asarray(x + y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        d = np.asarray(dout)
+        g = d.sum(axis=tuple(range(d.ndim - len(self.x_shape))))
+        axes = tuple(i for i, n in enumerate(self.x_shape) if n == 1 and g.shape[i] != 1)
+        dx = g.sum(axis=axes) if axes else np.array(g)
+        return np.asarray(dx), sum_to(dout, self.y_shape)
+
+
+# ==== Relu ==============================================================================================
+
+
+class BookRelu:
+    """The book's Relu: ``dout[self.mask] = 0; return dout`` - writes into and returns the caller's dout."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.mask is not None
+        dout[self.mask] = 0
+        return dout
+
+
+class ReluZeroesDoutInPlace:
+    """Zeroes the caller's dout in place, then returns a copy (no aliasing, but dout is modified)."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        return np.where(self.mask, 0.0, x).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.mask is not None
+        dout[self.mask] = 0
+        return dout.copy()
+
+
+class ReluForwardMutatesX:
+    """forward forgets the book's ``x.copy()`` and zeroes the caller's x in place."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        out = x
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.mask is not None
+        return np.where(self.mask, 0.0, dout).astype(dout.dtype)
+
+
+class ReluKinkAtZero:
+    """mask = x < 0, so relu'(0) = 1; the project declares relu'(0) = 0."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x < 0
+        return np.where(self.mask, 0.0, x).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.mask is not None
+        return np.where(self.mask, 0.0, dout).astype(dout.dtype)
+
+
+class ReluHalfGradient:
+    """dx = 0.5 * dout where x > 0 (a stray factor)."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        return np.where(self.mask, 0.0, x).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.mask is not None
+        return np.where(self.mask, 0.0, 0.5 * dout).astype(dout.dtype)
+
+
+class ReluFloat32Grad:
+    """dx is returned as float32 whatever the input dtype."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        return np.where(self.mask, 0.0, x).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.mask is not None
+        return np.where(self.mask, 0.0, dout).astype(np.float32)
+
+
+# ==== Sigmoid ===========================================================================================
+
+
+class SigmoidIgnoresDout:
+    """backward returns out * (1 - out), the local derivative, without multiplying by dout."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = stable_sigmoid(x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        return np.asarray(self.out * (1 - self.out))
+
+
+class SigmoidWrongSign:
+    """dx = -dout * out * (1 - out)."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = stable_sigmoid(x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        return np.asarray(-dout * self.out * (1 - self.out))
+
+
+class SigmoidDerivativeOfX:
+    """dx = dout * x * (1 - x): the derivative formula applied to the input instead of the output."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return stable_sigmoid(x)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        return np.asarray(dout * self.x * (1 - self.x))
+
+
+class SigmoidTanhForward:
+    """forward returns tanh(x); backward is the correct sigmoid derivative (a forward-only bug)."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return np.tanh(x)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        s = stable_sigmoid(self.x)
+        return np.asarray(dout * s * (1 - s))
+
+
+class SigmoidFlippedForward:
+    """forward computes 1 / (1 + exp(x)); out * (1 - out) is symmetric, so backward is still right."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = stable_sigmoid(-x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        return np.asarray(dout * self.out * (1 - self.out))
+
+
+class SigmoidFloat32Grad:
+    """dx is downcast to float32 ("to save memory") for a float64 input."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = stable_sigmoid(x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        return np.asarray(dout * self.out * (1 - self.out)).astype(np.float32)
+
+
+class SigmoidFloat64Grad:
+    """dx is promoted to float64 (``np.asarray(dout, dtype=float)``) for a float32 input."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = stable_sigmoid(x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        out = self.out.astype(float)
+        return np.asarray(np.asarray(dout, dtype=float) * out * (1 - out))
+
+
+class SigmoidBackwardReusesOut:
+    """backward computes dx in the buffer forward returned: the caller's ``out`` changes after the fact,
+    dx aliases it, and a second backward() gives a different (wrong) answer."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = stable_sigmoid(x)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        self.out *= 1 - self.out
+        self.out *= dout
+        return self.out
+
+
+# ==== Affine ============================================================================================
+
+
+class _AffineBase:
+    """The book's Affine with N-D input (chapter 7 form); subclasses override ``backward``."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.original_x_shape: tuple[int, ...] = ()
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.original_x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return np.asarray(self.x @ self.W + self.b)
+
+    def backward(self, dout: Array) -> Array:
+        raise NotImplementedError
+
+
+class AffineNoReshapeBack:
+    """dx stays (N, D); it is never reshaped back to x's N-D shape."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x.reshape(x.shape[0], -1)
+        return np.asarray(self.x @ self.W + self.b)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T)
+
+
+class AffineDbUnsummed(_AffineBase):
+    """db = dout, not summed over the batch (a copy, so only its shape is wrong)."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = self.x.T @ dout
+        self.db = dout.copy()
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+
+
+class AffineDbMean(_AffineBase):
+    """db = mean of dout over the batch instead of its sum."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = self.x.T @ dout
+        self.db = np.mean(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+
+
+class AffineDwTransposedReshape(_AffineBase):
+    """dW = (dout.T @ x).reshape(W.shape): the (M, D) product is reshaped instead of transposed."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = (dout.T @ self.x).reshape(self.W.shape)
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+
+
+class AffineDwTransposed(_AffineBase):
+    """dW = dout.T @ x: the operands of the product are swapped, so dW comes out (M, D) instead of (D, M)."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = dout.T @ self.x
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+
+
+class AffineDxFortranReshape(_AffineBase):
+    """dx is reshaped back to x's shape in Fortran order, scrambling the trailing axes."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape, order="F")
+
+
+class AffineDwDoubled(_AffineBase):
+    """dW = 2 * x.T @ dout (a stray factor, as if differentiating a square)."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = 2 * self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+
+
+class AffineDwFromUnflattenedX:
+    """dW = np.dot(x.T, dout) with the original N-D x, whose .T reverses every axis."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return np.asarray(x.reshape(x.shape[0], -1) @ self.W + self.b)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.x.shape)
+
+
+class AffineForgetsBias(_AffineBase):
+    """forward returns x @ W without + b; every gradient is right (a forward-only bug)."""
+
+    def forward(self, x: Array) -> Array:
+        self.original_x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return np.asarray(self.x @ self.W)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+
+
+class AffineStepsW(_AffineBase):
+    """backward also takes an SGD step, ``self.W -= 0.01 * self.dW``, modifying the caller's W."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+        dx = np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+        self.W -= 0.01 * self.dW
+        return dx
+
+
+# ==== SoftmaxWithLoss ===================================================================================
+
+
+class _SoftmaxLossBase:
+    """Stable softmax-with-loss that accepts labels or one-hot t; subclasses override one method."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = one_hot(t, x)
+        logp = log_softmax(x)
+        self.y = np.exp(logp)
+        self.loss = -np.sum(self.t * logp) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        raise NotImplementedError
+
+
+class SoftmaxLossNoBatchDivide(_SoftmaxLossBase):
+    """dx = dout * (y - t): the mean's 1 / batch_size is missing."""
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        return np.asarray(dout * (self.y - self.t))
+
+
+class SoftmaxLossBookIgnoresDout(_SoftmaxLossBase):
+    """The book's backward, ``dx = (y - t) / batch_size``: right only for dout = 1."""
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        batch_size = self.t.shape[0]
+        return np.asarray((self.y - self.t) / batch_size)
+
+
+class SoftmaxLossWrongSign(_SoftmaxLossBase):
+    """dx = dout * (t - y) / batch_size."""
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        return np.asarray(dout * (self.t - self.y) / self.t.shape[0])
+
+
+class SoftmaxLossNaiveSoftmax(_SoftmaxLossBase):
+    """y = exp(x) / sum(exp(x)) without the max shift: overflows to inf / inf = NaN at |x| ~ 1e3.
+
+    The loss itself is computed stably, so only the gradient (which uses y) goes wrong.
+    """
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = one_hot(t, x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = np.exp(x)
+            self.y = e / e.sum(axis=-1, keepdims=True)
+        self.loss = -np.sum(self.t * log_softmax(x)) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        return np.asarray(dout * (self.y - self.t) / self.t.shape[0])
+
+
+class SoftmaxLossBookDelta(_SoftmaxLossBase):
+    """The book's cross_entropy_error, ``-sum(t * log(y + 1e-7)) / N``: biased by the 1e-7 (forward only)."""
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = one_hot(t, x)
+        self.y = np.exp(log_softmax(x))
+        self.loss = -np.sum(self.t * np.log(self.y + 1e-7)) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        return np.asarray(dout * (self.y - self.t) / self.t.shape[0])
+
+
+# ==== the catalogue =====================================================================================
+
+
+def _k(*kinds: str) -> frozenset[str]:
+    return frozenset(kinds)
+
+
+BROKEN: list[Case] = [
+    # mul
+    Case(
+        layer=MulNoUnbroadcastDx,
+        diagnosis="unbroadcast",
+        against="mul",
+        check="dx",
+        kinds=_k("shape"),
+        why="dx not summed over broadcast axes",
+    ),
+    Case(
+        layer=MulDyWrongSign,
+        diagnosis="sign",
+        against="mul",
+        check="dy",
+        kinds=_k("value"),
+        why="dy = -dout * x",
+    ),
+    Case(
+        layer=MulDxCopyPaste,
+        diagnosis="other",
+        against="mul",
+        check="dx",
+        kinds=_k("value"),
+        why="dx = dout * x (copy-paste)",
+    ),
+    Case(
+        layer=MulReturnsOnlyDx,
+        diagnosis="other",
+        against="mul",
+        check="backward",
+        kinds=_k("arity"),
+        why="returns dx only",
+    ),
+    # add
+    Case(
+        layer=AddReturnsDoutAsDy,
+        diagnosis="in_place",
+        against="add",
+        check="dy",
+        kinds=_k("aliased"),
+        why="dy is dout itself",
+    ),
+    Case(
+        layer=AddNoUnbroadcastDy,
+        diagnosis="unbroadcast",
+        against="add",
+        check="dy",
+        kinds=_k("shape"),
+        why="dy = dout * 1, unsummed",
+    ),
+    Case(
+        layer=AddLeadingAxesOnlyDx,
+        diagnosis="unbroadcast",
+        against="add",
+        check="dx",
+        kinds=_k("shape"),
+        why="size-1 axes not summed",
+    ),
+    Case(
+        layer=AddDropsKeepdimsDx,
+        diagnosis="shape",
+        against="add",
+        check="dx",
+        kinds=_k("shape"),
+        why="sum without keepdims",
+    ),
+    # relu
+    Case(
+        layer=BookRelu,
+        diagnosis="in_place",
+        against="relu",
+        check="dx",
+        kinds=_k("aliased"),
+        why="returns the caller's dout",
+    ),
+    Case(
+        layer=ReluZeroesDoutInPlace,
+        diagnosis="in_place",
+        against="relu",
+        check="dout",
+        kinds=_k("mutated"),
+        why="dout[mask] = 0 in place",
+    ),
+    Case(
+        layer=ReluForwardMutatesX,
+        diagnosis="in_place",
+        against="relu",
+        check="x",
+        kinds=_k("mutated"),
+        why="forward zeroes x",
+    ),
+    Case(
+        layer=ReluKinkAtZero,
+        diagnosis="kink",
+        against="relu",
+        check="dx",
+        kinds=_k("value"),
+        why="relu'(0) = 1",
+    ),
+    Case(
+        layer=ReluHalfGradient,
+        diagnosis="scale",
+        against="relu",
+        check="dx",
+        kinds=_k("value"),
+        why="dx scaled by 0.5",
+    ),
+    # A float32 gradient is a dtype error when its values survive the cast; when they do not, the
+    # rounding (~1e-8 relative) exceeds the float64 tolerance first and is reported as a value error.
+    Case(
+        layer=ReluFloat32Grad,
+        diagnosis="other",
+        against="relu",
+        check="dx",
+        kinds=_k("dtype", "value"),
+        why="dx downcast",
+    ),
+    # sigmoid
+    Case(
+        layer=SigmoidIgnoresDout,
+        diagnosis="ignores_dout",
+        against="sigmoid",
+        check="dx",
+        kinds=_k("value"),
+        why="out * (1 - out)",
+    ),
+    Case(
+        layer=SigmoidWrongSign,
+        diagnosis="sign",
+        against="sigmoid",
+        check="dx",
+        kinds=_k("value"),
+        why="dx negated",
+    ),
+    Case(
+        layer=SigmoidDerivativeOfX,
+        diagnosis="other",
+        against="sigmoid",
+        check="dx",
+        kinds=_k("value"),
+        why="x * (1 - x)",
+    ),
+    Case(
+        layer=SigmoidTanhForward,
+        diagnosis="other",
+        against="sigmoid",
+        check="out",
+        kinds=_k("value"),
+        why="forward is tanh",
+    ),
+    Case(
+        layer=SigmoidFlippedForward,
+        diagnosis="other",
+        against="sigmoid",
+        check="out",
+        kinds=_k("value"),
+        why="exp(+x) in forward",
+    ),
+    Case(
+        layer=SigmoidFloat32Grad,
+        diagnosis="other",
+        against="sigmoid",
+        check="dx",
+        kinds=_k("dtype", "value"),
+        why="dx downcast",
+    ),
+    Case(
+        layer=SigmoidFloat64Grad,
+        diagnosis="other",
+        against="sigmoid",
+        check="dx",
+        kinds=_k("dtype"),
+        why="dx promoted to float64 for float32 x",
+        dtype="float32",
+    ),
+    # out is compared as forward returned it, then checked again after backward: it was overwritten
+    Case(
+        layer=SigmoidBackwardReusesOut,
+        diagnosis="in_place",
+        against="sigmoid",
+        check="out",
+        kinds=_k("value", "mutated", "aliased"),
+        why="backward writes dx into the array forward returned",
+    ),
+    # affine
+    Case(
+        layer=AffineNoReshapeBack,
+        diagnosis="shape",
+        against="affine",
+        check="dx",
+        kinds=_k("shape"),
+        why="dx stays (N, D)",
+    ),
+    Case(
+        layer=AffineDbUnsummed,
+        diagnosis="unbroadcast",
+        against="affine",
+        check="db",
+        kinds=_k("shape"),
+        why="db = dout",
+    ),
+    Case(
+        layer=AffineDbMean,
+        diagnosis="scale",
+        against="affine",
+        check="db",
+        kinds=_k("value"),
+        why="db = mean(dout)",
+    ),
+    Case(
+        layer=AffineDwTransposedReshape,
+        diagnosis="transpose",
+        against="affine",
+        check="dW",
+        kinds=_k("value"),
+        why="(dout.T @ x).reshape(W.shape)",
+    ),
+    Case(
+        layer=AffineDwTransposed,
+        diagnosis="transpose",
+        against="affine",
+        check="dW",
+        kinds=_k("shape", "value"),
+        why="dW = dout.T @ x",
+    ),
+    Case(
+        layer=AffineDxFortranReshape,
+        diagnosis="other",
+        against="affine",
+        check="dx",
+        kinds=_k("value"),
+        why="reshape(order='F')",
+    ),
+    Case(
+        layer=AffineDwDoubled,
+        diagnosis="scale",
+        against="affine",
+        check="dW",
+        kinds=_k("value"),
+        why="dW = 2 * x.T @ dout",
+    ),
+    Case(
+        layer=AffineDwFromUnflattenedX,
+        diagnosis="unbroadcast",
+        against="affine",
+        check="dW",
+        kinds=_k("shape"),
+        why="x.T of N-D x",
+    ),
+    Case(
+        layer=AffineForgetsBias,
+        diagnosis="other",
+        against="affine",
+        check="out",
+        kinds=_k("value"),
+        why="forward omits + b",
+    ),
+    Case(
+        layer=AffineStepsW,
+        diagnosis="in_place",
+        against="affine",
+        check="W",
+        kinds=_k("mutated"),
+        why="W -= lr * dW in backward",
+    ),
+    # softmax_with_loss
+    Case(
+        layer=SoftmaxLossNoBatchDivide,
+        diagnosis="scale",
+        against="softmax_with_loss",
+        check="dx",
+        kinds=_k("value"),
+        why="no / batch_size",
+    ),
+    Case(
+        layer=SoftmaxLossBookIgnoresDout,
+        diagnosis="ignores_dout",
+        against="softmax_with_loss",
+        check="dx",
+        kinds=_k("value"),
+        why="the book's (y - t) / batch_size ignores dout",
+    ),
+    Case(
+        layer=SoftmaxLossWrongSign,
+        diagnosis="sign",
+        against="softmax_with_loss",
+        check="dx",
+        kinds=_k("value"),
+        why="t - y",
+    ),
+    # exp overflows to inf / inf = NaN; if only the row sum overflows, y rounds to 0 and dx is merely wrong
+    Case(
+        layer=SoftmaxLossNaiveSoftmax,
+        diagnosis="overflow",
+        against="softmax_with_loss",
+        check="dx",
+        kinds=_k("nan", "value"),
+        why="softmax without max shift",
+    ),
+    Case(
+        layer=SoftmaxLossBookDelta,
+        diagnosis="other",
+        against="softmax_with_loss",
+        check="loss",
+        kinds=_k("value"),
+        why="log(y + 1e-7)",
+    ),
+]
+
+
+# ==== once gaps, now caught ============================================================================
+#
+# Each of these is wrong in real use (see its docstring) but right on a single fresh-instance forward and
+# backward. The oracle now uses each layer a second time, interleaved with another instance, and checks
+# gradients for aliasing with each other.
+
+_SHARED_MASK: Array | None = None
+
+
+class ReluModuleLevelMask:
+    """The mask lives in a module global, so two Relu layers in one network overwrite each other's."""
+
+    def forward(self, x: Array) -> Array:
+        global _SHARED_MASK
+        _SHARED_MASK = x <= 0
+        return np.where(_SHARED_MASK, 0.0, x).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert _SHARED_MASK is not None
+        return np.where(_SHARED_MASK, 0.0, dout).astype(dout.dtype)
+
+
+class AddSameArrayForBoth:
+    """Returns one array as both dx and dy: a caller that updates dx in place silently changes dy."""
+
+    def __init__(self) -> None:
+        self.x_shape: tuple[int, ...] = ()
+        self.y_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return np.asarray(x + y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        g = np.array(dout, copy=True)
+        if self.x_shape == self.y_shape == g.shape:
+            return g, g
+        return sum_to(g, self.x_shape), sum_to(g, self.y_shape)
+
+
+class AffineAccumulatesGrads(_AffineBase):
+    """dW and db are accumulated (+=) across backward calls and never reset: right only on the first step."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        super().__init__(W, b)
+        self.dW = np.zeros_like(W)
+        self.db = np.zeros_like(b)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None and self.dW is not None and self.db is not None
+        self.dW += self.x.T @ dout
+        self.db += np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
+
+
+BROKEN += [
+    Case(
+        layer=ReluModuleLevelMask,
+        diagnosis="other",
+        against="relu",
+        check="dx",
+        kinds=_k("stateful"),
+        why="state shared between instances: forward A, forward B, backward A reads B's mask",
+    ),
+    Case(
+        layer=AddSameArrayForBoth,
+        diagnosis="in_place",
+        against="add",
+        check="dx",
+        kinds=_k("aliased"),
+        why="dx is dy: a caller that updates dx in place changes dy",
+    ),
+    Case(
+        layer=AffineAccumulatesGrads,
+        diagnosis="other",
+        against="affine",
+        check="db",  # shrinking zeroes x, which hides dW; db accumulates all the same
+        kinds=_k("stateful"),
+        why="dW += ..., db += ... never reset: wrong from the second backward on",
+    ),
+]

@@ -1,0 +1,426 @@
+"""Correct layers written in unusual ways: the oracle must pass every one of them (no false alarms).
+
+Each follows the book's API exactly, never writes into or returns the caller's arrays, keeps the input's
+floating dtype and uses the project's convention relu'(0) = 0. All are right in float64; those with
+``float32=True`` (the default) are also accurate in float32. They deliberately avoid the library's helpers
+so that they cannot share its mistakes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import backprop
+from tests.catalogue import Array, Correct
+
+# ==== MulLayer / AddLayer: other ways to undo broadcasting ===============================================
+
+
+def _sum_to_by_strides(grad: Array, shape: tuple[int, ...]) -> Array:
+    """The axes broadcasting repeated are exactly those with stride 0 in ``np.broadcast_to(zeros(shape))``."""
+    view = np.broadcast_to(np.zeros(shape, dtype=grad.dtype), grad.shape)
+    axes = tuple(
+        i for i, (n, s) in enumerate(zip(view.shape, view.strides, strict=True)) if s == 0 and n != 1
+    )
+    reduced = np.add.reduce(grad, axis=axes, keepdims=True) if axes else grad.copy()
+    return np.array(reduced.reshape(shape))
+
+
+def _sum_to_by_padding(grad: Array, shape: tuple[int, ...]) -> Array:
+    """Left-pad ``shape`` with ones, sum every axis that is 1 there (keepdims), then reshape."""
+    padded = (1,) * (grad.ndim - len(shape)) + shape
+    axes = tuple(i for i, n in enumerate(padded) if n == 1)
+    return np.array(np.sum(grad, axis=axes, keepdims=True).reshape(shape))
+
+
+def _sum_to_by_loop(grad: Array, shape: tuple[int, ...]) -> Array:
+    """Chainer-style: drop leading axes one at a time, then fold each size-1 axis."""
+    g = np.array(grad)
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for axis, n in enumerate(shape):
+        if n == 1 and g.shape[axis] != 1:
+            g = g.sum(axis=axis, keepdims=True)
+    return g
+
+
+class MulStrideTrick:
+    """Caches only shapes and the other operand; unbroadcasts via zero strides and np.add.reduce."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+        self.y: Array | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x, self.y = np.asarray(x), np.asarray(y)
+        return np.multiply(self.x, self.y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.x is not None and self.y is not None
+        d = np.asarray(dout)
+        return _sum_to_by_strides(d * self.y, self.x.shape), _sum_to_by_strides(d * self.x, self.y.shape)
+
+
+class MulEinsum:
+    """dx and dy via np.einsum over the broadcast result, summed by padding with keepdims."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+        self.y: Array | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x, self.y = x, y
+        return np.asarray(x * y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.x is not None and self.y is not None
+        d = np.asarray(dout)
+        full_y = np.broadcast_to(self.y, d.shape)
+        full_x = np.broadcast_to(self.x, d.shape)
+        dx = np.einsum("...,...->...", d, full_y)
+        dy = np.einsum("...,...->...", d, full_x)
+        return _sum_to_by_padding(dx, self.x.shape), _sum_to_by_padding(dy, self.y.shape)
+
+
+class AddKeepdimsReshape:
+    """Keeps no inputs, only their shapes; sums with keepdims over left-padded axes, then reshapes."""
+
+    def __init__(self) -> None:
+        self.shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.shapes = (np.shape(x), np.shape(y))
+        return np.add(x, y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.shapes is not None
+        d = np.asarray(dout)
+        return _sum_to_by_padding(d, self.shapes[0]), _sum_to_by_padding(d, self.shapes[1])
+
+
+class AddChainerSumTo:
+    """Unbroadcasts with a Chainer-style loop; the no-broadcast case still returns fresh arrays."""
+
+    def __init__(self) -> None:
+        self.x_shape: tuple[int, ...] = ()
+        self.y_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
+        return np.asarray(x + y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        return _sum_to_by_loop(dout, self.x_shape), _sum_to_by_loop(dout, self.y_shape)
+
+
+# ==== Relu ==============================================================================================
+
+
+class ReluHeaviside:
+    """dx = heaviside(x, 0) * dout; forward is np.maximum."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return np.asarray(np.maximum(x, 0).astype(x.dtype))
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        return np.asarray(np.heaviside(self.x, 0).astype(self.x.dtype) * dout)
+
+
+class ReluBoolProduct:
+    """forward x * (x > 0), backward (x > 0) * dout: booleans as 0/1 factors."""
+
+    def __init__(self) -> None:
+        self.positive: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.positive = x > 0
+        return np.asarray(x * self.positive)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.positive is not None
+        return np.asarray(self.positive * dout)
+
+
+class ReluMaskFromOutput:
+    """Caches only the output; out > 0 exactly when x > 0, so it serves as the mask."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.out = np.where(x > 0, x, np.zeros_like(x))
+        return self.out.copy()
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        dx = np.zeros_like(np.asarray(dout))
+        np.copyto(dx, dout, where=self.out > 0)
+        return dx
+
+
+# ==== Sigmoid ===========================================================================================
+
+
+class SigmoidStableDerivative:
+    """dx = dout * e / (1 + e)^2 with e = exp(-|x|): the derivative taken from x, overflow-free."""
+
+    def __init__(self) -> None:
+        self.e: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.e = np.exp(-np.abs(x))
+        one = np.ones((), dtype=self.e.dtype)
+        return np.asarray(np.where(x >= 0, one / (one + self.e), self.e / (one + self.e)))
+
+    def backward(self, dout: Array) -> Array:
+        assert self.e is not None
+        return np.asarray(dout * (self.e / (1 + self.e) ** 2))
+
+
+class SigmoidTanhIdentity:
+    """sigmoid(x) = (1 + tanh(x / 2)) / 2, and sigmoid'(x) = (1 - tanh(x / 2)^2) / 4."""
+
+    def __init__(self) -> None:
+        self.th: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.th = np.tanh(x / 2)
+        return np.asarray((1 + self.th) / 2)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.th is not None
+        return np.asarray(dout * ((1 - self.th * self.th) / 4))
+
+
+class SigmoidBook:
+    """The book's Sigmoid verbatim; exp(-x) overflows to inf for x < -709, but 1 / inf = 0 is right."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        with np.errstate(over="ignore"):
+            self.out = 1 / (1 + np.exp(-x))
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        return np.asarray(dout * self.out * (1 - self.out))
+
+
+# ==== Affine ============================================================================================
+
+
+class AffineTensordot:
+    """Never flattens x: W is viewed as (*x.shape[1:], M) and contracted with np.tensordot."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def _W_nd(self, x: Array) -> Array:
+        return self.W.reshape(*x.shape[1:], self.W.shape[1])
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return np.asarray(np.tensordot(x, self._W_nd(x), axes=x.ndim - 1) + self.b)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        x = self.x
+        self.dW = np.tensordot(x, dout, axes=([0], [0])).reshape(self.W.shape)
+        self.db = np.add.reduce(dout, axis=0)
+        return np.asarray(np.tensordot(dout, self._W_nd(x), axes=([1], [x.ndim - 1])))
+
+
+class AffineEinsum:
+    """Flattens x, and writes every product as np.einsum."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.x_shape: tuple[int, ...] = ()
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        return np.asarray(np.einsum("nd,dm->nm", self.x, self.W) + self.b)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = np.einsum("nd,nm->dm", self.x, dout)
+        self.db = np.einsum("nm->m", dout)
+        return np.asarray(np.einsum("nm,dm->nd", dout, self.W).reshape(self.x_shape))
+
+
+class AffineOuterLoop:
+    """One sample at a time: dW accumulates outer products, db accumulates rows of dout."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        rows = [xi.ravel() @ self.W + self.b for xi in x]
+        return np.stack(rows)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        dW = np.zeros_like(self.W)
+        db = np.zeros_like(self.b)
+        dx = np.empty_like(self.x)
+        for n, (xi, gi) in enumerate(zip(self.x, dout, strict=True)):
+            dW += np.outer(xi.ravel(), gi)
+            db += gi
+            dx[n] = (self.W @ gi).reshape(xi.shape)
+        self.dW, self.db = dW, db
+        return dx
+
+
+# ==== SoftmaxWithLoss ===================================================================================
+
+
+def _labels_to_one_hot(t: Array, x: Array) -> Array:
+    t = np.asarray(t)
+    if t.shape == x.shape:
+        return np.array(t, dtype=x.dtype)
+    hot = np.zeros_like(x)
+    np.put_along_axis(hot, t[:, None], 1, axis=1)
+    return hot
+
+
+def _logsumexp(x: Array) -> Array:
+    m = np.max(x, axis=1, keepdims=True)
+    return np.asarray(m + np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)))
+
+
+class SoftmaxLossOneHotLogsumexp:
+    """Labels become one-hot; loss = mean(logsumexp(x) - sum(t * x)); dx = dout * (y - t) / N."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = _labels_to_one_hot(t, x)
+        lse = _logsumexp(x)
+        self.y = np.exp(x - lse)
+        self.loss = np.mean(np.sum(self.t * (lse - x), axis=1))
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        n = self.y.shape[0]
+        return np.asarray((self.y - self.t) * (dout / n)).astype(self.y.dtype, copy=False)
+
+
+class SoftmaxLossIndexSubtract:
+    """The book's chapter-5 code (common/layers.py): subtract 1 at the label index, then scale by dout / N."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = np.asarray(t)
+        shifted = x - x.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        self.y = np.exp(logp)
+        n = x.shape[0]
+        picked = (self.t * logp).sum(axis=1) if self.t.shape == x.shape else logp[np.arange(n), self.t]
+        self.loss = -picked.sum() / n
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        n = self.y.shape[0]
+        if self.t.shape == self.y.shape:
+            dx = self.y - self.t
+        else:
+            dx = self.y.copy()
+            dx[np.arange(n), self.t] -= 1
+        dx *= self.y.dtype.type(dout)
+        dx /= n
+        return dx
+
+
+class SoftmaxLossLogSoftmaxVjp:
+    """Backward is the general log-softmax VJP: g = -t * dout / N, dx = g - y * sum(g)."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = _labels_to_one_hot(t, x)
+        logp = x - _logsumexp(x)
+        self.y = np.exp(logp)
+        self.loss = -np.einsum("nc,nc->", self.t, logp) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        g = -self.t * (dout / self.t.shape[0])
+        return np.asarray(g - self.y * g.sum(axis=1, keepdims=True)).astype(self.y.dtype, copy=False)
+
+
+# ==== the catalogue =====================================================================================
+
+CORRECT: list[Correct] = [
+    # the library's own layers
+    Correct(layer=backprop.MulLayer, against="mul", why="the library's MulLayer"),
+    Correct(layer=backprop.AddLayer, against="add", why="the library's AddLayer"),
+    Correct(layer=backprop.Relu, against="relu", why="the library's Relu"),
+    Correct(layer=backprop.Sigmoid, against="sigmoid", why="the library's Sigmoid"),
+    Correct(layer=backprop.Affine, against="affine", why="the library's Affine"),
+    Correct(layer=backprop.SoftmaxWithLoss, against="softmax_with_loss", why="the library's SoftmaxWithLoss"),
+    # unusual but right
+    Correct(layer=MulStrideTrick, against="mul", why="unbroadcast via zero strides + np.add.reduce"),
+    Correct(layer=MulEinsum, against="mul", why="einsum products, keepdims-sum + reshape"),
+    Correct(layer=AddKeepdimsReshape, against="add", why="keepdims-sum over left-padded axes + reshape"),
+    Correct(layer=AddChainerSumTo, against="add", why="Chainer-style sum_to loop"),
+    Correct(layer=ReluHeaviside, against="relu", why="np.heaviside(x, 0) * dout"),
+    Correct(layer=ReluBoolProduct, against="relu", why="(x > 0) * dout"),
+    Correct(layer=ReluMaskFromOutput, against="relu", why="mask from the cached output, np.copyto"),
+    Correct(layer=SigmoidStableDerivative, against="sigmoid", why="exp(-|x|) / (1 + exp(-|x|))**2"),
+    Correct(layer=SigmoidTanhIdentity, against="sigmoid", why="(1 + tanh(x/2)) / 2"),
+    Correct(layer=SigmoidBook, against="sigmoid", why="the book's Sigmoid, overflow silenced"),
+    Correct(layer=AffineTensordot, against="affine", why="np.tensordot on un-flattened x"),
+    Correct(layer=AffineEinsum, against="affine", why="np.einsum"),
+    Correct(layer=AffineOuterLoop, against="affine", why="per-sample loop of outer products"),
+    # loss = logsumexp(x) - x_t adds the max back before subtracting: in float32 that cancellation costs
+    # eps32 * |x| (3e-5 at |x| = 512), beyond the float32 tolerance, so these two are float64-only
+    Correct(
+        layer=SoftmaxLossOneHotLogsumexp,
+        against="softmax_with_loss",
+        why="one-hot + logsumexp; float32 loses eps*|x| to cancellation",
+        float32=False,
+    ),
+    Correct(layer=SoftmaxLossIndexSubtract, against="softmax_with_loss", why="dx[range(N), t] -= 1"),
+    Correct(
+        layer=SoftmaxLossLogSoftmaxVjp,
+        against="softmax_with_loss",
+        why="general log-softmax VJP; x - logsumexp(x) cancels in float32",
+        float32=False,
+    ),
+]

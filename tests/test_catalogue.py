@@ -1,0 +1,96 @@
+"""Test the tester: the oracle must fail every broken layer, naming the right gradient, and pass every
+correct one, however unusually it is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from backprop.verify import names, verify
+from backprop.verify.diagnose import CODES
+from backprop.verify.report import LayerReport
+from tests.catalogue import Case, Correct
+from tests.catalogue.broken import BROKEN
+from tests.catalogue.correct import CORRECT
+
+MAX_EXAMPLES = 100
+OTHER_RUN_EXAMPLES = 50  # the second-seed and float32 runs: enough to catch, half the time
+
+
+def _found(report: LayerReport) -> str:
+    assert report.failure is not None
+    return ", ".join(f"{m.check}/{m.kind}" for m in report.failure.mismatches)
+
+
+def _assert_caught(case: Case, report: LayerReport) -> None:
+    assert not report.passed, (
+        f"{case.name} ({case.why}) passed the oracle against {case.against!r} "
+        f"on {report.examples} examples; expected a {'/'.join(sorted(case.kinds))} mismatch in {case.check}"
+    )
+    assert report.error is None, f"{case.name}: oracle error instead of a failure: {report.error}"
+    failure = report.failure
+    assert failure is not None
+    hits = [m for m in failure.mismatches if m.check == case.check and m.kind in case.kinds]
+    assert hits, (
+        f"{case.name} ({case.why}): expected a mismatch in {case.check!r} of kind {sorted(case.kinds)}, "
+        f"got [{_found(report)}]\n{failure.render()}"
+    )
+
+
+def _assert_passes(case: Correct, report: LayerReport) -> None:
+    if report.failure is not None:
+        pytest.fail(report.failure.render(), pytrace=False)
+    assert report.error is None, f"{case.name}: {report.error}"
+    assert report.passed
+    assert report.examples >= 1
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
+def test_broken_layer_is_caught_and_named(case: Case) -> None:
+    report = verify(case.layer, case.against, max_examples=MAX_EXAMPLES, seed=0, dtype=case.dtype)
+    _assert_caught(case, report)
+    assert report.failure is not None
+    assert report.failure.against == case.against
+    rendered = report.failure.render()
+    assert case.layer.__name__ in rendered, rendered
+    assert case.check in rendered, rendered
+    # the learner's diagnosis: the first mismatch on the expected gradient carries the expected class
+    hit = next(m for m in report.failure.mismatches if m.check == case.check and m.kind in case.kinds)
+    assert hit.diagnosis == case.diagnosis, f"{case.name}: diagnosed {hit.diagnosis!r}\n{rendered}"
+    assert f"[{case.diagnosis}] " in rendered and hit.explanation and hit.hint
+
+
+def test_every_diagnosis_class_has_a_broken_layer() -> None:
+    assert {c.diagnosis for c in BROKEN} == set(CODES)
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
+def test_broken_layer_is_caught_with_another_seed(case: Case) -> None:
+    report = verify(case.layer, case.against, max_examples=OTHER_RUN_EXAMPLES, seed=1, dtype=case.dtype)
+    _assert_caught(case, report)
+
+
+@pytest.mark.parametrize("case", CORRECT, ids=lambda c: c.name)
+def test_correct_layer_passes(case: Correct) -> None:
+    _assert_passes(case, verify(case.layer, case.against, max_examples=MAX_EXAMPLES, seed=0))
+
+
+@pytest.mark.parametrize("case", [c for c in CORRECT if c.float32], ids=lambda c: c.name)
+def test_correct_layer_passes_in_float32(case: Correct) -> None:
+    report = verify(case.layer, case.against, max_examples=OTHER_RUN_EXAMPLES, seed=0, dtype="float32")
+    _assert_passes(case, report)
+
+
+def test_catalogue_covers_every_registry_row() -> None:
+    rows = set(names())
+    for label, catalogue in (("broken", BROKEN), ("correct", CORRECT)):
+        covered = {c.against for c in catalogue}
+        assert rows <= covered, (
+            f"registry rows without a {label} layer in the catalogue: {sorted(rows - covered)}"
+        )
+        assert covered <= rows, f"{label} cases against unknown rows: {sorted(covered - rows)}"
+
+
+def test_catalogue_names_are_unique() -> None:
+    for catalogue in (BROKEN, CORRECT):
+        ids = [c.name for c in catalogue]
+        assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
