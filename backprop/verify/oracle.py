@@ -147,11 +147,13 @@ def reference_vjp(
     def outputs(run: Any) -> tuple[Any, ...]:
         return run[0] if isinstance(run[0], tuple) else (run[0],)
 
-    hints = row.magnitude(values) if row.magnitude else {}
+    condition = row.condition(values) if row.condition else {}
 
     def expected(name: str, parts: list[Any]) -> Expected:
         value, terms, *native = (f64(p) for p in parts)
-        return Expected(value, np.maximum(terms, hints.get(name, 0.0)), *native)
+        if name in condition:
+            terms = np.maximum(terms, np.max(np.abs(value), initial=0.0)) * condition[name]
+        return Expected(value, terms, *native)
 
     return Reference(
         outputs=tuple(expected(n, [outputs(r)[i] for r in runs]) for i, n in enumerate(row.outputs)),

@@ -89,9 +89,9 @@ class Row:
     cotangent_domain: tuple[float, float] = (-10.0, 10.0)
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: TOLERANCES)
     conventions: tuple[str, ...] = ()
-    magnitude: Callable[[dict[str, Any]], dict[str, float]] | None = None
-    """Magnitudes of summed terms, by output or argument name, where the reference on absolute values
-    underestimates them (log-sum-exp cancels terms as large as |x|)."""
+    condition: Callable[[dict[str, Any]], dict[str, float]] | None = None
+    """Factors, by output or argument name, by which rounding grows beyond the summed terms' magnitude:
+    log-sum-exp of logits x loses eps * max|x| to cancellation, however it is written."""
     capture: Callable[[Any], dict[str, Any]] | None = None
     """Hidden state read from the layer after ``forward`` and passed to the reference (a dropout mask)."""
 
@@ -164,6 +164,11 @@ def _labels(shapes: Shapes, dtype: np.dtype[Any]) -> st.SearchStrategy[Any]:
     return labels.map(lambda t: np.eye(c, dtype=dtype)[t])
 
 
+def _log_sum_exp_condition(values: dict[str, Any]) -> dict[str, float]:
+    kappa = max(1.0, float(np.max(np.abs(values["x"]), initial=0.0)))
+    return {"loss": kappa, "x": kappa}
+
+
 # ---- the rows -----------------------------------------------------------------------------------------
 
 ROWS: tuple[Row, ...] = (
@@ -231,7 +236,7 @@ ROWS: tuple[Row, ...] = (
         shapes=_softmax_loss_shapes(),
         outputs=("loss",),
         loss=True,
-        magnitude=lambda v: {"loss": float(np.max(np.abs(v["x"]), initial=0.0))},
+        condition=_log_sum_exp_condition,
     ),
 )
 

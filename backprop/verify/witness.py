@@ -67,7 +67,8 @@ def directional_derivative(
             v[on] = 0.0
             moving = v != 0
             if np.any(moving):
-                step = min(step, 0.5 * float(np.min(np.abs(x[moving] - kink) / np.abs(v[moving]))))
+                with np.errstate(over="ignore"):  # a tiny component allows any step: inf is right
+                    step = min(step, 0.5 * float(np.min(np.abs(x[moving] - kink) / np.abs(v[moving]))))
         used[arg.name] = v
 
     def central(h: float) -> float:
