@@ -20,6 +20,7 @@ import numpy as np
 
 import reference
 from backprop.verify import ROWS, Row, check_example, reference_inputs, verify
+from backprop.verify.oracle import DTYPES
 from backprop.verify.report import Example
 
 
@@ -80,15 +81,16 @@ def main() -> None:
     print(
         f"jax {jax.__version__}, numpy {np.__version__}, {args.examples} examples per layer, seed {args.seed}"
     )
-    print(f"{'layer':<18} {'examples':>8} {'shapes':>6} {'seconds':>8} {'examples/s':>10}")
+    print(f"{'layer':<18} {'dtype':<8} {'examples':>8} {'shapes':>6} {'seconds':>8} {'examples/s':>10}")
     total_n, total_s = 0, 0.0
     for row in ROWS:
-        report = verify(row.layer, row.name, max_examples=args.examples, seed=args.seed)
-        total_n, total_s = total_n + report.examples, total_s + report.seconds
-        rate = report.examples / report.seconds
-        shapes, seconds = report.distinct_shapes, report.seconds
-        print(f"{row.name:<18} {report.examples:>8} {shapes:>6} {seconds:>8.2f} {rate:>10.1f}")
-    print(f"{'all (cold)':<18} {total_n:>8} {'':>6} {total_s:>8.2f} {total_n / total_s:>10.1f}")
+        for dtype in DTYPES:
+            report = verify(row.layer, row.name, max_examples=args.examples, seed=args.seed, dtype=dtype)
+            total_n, total_s = total_n + report.examples, total_s + report.seconds
+            rate = report.examples / report.seconds
+            shapes, seconds = report.distinct_shapes, report.seconds
+            print(f"{row.name:<18} {dtype:<8} {report.examples:>8} {shapes:>6} {seconds:>8.2f} {rate:>10.1f}")
+    print(f"{'all (cold)':<27} {total_n:>8} {'':>6} {total_s:>8.2f} {total_n / total_s:>10.1f}")
 
     print("\nforward+backward on one fixed example: NumPy layer vs compiled jax.vjp of the reference")
     print(f"{'layer':<18} {'manual us':>10} {'jax us':>10} {'manual/jax':>10}")

@@ -170,9 +170,8 @@ def diagnose(
         return Diagnosis(
             "shape",
             f"{check} has shape {act_shape} but {primal} has shape {exp_shape}.",
-            "Sum with keepdims=True, or reshape the result to the input's shape."
-            if squeezed
-            else f"Reshape the gradient back to the input's shape: {check}.reshape({primal}.shape).",
+            f"Reshape the gradient back to the input's shape, {check}.reshape({primal}.shape)"
+            + (", or sum with keepdims=True." if squeezed else "."),
         )
     if ev.kind != "value" or ev.actual is None or ev.expected is None:
         return Diagnosis("other", f"{check}: {ev.kind}.", "See the message above.")

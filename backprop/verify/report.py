@@ -51,7 +51,11 @@ class Mismatch:
 
     def render(self) -> str:
         lines = [f"{self.check}: {self.message}"]
-        if self.explanation:
+        if self.explanation.rstrip(".") == f"{self.check} {self.message}".rstrip(".") or (
+            self.explanation.rstrip(".") == self.message.rstrip(".")
+        ):
+            lines[0] = f"{self.check}: [{self.diagnosis}] {self.explanation}"
+        elif self.explanation:
             lines.append(f"    [{self.diagnosis}] {self.explanation}")
         if self.hint:
             lines.append(f"    hint: {self.hint}")
@@ -104,7 +108,7 @@ class Failure:
     def render(self, *, blob: bool = True) -> str:
         shapes = ", ".join(f"{k} {v}" for k, v in self.shapes.items())
         lines = [f"FAIL {self.headline()}", f"  shapes: {shapes}   dtype: {self.example.dtype}"]
-        if self.convention:
+        if self.convention and self.convention != "no parameters":
             lines.append(f"  convention: {self.convention}")
         lines += ["  " + m.render().replace("\n", "\n  ") for m in self.mismatches]
         lines += [f"  third witness, {w.sentence()}" for w in self.witnesses]
