@@ -6,7 +6,8 @@
 2. run ``backward`` with a random cotangent (never all ones);
 3. compare every input gradient and every parameter gradient with ``jax.vjp`` of the reference;
 4. check each gradient's shape and dtype against its primal;
-5. check that the caller's arrays were not mutated and that no gradient aliases them or ``dout``.
+5. check that the caller's arrays were not mutated and that no gradient aliases them or ``dout``;
+6. use the layer again next to a second instance, as a network would, and check the gradients again.
 """
 
 from __future__ import annotations
@@ -77,8 +78,7 @@ def _examples(draw: st.DrawFn, row: Row, dtype: np.dtype[Any]) -> Example:
 
 
 @functools.cache
-def _reference_vjp(row_name: str, statics: tuple[tuple[str, Any], ...]) -> Callable[..., Any]:
-    row = get_row(row_name)
+def _reference_vjp(row: Row, statics: tuple[tuple[str, Any], ...]) -> Callable[..., Any]:
     names = [a.name for a in row.differentiable]
     single = len(row.outputs) == 1
 
@@ -123,7 +123,7 @@ def reference_inputs(
     consts = {a.name: cast(values[a.name]) for a in row.of_kind("const")}
     consts.update({k: cast(v) for k, v in values.items() if k not in declared})  # captured hidden state
     statics = tuple(sorted((a.name, values[a.name]) for a in row.of_kind("init", "call")))
-    return _reference_vjp(row.name, statics), diff, consts, tuple(cast(c) for c in cotangents)
+    return _reference_vjp(row, statics), diff, consts, tuple(cast(c) for c in cotangents)
 
 
 def reference_vjp(

@@ -74,7 +74,7 @@ class Arg:
         return hnp.arrays(dtype, shapes[self.name], elements=float_elements(low, high, dtype))
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, eq=False)  # compared and hashed by identity: a row is one layer
 class Row:
     """One layer: the manual class, its reference, how to build and call it, its inputs and tolerances."""
 
