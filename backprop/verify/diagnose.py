@@ -109,6 +109,24 @@ def _at_kinks(row: Row, ev: Evidence, values: dict[str, Any], tol: Tolerance) ->
     return None
 
 
+_OTHER = {
+    "exception": (
+        "{check}() raised an exception on this example.",
+        "Run the snippet below to see the traceback.",
+    ),
+    "arity": (
+        "{check}() returned the wrong number of values.",
+        "The book's API: backward returns dx alone for one input and (dx, dy) for two.",
+    ),
+    "dtype": (
+        "{check} does not keep its input's dtype.",
+        "Avoid mixing float64 arrays or np.float64 constants into float32 work; cast with .astype(x.dtype).",
+    ),
+    "missing": ("{check} was never set.", "Set it in backward (self.dW = ..., or self.grads[i][...] = ...)."),
+    "type": ("{check} is not a numeric array.", "Return NumPy arrays (or numbers) from backward."),
+}
+
+
 def diagnose(
     row: Row,
     ev: Evidence,
@@ -174,7 +192,8 @@ def diagnose(
             + (", or sum with keepdims=True." if squeezed else "."),
         )
     if ev.kind != "value" or ev.actual is None or ev.expected is None:
-        return Diagnosis("other", f"{check}: {ev.kind}.", "See the message above.")
+        sentence, hint = _OTHER.get(ev.kind, ("{check} is wrong ({kind}).", "See the message above."))
+        return Diagnosis("other", sentence.format(check=check, kind=ev.kind), hint)
     a, e = ev.actual, ev.expected
     kink = _at_kinks(row, ev, values, tol)
     if kink is not None:

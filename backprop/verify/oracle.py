@@ -389,6 +389,10 @@ def _second_round(
     cots = example.cotangents
     second = _Findings(found.tol)
     _forward(row, first, example.values, second, "second ")
+    if row.capture is not None and not second.mismatches:
+        # hidden state drawn anew in forward (a dropout mask) needs its own reference
+        values = {**example.values, **row.capture(first)}
+        ref = reference_vjp(row, values, cots, np.dtype(example.dtype))
     b = _build(row, layer, other, second, "another instance's ")
     if not second.mismatches:
         _forward(row, b, other, second, "another instance's ")

@@ -1,0 +1,81 @@
+"""The registry row fits the layers still to come: a Dropout with a random mask drawn inside forward
+(its mask reaches the reference through ``capture``), checked by the same harness as every other row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from backprop.verify import Example, LayerMismatch, check_example, examples
+from backprop.verify.registry import Arg, Row
+
+
+class Dropout:
+    """The book's Dropout (chapter 6): forward draws a fresh mask, backward reuses it."""
+
+    def __init__(self, dropout_ratio: float = 0.5) -> None:
+        self.dropout_ratio = dropout_ratio
+        self.mask: Any = None
+
+    def forward(self, x: Any, train_flg: bool = True) -> Any:
+        if train_flg:
+            self.mask = np.random.default_rng().random(x.shape) > self.dropout_ratio
+            return x * self.mask
+        return x * (1.0 - self.dropout_ratio)
+
+    def backward(self, dout: Any) -> Any:
+        return dout * self.mask
+
+
+class DropoutIgnoresMask(Dropout):
+    def backward(self, dout: Any) -> Any:
+        return dout.copy()
+
+
+def dropout(x: Any, mask: Any, dropout_ratio: float, train_flg: bool) -> Any:
+    return x * mask if train_flg else x * (1.0 - dropout_ratio)
+
+
+DROPOUT = Row(
+    name="dropout",
+    layer=Dropout,
+    reference=dropout,
+    signature="Dropout(ratio).forward(x, train_flg) -> x * mask",
+    args=(
+        Arg(
+            name="dropout_ratio",
+            kind="init",
+            values=lambda shapes, dtype: hnp.from_dtype(np.dtype(float), min_value=0.1, max_value=0.9),
+        ),
+        Arg(name="x", kind="input", grad="dx", domain=(-1e3, 1e3)),
+        # the book defines backward only after a training-mode forward
+        Arg(name="train_flg", kind="call", values=lambda shapes, dtype: st.just(True)),
+    ),
+    shapes=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4).map(lambda s: {"x": s, "out": s}),
+    capture=lambda layer: {"mask": np.asarray(layer.mask, dtype=float)},
+)
+
+
+@given(examples(DROPOUT))
+def test_a_dropout_row_checks_the_books_dropout(example: Any) -> None:
+    check_example(DROPOUT, Dropout, example)
+
+
+def test_a_dropout_that_ignores_its_mask_is_caught() -> None:
+    x = np.array([[1.5, -2.0, 3.0, 0.5]] * 8)
+    example = Example(
+        row="dropout",
+        dtype="float64",
+        values={"dropout_ratio": 0.5, "x": x, "train_flg": True},
+        cotangents=(np.full(x.shape, 2.0),),
+    )
+    with pytest.raises(LayerMismatch) as caught:
+        check_example(DROPOUT, DropoutIgnoresMask, example)
+    assert [m.check for m in caught.value.failure.mismatches] == ["dx"]
+    assert jnp.asarray(0.0).dtype == np.float32  # the check left JAX in its default 32-bit mode
