@@ -1,7 +1,7 @@
 """Two classic first attempts at chapter-5 layers, each with one mistake, to try backprop-verify on:
 
-    backprop-verify --layer examples/learner_mistakes.py:SoftmaxWithLoss --against softmax_with_loss
-    backprop-verify --layer examples/learner_mistakes.py:Affine --against affine
+backprop-verify --layer examples/learner_mistakes.py:SoftmaxWithLoss --against softmax_with_loss
+backprop-verify --layer examples/learner_mistakes.py:Affine --against affine
 """
 
 import numpy as np
