@@ -16,26 +16,8 @@ from tests.catalogue import Array, Case, log_softmax, one_hot, stable_sigmoid, s
 # ==== MulLayer ==========================================================================================
 
 
-class MulNoUnbroadcastDx:
-    """dx = dout * y is never summed back to x's shape (dy is)."""
-
-    def __init__(self) -> None:
-        self.x: Array | None = None
-        self.y: Array | None = None
-
-    def forward(self, x: Array, y: Array) -> Array:
-        self.x, self.y = x, y
-        return np.asarray(x * y)
-
-    def backward(self, dout: Array) -> tuple[Array, Array]:
-        assert self.x is not None and self.y is not None
-        dx = np.asarray(dout * self.y)
-        dy = sum_to(dout * self.x, self.y.shape)
-        return dx, dy
-
-
-class MulDyWrongSign:
-    """dy = -dout * x."""
+class _MulBase:
+    """The correct MulLayer (broadcasting); subclasses override the method that holds their mistake."""
 
     def __init__(self) -> None:
         self.x: Array | None = None
@@ -48,20 +30,32 @@ class MulDyWrongSign:
     def backward(self, dout: Array) -> tuple[Array, Array]:
         assert self.x is not None and self.y is not None
         dx = sum_to(dout * self.y, self.x.shape)
+        dy = sum_to(dout * self.x, self.y.shape)
+        return dx, dy
+
+
+class MulNoUnbroadcastDx(_MulBase):
+    """dx = dout * y is never summed back to x's shape (dy is)."""
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.x is not None and self.y is not None
+        dx = np.asarray(dout * self.y)
+        dy = sum_to(dout * self.x, self.y.shape)
+        return dx, dy
+
+
+class MulDyWrongSign(_MulBase):
+    """dy = -dout * x."""
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        assert self.x is not None and self.y is not None
+        dx = sum_to(dout * self.y, self.x.shape)
         dy = sum_to(-dout * self.x, self.y.shape)
         return dx, dy
 
 
-class MulDxCopyPaste:
+class MulDxCopyPaste(_MulBase):
     """dx = dout * x: the dy line copied without swapping the operand."""
-
-    def __init__(self) -> None:
-        self.x: Array | None = None
-        self.y: Array | None = None
-
-    def forward(self, x: Array, y: Array) -> Array:
-        self.x, self.y = x, y
-        return np.asarray(x * y)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         assert self.x is not None and self.y is not None
@@ -70,18 +64,10 @@ class MulDxCopyPaste:
         return dx, dy
 
 
-class MulReturnsOnlyDx:
+class MulReturnsOnlyDx(_MulBase):
     """backward returns dx alone instead of the pair (dx, dy)."""
 
-    def __init__(self) -> None:
-        self.x: Array | None = None
-        self.y: Array | None = None
-
-    def forward(self, x: Array, y: Array) -> Array:
-        self.x, self.y = x, y
-        return np.asarray(x * y)
-
-    def backward(self, dout: Array) -> Array:
+    def backward(self, dout: Array) -> Array:  # type: ignore[override]
         assert self.x is not None and self.y is not None
         return sum_to(dout * self.y, self.x.shape)
 
@@ -89,8 +75,8 @@ class MulReturnsOnlyDx:
 # ==== AddLayer ==========================================================================================
 
 
-class AddReturnsDoutAsDy:
-    """dy is the caller's dout itself whenever y was not broadcast (aliasing)."""
+class _AddBase:
+    """The correct AddLayer (broadcasting); subclasses override the method that holds their mistake."""
 
     def __init__(self) -> None:
         self.x_shape: tuple[int, ...] = ()
@@ -99,6 +85,13 @@ class AddReturnsDoutAsDy:
     def forward(self, x: Array, y: Array) -> Array:
         self.x_shape, self.y_shape = np.shape(x), np.shape(y)
         return np.asarray(x + y)
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        return sum_to(dout, self.x_shape), sum_to(dout, self.y_shape)
+
+
+class AddReturnsDoutAsDy(_AddBase):
+    """dy is the caller's dout itself whenever y was not broadcast (aliasing)."""
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         dx = sum_to(dout, self.x_shape)
@@ -120,16 +113,8 @@ class AddNoUnbroadcastDy:
         return sum_to(dout, self.x_shape), np.asarray(dout * 1)
 
 
-class AddLeadingAxesOnlyDx:
+class AddLeadingAxesOnlyDx(_AddBase):
     """dx sums away the axes broadcasting prepended, but not x's own size-1 axes."""
-
-    def __init__(self) -> None:
-        self.x_shape: tuple[int, ...] = ()
-        self.y_shape: tuple[int, ...] = ()
-
-    def forward(self, x: Array, y: Array) -> Array:
-        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
-        return np.asarray(x + y)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         d = np.asarray(dout)
@@ -137,16 +122,8 @@ class AddLeadingAxesOnlyDx:
         return np.array(dx), sum_to(dout, self.y_shape)
 
 
-class AddDropsKeepdimsDx:
+class AddDropsKeepdimsDx(_AddBase):
     """dx sums x's size-1 broadcast axes without keepdims=True, so they vanish from its shape."""
-
-    def __init__(self) -> None:
-        self.x_shape: tuple[int, ...] = ()
-        self.y_shape: tuple[int, ...] = ()
-
-    def forward(self, x: Array, y: Array) -> Array:
-        self.x_shape, self.y_shape = np.shape(x), np.shape(y)
-        return np.asarray(x + y)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         d = np.asarray(dout)
@@ -157,6 +134,21 @@ class AddDropsKeepdimsDx:
 
 
 # ==== Relu ==============================================================================================
+
+
+class _ReluBase:
+    """The correct Relu (relu'(0) = 0); subclasses override the method that holds their mistake."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        return np.where(self.mask, 0.0, x).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.mask is not None
+        return np.where(self.mask, 0.0, dout).astype(dout.dtype)
 
 
 class BookRelu:
@@ -177,15 +169,8 @@ class BookRelu:
         return dout
 
 
-class ReluZeroesDoutInPlace:
+class ReluZeroesDoutInPlace(_ReluBase):
     """Zeroes the caller's dout in place, then returns a copy (no aliasing, but dout is modified)."""
-
-    def __init__(self) -> None:
-        self.mask: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.mask = x <= 0
-        return np.where(self.mask, 0.0, x).astype(x.dtype)
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
@@ -210,45 +195,24 @@ class ReluForwardMutatesX:
         return np.where(self.mask, 0.0, dout).astype(dout.dtype)
 
 
-class ReluKinkAtZero:
+class ReluKinkAtZero(_ReluBase):
     """mask = x < 0, so relu'(0) = 1; the project declares relu'(0) = 0."""
-
-    def __init__(self) -> None:
-        self.mask: Array | None = None
 
     def forward(self, x: Array) -> Array:
         self.mask = x < 0
         return np.where(self.mask, 0.0, x).astype(x.dtype)
 
-    def backward(self, dout: Array) -> Array:
-        assert self.mask is not None
-        return np.where(self.mask, 0.0, dout).astype(dout.dtype)
 
-
-class ReluHalfGradient:
+class ReluHalfGradient(_ReluBase):
     """dx = 0.5 * dout where x > 0 (a stray factor)."""
-
-    def __init__(self) -> None:
-        self.mask: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.mask = x <= 0
-        return np.where(self.mask, 0.0, x).astype(x.dtype)
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
         return np.where(self.mask, 0.0, 0.5 * dout).astype(dout.dtype)
 
 
-class ReluFloat32Grad:
+class ReluFloat32Grad(_ReluBase):
     """dx is returned as float32 whatever the input dtype."""
-
-    def __init__(self) -> None:
-        self.mask: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.mask = x <= 0
-        return np.where(self.mask, 0.0, x).astype(x.dtype)
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
@@ -258,8 +222,8 @@ class ReluFloat32Grad:
 # ==== Sigmoid ===========================================================================================
 
 
-class SigmoidIgnoresDout:
-    """backward returns out * (1 - out), the local derivative, without multiplying by dout."""
+class _SigmoidBase:
+    """The correct Sigmoid (overflow-free); subclasses override the method that holds their mistake."""
 
     def __init__(self) -> None:
         self.out: Array | None = None
@@ -270,18 +234,19 @@ class SigmoidIgnoresDout:
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
+        return np.asarray(dout * self.out * (1 - self.out))
+
+
+class SigmoidIgnoresDout(_SigmoidBase):
+    """backward returns out * (1 - out), the local derivative, without multiplying by dout."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
         return np.asarray(self.out * (1 - self.out))
 
 
-class SigmoidWrongSign:
+class SigmoidWrongSign(_SigmoidBase):
     """dx = -dout * out * (1 - out)."""
-
-    def __init__(self) -> None:
-        self.out: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.out = stable_sigmoid(x)
-        return self.out
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
@@ -319,45 +284,24 @@ class SigmoidTanhForward:
         return np.asarray(dout * s * (1 - s))
 
 
-class SigmoidFlippedForward:
+class SigmoidFlippedForward(_SigmoidBase):
     """forward computes 1 / (1 + exp(x)); out * (1 - out) is symmetric, so backward is still right."""
-
-    def __init__(self) -> None:
-        self.out: Array | None = None
 
     def forward(self, x: Array) -> Array:
         self.out = stable_sigmoid(-x)
         return self.out
 
-    def backward(self, dout: Array) -> Array:
-        assert self.out is not None
-        return np.asarray(dout * self.out * (1 - self.out))
 
-
-class SigmoidFloat32Grad:
+class SigmoidFloat32Grad(_SigmoidBase):
     """dx is downcast to float32 ("to save memory") for a float64 input."""
-
-    def __init__(self) -> None:
-        self.out: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.out = stable_sigmoid(x)
-        return self.out
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
         return np.asarray(dout * self.out * (1 - self.out)).astype(np.float32)
 
 
-class SigmoidFloat64Grad:
+class SigmoidFloat64Grad(_SigmoidBase):
     """dx is promoted to float64 (``np.asarray(dout, dtype=float)``) for a float32 input."""
-
-    def __init__(self) -> None:
-        self.out: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.out = stable_sigmoid(x)
-        return self.out
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
@@ -365,16 +309,9 @@ class SigmoidFloat64Grad:
         return np.asarray(np.asarray(dout, dtype=float) * out * (1 - out))
 
 
-class SigmoidBackwardReusesOut:
+class SigmoidBackwardReusesOut(_SigmoidBase):
     """backward computes dx in the buffer forward returned: the caller's ``out`` changes after the fact,
     dx aliases it, and a second backward() gives a different (wrong) answer."""
-
-    def __init__(self) -> None:
-        self.out: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.out = stable_sigmoid(x)
-        return self.out
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
@@ -387,7 +324,8 @@ class SigmoidBackwardReusesOut:
 
 
 class _AffineBase:
-    """The book's Affine with N-D input (chapter 7 form); subclasses override ``backward``."""
+    """The book's Affine with N-D input (chapter 7 form); subclasses override the method that holds their
+    mistake (usually ``backward``)."""
 
     def __init__(self, W: Array, b: Array) -> None:
         self.W = W
@@ -403,7 +341,10 @@ class _AffineBase:
         return np.asarray(self.x @ self.W + self.b)
 
     def backward(self, dout: Array) -> Array:
-        raise NotImplementedError
+        assert self.x is not None
+        self.dW = self.x.T @ dout
+        self.db = np.sum(dout, axis=0)
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
 
 class AffineNoReshapeBack:
@@ -516,12 +457,6 @@ class AffineForgetsBias(_AffineBase):
         self.x = x.reshape(x.shape[0], -1)
         return np.asarray(self.x @ self.W)
 
-    def backward(self, dout: Array) -> Array:
-        assert self.x is not None
-        self.dW = self.x.T @ dout
-        self.db = np.sum(dout, axis=0)
-        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
-
 
 class AffineStepsW(_AffineBase):
     """backward also takes an SGD step, ``self.W -= 0.01 * self.dW``, modifying the caller's W."""
@@ -554,7 +489,8 @@ class _SoftmaxLossBase:
         return self.loss
 
     def backward(self, dout: float = 1) -> Array:
-        raise NotImplementedError
+        assert self.y is not None and self.t is not None
+        return np.asarray(dout * (self.y - self.t) / self.t.shape[0])
 
 
 class SoftmaxLossNoBatchDivide(_SoftmaxLossBase):
@@ -596,10 +532,6 @@ class SoftmaxLossNaiveSoftmax(_SoftmaxLossBase):
         self.loss = -np.sum(self.t * log_softmax(x)) / x.shape[0]
         return self.loss
 
-    def backward(self, dout: float = 1) -> Array:
-        assert self.y is not None and self.t is not None
-        return np.asarray(dout * (self.y - self.t) / self.t.shape[0])
-
 
 class SoftmaxLossBookDelta(_SoftmaxLossBase):
     """The book's cross_entropy_error, ``-sum(t * log(y + 1e-7)) / N``: biased by the 1e-7 (forward only)."""
@@ -609,10 +541,6 @@ class SoftmaxLossBookDelta(_SoftmaxLossBase):
         self.y = np.exp(log_softmax(x))
         self.loss = -np.sum(self.t * np.log(self.y + 1e-7)) / x.shape[0]
         return self.loss
-
-    def backward(self, dout: float = 1) -> Array:
-        assert self.y is not None and self.t is not None
-        return np.asarray(dout * (self.y - self.t) / self.t.shape[0])
 
 
 # ==== the catalogue =====================================================================================

@@ -218,8 +218,8 @@ class SigmoidBook:
 # ==== Affine ============================================================================================
 
 
-class AffineTensordot:
-    """Never flattens x: W is viewed as (*x.shape[1:], M) and contracted with np.tensordot."""
+class _AffineState:
+    """The book's Affine constructor and attributes; subclasses write forward and backward their own way."""
 
     def __init__(self, W: Array, b: Array) -> None:
         self.W = W
@@ -227,6 +227,10 @@ class AffineTensordot:
         self.x: Array | None = None
         self.dW: Array | None = None
         self.db: Array | None = None
+
+
+class AffineTensordot(_AffineState):
+    """Never flattens x: W is viewed as (*x.shape[1:], M) and contracted with np.tensordot."""
 
     def _W_nd(self, x: Array) -> Array:
         return self.W.reshape(*x.shape[1:], self.W.shape[1])
@@ -266,15 +270,8 @@ class AffineEinsum:
         return np.asarray(np.einsum("nm,dm->nd", dout, self.W).reshape(self.x_shape))
 
 
-class AffineOuterLoop:
+class AffineOuterLoop(_AffineState):
     """One sample at a time: dW accumulates outer products, db accumulates rows of dout."""
-
-    def __init__(self, W: Array, b: Array) -> None:
-        self.W = W
-        self.b = b
-        self.x: Array | None = None
-        self.dW: Array | None = None
-        self.db: Array | None = None
 
     def forward(self, x: Array) -> Array:
         self.x = x
@@ -311,13 +308,17 @@ def _logsumexp(x: Array) -> Array:
     return np.asarray(m + np.log(np.sum(np.exp(x - m), axis=1, keepdims=True)))
 
 
-class SoftmaxLossOneHotLogsumexp:
-    """Labels become one-hot; loss = mean(logsumexp(x) - sum(t * x)); dx = dout * (y - t) / N."""
+class _SoftmaxLossState:
+    """The book's SoftmaxWithLoss attributes; subclasses write forward and backward their own way."""
 
     def __init__(self) -> None:
         self.loss: Any = None
         self.y: Array | None = None
         self.t: Array | None = None
+
+
+class SoftmaxLossOneHotLogsumexp(_SoftmaxLossState):
+    """Labels become one-hot; loss = mean(logsumexp(x) - sum(t * x)); dx = dout * (y - t) / N."""
 
     def forward(self, x: Array, t: Array) -> Any:
         self.t = _labels_to_one_hot(t, x)
@@ -332,13 +333,8 @@ class SoftmaxLossOneHotLogsumexp:
         return np.asarray((self.y - self.t) * (dout / n)).astype(self.y.dtype, copy=False)
 
 
-class SoftmaxLossIndexSubtract:
+class SoftmaxLossIndexSubtract(_SoftmaxLossState):
     """The book's chapter-5 code (common/layers.py): subtract 1 at the label index, then scale by dout / N."""
-
-    def __init__(self) -> None:
-        self.loss: Any = None
-        self.y: Array | None = None
-        self.t: Array | None = None
 
     def forward(self, x: Array, t: Array) -> Any:
         self.t = np.asarray(t)
@@ -363,13 +359,8 @@ class SoftmaxLossIndexSubtract:
         return dx
 
 
-class SoftmaxLossLogSoftmaxVjp:
+class SoftmaxLossLogSoftmaxVjp(_SoftmaxLossState):
     """Backward is the general log-softmax VJP: g = -t * dout / N, dx = g - y * sum(g)."""
-
-    def __init__(self) -> None:
-        self.loss: Any = None
-        self.y: Array | None = None
-        self.t: Array | None = None
 
     def forward(self, x: Array, t: Array) -> Any:
         self.t = _labels_to_one_hot(t, x)
