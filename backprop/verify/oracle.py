@@ -25,12 +25,11 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings, target
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Flaky
-from hypothesis.extra import numpy as hnp
 from numpy.typing import NDArray
 
 import reference
 from backprop.verify.diagnose import Evidence, diagnose
-from backprop.verify.registry import ROWS, Arg, Row, float_elements, get_row
+from backprop.verify.registry import ROWS, Arg, Row, cotangent_arrays, get_row
 from backprop.verify.report import Example, Failure, LayerReport, Mismatch, RunReport, snippet
 from backprop.verify.tolerances import Tolerance, compare
 from backprop.verify.witness import Witness, witness
@@ -63,14 +62,10 @@ def _examples(draw: st.DrawFn, row: Row, dtype: np.dtype[Any]) -> Example:
     shapes = draw(row.shapes)
     values = {arg.name: draw(arg.strategy(shapes, dtype)) for arg in row.args}
     low, high = row.cotangent_domain
-    elements = float_elements(low, high, dtype)
-    cotangents: list[Any] = []
-    for out in row.outputs:
-        if row.loss:
-            cotangents.append(draw(elements.filter(lambda g: g != 1.0)))
-        else:
-            arrays = hnp.arrays(dtype, shapes[out], elements=elements)
-            cotangents.append(draw(arrays.filter(lambda g: g.size == 0 or not np.all(g == 1))))
+    # a loss takes a scalar dout: a plain float, as the book passes it
+    cotangents = [
+        draw(cotangent_arrays(shapes[out], dtype, low, high, scalar=row.loss)) for out in row.outputs
+    ]
     return Example(row=row.name, dtype=dtype.name, values=values, cotangents=tuple(cotangents))
 
 
@@ -126,26 +121,30 @@ def reference_inputs(
     return _reference_vjp(row, statics), diff, consts, tuple(cast(c) for c in cotangents)
 
 
-def reference_vjp(
+def reference_runs(
     row: Row, values: dict[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
-) -> Reference:
-    """Run the row's reference through ``jax.vjp`` in float64, as given and on absolute values, and,
+) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """(outputs, gradients) of the compiled reference in float64, as given and on absolute values, and,
     for a narrower ``dtype``, once more natively in that dtype."""
     fn, diff, consts, cots = reference_inputs(row, values, cotangents)
-    native_dtype = np.dtype(dtype)
     with reference.x64():
         runs = [
             fn(diff, consts, cots),
             fn(tuple(np.abs(d) for d in diff), consts, tuple(np.abs(c) for c in cots)),
         ]
-        if native_dtype != np.float64:
-            runs.append(fn(*reference_inputs(row, values, cotangents, native_dtype)[1:]))
+        if np.dtype(dtype) != np.float64:
+            runs.append(fn(*reference_inputs(row, values, cotangents, dtype)[1:]))
+    return [(out if isinstance(out, tuple) else (out,), tuple(grads)) for out, grads in runs]
+
+
+def reference_vjp(
+    row: Row, values: dict[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
+) -> Reference:
+    """Every reference output and gradient, with the magnitude of its terms (see ``reference_runs``)."""
+    runs = reference_runs(row, values, cotangents, dtype)
 
     def f64(x: Any) -> NDArray[np.float64]:
         return np.asarray(x, dtype=np.float64)
-
-    def outputs(run: Any) -> tuple[Any, ...]:
-        return run[0] if isinstance(run[0], tuple) else (run[0],)
 
     condition = row.condition(values) if row.condition else {}
 
@@ -156,7 +155,7 @@ def reference_vjp(
         return Expected(value, terms, *native)
 
     return Reference(
-        outputs=tuple(expected(n, [outputs(r)[i] for r in runs]) for i, n in enumerate(row.outputs)),
+        outputs=tuple(expected(n, [r[0][i] for r in runs]) for i, n in enumerate(row.outputs)),
         grads={a.name: expected(a.name, [r[1][i] for r in runs]) for i, a in enumerate(row.differentiable)},
     )
 
@@ -278,6 +277,11 @@ def _input_grads(row: Row, result: Any, found: _Findings) -> list[Any]:
     return []
 
 
+def _with_capture(row: Row, values: dict[str, Any], instance: Any) -> dict[str, Any]:
+    """The example's values plus any hidden state the layer drew in forward (a dropout mask)."""
+    return {**values, **row.capture(instance)} if row.capture is not None else values
+
+
 def _build(row: Row, layer: type, values: dict[str, Any], found: _Findings, stage: str = "") -> Any:
     args = [values[a.name] for a in row.of_kind("param", "init")]
     return found.call(f"{stage}constructor", lambda: layer(*args))[1]
@@ -366,7 +370,7 @@ def _rerun(row: Row, layer: type, example: Example, mode: str, check: str) -> tu
     trace = _run(row, layer, values, cots, found)
     if found.mismatches or trace.out is None:
         return None
-    ref = reference_vjp(row, {**values, **(row.capture(trace.instance) if row.capture else {})}, cots)
+    ref = reference_vjp(row, _with_capture(row, values, trace.instance), cots)
     if check in row.outputs:
         i = row.outputs.index(check)
         return np.asarray(trace.out[i], dtype=np.float64), ref.outputs[i].value
@@ -391,8 +395,7 @@ def _second_round(
     _forward(row, first, example.values, second, "second ")
     if row.capture is not None and not second.mismatches:
         # hidden state drawn anew in forward (a dropout mask) needs its own reference
-        values = {**example.values, **row.capture(first)}
-        ref = reference_vjp(row, values, cots, np.dtype(example.dtype))
+        ref = reference_vjp(row, _with_capture(row, example.values, first), cots, np.dtype(example.dtype))
     b = _build(row, layer, other, second, "another instance's ")
     if not second.mismatches:
         _forward(row, b, other, second, "another instance's ")
@@ -437,8 +440,7 @@ def check_example(row: Row | str, layer: type, example: Example) -> Measured:
         # the reference sees the arrays as the caller passed them, even if the layer changed them since
         pristine = {k: before[k] for k in values}
         pristine_cots = tuple(before[k] for k in callers if k not in values)
-        captured = row.capture(instance) if row.capture else {}
-        ref = reference_vjp(row, {**pristine, **captured}, pristine_cots, dtype)
+        ref = reference_vjp(row, _with_capture(row, pristine, instance), pristine_cots, dtype)
         if len(trace.out) != len(row.outputs):
             message = f"returned {len(trace.out)} outputs, expected {len(row.outputs)}"
             found.add(Evidence("forward", "forward", "arity"), message)

@@ -34,6 +34,17 @@ def float_elements(low: float, high: float, dtype: np.dtype[Any]) -> st.SearchSt
     return st.floats(low, high, width=widths[dtype.itemsize], allow_subnormal=False)
 
 
+def cotangent_arrays(
+    shape: tuple[int, ...], dtype: np.dtype[Any], low: float, high: float, *, scalar: bool = False
+) -> st.SearchStrategy[Any]:
+    """Random incoming gradients in [low, high], never all ones (that would hide an ignored dout);
+    ``scalar`` draws a plain float, the dout of a loss."""
+    elements = float_elements(low, high, dtype)
+    if scalar:
+        return elements.filter(lambda g: g != 1.0)
+    return hnp.arrays(dtype, shape, elements=elements).filter(lambda g: g.size == 0 or not np.all(g == 1))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Arg:
     """One argument of the layer.

@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from backprop.verify.oracle import DTYPES, examples
-from backprop.verify.registry import Row, float_elements, get_row
+from backprop.verify.registry import Row, cotangent_arrays, get_row
 
 __all__ = ["DTYPES", "cotangents", "examples", "layer_inputs", "shapes"]
 
@@ -54,5 +53,4 @@ def cotangents(
     dt = np.dtype(dtype)
     if dt.name not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
-    arrays = hnp.arrays(dt, shape, elements=float_elements(-bound, bound, dt))
-    return arrays.filter(lambda g: g.size == 0 or not np.all(g == 1))
+    return cotangent_arrays(shape, dt, -bound, bound)

@@ -347,19 +347,8 @@ class _AffineBase:
         return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
 
-class AffineNoReshapeBack:
+class AffineNoReshapeBack(_AffineBase):
     """dx stays (N, D); it is never reshaped back to x's N-D shape."""
-
-    def __init__(self, W: Array, b: Array) -> None:
-        self.W = W
-        self.b = b
-        self.x: Array | None = None
-        self.dW: Array | None = None
-        self.db: Array | None = None
-
-    def forward(self, x: Array) -> Array:
-        self.x = x.reshape(x.shape[0], -1)
-        return np.asarray(self.x @ self.W + self.b)
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
@@ -428,15 +417,8 @@ class AffineDwDoubled(_AffineBase):
         return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
 
-class AffineDwFromUnflattenedX:
+class AffineDwFromUnflattenedX(_AffineBase):
     """dW = np.dot(x.T, dout) with the original N-D x, whose .T reverses every axis."""
-
-    def __init__(self, W: Array, b: Array) -> None:
-        self.W = W
-        self.b = b
-        self.x: Array | None = None
-        self.dW: Array | None = None
-        self.db: Array | None = None
 
     def forward(self, x: Array) -> Array:
         self.x = x
