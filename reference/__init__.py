@@ -12,6 +12,6 @@ from reference._x64 import x64
 from reference.activations import relu, sigmoid
 from reference.affine import affine
 from reference.arithmetic import add, mul
-from reference.losses import softmax_with_loss
+from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
 
-__all__ = ["add", "affine", "mul", "relu", "sigmoid", "softmax_with_loss", "x64"]
+__all__ = ["add", "affine", "mul", "relu", "sigmoid", "softmax_with_loss", "softmax_with_loss_epsilon", "x64"]

@@ -3,17 +3,20 @@ correct one, however unusually it is written."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from backprop.verify import names, verify
-from backprop.verify.diagnose import CODES
 from backprop.verify.report import LayerReport
+from backprop.verify.vocabulary import CODES
 from tests.catalogue import Case, Correct
 from tests.catalogue.broken import BROKEN
 from tests.catalogue.correct import CORRECT
 
 MAX_EXAMPLES = 100
 OTHER_RUN_EXAMPLES = 50  # the second-seed and float32 runs: enough to catch, half the time
+FIRST: dict[str, Any] = {"max_failures": 1, "scope": False}  # the first failure is what these tests judge
 
 
 def _found(report: LayerReport) -> str:
@@ -46,7 +49,9 @@ def _assert_passes(case: Correct, report: LayerReport) -> None:
 
 @pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
 def test_broken_layer_is_caught_and_named(case: Case) -> None:
-    report = verify(case.layer, case.against, max_examples=MAX_EXAMPLES, seed=0, dtype=case.dtype)
+    report = verify(
+        case.layer, case.against, max_examples=MAX_EXAMPLES, seed=0, dtype=case.dtype, **FIRST, **case.options
+    )
     _assert_caught(case, report)
     assert report.failure is not None
     assert report.failure.against == case.against
@@ -65,7 +70,15 @@ def test_every_diagnosis_class_has_a_broken_layer() -> None:
 
 @pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
 def test_broken_layer_is_caught_with_another_seed(case: Case) -> None:
-    report = verify(case.layer, case.against, max_examples=OTHER_RUN_EXAMPLES, seed=1, dtype=case.dtype)
+    report = verify(
+        case.layer,
+        case.against,
+        max_examples=OTHER_RUN_EXAMPLES,
+        seed=1,
+        dtype=case.dtype,
+        **FIRST,
+        **case.options,
+    )
     _assert_caught(case, report)
 
 

@@ -121,13 +121,10 @@ def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]
     assert "all 4 passed" in out
     assert "\x1b[" not in out + err  # no colour codes when not a terminal
     assert "…" not in out  # no truncated cells
-    # stderr is not a terminal here: no live progress, one line per layer instead
-    assert [line.split(":")[0] for line in err.splitlines()] == [
-        "relu float64",
-        "relu float32",
-        "sigmoid float64",
-        "sigmoid float32",
-    ]
+    # stderr is not a terminal here: no live progress, a line before and a line after each layer instead
+    runs = ["relu float64", "relu float32", "sigmoid float64", "sigmoid float32"]
+    assert err.splitlines()[::2] == [f"checking {r} ..." for r in runs]
+    assert [line.split(":")[0] for line in err.splitlines()[1::2]] == runs
 
 
 def test_quiet_prints_nothing_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,9 +28,10 @@ from rich.table import Table
 from rich.text import Text
 
 from backprop.verify.loader import LoadError, load_class
-from backprop.verify.oracle import DTYPES, verify
 from backprop.verify.registry import ROWS, get_row, names
 from backprop.verify.report import LayerReport, RunReport
+from backprop.verify.search import verify
+from backprop.verify.vocabulary import DTYPES, Allowance, Feature
 
 PROG = "backprop-verify"
 MIN_WIDTH = 100
@@ -59,7 +60,10 @@ class Target:
 # ---- arguments ---------------------------------------------------------------------------------------------
 
 
-def _int_at_least(low: int, what: str) -> Callable[[str], int]:
+MAX_EXAMPLES = 1_000_000
+
+
+def _int_at_least(low: int, what: str, high: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -67,9 +71,34 @@ def _int_at_least(low: int, what: str) -> Callable[[str], int]:
             value = low - 1
         if value < low:
             raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"at most {high:,} examples per layer, got {text!r}")
         return value
 
     return parse
+
+
+def _grad_names(text: str) -> dict[str, str]:
+    """``dW=d_w,db=d_b`` as a mapping from the row's gradient names to the layer's attribute names."""
+    names: dict[str, str] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        ours, _, theirs = pair.partition("=")
+        if not (ours.strip().isidentifier() and theirs.strip().isidentifier()):
+            raise argparse.ArgumentTypeError(
+                f"expected NAME=ATTRIBUTE pairs such as dW=d_w,db=d_b, got {text!r}"
+            )
+        names[ours.strip()] = theirs.strip()
+    return names
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--examples",
-        type=_int_at_least(1, "positive"),
+        type=_int_at_least(1, "positive", MAX_EXAMPLES),
         default=100,
         metavar="N",
         help="examples per layer (100)",
@@ -100,13 +129,51 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="dtype the layers run in; 'all' checks each layer once per dtype (all)",
     )
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=[f.value for f in Feature],
+        metavar="FEATURE",
+        help="draw no example with this feature (repeatable); the verdict then holds only in that scope",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="fail another valid subgradient at a kink instead of noting it"
+    )
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        choices=[a.value for a in Allowance],
+        metavar="NAME",
+        help="accept a documented deviation: epsilon (a loss computed as -log(y + eps))",
+    )
+    parser.add_argument(
+        "--grad-names",
+        type=_grad_names,
+        default={},
+        metavar="dW=d_w,db=d_b",
+        help="the attribute names your layer uses for the row's gradients",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="fail a call into the layer that does not return within this many seconds (60)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
 
 def _options(args: argparse.Namespace, dtype: str) -> str:
-    return f"--seed {args.seed} --examples {args.examples} --dtype {dtype}"
+    extra = [f"--without {f}" for f in args.without] + [f"--allow {a}" for a in args.allow]
+    if args.strict:
+        extra.append("--strict")
+    if args.grad_names:
+        extra.append("--grad-names " + ",".join(f"{k}={v}" for k, v in args.grad_names.items()))
+    return " ".join([f"--seed {args.seed} --examples {args.examples} --dtype {dtype}", *extra])
 
 
 def _per_dtype(args: argparse.Namespace, layer: type, against: str, label: str, command: str) -> list[Target]:
@@ -146,13 +213,25 @@ def _targets(args: argparse.Namespace) -> list[Target]:
 
 
 def _check_json_path(path: str | None) -> None:
+    """Fail before the run, not after it, when the report could not be written."""
     if path is None or path == "-":
         return
+    if not path.strip():
+        raise UsageError("--json needs a file path (or - for stdout), got an empty string")
     parent = Path(path).parent
     if not parent.is_dir():
         raise UsageError(f"--json {path}: no such directory: {parent}")
     if Path(path).is_dir():
         raise UsageError(f"--json {path}: is a directory")
+    existed = Path(path).exists()
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write("\n")  # a device that refuses data (/dev/full) fails here, before the run
+            f.flush()
+    except OSError as exc:
+        raise UsageError(f"--json {path}: cannot write: {exc.strerror or exc}") from None
+    if not existed and Path(path).is_file():
+        Path(path).unlink()
 
 
 # ---- running ---------------------------------------------------------------------------------------------
@@ -184,11 +263,14 @@ def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Consol
         ]
         for target, task in zip(targets, tasks, strict=True):
             progress.start_task(task)
+            if not args.quiet and not live:
+                # said before the run, so that a layer that hangs can be seen in a CI log
+                err.print(f"checking {target.label} {target.dtype} ...", markup=False, highlight=False)
             report = _verify_one(target, args, _ticker(progress, task, args.examples))
             run.layers.append(report)
             progress.update(task, total=report.examples, completed=report.examples, status=report.verdict)
             if not args.quiet and not live:
-                err.print(_summary_line(target, report), markup=False, highlight=False)
+                err.print(_summary_line(target, report), markup=False, highlight=False, soft_wrap=True)
     return run
 
 
@@ -214,17 +296,23 @@ def _verify_one(target: Target, args: argparse.Namespace, tick: Callable[[str], 
         max_examples=args.examples,
         seed=args.seed,
         dtype=target.dtype,
+        without=args.without,
+        strict=True if args.strict else None,
+        allow=args.allow,
+        grad_names=args.grad_names,
+        timeout=args.timeout,
         on_example=tick,
     )
-    if report.failure is not None:
-        report.failure.reproduce = target.reproduce
+    for failure in report.failures:
+        failure.reproduce = target.reproduce
     return report
 
 
 def _summary_line(target: Target, report: LayerReport) -> str:
+    scope = report.scope_sentence()
     return (
         f"{target.label} {target.dtype}: {report.verdict} ({report.examples} examples, "
-        f"{report.distinct_shapes} distinct shapes, {report.seconds:.1f} s)"
+        f"{report.distinct_shapes} distinct shapes, {report.seconds:.1f} s)" + (f"; {scope}" if scope else "")
     )
 
 
@@ -251,6 +339,8 @@ def results_table(targets: Sequence[Target], run: RunReport) -> Table:
     for column in ("examples", "distinct shapes", "max abs error", "max rel error"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
+    if any(r.scope or r.passes_without or r.notes for r in run.layers):
+        table.add_column("scope and notes", overflow="fold")
     for target, report in zip(targets, run.layers, strict=True):
         style = "bold green" if report.passed else "bold red"
         table.add_row(
@@ -261,8 +351,16 @@ def results_table(targets: Sequence[Target], run: RunReport) -> Table:
             _error(report.max_abs),
             _error(report.max_rel),
             Text(report.verdict, style=style),
+            *([_scope_cell(report)] if len(table.columns) > 7 else []),
         )
     return table
+
+
+def _scope_cell(report: LayerReport) -> Text:
+    parts = [report.scope_sentence()] if report.scope_sentence() else []
+    if report.notes:
+        parts.append(f"{len(report.notes)} note(s) below")
+    return Text("; ".join(parts))
 
 
 def print_results(targets: Sequence[Target], run: RunReport, file: IO[str]) -> None:
@@ -270,9 +368,16 @@ def print_results(targets: Sequence[Target], run: RunReport, file: IO[str]) -> N
     console = make_console(file, fit=table)
     console.print(table)
     for target, report in zip(targets, run.layers, strict=True):
-        if report.failure is not None:
-            _plain(console, "\n" + report.failure.render(blob=False))
-        elif report.error is not None:
+        scope = report.scope_sentence()
+        if report.notes:
+            notes = "\n".join(f"  note: {n}" for n in report.notes)
+            _plain(console, f"\n{target.label} {target.dtype}:\n{notes}")
+        for i, failure in enumerate(report.failures):
+            count = f" (failure {i + 1} of {len(report.failures)})" if len(report.failures) > 1 else ""
+            _plain(console, "\n" + failure.render(blob=False) + count)
+        if report.failures and scope:
+            _plain(console, f"  scope: {scope}")
+        if report.error is not None:
             _plain(
                 console,
                 f"\nERROR {target.label} {target.dtype}: {report.error}\n  reproduce: {target.reproduce}",
@@ -294,6 +399,8 @@ def print_list(only: Sequence[str] = ()) -> None:
     width = max(len(row.name) for row in rows)
     for row in rows:
         print(f"{row.name:<{width}}  {row.signature}")
+        if row.features:
+            print(f"{'':<{width}}  features: {', '.join(f.value for f in row.features)}")
         for convention in row.conventions:
             print(f"{'':<{width}}  convention: {convention}")
 

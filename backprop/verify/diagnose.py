@@ -1,34 +1,25 @@
-"""Diagnosis for learners: classify a mismatch and explain it in one plain sentence, with a hint.
+"""Diagnosis for learners: classify a failed check and explain it in one plain sentence, with a hint.
 
-The codes are a fixed vocabulary that CI can act on (``CODES``). Classification looks only at the
-numbers: the manual gradient against ``jax.vjp``, the primal's shape, the row's declared kinks, and,
-for ``ignores_dout``, one more run of the layer with a cotangent of ones.
+``RULES`` is an ordered table: each rule looks at the evidence (and may run the layer once more on a variant
+of the example) and either names a code from ``vocabulary.Code`` or passes to the next. Forward problems get
+forward words; hints speak of the layer at hand, never of another layer's fix.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from backprop.verify.registry import Row
 from backprop.verify.tolerances import Tolerance, compare
+from backprop.verify.vocabulary import CODES, Code, Kind
 
-CODES = (
-    "scale",
-    "sign",
-    "transpose",
-    "ignores_dout",
-    "unbroadcast",
-    "shape",
-    "in_place",
-    "kink",
-    "overflow",
-    "other",
-)
+__all__ = ["CODES", "RULES", "Diagnosis", "Evidence", "Situation", "diagnose"]
+
+Rerun = Callable[[str, str], tuple[Any, Any] | None]
 
 
 @dataclass(frozen=True)
@@ -49,19 +40,34 @@ class Evidence:
     actual: NDArray[np.float64] | None = None
     expected_shape: tuple[int, ...] | None = None
     actual_shape: tuple[int, ...] | None = None
+    where: str = ""
+    """The call that failed (``forward()``, ``training: backward()``), for exceptions, exits and hangs."""
+    renamed: str = ""
+    """A new attribute of the missing gradient's shape that backward created instead."""
+
+
+@dataclass(frozen=True)
+class Situation:
+    """Everything a rule may look at: the evidence and what the row says about the example."""
+
+    ev: Evidence
+    values: Mapping[str, Any]
+    tol: Tolerance
+    again: Rerun
+    outputs: tuple[str, ...]
+    batch: int | None
+    kinks: Mapping[str, tuple[float, ...]]
+    conventions: tuple[str, ...]
+    epsilon: Callable[[NDArray[np.float64]], float | None] | None
+    """The eps of ``-log(y + eps)`` when the loss matches that formula."""
+
+    @property
+    def is_output(self) -> bool:
+        return self.ev.check in self.outputs
 
 
 def _close(a: NDArray[np.float64], b: NDArray[np.float64], tol: Tolerance) -> bool:
     return a.shape == b.shape and compare(b, a, tol).ok
-
-
-def _batch(row: Row, values: dict[str, Any]) -> int | None:
-    """The batch size N: the leading axis of the first forward input."""
-    for arg in row.of_kind("input"):
-        shape = np.shape(values[arg.name])
-        if shape:
-            return int(shape[0])
-    return None
 
 
 def _factor(a: NDArray[np.float64], e: NDArray[np.float64], tol: Tolerance) -> float | None:
@@ -73,160 +79,367 @@ def _factor(a: NDArray[np.float64], e: NDArray[np.float64], tol: Tolerance) -> f
     return c if _close(a, c * e, tol) else None
 
 
-def _factor_sentence(check: str, c: float, batch: int | None) -> Diagnosis:
-    if batch is not None and batch > 1 and np.isclose(c, batch):
-        return Diagnosis(
-            "scale",
-            f"{check} is {c:g} times too large, exactly the batch size N = {batch}.",
-            "Divide by the batch size: the loss is a mean over the batch, so its gradient carries 1/N.",
-        )
-    if batch is not None and batch > 1 and np.isclose(c, 1 / batch):
-        return Diagnosis(
-            "scale",
-            f"{check} is {batch} times too small, exactly 1/batch size (N = {batch}).",
-            "The batch size is divided out once too often, or a sum over the batch was replaced by a mean.",
-        )
-    return Diagnosis(
-        "scale",
-        f"{check} is off by a constant factor: it is {c:.6g} times the correct gradient.",
-        "Look for a stray constant in the derivative (a 2 from a square, a 1/2 that was dropped).",
-    )
+# ---- rules on the kind of failure ------------------------------------------------------------------------
 
-
-def _at_kinks(row: Row, ev: Evidence, values: dict[str, Any], tol: Tolerance) -> str | None:
-    """The kink value, when every element that differs sits on one of the primal's declared kinks."""
-    arg = next((a for a in row.args if a.name == ev.primal), None)
-    if arg is None or not arg.kinks or ev.actual is None or ev.expected is None:
-        return None
-    x = np.asarray(values[ev.primal])
-    if x.shape != ev.actual.shape:
-        return None
-    scale = float(np.max(np.abs(ev.expected), initial=0.0))
-    wrong = np.abs(ev.actual - ev.expected) > tol.atol + tol.rtol * scale
-    for kink in arg.kinks:
-        if np.any(wrong) and np.all(x[wrong] == kink):
-            return f"{ev.primal} == {kink:g}"
-    return None
-
-
-_OTHER = {
-    "exception": (
-        "{check}() raised an exception on this example.",
-        "Run the snippet below to see the traceback.",
+_BY_KIND: dict[str, tuple[Code, str, str]] = {
+    Kind.EXIT: (
+        Code.EXIT,
+        "{where} tried to end the program (sys.exit, exit() or a KeyboardInterrupt of its own).",
+        "A layer must return its result; raise an exception for bad input instead of calling exit().",
     ),
-    "arity": (
-        "{check}() returned the wrong number of values.",
-        "The book's API: backward returns dx alone for one input and (dx, dy) for two.",
+    Kind.TIMEOUT: (
+        Code.TIMEOUT,
+        "{where} did not return in time.",
+        "Look for a loop whose condition never changes; raise --timeout if the layer is only slow.",
     ),
-    "dtype": (
+    Kind.EXCEPTION: (
+        Code.EXCEPTION,
+        "{where} raised an exception on this example.",
+        "Run the program below to see the traceback.",
+    ),
+    Kind.ARITY: (
+        Code.OTHER,
+        "{check} returned or listed the wrong number of values.",
+        "The book's API: backward returns dx alone for one input and (dx, dy) for two; grads follows params.",
+    ),
+    Kind.TYPE: (Code.OTHER, "{check} is not a numeric array.", "Return NumPy arrays (or numbers)."),
+    Kind.STATEFUL: (
+        Code.STATEFUL,
+        "{check} is right the first time but wrong when the layer is used again next to another one.",
+        "Keep every cached array on self (not in a module or class variable), and assign gradients "
+        "(self.dW = ...) instead of accumulating them (self.dW += ...).",
+    ),
+    Kind.STALE: (
+        Code.STALE,
+        "{check} is right on a fresh layer but wrong on a later batch: the layer reused a value from an earlier "
+        "call instead of this batch's.",
+        "Recompute every cached value (mask, x, out) on each forward call and every gradient on each backward "
+        "call, never only the first time; assign gradients (self.dW = ...), never accumulate them (+=).",
+    ),
+    Kind.DOUT_ONE: (
+        Code.DOUT_ONE,
+        "{check} is right for a random dout but wrong when dout is 1, the call every network makes.",
+        "Remove the special case for dout == 1: the general formula already covers it.",
+    ),
+    Kind.DEFAULT_DOUT: (
+        Code.DEFAULT_DOUT,
+        "{check} is wrong when backward() is called without an argument, as networks call a loss.",
+        "Give dout the default 1 (def backward(self, dout=1)) and use it like any other dout.",
+    ),
+    Kind.NONDETERMINISTIC: (
+        Code.NONDETERMINISTIC,
+        "{check} changes when the same example is run again under another global random state.",
+        "A layer's result must not depend on np.random or random: draw any randomness once in forward, keep "
+        "it on self, and reuse it in backward.",
+    ),
+    Kind.PARAM_COPY: (
+        Code.PARAM_COPY,
+        "After the parameters were updated in place, as an optimizer does, {check} still follows the old ones: "
+        "the layer keeps a copy of its parameters.",
+        "Keep the array you were given (self.W = W, not W.copy() or np.array(W)): the optimizer updates it in place.",
+    ),
+    Kind.GRADS_REBOUND: (
+        Code.GRADS_REBOUND,
+        "backward() replaced {check} with a new array instead of writing into it.",
+        "Write into the existing array, as the book does: self.grads[0][...] = dW.",
+    ),
+    Kind.DTYPE: (
+        Code.DTYPE,
         "{check} does not keep its input's dtype.",
-        "Avoid mixing float64 arrays or np.float64 constants into float32 work; cast with .astype(x.dtype).",
+        "Avoid mixing float64 arrays or constants into float32 work (cast with .astype(x.dtype)); a layer meant "
+        "for float32 only (book 2 writes dtype='f') should be checked with --dtype float32.",
     ),
-    "missing": ("{check} was never set.", "Set it in backward (self.dW = ..., or self.grads[i][...] = ...)."),
-    "type": ("{check} is not a numeric array.", "Return NumPy arrays (or numbers) from backward."),
 }
 
 
-def diagnose(
-    row: Row,
-    ev: Evidence,
-    values: dict[str, Any],
-    tol: Tolerance,
-    rerun: Callable[[str, str], tuple[Any, Any] | None] | None = None,
-) -> Diagnosis:
-    """Classify one failing check.
+def _by_kind(s: Situation) -> Diagnosis | None:
+    entry = _BY_KIND.get(s.ev.kind)
+    if entry is None:
+        return None
+    code, sentence, hint = entry
+    where = s.ev.where or f"{s.ev.check}()"
+    return Diagnosis(code, sentence.format(check=s.ev.check, where=where), hint)
 
-    ``rerun(mode, check)`` runs the layer again on a variant of the example ("ones": every cotangent
-    one; "shifted": every input and cotangent moved) and gives (actual, expected) for ``check``.
-    """
-    again = rerun or (lambda mode, check: None)
-    check, primal = ev.check, ev.primal
-    if ev.kind in ("mutated", "aliased"):
-        what = "writes into" if ev.kind == "mutated" else "returns memory shared with"
+
+def _returns_none(s: Situation) -> Diagnosis | None:
+    if s.ev.kind != Kind.RETURNS_NONE:
+        return None
+    if s.ev.check == "forward":
+        return Diagnosis(Code.RETURNS_NONE, "forward() returned None.", "End forward with `return out`.")
+    return Diagnosis(
+        Code.RETURNS_NONE,
+        f"backward() returned None where {s.ev.check if s.ev.check != 'backward' else 'gradients'} are due.",
+        "End backward with `return dx` (or `return dx, dy` for two inputs).",
+    )
+
+
+def _missing(s: Situation) -> Diagnosis | None:
+    if s.ev.kind != Kind.MISSING:
+        return None
+    if s.ev.renamed:
         return Diagnosis(
-            "in_place",
-            f"The layer {what} the caller's {check if ev.kind == 'mutated' else 'arrays'}.",
-            "Never modify dout or x in place; build a new array (np.where(mask, 0, dout) or dout.copy()).",
-        )
-    if ev.kind == "stateful":
-        return Diagnosis(
-            "other",
-            f"{check} is right the first time but wrong when the layer is used again next to another one.",
-            "Keep every cached array on self (not in a module or class variable), and assign gradients "
-            "(self.dW = ...) instead of accumulating them (self.dW += ...).",
-        )
-    if ev.kind == "nan":
-        big = max(
-            (float(np.max(np.abs(v))) for v in values.values() if isinstance(v, np.ndarray) and v.size),
-            default=0,
-        )
-        return Diagnosis(
-            "overflow",
-            f"{check} is NaN or infinite where the correct value is finite (inputs reach |{big:g}|).",
-            "exp() overflows for large inputs: subtract the max before exponentiating, or use a stable form.",
-        )
-    if ev.kind == "shape" and ev.expected_shape is not None and ev.actual_shape is not None:
-        exp_shape, act_shape = ev.expected_shape, ev.actual_shape
-        if len(exp_shape) >= 2 and act_shape == exp_shape[::-1]:
-            return Diagnosis(
-                "transpose",
-                f"{check} has shape {act_shape}, the transpose of {primal}'s shape {exp_shape}.",
-                "Swap the operands of the matrix product or transpose the result (dW = x.T @ dout).",
-            )
-        try:
-            grown = np.broadcast_shapes(exp_shape, act_shape) == act_shape
-        except ValueError:
-            grown = False
-        if grown:
-            return Diagnosis(
-                "unbroadcast",
-                f"{check} has shape {act_shape} but {primal} has shape {exp_shape}: "
-                "it is not summed over the broadcast axes.",
-                f"Sum the gradient over the axes that broadcasting stretched, back down to {exp_shape}.",
-            )
-        squeezed = tuple(n for n in act_shape if n != 1) == tuple(n for n in exp_shape if n != 1)
-        return Diagnosis(
-            "shape",
-            f"{check} has shape {act_shape} but {primal} has shape {exp_shape}.",
-            f"Reshape the gradient back to the input's shape, {check}.reshape({primal}.shape)"
-            + (", or sum with keepdims=True." if squeezed else "."),
-        )
-    if ev.kind != "value" or ev.actual is None or ev.expected is None:
-        sentence, hint = _OTHER.get(ev.kind, ("{check} is wrong ({kind}).", "See the message above."))
-        return Diagnosis("other", sentence.format(check=check, kind=ev.kind), hint)
-    a, e = ev.actual, ev.expected
-    kink = _at_kinks(row, ev, values, tol)
-    if kink is not None:
-        conventions = "; ".join(row.conventions) or "the reference's one-sided derivative"
-        return Diagnosis(
-            "kink",
-            f"{check} differs only where {kink}, a point where the function has no derivative.",
-            f"This project's convention there is {conventions}.",
-        )
-    ones = again("ones", check)
-    if ones is not None and _close(*ones, tol):
-        return Diagnosis(
-            "ignores_dout",
-            f"{check} is right when dout is 1 but wrong for other dout: it ignores the incoming gradient.",
-            "Chain rule: multiply the local derivative by dout.",
-        )
-    c = _factor(a, e, tol)
-    if c is not None and abs(c - 1) < 1e-3:
-        c = None  # a factor this close to one is a small error somewhere, not a stray constant
-    shifted = again("shifted", check) if c is not None else None
-    if c is not None and shifted is not None and _close(shifted[0], c * shifted[1], tol):
-        # the same factor on a second example: a constant, not a coincidence of one element
-        if np.isclose(c, -1.0):
-            return Diagnosis(
-                "sign", f"{check} has the wrong sign.", "Check the sign of the local derivative."
-            )
-        return _factor_sentence(check, c, _batch(row, values))
-    if a.ndim == 2 and a.shape[0] == a.shape[1] and _close(a, e.T, tol):
-        return Diagnosis(
-            "transpose",
-            f"{check} is the transpose of the correct gradient.",
-            "Swap the operands of the matrix product or transpose the result (dW = x.T @ dout).",
+            Code.RENAMED,
+            f"{s.ev.check} was never set, but backward() set {s.ev.renamed}, of the same shape.",
+            f"Name it {s.ev.check}, as the book does, or pass --grad-names {s.ev.check}={s.ev.renamed}.",
         )
     return Diagnosis(
-        "other", f"{check} is wrong, with no simple pattern.", "Re-derive it on paper for a 1x1 case."
+        Code.OTHER,
+        f"{s.ev.check} was never set.",
+        "Set it in backward (self.dW = ..., or self.grads[i][...] = ...).",
     )
+
+
+def _in_place(s: Situation) -> Diagnosis | None:
+    if s.ev.kind == Kind.ALIASED:
+        return Diagnosis(
+            Code.IN_PLACE,
+            f"{s.ev.check} shares memory with an array the caller holds.",
+            f"Return a new array for {s.ev.check} (for example with .copy()), not a view of dout, x or a parameter.",
+        )
+    if s.ev.kind != Kind.MUTATED:
+        return None
+    check = s.ev.check
+    if check.startswith("dout"):
+        return Diagnosis(
+            Code.IN_PLACE,
+            f"backward() writes into the caller's {check}.",
+            f"Leave {check} as it is: compute the gradient into a new array (multiply, or copy {check} first).",
+        )
+    if check in s.outputs:
+        return Diagnosis(
+            Code.IN_PLACE,
+            f"backward() changes the {check} that forward returned to the caller.",
+            f"Keep your own copy of {check} on self if backward needs to change it.",
+        )
+    return Diagnosis(
+        Code.IN_PLACE,
+        f"The layer writes into the caller's {check}.",
+        f"Never modify {check} in place: work on a copy ({check} = {check}.copy()) or build a new array.",
+    )
+
+
+def _overflow(s: Situation) -> Diagnosis | None:
+    if s.ev.kind != Kind.NAN:
+        return None
+    big = max(
+        (
+            float(np.max(np.abs(v)))
+            for v in s.values.values()
+            if isinstance(v, np.ndarray) and v.size and v.dtype.kind == "f"
+        ),
+        default=0,
+    )
+    return Diagnosis(
+        Code.OVERFLOW,
+        f"{s.ev.check} is NaN or infinite where the correct value is finite (inputs reach |{big:g}|).",
+        "exp() overflows for large inputs: use a stable form (subtract the max before exponentiating).",
+    )
+
+
+# ---- rules on shapes -------------------------------------------------------------------------------------
+
+
+def _shape(s: Situation) -> Diagnosis | None:
+    ev = s.ev
+    if ev.kind != Kind.SHAPE or ev.expected_shape is None or ev.actual_shape is None:
+        return None
+    exp_shape, act_shape, check = ev.expected_shape, ev.actual_shape, ev.check
+    if s.is_output:
+        return Diagnosis(
+            Code.SHAPE,
+            f"forward() returned {check} of shape {act_shape}, but it must have shape {exp_shape}.",
+            "Check the axes of forward's computation (the matrix product's operands, a sum's axis, keepdims).",
+        )
+    if len(exp_shape) >= 2 and act_shape == exp_shape[::-1]:
+        return Diagnosis(
+            Code.TRANSPOSE,
+            f"{check} has shape {act_shape}, the transpose of {ev.primal}'s shape {exp_shape}.",
+            f"Swap the operands of the matrix product or transpose the result, so that {check} matches {ev.primal}.",
+        )
+    try:
+        grown = np.broadcast_shapes(exp_shape, act_shape) == act_shape
+    except ValueError:
+        grown = False
+    if grown:
+        return Diagnosis(
+            Code.UNBROADCAST,
+            f"{check} has shape {act_shape} but {ev.primal} has shape {exp_shape}: it is not summed over the "
+            "broadcast axes.",
+            f"Sum the gradient over the axes that broadcasting stretched, back down to {exp_shape}.",
+        )
+    squeezed = tuple(n for n in act_shape if n != 1) == tuple(n for n in exp_shape if n != 1)
+    return Diagnosis(
+        Code.SHAPE,
+        f"{check} has shape {act_shape} but {ev.primal} has shape {exp_shape}.",
+        f"Reshape the gradient back to the input's shape, {check}.reshape({ev.primal}.shape)"
+        + (", or sum with keepdims=True." if squeezed else "."),
+    )
+
+
+# ---- rules on values -------------------------------------------------------------------------------------
+
+
+def _values(s: Situation) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    if s.ev.kind != Kind.VALUE or s.ev.actual is None or s.ev.expected is None:
+        return None
+    return s.ev.actual, s.ev.expected
+
+
+def _epsilon(s: Situation) -> Diagnosis | None:
+    pair = _values(s)
+    if pair is None or not s.is_output or s.epsilon is None:
+        return None
+    actual, expected = pair
+    eps = s.epsilon(actual)
+    if eps is None:
+        return None
+    bias = float(np.max(np.abs(actual - expected)))
+    return Diagnosis(
+        Code.EPSILON,
+        f"{s.ev.check} is computed as -log(y + {eps:g}): it is off by {bias:.3g} here, and no sample's loss "
+        f"can exceed -log({eps:g}) = {-np.log(eps):.3g}, which hides large losses.",
+        "Compute the loss from a stable log-softmax (x - max - log(sum(exp(x - max)))), or pass "
+        "--allow epsilon to accept this textbook form.",
+    )
+
+
+def _all_zero(s: Situation) -> Diagnosis | None:
+    pair = _values(s)
+    if pair is None or np.any(pair[0]) or not np.any(pair[1]):
+        return None
+    if s.is_output:
+        return Diagnosis(
+            Code.OTHER,
+            f"forward() returned all zeros for {s.ev.check}.",
+            "Check that forward computes and returns its result.",
+        )
+    return Diagnosis(
+        Code.OTHER,
+        f"{s.ev.check} is all zeros where the correct gradient is not.",
+        f"Check that backward computes {s.ev.check} from dout and the values cached in forward.",
+    )
+
+
+def _kink(s: Situation) -> Diagnosis | None:
+    pair = _values(s)
+    kinks = s.kinks.get(s.ev.primal, ())
+    if pair is None or not kinks:
+        return None
+    actual, expected = pair
+    x = np.asarray(s.values[s.ev.primal])
+    if x.shape != actual.shape:
+        return None
+    scale = float(np.max(np.abs(expected), initial=0.0))
+    wrong = np.abs(actual - expected) > s.tol.atol + s.tol.rtol * scale
+    for kink in kinks:
+        if np.any(wrong) and np.all(x[wrong] == kink):
+            conventions = "; ".join(s.conventions) or "the reference's one-sided derivative"
+            return Diagnosis(
+                Code.KINK,
+                f"{s.ev.check} differs only where {s.ev.primal} == {kink:g}, a point where the function has no derivative.",
+                f"This project's convention there is {conventions}.",
+            )
+    return None
+
+
+def _ignores_dout(s: Situation) -> Diagnosis | None:
+    if _values(s) is None or s.is_output:
+        return None
+    ones = s.again("ones", s.ev.check)
+    if ones is not None and _close(*ones, s.tol):
+        return Diagnosis(
+            Code.IGNORES_DOUT,
+            f"{s.ev.check} is right when dout is 1 but wrong for other dout: it ignores the incoming gradient.",
+            "Chain rule: multiply the local derivative by dout.",
+        )
+    return None
+
+
+def _scale(s: Situation) -> Diagnosis | None:
+    pair = _values(s)
+    if pair is None:
+        return None
+    c = _factor(*pair, s.tol)
+    if c is None or abs(c - 1) < 1e-3 or c == 0:
+        return None  # a factor this close to one is a small error somewhere, not a stray constant
+    shifted = s.again("shifted", s.ev.check)
+    if shifted is None or not _close(shifted[0], c * shifted[1], s.tol):
+        return None  # the same factor on a second example: a constant, not a coincidence of one element
+    check, n = s.ev.check, s.batch
+    what = "output" if s.is_output else "gradient"
+    if np.isclose(c, -1.0):
+        return Diagnosis(
+            Code.SIGN,
+            f"{check} has the wrong sign.",
+            f"Check the sign of the {'formula' if s.is_output else 'local derivative'}.",
+        )
+    if n is not None and n > 1 and np.isclose(c, n):
+        return Diagnosis(
+            Code.SCALE,
+            f"{check} is {c:g} times too large, exactly the batch size N = {n}.",
+            "Divide by the batch size: the loss is a mean over the batch, so its gradient carries 1/N.",
+        )
+    if n is not None and n > 1 and np.isclose(c, 1 / n):
+        return Diagnosis(
+            Code.SCALE,
+            f"{check} is {n} times too small, exactly 1/batch size (N = {n}).",
+            "The batch size is divided out once too often, or a sum over the batch was replaced by a mean.",
+        )
+    return Diagnosis(
+        Code.SCALE,
+        f"{check} is off by a constant factor: it is {c:.6g} times the correct {what}.",
+        "Look for a stray constant factor in the formula.",
+    )
+
+
+def _transpose(s: Situation) -> Diagnosis | None:
+    pair = _values(s)
+    if pair is None:
+        return None
+    a, e = pair
+    square = a.ndim == 2 and a.shape[0] == a.shape[1] and _close(a, e.T, s.tol)
+    if square or (a.ndim == 2 and _close(a, e.T.reshape(a.shape), s.tol)):
+        return Diagnosis(
+            Code.TRANSPOSE,
+            f"{s.ev.check} is the transpose of the correct value"
+            + ("." if square else ", reshaped to its shape."),
+            f"Swap the operands of the matrix product or transpose the result, so that {s.ev.check} matches {s.ev.primal}.",
+        )
+    return None
+
+
+def _fallback(s: Situation) -> Diagnosis:
+    if s.is_output:
+        return Diagnosis(
+            Code.OTHER,
+            f"forward() computes {s.ev.check} differently from the reference, with no simple pattern.",
+            "Compare forward with the formula on a 1x1 example.",
+        )
+    return Diagnosis(
+        Code.OTHER, f"{s.ev.check} is wrong, with no simple pattern.", "Re-derive it on paper for a 1x1 case."
+    )
+
+
+RULES: tuple[Callable[[Situation], Diagnosis | None], ...] = (
+    _returns_none,
+    _missing,
+    _in_place,
+    _by_kind,
+    _overflow,
+    _shape,
+    _epsilon,
+    _kink,
+    _all_zero,
+    _ignores_dout,
+    _scale,
+    _transpose,
+)
+
+
+def diagnose(s: Situation) -> Diagnosis:
+    """The first rule of ``RULES`` that recognises the situation; ``other`` when none does."""
+    for rule in RULES:
+        found = rule(s)
+        if found is not None:
+            return found
+    return _fallback(s)

@@ -1,14 +1,18 @@
 """Load a user's layer class from ``path/to/file.py:Class`` or ``package.module:Class``.
 
 A file is loaded the way ``python file.py`` would see it: its own folder goes first on ``sys.path`` (so
-sibling modules import), and it is executed as a fresh module. A dotted module is imported the way
-``python -m`` would find it: with the current directory on ``sys.path``. Every problem is a ``LoadError``
-with a one-line message meant for the command line.
+sibling modules import), and it is executed as a fresh module. A sibling wins even over a module this
+process already imported under the same name (a user's own ``reference.py`` or ``backprop.py``); ours is
+put back in ``sys.modules`` once the file has run. A dotted module is imported the way ``python -m``
+would find it: with the current directory on ``sys.path``. Every problem is a ``LoadError`` with a
+one-line message meant for the command line.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import os
@@ -18,9 +22,16 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LoadError", "load_class"]
+__all__ = ["LoadError", "api_problem", "load_class"]
 
 _USAGE = "expected FILE.py:CLASS or MODULE:CLASS, got {spec!r}"
+_API = ("forward", "backward")
+# difflib ratio above which a method name counts as a misspelling of forward/backward: backword 0.88,
+# forwrad 0.86, forward_pass 0.74 pass; format 0.62 and backprop 0.63 are different words and do not
+_TYPO_CUTOFF = 0.7
+# A sibling never replaces these: ``python file.py`` has imported much of the standard library before
+# the script's folder is searched, and swapping it out under the running oracle is unsafe
+_NEVER_SHADOWED = frozenset(sys.stdlib_module_names) | frozenset(sys.builtin_module_names)
 
 
 class LoadError(ValueError):
@@ -78,12 +89,18 @@ def _load_file(source: str) -> ModuleType:
     if spec is None or spec.loader is None:
         raise LoadError(f"cannot load {source} as a Python module")
     module = importlib.util.module_from_spec(spec)
+    shadowed = _shadowed_by_siblings(path.parent)
+    ours = _take_out(shadowed)
     sys.modules[name] = module  # before executing, as a real import does (dataclasses need it)
     try:
         spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        del sys.modules[name]
-        raise LoadError(f"importing {source} raised {_describe(exc)}") from exc
+    except BaseException as exc:
+        sys.modules.pop(name, None)
+        if isinstance(exc, GeneratorExit):
+            raise  # a closing generator's control flow, not the file failing to import
+        raise LoadError(_import_failure(source, exc)) from exc
+    finally:
+        _put_back(shadowed, ours)
     return module
 
 
@@ -110,6 +127,73 @@ def _finds(name: str, path: Path) -> bool:
     return found is None or (found.origin is not None and Path(found.origin).resolve() == path)
 
 
+def _shadowed_by_siblings(folder: Path) -> frozenset[str]:
+    """Top-level modules already imported here that ``python file.py`` would find in ``folder`` instead."""
+    try:
+        stems = {entry.name.partition(".")[0] for entry in folder.iterdir()}
+    except OSError:
+        return frozenset()
+    return frozenset(
+        stem
+        for stem in stems
+        if stem.isidentifier()
+        and not stem.startswith("__")  # __main__, __init__, __pycache__
+        and stem in sys.modules
+        and stem not in _NEVER_SHADOWED
+        and _is_other_module(stem, folder)
+    )
+
+
+def _is_other_module(name: str, folder: Path) -> bool:
+    """Whether ``folder`` holds an importable ``name`` that is not the module loaded under that name."""
+    try:
+        found = importlib.machinery.PathFinder.find_spec(name, [str(folder)])
+    except (ImportError, ValueError, OSError):
+        return False
+    # a namespace portion (no loader, no origin) loses to a regular package elsewhere on sys.path
+    if found is None or found.loader is None or found.origin is None:
+        return False
+    loaded = getattr(sys.modules[name], "__file__", None)
+    return not isinstance(loaded, str) or not _same_file(loaded, found.origin)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def _in_packages(key: str, names: frozenset[str]) -> bool:
+    return key.partition(".")[0] in names
+
+
+def _take_out(names: frozenset[str]) -> dict[str, ModuleType]:
+    """Remove the modules ``names`` and their submodules from ``sys.modules``; return them to put back.
+
+    Until they are put back, an import of these names from another thread would get the user's module.
+    """
+    if not names:
+        return {}
+    taken = {key: module for key, module in dict(sys.modules).items() if _in_packages(key, names)}
+    for key in taken:
+        del sys.modules[key]
+    return taken
+
+
+def _put_back(names: frozenset[str], taken: dict[str, ModuleType]) -> None:
+    """Forget the user's modules imported under ``names`` and restore ours, submodules included.
+
+    The user's file keeps the objects it imported; leaving them in ``sys.modules`` would hand them to
+    the oracle's own later imports of ``reference`` or ``backprop``.
+    """
+    if not names:
+        return
+    for key in [key for key in dict(sys.modules) if _in_packages(key, names)]:
+        del sys.modules[key]
+    sys.modules.update(taken)
+
+
 def _load_module(name: str) -> ModuleType:
     cwd = os.getcwd()
     if cwd not in sys.path:
@@ -120,8 +204,18 @@ def _load_module(name: str) -> ModuleType:
         if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
             raise LoadError(f"no such module: {name} (no module named {exc.name!r})") from exc
         raise LoadError(f"importing {name} raised {_describe(exc)}") from exc
-    except (Exception, SystemExit) as exc:
-        raise LoadError(f"importing {name} raised {_describe(exc)}") from exc
+    except GeneratorExit:
+        raise  # a closing generator's control flow, not the module failing to import
+    except BaseException as exc:
+        raise LoadError(_import_failure(name, exc)) from exc
+
+
+def _import_failure(where: str, exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f'importing {where} exited with {exc!r}; put script code under `if __name__ == "__main__":`'
+    if isinstance(exc, KeyboardInterrupt):
+        return f"importing {where} was interrupted ({_describe(exc)})"
+    return f"importing {where} raised {_describe(exc)}"
 
 
 # ---- finding the class ------------------------------------------------------------------------------------
@@ -149,12 +243,57 @@ def _defined_classes(obj: Any, module_name: str) -> str:
     return f"it defines: {', '.join(names)}" if names else "it defines no classes"
 
 
+def api_problem(cls: object, *, label: str | None = None) -> str | None:
+    """Why ``cls`` is not a class with the book's ``forward``/``backward`` API, as one line; None if it is.
+
+    Near-miss spellings are named: ``MyLayer has no backward method (it has backword: did you mean
+    `backward`?)``. ``label`` replaces the class's qualified name at the start of the message.
+    """
+    if not isinstance(cls, type):  # verify(Relu()) from Python: an instance, not the class
+        return _one_line(f"layer must be a class, got {type(cls).__name__}: {cls!r}")
+    missing = [method for method in _API if not _has_method(cls, method)]
+    if not missing:
+        return None
+    # a class defined in a function is named as written (MyLayer), not test.<locals>.MyLayer
+    name = cls.__qualname__.rpartition("<locals>.")[2] if label is None else label
+    problem = f"{name} has no {' or '.join(missing)} method"
+    hints = [hint for method in missing if (hint := _hint(cls, method)) is not None]
+    if hints:
+        return f"{problem} ({'; '.join(hints)})"
+    return f"{problem}; the book's API needs forward() and backward()"
+
+
+def _has_method(cls: type, name: str) -> bool:
+    try:
+        return callable(getattr(cls, name))
+    except Exception:  # a missing attribute, or a metaclass or descriptor that raises on lookup
+        return False
+
+
+def _hint(cls: type, method: str) -> str | None:
+    """A near-miss for ``method`` among the class's methods, or what ``method`` is if not a method."""
+    try:
+        value = getattr(cls, method)
+    except Exception:  # no such attribute (or one that raises on lookup): look for a misspelling
+        pass
+    else:
+        return f"its {method} is a {type(value).__name__}, not a method"
+    try:
+        names = sorted(dir(cls))
+    except Exception:  # a metaclass whose __dir__ raises; then there is nothing to suggest
+        return None
+    by_lower: dict[str, str] = {}
+    for name in names:
+        if not name.startswith("__") and name not in _API and _has_method(cls, name):
+            by_lower.setdefault(name.lower(), name)  # lower case, so that Backward and BACKWARD match
+    close = difflib.get_close_matches(method, list(by_lower), n=1, cutoff=_TYPO_CUTOFF)
+    return f"it has {by_lower[close[0]]}: did you mean `{method}`?" if close else None
+
+
 def _check_api(cls: type, label: str) -> None:
-    missing = [m for m in ("forward", "backward") if not callable(getattr(cls, m, None))]
-    if missing:
-        raise LoadError(
-            f"{label} has no {' or '.join(missing)} method; the book's API needs forward() and backward()"
-        )
+    problem = api_problem(cls, label=label)
+    if problem is not None:
+        raise LoadError(problem)
 
 
 def _describe(exc: BaseException) -> str:

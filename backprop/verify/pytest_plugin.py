@@ -40,7 +40,7 @@ def assert_layer_matches(
     """Verify ``layer`` against the registry row ``against``; fail the test with the full report if wrong."""
     from hypothesis import settings as hypothesis_settings
 
-    from backprop.verify.oracle import verify_or_raise
+    from backprop.verify.search import verify_or_raise
 
     parent = settings if settings is not None else hypothesis_settings()  # the loaded profile
     n = max_examples if max_examples is not None else parent.max_examples

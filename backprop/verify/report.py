@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from backprop.verify.diagnose import Evidence
-from backprop.verify.registry import Row
+from backprop.verify.row import Row
+from backprop.verify.vocabulary import FEATURE_WORDS, SPECIFICITY, Code, Feature
 from backprop.verify.witness import Witness
 
 JSON_SCHEMA = "backprop-verify/1"
@@ -100,6 +103,13 @@ class Failure:
     program: str = ""
     convention: str = ""
     evidence: list[Evidence] = field(default_factory=list, repr=False)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def diagnosis(self) -> str:
+        """The most specific diagnosis among the failed checks (``vocabulary.SPECIFICITY``)."""
+        codes = {m.diagnosis for m in self.mismatches}
+        return next((c.value for c in SPECIFICITY if c.value in codes), Code.OTHER.value)
 
     def headline(self) -> str:
         checks = ", ".join(dict.fromkeys(m.check for m in self.mismatches))
@@ -127,7 +137,7 @@ class Failure:
         return {
             "layer": self.layer,
             "against": self.against,
-            "diagnosis": self.mismatches[0].diagnosis if self.mismatches else "other",
+            "diagnosis": self.diagnosis,
             "convention": self.convention,
             "checks": [m.to_json() for m in self.mismatches],
             "witnesses": [_nan_safe(w.to_json()) for w in self.witnesses],
@@ -138,6 +148,7 @@ class Failure:
                 "cotangents": [_value(c) for c in self.example.cotangents],
             },
             "program": self.program,
+            "notes": list(self.notes),
             "seed": self.seed,
             "hypothesis_blob": self.blob,
             "reproduce": self.reproduce,
@@ -159,16 +170,52 @@ class LayerReport:
     max_abs: float = 0.0
     max_rel: float = 0.0
     seconds: float = 0.0
-    failure: Failure | None = None
+    failures: list[Failure] = field(default_factory=list)
     error: str | None = None
+    scope: tuple[str, ...] = ()
+    """Features turned off for this run (``--without``): the verdict holds only without them."""
+    passes_without: tuple[str, ...] = ()
+    """After a failure: each feature whose absence makes the layer pass."""
+    notes: list[str] = field(default_factory=list)
+    """What a passing layer should still know: the subgradient it chose, its warnings, what was allowed."""
+    compiles: int = 0
+
+    @property
+    def failure(self) -> Failure | None:
+        """The first failure found (the one every later search was run around)."""
+        return self.failures[0] if self.failures else None
+
+    @failure.setter
+    def failure(self, value: Failure | None) -> None:
+        self.failures = [] if value is None else [value, *self.failures[1:]]
 
     @property
     def passed(self) -> bool:
-        return self.failure is None and self.error is None
+        return not self.failures and self.error is None
+
+    @property
+    def mistakes(self) -> int:
+        """Distinct mistakes found: distinct (check, diagnosis) pairs over every failure."""
+        return len({(m.check, m.diagnosis) for f in self.failures for m in f.mismatches})
 
     @property
     def verdict(self) -> str:
-        return "pass" if self.passed else ("error" if self.error else "FAIL")
+        if self.error:
+            return "error"
+        if self.failures:
+            n = self.mistakes
+            return "FAIL" if n <= 1 else f"FAIL ({n} mistakes)"
+        return "pass"
+
+    def scope_sentence(self) -> str:
+        """The scope in words: what was left out, and where a failing layer is right."""
+        words = []
+        if self.scope:
+            words.append("checked without " + ", ".join(self.scope))
+        for name in self.passes_without:
+            right, wrong = FEATURE_WORDS[Feature(name)]
+            words.append(f"right on {right}; wrong when {wrong}")
+        return "; ".join(words)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -186,7 +233,14 @@ class LayerReport:
             "max_rel_error": _num(self.max_rel),
             "seconds": round(self.seconds, 4),
             "failure": None if self.failure is None else self.failure.to_json(),
+            "failures": [f.to_json() for f in self.failures],
+            "mistakes": self.mistakes,
             "error": self.error,
+            "scope": list(self.scope),
+            "passes_without": list(self.passes_without),
+            "scope_sentence": self.scope_sentence(),
+            "notes": list(self.notes),
+            "compiles": self.compiles,
         }
 
 
@@ -212,34 +266,89 @@ class RunReport:
         }
 
 
+def _import_lines(layer: type) -> tuple[list[str], str]:
+    """How the program gets the class: its file's folder on sys.path (so it runs from anywhere), then an
+    import; a class made inside a function or a notebook cell cannot be imported and must be pasted."""
+    name, qualname = layer.__module__, layer.__qualname__
+    file = getattr(sys.modules.get(name), "__file__", None)
+    lines = []
+    if "<locals>" in qualname or name == "__main__" or file is None:
+        where = "a notebook cell or __main__" if name == "__main__" else f"a function of {name}"
+        short = layer.__name__
+        lines.append(f"# {short} is defined in {where}: define it (or assign it) here before running")
+        lines.append(f"{short} = globals()[{short!r}]")
+        return lines, short
+    root = Path(file).resolve().parent
+    for _ in range(name.count(".")):
+        root = root.parent
+    lines += ["import sys", f"sys.path.insert(0, {str(root)!r})"]
+    lines.append(f"from {name} import {qualname.split('.')[0]}")
+    return lines, qualname
+
+
+def _steps(row: Row, kinds: set[str], douts: list[str]) -> list[str]:
+    """The calls that reproduce the failed stage, after ``layer`` is built."""
+    state = [a.name for a in row.placed("state")]
+    call = ", ".join(
+        [a.name for a in row.placed("forward")] + [f"{a.name}={a.name}" for a in row.placed("keyword")]
+    )
+    fwd = ([f"layer.{row.set_state}({', '.join(state)})"] if state else []) + [
+        f"{', '.join(row.outputs)} = layer.forward({call})"
+    ]
+    grads = ", ".join(a.grad for a in row.read_from("return")) or "_"
+    if "dout_one" in kinds:
+        ones = "1.0" if row.loss else f"np.ones_like({douts[0]})"
+        return [*fwd, f"{grads} = layer.backward({ones})  # dout of ones: the usual call"]
+    if "default_dout" in kinds:
+        return [*fwd, f"{grads} = layer.backward()  # the default dout, as networks call a loss"]
+    if "stale" in kinds or "param_copy" in kinds:
+        params = [a.name for a in row.params]
+        update = [f"{p}[...] = -0.5 * {p} + 0.25  # an optimizer's in-place step" for p in params]
+        return [
+            *fwd,
+            f"{grads} = layer.backward({', '.join(douts)})",
+            *update,
+            "# forward and backward again on new values: compare with the reference for these values",
+            *fwd,
+            f"{grads} = layer.backward({', '.join(douts)})",
+        ]
+    if "nondeterministic" in kinds:
+        return [
+            "np.random.seed(1)",
+            *fwd,
+            f"print({row.outputs[0]})",
+            "np.random.seed(2)",
+            *fwd,
+            f"print({row.outputs[0]})  # differs",
+        ]
+    return [*fwd, f"{grads} = layer.backward({', '.join(douts)})"]
+
+
 def snippet(
     example: Example, row: Row | None = None, layer: type | None = None, failure: Failure | None = None
 ) -> str:
     """Python that rebuilds the example exactly (floats round-trip through repr) and, given the row and
-    the layer, runs it and prints each wrong value next to what jax.vjp says it should be."""
+    the layer, runs the calls that failed and prints each wrong value next to what jax.vjp says."""
     lines = ["import numpy as np"]
+    name = ""
     if layer is not None:
-        lines.append(f"from {layer.__module__} import {layer.__qualname__.split('.')[0]}")
-    for name, value in example.values.items():
-        lines.append(f"{name} = {_literal(value)}")
+        imports, name = _import_lines(layer)
+        lines += imports
+    for arg, value in example.values.items():
+        lines.append(f"{arg} = {_literal(value)}")
     douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
     lines += [f"{d} = {_literal(c)}" for d, c in zip(douts, example.cotangents, strict=True)]
     if row is None or layer is None:
         return "\n".join(lines)
-    ctor = ", ".join(a.name for a in row.of_kind("param", "init"))
-    call = ", ".join(
-        [a.name for a in row.of_kind("input", "const")] + [f"{a.name}={a.name}" for a in row.of_kind("call")]
+    ctor = ", ".join(
+        [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.placed("init_kw")]
     )
-    grads = ", ".join(a.grad for a in row.of_kind("input"))
-    lines += [
-        f"layer = {layer.__qualname__}({ctor})",
-        f"{', '.join(row.outputs)} = layer.forward({call})",
-        f"{grads or '_'} = layer.backward({', '.join(douts)})",
-    ]
-    inputs = {a.grad for a in row.of_kind("input")}
+    kinds = {m.kind for m in failure.mismatches} if failure is not None else set()
+    lines += [f"layer = {name}({ctor})", *_steps(row, kinds, douts)]
+    returned = {a.grad for a in row.read_from("return")}
     for ev in failure.evidence if failure is not None else []:
         if ev.kind in ("value", "nan") and ev.expected is not None:
-            expr = ev.check if ev.check in inputs or ev.check in row.outputs else f"layer.{ev.check}"
+            expr = ev.check if ev.check in returned or ev.check in row.outputs else f"layer.{ev.check}"
             lines.append(f"print({expr})  # jax.vjp: {_literal(ev.expected)}")
     return "\n".join(lines)
 

@@ -13,13 +13,17 @@ Use them in your own property tests::
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
-from backprop.verify.oracle import DTYPES, examples
-from backprop.verify.registry import Row, cotangent_arrays, get_row
+from backprop.verify.draw import cotangent_arrays, without_set
+from backprop.verify.oracle import examples
+from backprop.verify.registry import get_row
+from backprop.verify.row import Row
+from backprop.verify.vocabulary import DTYPES
 
 __all__ = ["DTYPES", "cotangents", "examples", "layer_inputs", "shapes"]
 
@@ -32,16 +36,22 @@ def _row(layer: str | Row) -> Row:
     return get_row(layer)
 
 
-def shapes(layer: str | Row) -> st.SearchStrategy[dict[str, tuple[int, ...]]]:
-    """Shapes of every array argument and output of the layer, e.g. {"x": (2, 3), "W": (3, 4), ...}."""
-    return _row(layer).shapes
+def shapes(
+    layer: str | Row, *, without: Collection[str] = ()
+) -> st.SearchStrategy[dict[str, tuple[int, ...]]]:
+    """Shapes of every array argument and output of the layer, e.g. {"x": (2, 3), "W": (3, 4), ...},
+    drawing none of the features named in ``without`` (``--list`` shows each row's features)."""
+    return _row(layer).shapes(without_set(without))
 
 
-def layer_inputs(layer: str | Row, *, dtype: str = "float64") -> st.SearchStrategy[dict[str, Any]]:
-    """Every argument of the layer by name (parameters, forward inputs, labels), in its value domain."""
+def layer_inputs(
+    layer: str | Row, *, dtype: str = "float64", without: Collection[str] = ()
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Every argument of the layer by name (parameters, forward inputs, labels), in its value domain,
+    without the features named in ``without``."""
     row = _row(layer)
     row.tolerance(dtype)  # validates the dtype before anything is drawn
-    return examples(row, dtype).map(lambda ex: ex.values)
+    return examples(row, dtype, without=without).map(lambda ex: ex.values)
 
 
 def cotangents(

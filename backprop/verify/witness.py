@@ -18,7 +18,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from backprop.verify.registry import Row
+from backprop.verify.row import Row
+from backprop.verify.runner import reference_runs
 
 Supports = Literal["reference", "manual", "neither", "inconclusive"]
 
@@ -36,8 +37,6 @@ class Estimate:
 
 def _phi(row: Row, values: dict[str, Any], cotangents: tuple[Any, ...]) -> tuple[float, float]:
     """phi = sum <dout, f(p)> with the compiled reference, and the same on absolute values (its magnitude)."""
-    from backprop.verify.oracle import reference_runs  # the oracle imports this module
-
     (outs, _), (abs_outs, _) = reference_runs(row, values, cotangents)
     cots = [np.asarray(c, dtype=np.float64) for c in cotangents]
     phi = sum(float(np.sum(np.asarray(o) * c)) for o, c in zip(outs, cots, strict=True))

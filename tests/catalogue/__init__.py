@@ -11,31 +11,18 @@ differs from a correct one only in its single deliberate mistake.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from backprop.verify.diagnose import CODES
+from backprop.verify.vocabulary import CODES, Kind
 
 Array = NDArray[Any]
 
-KINDS = frozenset(
-    {
-        "value",
-        "nan",
-        "shape",
-        "dtype",
-        "missing",
-        "type",
-        "aliased",
-        "mutated",
-        "exception",
-        "arity",
-        "stateful",
-    }
-)
+KINDS = frozenset(k.value for k in Kind)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +36,8 @@ class Case:
     diagnosis: str
     why: str
     dtype: str = "float64"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Extra ``verify`` keywords the case needs (``strict=True`` for a kink convention)."""
 
     def __post_init__(self) -> None:
         if self.diagnosis not in CODES:

@@ -1,0 +1,119 @@
+"""Building blocks for the rows' strategies: values, sizes and cotangents that honour ``without``.
+
+Most draws are small, for speed and for shrinking; each row can still reach the rare cases a layer may get
+wrong (a batch up to 32, an axis up to 64, rank 4, -0.0, magnitudes up to 1e4) with a fair probability per
+run. Large sizes come from a small pool, so they add few distinct shapes (each costs a JAX compilation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Literal
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from backprop.verify.vocabulary import Feature
+
+Without = frozenset[Feature]
+NONE: Without = frozenset()
+
+EXTREME = 1e3  # |v| at or above this is the ``extreme`` feature
+LARGE_BATCHES = (16, 32)
+LARGE_AXES = (32, 64)
+SMALL_BATCH = 4  # batches up to this are small; past 8 is ``large``
+SMALL_AXIS = 27  # axes up to this are small
+
+
+def without_set(without: Collection[Feature | str]) -> Without:
+    """``without`` as a set of features; ValueError naming the known ones otherwise."""
+    out = set()
+    for name in without:
+        try:
+            out.add(Feature(name))
+        except ValueError:
+            known = ", ".join(f.value for f in Feature)
+            raise ValueError(f"unknown feature {name!r}; known: {known}") from None
+    return frozenset(out)
+
+
+def rare(
+    common: st.SearchStrategy[Any], uncommon: st.SearchStrategy[Any], one_in: int
+) -> st.SearchStrategy[Any]:
+    """``uncommon`` about once in ``one_in`` draws, else ``common``; shrinks towards ``common``."""
+    return st.integers(0, one_in - 1).flatmap(lambda k: uncommon if k == one_in - 1 else common)
+
+
+def batch_size(without: Without) -> st.SearchStrategy[int]:
+    """N: 1..4 mostly, 16 or 32 about once in 12 draws; 1 only without ``batch``."""
+    if Feature.BATCH in without:
+        return st.just(1)
+    small = st.integers(1, SMALL_BATCH)
+    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_BATCHES), 12)
+
+
+def axis_size(without: Without, low: int = 1, high: int = 4) -> st.SearchStrategy[int]:
+    """A feature axis: low..high mostly, 32 or 64 about once in 16 draws."""
+    small = st.integers(low, high)
+    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_AXES), 16)
+
+
+def float_elements(
+    low: float, high: float, dtype: np.dtype[Any], without: Without = NONE
+) -> st.SearchStrategy[float]:
+    """Finite floats in [low, high] representable in ``dtype``, with -0.0 now and then.
+
+    Subnormals are left out: XLA flushes them to zero on CPU, which would move relu's kink. Without
+    ``extreme`` the range is cut below 1e3 in magnitude; without ``negative_zero`` -0.0 is replaced by 0.0.
+    """
+    if Feature.EXTREME in without:
+        bound = float(np.nextafter(EXTREME, 0, dtype=dtype))
+        low, high = max(low, -bound), min(high, bound)
+    widths: dict[int, Literal[16, 32, 64]] = {2: 16, 4: 32, 8: 64}
+    floats = st.floats(low, high, width=widths[dtype.itemsize], allow_subnormal=False)
+    if Feature.NEGATIVE_ZERO in without:
+        return floats.map(lambda v: 0.0 if v == 0 else v)
+    if low <= 0.0 <= high:
+        return rare(floats, st.just(-0.0), 40)
+    return floats
+
+
+def float_arrays(
+    shape: tuple[int, ...], low: float, high: float, dtype: np.dtype[Any], without: Without = NONE
+) -> st.SearchStrategy[Any]:
+    return hnp.arrays(dtype, shape, elements=float_elements(low, high, dtype, without))
+
+
+def cotangent_arrays(
+    shape: tuple[int, ...], dtype: np.dtype[Any], low: float, high: float, *, scalar: bool = False
+) -> st.SearchStrategy[Any]:
+    """Random incoming gradients in [low, high], never all ones (the oracle checks ones separately);
+    ``scalar`` draws a plain float, the dout of a loss."""
+    elements = float_elements(low, high, dtype, frozenset({Feature.NEGATIVE_ZERO}))
+    if scalar:
+        return elements.filter(lambda g: g != 1.0)
+    return hnp.arrays(dtype, shape, elements=elements).filter(lambda g: g.size == 0 or not np.all(g == 1))
+
+
+def max_rank(without: Without, usual: int = 3) -> int:
+    """The highest rank to draw: ``usual``, or 4 now and then unless ``rank4`` is turned off."""
+    return usual if Feature.RANK4 in without else 4
+
+
+def generic_features(values: dict[str, Any], floats: Collection[str]) -> set[Feature]:
+    """Features any row can read off its values: extreme magnitudes, -0.0, rank 4, large axes."""
+    found: set[Feature] = set()
+    for name, value in values.items():
+        if not isinstance(value, np.ndarray):
+            continue
+        if value.ndim == 4:
+            found.add(Feature.RANK4)
+        if any(n > SMALL_AXIS for n in value.shape) or (value.ndim and value.shape[0] > 8):
+            found.add(Feature.LARGE)
+        if name in floats and value.size:
+            if np.max(np.abs(value)) >= EXTREME:
+                found.add(Feature.EXTREME)
+            if np.any((value == 0) & np.signbit(value)):
+                found.add(Feature.NEGATIVE_ZERO)
+    return found

@@ -1,0 +1,236 @@
+"""What one example revealed: every failed check with its evidence, and the errors of the passed ones.
+
+``Findings`` is the notebook the check stages write into. Its ``value`` method is the one comparison of an
+output or gradient against the reference (shape, values with the row's subgradients at kinks, dtype); its
+``call`` runs the layer's own code under the guard, so an exception, an exit or a hang becomes a finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from backprop.verify.diagnose import Evidence
+from backprop.verify.guard import Guard
+from backprop.verify.report import Mismatch
+from backprop.verify.row import Arg, Row
+from backprop.verify.runner import Expected
+from backprop.verify.tolerances import Tolerance, compare
+from backprop.verify.vocabulary import Kind
+
+
+@dataclass
+class Measured:
+    """Errors measured on one passing example, per checked quantity, and what the user should know."""
+
+    errors: dict[str, tuple[float, float]] = field(default_factory=dict)
+    convention: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def as_array(value: Any) -> tuple[NDArray[Any] | None, str]:
+    """``value`` as a NumPy array (JAX arrays, lists and NumPy scalars included), or None and why not."""
+    try:
+        arr = np.asarray(value)
+        if arr.dtype == object:
+            return None, f"is not numeric ({type(value).__name__})"
+        arr.astype(np.float64)
+    except Exception as exc:  # any __array__ may raise anything; the layer's value is simply unusable
+        return None, f"is not a numeric array ({type(value).__name__}): {type(exc).__name__}: {exc}"
+    return arr, ""
+
+
+def unchanged(before: Any, after: Any) -> bool:
+    """Whether ``after`` still equals the snapshot ``before`` (arrays by value, dtype and shape)."""
+    if isinstance(before, np.ndarray):
+        if not isinstance(after, np.ndarray):
+            return False
+        return (
+            before.dtype == after.dtype
+            and before.shape == after.shape
+            and bool(np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+        )
+    try:
+        return bool(before == after)
+    except Exception:  # an array-like whose comparison is not a bool: compare as arrays
+        arr, _ = as_array(after)
+        return arr is not None and bool(np.array_equal(np.asarray(before), arr))
+
+
+def snapshot(value: Any) -> Any:
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+@dataclass
+class Findings:
+    """Failed checks with their evidence; checks already known to fail (``ignore``) are set aside."""
+
+    row: Row
+    tol: Tolerance
+    guard: Guard
+    ignore: frozenset[tuple[str, str]] = frozenset()
+    strict: bool = False
+    mismatches: list[Mismatch] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    measured: Measured = field(default_factory=Measured)
+    failed_checks: set[str] = field(default_factory=set)
+    """Every check that failed, set aside or not: later stages do not judge them again."""
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.mismatches)
+
+    def child(self, ignore: bool = False) -> Findings:
+        """A fresh notebook for a probe or a sub-stage, judging by the same rules."""
+        return Findings(self.row, self.tol, self.guard, self.ignore if ignore else frozenset(), self.strict)
+
+    def add(self, evidence: Evidence, message: str, **details: Any) -> None:
+        self.failed_checks.add(evidence.check)
+        if (evidence.check, evidence.kind) in self.ignore:
+            return
+        self.evidence.append(evidence)
+        self.mismatches.append(Mismatch(check=evidence.check, kind=evidence.kind, message=message, **details))
+
+    def note(self, text: str) -> None:
+        if text not in self.measured.notes:
+            self.measured.notes.append(text)
+
+    def call(self, what: str, fn: Callable[[], Any]) -> tuple[bool, Any]:
+        """Run the layer's ``what`` (e.g. ``forward``); a failure of any kind becomes a finding."""
+        outcome = self.guard.call(what, fn)
+        if outcome.kind is not None:
+            stage = what.split("(")[0].split()[-1]
+            kind = outcome.kind
+            # an exception only on a later use is that stage's finding (a cache from an earlier batch)
+            if kind == Kind.EXCEPTION and what.startswith("training"):
+                kind = Kind.STALE
+            elif kind == Kind.EXCEPTION and what.startswith(("second", "another")):
+                kind = Kind.STATEFUL
+            self.add(Evidence(stage, stage, kind, where=what), f"{what} {outcome.message}")
+            return False, None
+        return True, outcome.value
+
+    def value(
+        self,
+        check: str,
+        primal: str,
+        ref: Expected,
+        actual: Any,
+        dtype: np.dtype[Any] | None,
+        kind: Kind = Kind.VALUE,
+        bounds: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None,
+    ) -> bool:
+        """Shape, values and dtype of one output or gradient against the reference; True when right.
+
+        ``kind`` names a value mismatch (``stale`` in the training stage, ...); ``bounds`` are the valid
+        subgradients: an element between them passes, with a note naming the convention chosen."""
+        if check in self.failed_checks:
+            return False
+        if actual is None:
+            self.add(Evidence(check, primal, Kind.MISSING), f"{check} is None")
+            return False
+        arr, why = as_array(actual)
+        if arr is None:
+            self.add(Evidence(check, primal, Kind.TYPE), f"{check} {why}")
+            return False
+        expected = ref.value
+        if arr.shape != expected.shape:
+            whose = f"the reference's {primal}" if primal == check else primal
+            message = f"{check} has shape {arr.shape} but {whose} has shape {expected.shape}"
+            evidence = Evidence(
+                check, primal, Kind.SHAPE, expected_shape=expected.shape, actual_shape=arr.shape
+            )
+            self.add(evidence, message, expected_shape=expected.shape, actual_shape=arr.shape)
+            return False
+        as_f64 = arr.astype(np.float64)
+        judged = self._at_kinks(check, primal, expected, as_f64, bounds)
+        cmp = compare(expected, judged, self.tol, ref.terms, ref.native, ref.batched)
+        if not cmp.ok:
+            nonfinite = not np.isfinite(cmp.actual) and np.isfinite(cmp.expected)
+            what = "is NaN or infinite where the reference is finite" if nonfinite else "values differ"
+            self.add(
+                Evidence(
+                    check,
+                    primal,
+                    Kind.NAN if nonfinite else kind,
+                    expected,
+                    as_f64,
+                    expected.shape,
+                    arr.shape,
+                ),
+                f"{what} (tolerance {self.tol.atol:g} + {self.tol.rtol:.3g} * magnitude)",
+                expected_shape=expected.shape,
+                actual_shape=arr.shape,
+                index=cmp.index,
+                expected=cmp.expected,
+                actual=cmp.actual,
+                max_abs=cmp.max_abs,
+                max_rel=cmp.max_rel,
+            )
+            return False
+        old = self.measured.errors.get(check, (0.0, 0.0))
+        self.measured.errors[check] = (max(old[0], cmp.max_abs), max(old[1], cmp.max_rel))
+        if dtype is not None and arr.dtype != dtype:
+            self.add(
+                Evidence(check, primal, Kind.DTYPE),
+                f"{check} has dtype {arr.dtype} but {primal} has dtype {dtype}",
+            )
+            return False
+        return True
+
+    def _at_kinks(
+        self,
+        check: str,
+        primal: str,
+        expected: NDArray[np.float64],
+        actual: NDArray[np.float64],
+        bounds: tuple[NDArray[np.float64], NDArray[np.float64]] | None,
+    ) -> NDArray[np.float64]:
+        """``actual`` with every element that lies in the subdifferential at a kink replaced by the
+        reference's choice, and a note saying which value the layer chose there (strict: unchanged)."""
+        if bounds is None or self.strict:
+            return actual
+        low, high = bounds
+        slack = self.tol.atol + self.tol.rtol * np.abs(high - low)
+        at_kink = low != high
+        inside = at_kink & (actual >= low - slack) & (actual <= high + slack)
+        differs = inside & (np.abs(actual - expected) > slack)
+        if np.any(differs):
+            fraction = np.unique(np.round((actual[differs] - low[differs]) / (high - low)[differs], 6))
+            chosen = f"{fraction[0]:g} of the way" if fraction.size == 1 else "varying points"
+            self.note(
+                f"{check}: at {int(np.sum(at_kink))} kink element(s) of {primal} your layer takes a subgradient "
+                f"{chosen} between the one-sided derivatives, where the reference takes "
+                f"{self.row.conventions[0] if self.row.conventions else 'its own'}; both are valid "
+                "(--strict makes this a failure)"
+            )
+        return np.where(inside, expected, actual)
+
+    def not_aliased(
+        self, check: str, primal: str, grad: Any, others: Mapping[str, Any], whose: str = "caller's "
+    ) -> None:
+        for name, other in others.items():
+            if (
+                isinstance(grad, np.ndarray)
+                and isinstance(other, np.ndarray)
+                and np.shares_memory(grad, other)
+            ):
+                message = f"{check} shares memory with the {whose}{name}; return a new array"
+                self.add(Evidence(check, primal, Kind.ALIASED), message)
+
+
+def kink_bounds(
+    row: Row, arg: Arg, values: Mapping[str, Any], cotangents: tuple[Any, ...], expected: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """The valid subgradients of ``arg``'s gradient, when the row declares them and kinks exist."""
+    if row.subgradient is None or not any(a.kinks for a in row.args):
+        return None
+    try:
+        low, high = row.subgradient(values, cotangents, arg.grad, expected)
+    except (ValueError, KeyError, IndexError):
+        return None
+    return np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)

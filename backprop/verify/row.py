@@ -1,0 +1,278 @@
+"""A row: the single place that knows how to drive one layer.
+
+A row says how the class is built (``build``), called (``call``) and differentiated (``backward``), where
+each gradient is read back (``gradients``), how its inputs are drawn (a shape strategy that honours
+``without``, and a value domain per argument), which features its examples exercise, its conventions at
+kinks, and its dtype-keyed tolerances. The oracle, the tests, the CLI and the benchmark all drive layers
+through these methods.
+The rows themselves live in ``backprop.verify.specs``, one module per module of ``backprop``; ``registry``
+collects them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from hypothesis import strategies as st
+from numpy.typing import NDArray
+
+from backprop.verify.draw import Without, float_arrays, generic_features
+from backprop.verify.tolerances import TOLERANCES, Tolerance
+from backprop.verify.vocabulary import Convention, Feature, Kind
+
+Shapes = Mapping[str, tuple[int, ...]]
+ValuesFn = Callable[[Shapes, np.dtype[Any], Without], st.SearchStrategy[Any]]
+Place = Literal["init", "init_kw", "forward", "keyword", "state"]
+Source = Literal["return", "param", "attr", "key"]
+Subgradient = Callable[
+    [Mapping[str, Any], tuple[Any, ...], str, NDArray[np.float64]],
+    tuple[NDArray[np.float64], NDArray[np.float64]],
+]
+
+_DEFAULT_SOURCE: dict[str, Source] = {
+    "forward": "return",
+    "init": "param",
+    "init_kw": "param",
+    "state": "attr",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arg:
+    """One argument of the layer.
+
+    to:   where the value goes: ``init`` (constructor, positional), ``init_kw`` (constructor keyword),
+          ``forward`` (forward, positional), ``keyword`` (forward keyword) or ``state`` (given to the row's
+          ``set_state`` method before forward).
+    grad: the name of its gradient (``dx``, ``dW``, ``dh``); empty when it is not differentiated.
+    read: where that gradient is read: ``return`` (backward's return value, in order), ``param`` (the
+          attribute ``grad`` in book 1, the matching ``grads`` entries in book 2), ``attr`` (the attribute
+          ``grad``, such as ``dh``) or ``key`` (the dict a network's ``gradient`` returns). The default
+          follows ``to``.
+    batch: its leading axis is the batch (the training-like sequence changes its size).
+    """
+
+    name: str
+    to: Place = "forward"
+    grad: str = ""
+    read: Source | None = None
+    domain: tuple[float, float] | None = None
+    values: ValuesFn | None = None
+    kinks: tuple[float, ...] = ()
+    """Values of this argument where the layer is not differentiable (relu: 0)."""
+    batch: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.domain is None) == (self.values is None):
+            raise ValueError(f"Arg {self.name!r}: give exactly one of domain= or values=")
+        if self.read is not None and not self.grad:
+            raise ValueError(f"Arg {self.name!r}: read= needs grad=, the name of the gradient")
+        if self.grad and self.read is None and self.to not in _DEFAULT_SOURCE:
+            raise ValueError(f"Arg {self.name!r}: a differentiated {self.to} argument needs read=")
+
+    @property
+    def differentiable(self) -> bool:
+        return bool(self.grad)
+
+    @property
+    def source(self) -> Source:
+        return self.read or _DEFAULT_SOURCE[self.to]
+
+    @property
+    def is_float(self) -> bool:
+        return self.domain is not None
+
+    def strategy(self, shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        if self.values is not None:
+            return self.values(shapes, dtype, without)
+        if self.domain is None:
+            raise ValueError(f"Arg {self.name!r} has neither domain= nor values=")
+        return float_arrays(shapes[self.name], *self.domain, dtype, without)
+
+
+@dataclass(frozen=True)
+class Read:
+    """One gradient as the layer gave it: the argument, where it was read, the value, and any problem."""
+
+    arg: Arg
+    where: str
+    value: Any
+    problem: Kind | None = None
+    message: str = ""
+
+
+def _identity_positions(params: Any, value: Any) -> list[int]:
+    return [
+        i
+        for i, p in enumerate(params)
+        if isinstance(p, np.ndarray) and isinstance(value, np.ndarray) and p is value
+    ]
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)  # compared and hashed by identity: a row is one layer
+class Row:
+    """One layer: the manual class, its reference, how to drive it, its inputs, features and tolerances."""
+
+    name: str
+    layer: type
+    reference: Callable[..., Any]
+    signature: str
+    args: tuple[Arg, ...]
+    shapes: Callable[[Without], st.SearchStrategy[dict[str, tuple[int, ...]]]]
+    outputs: tuple[str, ...] = ("out",)
+    loss: bool = False
+    cotangent_domain: tuple[float, float] = (-10.0, 10.0)
+    tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: TOLERANCES)
+    conventions: tuple[str, ...] = ()
+    features: tuple[Feature, ...] = ()
+    """Features the row's examples can exercise; ``--without`` may turn each off."""
+    row_features: Callable[[Mapping[str, Any]], set[Feature]] | None = None
+    """Features only this row can see in an example (broadcasting, one-hot targets, N-D input)."""
+    condition: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    """Factors, by output or argument name, by which rounding grows beyond the summed terms' magnitude;
+    arrays broadcast against the checked value, so one sample's condition cannot cover another's."""
+    capture: Callable[[Any], dict[str, Any]] | None = None
+    """Hidden state read from the layer after ``forward`` and passed to the reference (a dropout mask);
+    the randomness it declares is exempt from the determinism check."""
+    subgradient: Subgradient | None = None
+    """(lower, upper) bounds of the valid subgradients of gradient ``grad`` at every element (equal off
+    the kinks): a user's layer may choose any value in between at a kink, and is told which it chose."""
+    set_state: str = "set_state"
+    """The method that receives the ``state`` arguments before forward."""
+    epsilon: Callable[..., Any] | None = None
+    """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
+
+    def __post_init__(self) -> None:
+        unknown = set(self.features) - set(Feature)
+        if unknown:
+            raise ValueError(f"row {self.name!r}: unknown features {sorted(unknown)}")
+
+    # ---- the arguments by role ----------------------------------------------------------------------
+
+    def placed(self, *places: Place) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.to in places)
+
+    @property
+    def differentiable(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.differentiable)
+
+    def read_from(self, source: Source) -> tuple[Arg, ...]:
+        return tuple(a for a in self.differentiable if a.source == source)
+
+    @property
+    def params(self) -> tuple[Arg, ...]:
+        return self.read_from("param")
+
+    def tolerance(self, dtype: np.dtype[Any] | str) -> Tolerance:
+        key = np.dtype(dtype).name
+        if key not in self.tolerances:
+            raise ValueError(f"{self.name}: no tolerance for dtype {key}; known: {sorted(self.tolerances)}")
+        return self.tolerances[key]
+
+    def features_of(self, values: Mapping[str, Any]) -> set[Feature]:
+        """The features this example exercises (the generic ones and the row's own)."""
+        found = generic_features(dict(values), {a.name for a in self.args if a.is_float})
+        for arg in self.args:
+            if arg.batch and np.ndim(values[arg.name]) and np.shape(values[arg.name])[0] > 1:
+                found.add(Feature.BATCH)
+        if self.row_features is not None:
+            found |= self.row_features(values)
+        return found & set(self.features)
+
+    # ---- driving the layer ------------------------------------------------------------------------------
+
+    def build(self, layer: type, values: Mapping[str, Any]) -> Any:
+        """``layer(*init, **init_kw)``, as a network builds it."""
+        args = [values[a.name] for a in self.placed("init")]
+        return layer(*args, **{a.name: values[a.name] for a in self.placed("init_kw")})
+
+    def call(self, instance: Any, values: Mapping[str, Any]) -> Any:
+        """Give the state, then ``forward(*inputs, **keywords)``; forward's raw return value."""
+        state = self.placed("state")
+        if state:
+            getattr(instance, self.set_state)(*[values[a.name] for a in state])
+        args = [values[a.name] for a in self.placed("forward")]
+        return instance.forward(*args, **{a.name: values[a.name] for a in self.placed("keyword")})
+
+    def outputs_of(self, raw: Any) -> tuple[Any, ...]:
+        return tuple(raw) if len(self.outputs) > 1 and isinstance(raw, tuple | list) else (raw,)
+
+    def backward(self, instance: Any, cotangents: tuple[Any, ...] | None) -> Any:
+        """``backward(*cotangents)``; ``None`` calls ``backward()`` with the layer's own default."""
+        return instance.backward() if cotangents is None else instance.backward(*cotangents)
+
+    def convention(self, instance: Any, names: Mapping[str, str] | None = None) -> Convention:
+        """Where the layer keeps its parameter gradients: the first book's attributes (``self.dW``) or the
+        second book's ``self.grads`` list, in the same order as ``self.params``."""
+        names = names or {}
+        params = self.params
+        if not params:
+            return Convention.NO_PARAMS
+        if any(hasattr(instance, names.get(a.grad, a.grad)) for a in params):
+            return Convention.BOOK1
+        return (
+            Convention.BOOK2
+            if isinstance(getattr(instance, "grads", None), list | tuple)
+            else Convention.BOOK1
+        )
+
+    def gradients(
+        self, instance: Any, result: Any, values: Mapping[str, Any], names: Mapping[str, str] | None = None
+    ) -> list[Read]:
+        """Every differentiated argument's gradient, read where the row says, each with any problem."""
+        names = names or {}
+        reads = self._returned(result)
+        convention = self.convention(instance, names)
+        for arg in self.params:
+            if convention == Convention.BOOK2:
+                reads.append(self._from_grads(instance, arg, values))
+            else:
+                name = names.get(arg.grad, arg.grad)
+                reads.append(Read(arg, name, getattr(instance, name, None)))
+        reads += [
+            Read(a, a.grad, getattr(instance, names.get(a.grad, a.grad), None))
+            for a in self.read_from("attr")
+        ]
+        for arg in self.read_from("key"):
+            got = result.get(arg.name) if isinstance(result, Mapping) else None
+            reads.append(Read(arg, f"grads[{arg.name!r}]", got))
+        return reads
+
+    def _returned(self, result: Any) -> list[Read]:
+        returned = self.read_from("return")
+        if not returned:
+            return []
+        if result is None:
+            return [Read(a, a.grad, None, Kind.RETURNS_NONE, "backward() returned None") for a in returned]
+        if len(returned) == 1:
+            return [Read(returned[0], returned[0].grad, result)]
+        if isinstance(result, tuple | list) and len(result) == len(returned):
+            return [Read(a, a.grad, g) for a, g in zip(returned, result, strict=True)]
+        n = len(result) if isinstance(result, tuple | list) else 1
+        wanted = ", ".join(a.grad for a in returned)
+        message = f"backward() returned {n} gradient(s), expected {len(returned)} ({wanted})"
+        return [Read(a, a.grad, None, Kind.ARITY, message) for a in returned]
+
+    def _from_grads(self, instance: Any, arg: Arg, values: Mapping[str, Any]) -> Read:
+        """Book 2: the ``grads`` entries whose ``params`` entry is this very array, summed (a tied weight is
+        listed once per sub-layer); by position when the layer does not hold the array itself."""
+        params, grads = getattr(instance, "params", None) or [], instance.grads
+        at = _identity_positions(params, values[arg.name])
+        if not at:
+            i = self.params.index(arg)
+            if len(grads) != len(self.params):
+                wanted = ", ".join(a.name for a in self.params)
+                message = f"grads has {len(grads)} entries but the layer has {len(self.params)} parameters ({wanted})"
+                return Read(arg, f"grads[{i}]", None, Kind.ARITY, message)
+            at = [i]
+        where = "grads[" + "]+grads[".join(map(str, at)) + "]"
+        if len(at) == 1:
+            return Read(arg, where, grads[at[0]])
+        try:
+            total = np.sum([np.asarray(grads[i]) for i in at], axis=0)
+        except (TypeError, ValueError) as exc:
+            return Read(arg, where, None, Kind.TYPE, f"cannot sum the tied gradients: {exc}")
+        return Read(arg, where, total)

@@ -1,0 +1,156 @@
+"""The reference side: a row's JAX reference, compiled once per shape, differentiated by ``jax.vjp``.
+
+Every expected value comes from here: the float64 reference, the same on absolute values (the magnitude of
+the summed terms, which sets the rounding scale) and, for a narrower dtype, the reference run natively in
+that dtype. The oracle and the finite-difference witness both use it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import numpy as np
+from numpy.typing import NDArray
+
+import reference
+from backprop.verify.row import Row
+
+_FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+CACHE_SIZE = 256
+"""Compiled references kept at once; the least recently used is dropped beyond this, so memory stays
+flat however many examples a run checks."""
+
+_compiled: OrderedDict[tuple[Any, ...], Callable[..., Any]] = OrderedDict()
+
+
+def _signature(tree: Any) -> tuple[Any, ...]:
+    leaves = jax.tree_util.tree_leaves(tree)
+    return tuple((np.shape(x), np.asarray(x).dtype.str) for x in leaves)
+
+
+def _reference_vjp(
+    row: Row, statics: tuple[tuple[str, Any], ...], key: tuple[Any, ...]
+) -> Callable[..., Any]:
+    cache_key = (id(row), row, statics, key)
+    fn = _compiled.get(cache_key)
+    if fn is not None:
+        _compiled.move_to_end(cache_key)
+        return fn
+    names = [a.name for a in row.differentiable]
+    single = len(row.outputs) == 1
+
+    def vjp(diff: tuple[Any, ...], consts: dict[str, Any], cots: tuple[Any, ...]) -> Any:
+        def f(*primals: Any) -> Any:
+            return row.reference(**dict(zip(names, primals, strict=True)), **consts, **dict(statics))
+
+        out, pullback = jax.vjp(f, *diff)
+        return out, pullback(cots[0] if single else cots)
+
+    # These functions run on a handful of small arrays: compile time dominates, so skip the slow passes.
+    fn = jax.jit(vjp, compiler_options=_FAST_COMPILE)
+    _compiled[cache_key] = fn
+    if len(_compiled) > CACHE_SIZE:
+        _compiled.popitem(last=False)
+    return fn
+
+
+def compiled_count() -> int:
+    """How many compiled references are held now (bounded by ``CACHE_SIZE``)."""
+    return len(_compiled)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """One reference output or gradient: the float64 value, the magnitude of its summed terms, and the
+    same reference run natively in the layer's dtype (None for float64)."""
+
+    value: NDArray[np.float64]
+    terms: NDArray[np.float64]
+    native: NDArray[np.float64] | None = None
+    batched: bool = False
+    """Its leading axis is the batch: its scale is taken per sample."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    outputs: tuple[Expected, ...]
+    grads: dict[str, Expected]
+
+
+def _is_array(value: Any) -> bool:
+    return isinstance(value, np.ndarray | np.generic) or hasattr(value, "__array__")
+
+
+def reference_inputs(
+    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
+) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], tuple[Any, ...]]:
+    """The compiled ``(diff, consts, cots) -> (outputs, grads)`` of the row; its arguments in ``dtype``.
+
+    Arrays that are not differentiated (labels, running statistics, a captured mask) are traced
+    constants; only plain Python values (stride, a flag) are compiled in.
+    """
+
+    def cast(value: Any) -> Any:
+        arr = np.asarray(value)
+        return arr.astype(dtype) if np.issubdtype(arr.dtype, np.floating) else arr
+
+    differentiated = {a.name for a in row.differentiable}
+    diff = tuple(cast(values[a.name]) for a in row.differentiable)
+    rest = {k: v for k, v in values.items() if k not in differentiated}
+    consts = {k: cast(v) for k, v in rest.items() if _is_array(v)}
+    statics = tuple(sorted((k, v) for k, v in rest.items() if not _is_array(v)))
+    cots = tuple(cast(c) for c in cotangents)
+    return _reference_vjp(row, statics, _signature((diff, consts, cots))), diff, consts, cots
+
+
+def reference_runs(
+    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
+) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+    """(outputs, gradients) of the compiled reference in float64, as given and on absolute values, and,
+    for a narrower ``dtype``, once more natively in that dtype."""
+    fn, diff, consts, cots = reference_inputs(row, values, cotangents)
+    with reference.x64():
+        runs = [
+            fn(diff, consts, cots),
+            fn(tuple(np.abs(d) for d in diff), consts, tuple(np.abs(c) for c in cots)),
+        ]
+        if np.dtype(dtype) != np.float64:
+            runs.append(fn(*reference_inputs(row, values, cotangents, dtype)[1:]))
+    return [(out if isinstance(out, tuple) else (out,), tuple(grads)) for out, grads in runs]
+
+
+def _per_sample_max(value: NDArray[np.float64], batched: bool) -> NDArray[np.float64]:
+    finite = np.where(np.isfinite(value), np.abs(value), 0.0)
+    if batched and value.ndim >= 1:
+        return np.asarray(np.max(finite, axis=tuple(range(1, value.ndim)), keepdims=True, initial=0.0))
+    return np.asarray(np.max(finite, initial=0.0))
+
+
+def reference_vjp(
+    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
+) -> Reference:
+    """Every reference output and gradient, with the magnitude of its terms (see ``reference_runs``)."""
+    runs = reference_runs(row, values, cotangents, dtype)
+    condition = row.condition(values) if row.condition else {}
+    batch_args = {a.name for a in row.args if a.batch}
+
+    def expected(name: str, parts: list[Any], batched: bool) -> Expected:
+        value, terms, *native = (np.asarray(p, dtype=np.float64) for p in parts)
+        if name in condition:
+            terms = np.maximum(terms, _per_sample_max(value, batched)) * np.asarray(condition[name])
+        return Expected(value, terms, native[0] if native else None, batched=batched and value.ndim >= 1)
+
+    batched_outputs = bool(batch_args)
+    return Reference(
+        outputs=tuple(
+            expected(n, [r[0][i] for r in runs], batched_outputs) for i, n in enumerate(row.outputs)
+        ),
+        grads={
+            a.name: expected(a.name, [r[1][i] for r in runs], a.name in batch_args)
+            for i, a in enumerate(row.differentiable)
+        },
+    )

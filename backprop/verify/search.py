@@ -1,0 +1,328 @@
+"""The search: Hypothesis draws examples, ``check_example`` judges each, and every failure is shrunk.
+
+``verify`` searches once; when it finds a failure it searches again with each failed check set aside (up to
+``MAX_FAILURES`` distinct failures, each with its own shrunk example), then once more without each feature
+the first failing example used, to say where the layer is right ("right on same-shape inputs; wrong when
+the inputs broadcast").
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings, target
+from hypothesis import seed as hypothesis_seed
+from hypothesis.errors import Flaky
+
+from backprop.verify.draw import Without, without_set
+from backprop.verify.loader import api_problem
+from backprop.verify.oracle import LayerMismatch, Options, check_example, diagnose_failure, examples
+from backprop.verify.registry import ROWS, get_row
+from backprop.verify.report import Failure, LayerReport, RunReport
+from backprop.verify.row import Row
+from backprop.verify.runner import compiled_count
+from backprop.verify.vocabulary import DTYPES, Allowance, Feature
+from backprop.verify.witness import Witness, witness
+
+MAX_FAILURES = 5
+
+
+@dataclass
+class _Search:
+    """One Hypothesis run: how many examples it generated and the failure it shrank, if any."""
+
+    examples: int = 0
+    shrink_steps: int = 0
+    shapes: set[Any] = field(default_factory=set)
+    failure: Failure | None = None
+    blob: str | None = None
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    convention: str = ""
+
+
+def _search(
+    row: Row,
+    layer: type,
+    dtype: str,
+    without: Without,
+    opts: Options,
+    max_examples: int,
+    seed: int,
+    parent: settings | None,
+    on_example: Callable[[str], None] | None,
+) -> _Search:
+    found = _Search()
+    strategy = examples(row, dtype, without=without)
+
+    @settings(
+        parent,
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        derandomize=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+        verbosity=Verbosity.quiet,
+    )
+    @hypothesis_seed(seed)
+    @given(strategy)
+    def run(example: Any) -> None:
+        assume(not (row.features_of(example.values) & without))
+        # once an example has failed, every further call is Hypothesis shrinking it
+        phase = "shrink" if found.failure is not None else "generate"
+        if phase == "generate":
+            found.examples += 1
+            found.shapes.add(tuple(sorted(example.shapes(row.outputs).items())))
+        else:
+            found.shrink_steps += 1
+        if on_example is not None:
+            on_example(phase)
+        try:
+            measured = check_example(row, layer, example, opts, diagnosed=False)
+        except LayerMismatch as exc:
+            found.failure = found.failure or exc.failure
+            raise
+        target(max((r for _, r in measured.errors.values()), default=0.0), label="max relative error")
+        found.convention = found.convention or measured.convention
+        for note in measured.notes:
+            if note not in found.notes:
+                found.notes.append(note)
+        for abs_err, rel_err in measured.errors.values():
+            found.max_abs, found.max_rel = max(found.max_abs, abs_err), max(found.max_rel, rel_err)
+
+    try:
+        run()
+    except LayerMismatch as exc:
+        found.failure, found.blob = exc.failure, _blob(exc)
+    return found
+
+
+def _blob(exc: BaseException) -> str | None:
+    for note in getattr(exc, "__notes__", []):
+        hit = re.search(r"@reproduce_failure\([^)]*\)", note)
+        if hit:
+            return hit.group(0)
+    return None
+
+
+def _witnesses(row: Row, failure: Failure) -> list[Witness]:
+    """Finite differences on each gradient whose values disagree with jax.vjp."""
+    differentiable = {a.name for a in row.differentiable}
+    ex = failure.example
+    return [
+        witness(row, ex.values, ex.cotangents, ev.primal, ev.check, ev.actual, ev.expected)
+        for ev in failure.evidence
+        if ev.kind == "value"
+        and ev.primal in differentiable
+        and ev.actual is not None
+        and ev.expected is not None
+    ]
+
+
+# ---- arguments ---------------------------------------------------------------------------------------------
+
+
+def _count(value: Any, what: str, low: int) -> int:
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{what} must be an integer, got {value!r}") from None
+    if isinstance(value, bool) or n < low:
+        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
+    return n
+
+
+def _dtype(value: Any) -> str:
+    try:
+        name = str(np.dtype(value).name)
+    except TypeError:
+        name = ""
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {value!r}")
+    return name
+
+
+def _options(
+    strict: bool, allow: Collection[str], grad_names: Mapping[str, str] | None, timeout: float | None
+) -> Options:
+    if isinstance(allow, str):
+        raise ValueError(f"allow must be a collection of names, e.g. ('epsilon',), got {allow!r}")
+    try:
+        allowed = frozenset(Allowance(a) for a in allow)
+    except ValueError:
+        raise ValueError(
+            f"allow: unknown name in {list(allow)}; known: {', '.join(a.value for a in Allowance)}"
+        ) from None
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    return Options(strict=strict, allow=allowed, grad_names=dict(grad_names or {}), timeout=timeout)
+
+
+def verify(
+    layer: type,
+    against: str | Row,
+    *,
+    max_examples: int = 100,
+    seed: int = 0,
+    dtype: str = "float64",
+    without: Collection[Feature | str] = (),
+    strict: bool | None = None,
+    allow: Collection[str] = (),
+    grad_names: Mapping[str, str] | None = None,
+    timeout: float | None = 60.0,
+    scope: bool = True,
+    max_failures: int = MAX_FAILURES,
+    on_example: Callable[[str], None] | None = None,
+    hypothesis_settings: settings | None = None,
+) -> LayerReport:
+    """Check ``layer`` against the row ``against`` (a registered name or a ``Row``) on drawn examples.
+
+    ``without`` turns features off (the verdict then holds only in that scope); ``strict`` fails a layer
+    that chooses another valid subgradient at a kink (the default for the library's own layers, which are
+    pinned to their conventions); ``allow=("epsilon",)`` accepts a ``-log(y + eps)`` loss; ``grad_names``
+    maps the row's gradient names to the layer's (``{"dW": "d_w"}``); ``timeout`` bounds each call in
+    seconds. After a failure, up to ``max_failures`` distinct failures are searched for and, with
+    ``scope``, the features the layer is wrong with. Runs are reproducible: the same seed draws the same
+    examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used.
+    """
+    problem = api_problem(layer)
+    if problem is not None:
+        raise TypeError(problem)
+    row = get_row(against)
+    n = _count(max_examples, "max_examples", 1)
+    seed = _count(seed, "seed", 0)
+    dtype = _dtype(dtype)
+    off = without_set(without)
+    if strict is None:
+        strict = layer is row.layer
+    opts = _options(strict, allow, grad_names, timeout)
+    examples(row, dtype, without=off)  # validates the combination before anything runs
+    report = LayerReport(
+        name=row.name,
+        layer=f"{layer.__module__}.{layer.__qualname__}",
+        against=row.name,
+        dtype=dtype,
+        scope=tuple(sorted(f.value for f in off)),
+    )
+    start, compiled = time.perf_counter(), compiled_count()
+
+    def search(without: Without, opts: Options, ticks: Callable[[str], None] | None = None) -> _Search:
+        return _search(row, layer, dtype, without, opts, n, seed, hypothesis_settings, ticks)
+
+    try:
+        first = search(off, opts, on_example)
+    except Flaky as exc:
+        report.error = f"the layer gave different results on the same example (nondeterministic): {exc}"
+        first = _Search()
+    report.examples, report.shrink_steps, report.distinct_shapes = (
+        first.examples,
+        first.shrink_steps,
+        len(first.shapes),
+    )
+    report.max_abs, report.max_rel, report.notes, report.convention = (
+        first.max_abs,
+        first.max_rel,
+        first.notes,
+        first.convention,
+    )
+    if first.failure is not None:
+        _more_failures(
+            report, row, layer, opts, (first, first.failure), search, max_failures, (seed, n, dtype)
+        )
+        if scope:
+            report.passes_without = _scope(row, first.failure, off, opts, search)
+    report.seconds = time.perf_counter() - start
+    report.compiles = max(0, compiled_count() - compiled)
+    return report
+
+
+def _finish(
+    failure: Failure, row: Row, layer: type, opts: Options, search: _Search, seed: int, call: str
+) -> Failure:
+    diagnose_failure(failure, row, layer, opts)
+    failure.seed, failure.blob = seed, search.blob
+    failure.witnesses = _witnesses(row, failure)
+    failure.reproduce = call
+    return failure
+
+
+def _more_failures(
+    report: LayerReport,
+    row: Row,
+    layer: type,
+    opts: Options,
+    first: tuple[_Search, Failure],
+    search: Callable[[Without, Options], _Search],
+    max_failures: int,
+    run: tuple[int, int, str],
+) -> None:
+    """The first failure, then the next ones with each failed (check, kind) set aside."""
+    seed, n, dtype = run
+    call = f"verify({layer.__qualname__}, {row.name!r}, seed={seed}, max_examples={n}, dtype={dtype!r})"
+    failures = [_finish(first[1], row, layer, opts, first[0], seed, call)]
+    off = without_set(report.scope)
+    ignore = set(opts.ignore)
+    while len(failures) < max_failures:
+        ignore |= {(m.check, m.kind) for m in failures[-1].mismatches}
+        again = search(off, replace(opts, ignore=frozenset(ignore)))
+        if again.failure is None:
+            break
+        failures.append(_finish(again.failure, row, layer, opts, again, seed, call))
+    report.failures = failures
+    for failure in failures:
+        for m in failure.mismatches:
+            if m.max_abs is not None and m.max_rel is not None:
+                report.max_abs, report.max_rel = (
+                    max(report.max_abs, m.max_abs),
+                    max(report.max_rel, m.max_rel),
+                )
+
+
+def _scope(
+    row: Row, failure: Failure, off: Without, opts: Options, search: Callable[[Without, Options], _Search]
+) -> tuple[str, ...]:
+    """Each feature of the failing example whose absence makes the layer pass."""
+    used = sorted(row.features_of(failure.example.values) - off)
+    return tuple(f.value for f in used if search(off | {f}, opts).failure is None)
+
+
+def verify_all(
+    names: Iterable[str] | None = None,
+    *,
+    max_examples: int = 100,
+    seed: int = 0,
+    dtype: str = "float64",
+    on_example: Callable[[str], None] | None = None,
+) -> RunReport:
+    """Check the library's own layers (every registry row, or the named ones) against their references."""
+    if isinstance(names, str | Row):
+        raise ValueError(
+            f"names must be a list of layer names, e.g. [{names!r}], not a single {type(names).__name__}"
+        )
+    rows = ROWS if names is None else tuple(get_row(n) for n in names)
+    run = RunReport(seed=seed, max_examples=_count(max_examples, "max_examples", 1))
+    for row in rows:
+        run.layers.append(
+            verify(row.layer, row, max_examples=max_examples, seed=seed, dtype=dtype, on_example=on_example)
+        )
+    return run
+
+
+def verify_or_raise(layer: type, against: str | Row, **kwargs: Any) -> LayerReport:
+    """Like ``verify``, but raise ``LayerMismatch`` (an AssertionError) with the full report on failure."""
+    report = verify(layer, against, **kwargs)
+    if report.failure is not None:
+        raise LayerMismatch(report.failure)
+    if report.error is not None:
+        raise AssertionError(f"{report.layer} against {report.against!r}: {report.error}")
+    return report

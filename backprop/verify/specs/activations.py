@@ -1,0 +1,53 @@
+"""Rows for ``backprop.activations`` (Relu, Sigmoid) against ``reference.activations``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+import backprop
+import reference
+from backprop.verify.row import Arg, Row
+from backprop.verify.specs._shapes import same_shape
+from backprop.verify.vocabulary import Feature
+
+
+def relu_subgradient(
+    values: Mapping[str, Any], cotangents: tuple[Any, ...], grad: str, expected: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """At x == 0 any relu'(0) in [0, 1] is a valid subgradient: dx lies between 0 and dout there."""
+    x = np.asarray(values["x"])
+    dout = np.broadcast_to(np.asarray(cotangents[0], dtype=np.float64), x.shape)
+    at = x == 0
+    return np.where(at, np.minimum(0.0, dout), expected), np.where(at, np.maximum(0.0, dout), expected)
+
+
+_FEATURES = (Feature.RANK4, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO)
+
+ROWS = (
+    Row(
+        name="relu",
+        layer=backprop.Relu,
+        reference=reference.relu,
+        signature="forward(x) -> max(x, 0)   (backward -> dx)",
+        args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), kinks=(0.0,)),),
+        shapes=same_shape,
+        features=_FEATURES,
+        conventions=(
+            "relu'(0) = 0, as jax.nn.relu differentiates; any value in [0, 1] is a valid subgradient",
+        ),
+        subgradient=relu_subgradient,
+    ),
+    Row(
+        name="sigmoid",
+        layer=backprop.Sigmoid,
+        reference=reference.sigmoid,
+        signature="forward(x) -> 1 / (1 + exp(-x))   (backward -> dx)",
+        args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4)),),
+        shapes=same_shape,
+        features=_FEATURES,
+    ),
+)

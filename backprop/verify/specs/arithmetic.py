@@ -1,0 +1,76 @@
+"""Rows for ``backprop.arithmetic`` (MulLayer, AddLayer) against ``reference.arithmetic``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import backprop
+import reference
+from backprop.verify.draw import Without
+from backprop.verify.row import Arg, Row
+from backprop.verify.specs._shapes import ShapeDict, array_shape
+from backprop.verify.vocabulary import Feature
+
+
+@st.composite
+def _stretched_pair(draw: st.DrawFn, without: Without) -> ShapeDict:
+    """Operands that broadcasting must stretch: leading axes dropped, or size-1 axes against sides >= 2."""
+    out = tuple(max(2, n) for n in draw(array_shape(without, min_dims=1)))
+
+    def operand() -> tuple[int, ...]:
+        kept = out[draw(st.integers(0, len(out))) :]
+        return tuple(1 if draw(st.booleans()) else n for n in kept)
+
+    x, y = operand(), operand()
+    return {"x": x, "y": y, "out": np.broadcast_shapes(x, y)}
+
+
+def broadcast_pair(without: Without) -> st.SearchStrategy[ShapeDict]:
+    """Two operand shapes and their broadcast; the same shape twice without ``broadcast``."""
+    if Feature.BROADCAST in without:
+        return array_shape(without).map(lambda s: {"x": s, "y": s, "out": s})
+    # Half the draws stretch an operand on purpose: generic broadcastable pairs rarely do, and an
+    # unreduced gradient only shows when one is stretched.
+    generic = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4).map(
+        lambda s: {"x": s.input_shapes[0], "y": s.input_shapes[1], "out": s.result_shape}
+    )
+    return st.one_of(generic, _stretched_pair(without))
+
+
+def _broadcasts(values: Mapping[str, Any]) -> set[Feature]:
+    return {Feature.BROADCAST} if np.shape(values["x"]) != np.shape(values["y"]) else set()
+
+
+_FEATURES = (Feature.BROADCAST, Feature.RANK4, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO)
+_OPERANDS = (
+    Arg(name="x", grad="dx", domain=(-1e4, 1e4)),
+    Arg(name="y", grad="dy", domain=(-1e4, 1e4)),
+)
+
+ROWS = (
+    Row(
+        name="mul",
+        layer=backprop.MulLayer,
+        reference=reference.mul,
+        signature="forward(x, y) -> x * y   (broadcasting; backward -> dx, dy)",
+        args=_OPERANDS,
+        shapes=broadcast_pair,
+        features=_FEATURES,
+        row_features=_broadcasts,
+    ),
+    Row(
+        name="add",
+        layer=backprop.AddLayer,
+        reference=reference.add,
+        signature="forward(x, y) -> x + y   (broadcasting; backward -> dx, dy)",
+        args=_OPERANDS,
+        shapes=broadcast_pair,
+        features=_FEATURES,
+        row_features=_broadcasts,
+    ),
+)

@@ -1,0 +1,576 @@
+"""The check stages, in the order they run on every example.
+
+1. ``first_use``: build, forward, backward with a random cotangent; every output and gradient against
+   ``jax.vjp``, with its shape and dtype; nothing of the caller's mutated or aliased; book 2's ``grads``
+   written in place.
+2. ``usual_calls``: the calls real code makes, on a fresh instance under another global random state: the
+   same example again (it must give the same result: ``nondeterministic``), dout of all ones (``dout_one``),
+   and for a loss ``backward()`` with its own default (``default_dout``).
+3. ``training``: a short training-like sequence on one instance: forward on another batch, then forward
+   and backward on this one (``stale`` if it answers for the other), the parameters updated in place as an
+   optimizer does, then forward and backward on new values (``param_copy`` if it still uses the old
+   parameters, ``stale`` otherwise).
+4. ``second_use``: the first instance used again next to another (forward A, forward B, backward B,
+   backward A): a module-level cache or ``dW +=`` shows here (``stateful``).
+
+A stage runs only when the ones before it found nothing new.
+"""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from backprop.verify.diagnose import Evidence
+from backprop.verify.findings import Findings, kink_bounds, snapshot, unchanged
+from backprop.verify.row import Read, Row
+from backprop.verify.runner import Reference, reference_vjp
+from backprop.verify.vocabulary import Convention, Kind
+
+STAGES = ("first_use", "usual_calls", "training", "second_use")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One example as the stages see it: the row, the class, the pristine values and cotangents."""
+
+    row: Row
+    layer: type
+    values: Mapping[str, Any]
+    cotangents: tuple[Any, ...]
+    dtype: np.dtype[Any]
+    grad_names: Mapping[str, str] = field(default_factory=dict)
+
+    def fresh(self) -> tuple[dict[str, Any], tuple[Any, ...]]:
+        """Copies of the values and cotangents for the layer to receive (it may write into them)."""
+        return {k: snapshot(v) for k, v in self.values.items()}, tuple(snapshot(c) for c in self.cotangents)
+
+    def reference(self, values: Mapping[str, Any], cotangents: tuple[Any, ...], instance: Any) -> Reference:
+        return reference_vjp(self.row, with_capture(self.row, values, instance), cotangents, self.dtype)
+
+
+@dataclass
+class FirstUse:
+    """What the first stage leaves for the others: the instance, its outputs, gradients and reference."""
+
+    instance: Any
+    outputs: tuple[Any, ...]
+    grads: dict[str, Any]
+    ref: Reference
+
+
+def with_capture(row: Row, values: Mapping[str, Any], instance: Any) -> dict[str, Any]:
+    """The example's values plus any hidden state the layer drew in forward (a dropout mask)."""
+    if row.capture is None or instance is None:
+        return dict(values)
+    try:
+        return {**values, **row.capture(instance)}
+    except Exception:  # the layer lacks the declared state: the comparison will show what is wrong
+        return dict(values)
+
+
+# ---- the pieces every stage uses ----------------------------------------------------------------------------
+
+
+def build(case: Case, values: Mapping[str, Any], found: Findings, stage: str = "") -> Any:
+    return found.call(f"{stage}constructor", lambda: case.row.build(case.layer, values))[1]
+
+
+def forward(
+    case: Case, instance: Any, values: Mapping[str, Any], found: Findings, stage: str = ""
+) -> tuple[Any, ...] | None:
+    """forward's outputs as a tuple, or None when it raised or returned None (both are findings)."""
+    ok, raw = found.call(f"{stage}forward()", lambda: case.row.call(instance, values))
+    if not ok:
+        return None
+    if raw is None:
+        found.add(
+            Evidence("forward", "forward", Kind.RETURNS_NONE),
+            "forward() returned None: is a `return` missing?",
+        )
+        return None
+    return case.row.outputs_of(raw)
+
+
+def backward(
+    case: Case, instance: Any, cots: tuple[Any, ...] | None, found: Findings, stage: str = ""
+) -> tuple[bool, Any]:
+    return found.call(f"{stage}backward()", lambda: case.row.backward(instance, cots))
+
+
+def judge_grads(
+    case: Case,
+    reads: list[Read],
+    ref: Reference,
+    values: Mapping[str, Any],
+    cots: tuple[Any, ...],
+    found: Findings,
+    kind: Kind = Kind.VALUE,
+    dtype: np.dtype[Any] | None = None,
+) -> bool:
+    """Every gradient read against the reference; True when all are right."""
+    ok = True
+    for read in reads:
+        if read.problem is not None:
+            found.add(Evidence(read.where, read.arg.name, read.problem), read.message)
+            ok = False
+            continue
+        expected = ref.grads[read.arg.name]
+        bounds = kink_bounds(case.row, read.arg, values, cots, expected.value)
+        ok &= found.value(read.where, read.arg.name, expected, read.value, dtype, kind, bounds)
+    return ok
+
+
+def judge_outputs(
+    case: Case,
+    outs: tuple[Any, ...],
+    ref: Reference,
+    found: Findings,
+    kind: Kind = Kind.VALUE,
+    dtype: np.dtype[Any] | None = None,
+) -> bool:
+    ok = True
+    for name, expected, actual in zip(case.row.outputs, ref.outputs, outs, strict=False):
+        ok &= found.value(name, name, expected, actual, None if case.row.loss else dtype, kind)
+    return ok
+
+
+def _missing_gradient(
+    case: Case, instance: Any, read: Read, before: Mapping[str, int], found: Findings
+) -> bool:
+    """A parameter gradient that was never set: name any attribute of the parameter's shape that backward
+    set (created or replaced), other than the parameter itself."""
+    if read.value is not None or read.problem is not None or read.arg.source not in ("param", "attr"):
+        return False
+    shape = np.shape(case.values[read.arg.name])
+    attrs = vars(instance) if hasattr(instance, "__dict__") else {}
+    new = [
+        name
+        for name, value in attrs.items()
+        if isinstance(value, np.ndarray) and value.shape == shape and before.get(name) != id(value)
+    ]
+    if new:
+        message = (
+            f"{read.where} was never set, but backward() created {', '.join(new)} of {read.arg.name}'s shape "
+            f"{shape}; rename it, or map it with --grad-names {read.arg.grad}={new[0]}"
+        )
+        found.add(Evidence(read.where, read.arg.name, Kind.MISSING, renamed=new[0]), message)
+    else:
+        found.add(
+            Evidence(read.where, read.arg.name, Kind.MISSING), f"{read.where} was never set by backward()"
+        )
+    return True
+
+
+# ---- stage 1 ------------------------------------------------------------------------------------------------
+
+
+def first_use(case: Case, found: Findings) -> FirstUse | None:
+    """Build, forward, backward with the drawn cotangent; judge everything the first call produces."""
+    row, dtype = case.row, case.dtype
+    values, cots = case.fresh()
+    callers = {**values, **dict(zip(dout_names(cots), cots, strict=True))}
+    instance = build(case, values, found)
+    if found.failed:
+        return None
+    grads_before = _grads_list(instance)
+    outs = forward(case, instance, values, found)
+    if outs is None:
+        _unmutated(case, callers, found)
+        return None
+    held = tuple(snapshot(o) for o in outs)
+    ref = case.reference(case.values, case.cotangents, instance)
+    if len(outs) != len(row.outputs):
+        found.add(
+            Evidence("forward", "forward", Kind.ARITY),
+            f"forward() returned {len(outs)} outputs, expected {len(row.outputs)}",
+        )
+    judge_outputs(case, held, ref, found, dtype=dtype)
+    attrs = {k: id(v) for k, v in vars(instance).items()} if hasattr(instance, "__dict__") else {}
+    ok, result = backward(case, instance, cots, found)
+    if ok:
+        for name, old, new in zip(row.outputs, held, outs, strict=False):
+            if not unchanged(old, new):
+                found.add(
+                    Evidence(name, name, Kind.MUTATED),
+                    f"backward() modified the forward output {name} that the caller holds",
+                )
+        if _judge_backward(case, instance, result, values, ref, attrs, found, callers):
+            _grads_rebound(row, instance, grads_before, found)
+    _unmutated(case, callers, found)
+    if not ok:
+        return None
+    reads = row.gradients(instance, result, values, case.grad_names)
+    return FirstUse(instance, held, {r.arg.name: snapshot(r.value) for r in reads}, ref)
+
+
+def _judge_backward(
+    case: Case,
+    instance: Any,
+    result: Any,
+    values: Mapping[str, Any],
+    ref: Reference,
+    attrs: Mapping[str, int],
+    found: Findings,
+    callers: Mapping[str, Any],
+) -> bool:
+    row = case.row
+    found.measured.convention = row.convention(instance, case.grad_names).value
+    reads = row.gradients(instance, result, values, case.grad_names)
+    if row.read_from("return") and result is None:
+        found.add(
+            Evidence("backward", "backward", Kind.RETURNS_NONE),
+            "backward() returned None: is a `return` missing?",
+        )
+        reads = [r for r in reads if r.arg.source != "return"]
+    present = [r for r in reads if not _missing_gradient(case, instance, r, attrs, found)]
+    judge_grads(case, present, ref, case.values, case.cotangents, found, dtype=case.dtype)
+    for i, read in enumerate(present):
+        found.not_aliased(read.where, read.arg.name, read.value, callers)
+        others = {r.where: r.value for r in present[i + 1 :]}
+        found.not_aliased(read.where, "", read.value, others, "gradient ")
+    return not found.failed
+
+
+def _grads_list(instance: Any) -> list[Any] | None:
+    grads = getattr(instance, "grads", None)
+    return list(grads) if isinstance(grads, list) else None
+
+
+def _grads_rebound(row: Row, instance: Any, before: list[Any] | None, found: Findings) -> None:
+    """Book 2's optimizer holds the arrays of ``grads``: backward must write into them, not replace them."""
+    after = getattr(instance, "grads", None)
+    if before is None or not isinstance(after, list) or row.convention(instance) != Convention.BOOK2:
+        return
+    for i, (old, new) in enumerate(zip(before, after, strict=False)):
+        if isinstance(old, np.ndarray) and new is not old:
+            message = (
+                f"backward() replaced grads[{i}] with a new array; an optimizer holding the old one never sees "
+                "the gradient"
+            )
+            found.add(Evidence(f"grads[{i}]", f"grads[{i}]", Kind.GRADS_REBOUND), message)
+
+
+def dout_names(cots: tuple[Any, ...]) -> list[str]:
+    return ["dout"] if len(cots) == 1 else [f"dout{i}" for i in range(len(cots))]
+
+
+def _unmutated(case: Case, callers: Mapping[str, Any], found: Findings) -> None:
+    pristine = {**case.values, **dict(zip(dout_names(case.cotangents), case.cotangents, strict=True))}
+    for name, old in pristine.items():
+        if not unchanged(old, callers[name]) and name not in found.failed_checks:
+            where = "backward() wrote into" if name.startswith("dout") else "the layer modified"
+            found.add(Evidence(name, name, Kind.MUTATED), f"{where} the caller's {name} in place")
+
+
+# ---- stage 2 ------------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def other_random_state(seed: int) -> Iterator[None]:
+    """Run under a different global random state (``random`` and ``np.random``), restored afterwards:
+    Hypothesis seeds both identically for every example, which would freeze a layer's randomness."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
+def _ones(case: Case) -> tuple[Any, ...]:
+    return tuple(1.0 if case.row.loss else np.ones_like(c) for c in case.cotangents)
+
+
+def _has_default_dout(instance: Any) -> bool:
+    try:
+        params = list(inspect.signature(instance.backward).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    return bool(params) and all(
+        p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        for p in params
+    )
+
+
+def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None:
+    """The same example again under another random state, then dout of ones, then ``backward()``."""
+    row = case.row
+    with other_random_state(seed):
+        values, cots = case.fresh()
+        instance = build(case, values, found, "usual: ")
+        outs = forward(case, instance, values, found, "usual: ") if not found.failed else None
+        if outs is None:
+            return
+        if row.capture is None:
+            again = replace(
+                first.ref,
+                outputs=tuple(
+                    replace(e, value=np.asarray(o, dtype=np.float64))
+                    for e, o in zip(first.ref.outputs, first.outputs, strict=False)
+                ),
+            )
+            if not judge_outputs(case, outs, again, found, Kind.NONDETERMINISTIC):
+                return
+        ok, result = backward(case, instance, cots, found, "usual: ")
+        if not ok:
+            return
+        if row.capture is None:
+            same = replace(
+                first.ref,
+                grads={
+                    k: replace(e, value=np.asarray(first.grads[k], dtype=np.float64))
+                    for k, e in first.ref.grads.items()
+                    if first.grads.get(k) is not None
+                },
+            )
+            reads = [
+                r
+                for r in row.gradients(instance, result, values, case.grad_names)
+                if r.arg.name in same.grads
+            ]
+            if not judge_grads(case, reads, same, case.values, case.cotangents, found, Kind.NONDETERMINISTIC):
+                return
+    # each on a fresh instance, so that a layer that accumulates is not mistaken for a special case
+    _with_dout(case, _ones(case), Kind.DOUT_ONE, "dout of ones", found)
+    if row.loss and not found.failed and _has_default_dout(instance):
+        _with_dout(case, None, Kind.DEFAULT_DOUT, "backward() with its default dout", found)
+
+
+def _first_use_at(
+    case: Case, values: Mapping[str, Any], cots: tuple[Any, ...] | None, found: Findings
+) -> bool:
+    """A control: whether a fresh instance is right at these values (a plain bug, not this stage's)."""
+    probe = found.child()
+    control = replace(
+        case, values=values, cotangents=cots if cots is not None else tuple(1.0 for _ in case.cotangents)
+    )
+    fresh, fresh_cots = control.fresh()
+    instance = build(control, fresh, probe)
+    outs = forward(control, instance, fresh, probe) if not probe.failed else None
+    if outs is None:
+        return False
+    ref = control.reference(control.values, control.cotangents, instance)
+    if not judge_outputs(control, outs, ref, probe):
+        return False
+    ok, result = backward(control, instance, None if cots is None else fresh_cots, probe)
+    reads = case.row.gradients(instance, result, fresh, case.grad_names) if ok else []
+    return ok and judge_grads(control, reads, ref, control.values, control.cotangents, probe)
+
+
+def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str, found: Findings) -> None:
+    """Forward again, then backward with ``cots`` (None: no argument); judged only when a fresh instance is
+    right with a neighbouring call (dout of 1.5, or dout = 1 passed explicitly), so that a plain bug hidden
+    by the drawn dout is not mistaken for a special case."""
+    neighbour = (
+        tuple(1.0 if case.row.loss else np.ones_like(c) for c in case.cotangents)
+        if cots is None
+        else tuple(1.5 * c for c in cots)
+    )
+    if not _first_use_at(case, case.values, neighbour, found):
+        return
+    values, _ = case.fresh()
+    instance = build(case, values, found, f"{label}: ")
+    outs = forward(case, instance, values, found, f"{label}: ") if not found.failed else None
+    if outs is None:
+        return
+    unit = tuple(1.0 for _ in case.cotangents) if cots is None else cots
+    ref = case.reference(case.values, unit, instance)
+    ok, result = backward(
+        case, instance, None if cots is None else tuple(snapshot(c) for c in cots), found, f"{label}: "
+    )
+    if ok:
+        judge_grads(
+            case,
+            case.row.gradients(instance, result, values, case.grad_names),
+            ref,
+            case.values,
+            unit,
+            found,
+            kind,
+        )
+
+
+# ---- stage 3 ------------------------------------------------------------------------------------------------
+
+
+def shifted(case: Case, values: Mapping[str, Any], scale: float, offset: float) -> dict[str, Any]:
+    """Every differentiated float value mapped by v -> scale * v + offset, in its own dtype."""
+    floats = {a.name for a in case.row.differentiable}
+    return {
+        k: np.asarray(scale * v + offset, dtype=v.dtype)
+        if k in floats and isinstance(v, np.ndarray)
+        else snapshot(v)
+        for k, v in values.items()
+    }
+
+
+def other_batch(case: Case) -> dict[str, Any]:
+    """Another batch for the same parameters: a different batch size where the row has a batch axis,
+    different values otherwise."""
+    batch = [a.name for a in case.row.args if a.batch and np.ndim(case.values[a.name])]
+    values = shifted(case, case.values, 0.75, 0.5)
+    if batch:
+        n = np.shape(case.values[batch[0]])[0]
+        rows = np.arange(n + 1 if n < 4 else n - 1) % n
+        values.update({k: np.take(values[k], rows, axis=0) for k in batch})
+    return values
+
+
+def training(case: Case, first: FirstUse, found: Findings) -> None:
+    """Forward on another batch, forward and backward on this one, update the parameters in place, then
+    forward and backward on new values: each result must match the reference for its own values."""
+    row = case.row
+    values, cots = case.fresh()
+    instance = build(case, values, found, "training: ")
+    if found.failed or forward(case, instance, other_batch(case), found, "training, another batch: ") is None:
+        return
+    outs = forward(case, instance, values, found, "training: ")
+    if outs is None:
+        return
+    ref = case.reference(case.values, case.cotangents, instance) if row.capture else first.ref
+    if not judge_outputs(case, outs, ref, found, Kind.STALE):
+        return
+    ok, result = backward(case, instance, cots, found, "training: ")
+    if not ok or not judge_grads(
+        case,
+        row.gradients(instance, result, values, case.grad_names),
+        ref,
+        case.values,
+        case.cotangents,
+        found,
+        Kind.STALE,
+    ):
+        return
+    _next_step(case, instance, values, found)
+
+
+def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Findings) -> None:
+    """The optimizer's step: every parameter updated in place; then forward and backward on new values."""
+    row = case.row
+    for arg in row.params:
+        param = values[arg.name]
+        if isinstance(param, np.ndarray):
+            param[...] = -0.5 * param + 0.25
+    step = shifted(case, values, -0.5, 0.25)
+    step.update({a.name: values[a.name] for a in row.params})  # the very arrays the layer was built with
+    moved = [np.asarray(-0.5 * np.asarray(c) + 0.25, dtype=np.asarray(c).dtype) for c in case.cotangents]
+    cots: tuple[Any, ...] = tuple(float(c) if row.loss else c for c in moved)
+    pristine = {k: snapshot(v) for k, v in step.items()}
+    if not _first_use_at(case, pristine, cots, found):
+        return  # a fresh layer is wrong here too: a plain bug, for the first stage to find on its own
+    outs = forward(case, instance, step, found, "training, next step: ")
+    if outs is None:
+        return
+    ref = case.reference(pristine, cots, instance)
+    probe = found.child()
+    ok = judge_outputs(case, outs, ref, probe)
+    result = None
+    if ok:
+        ok, result = backward(
+            case, instance, tuple(snapshot(c) for c in cots), probe, "training, next step: "
+        )
+        reads = row.gradients(instance, result, step, case.grad_names) if ok else []
+        ok = ok and judge_grads(case, reads, ref, pristine, cots, probe)
+    if probe.failed:
+        copied = _copied(case, instance, pristine, cots, outs, result, found)
+        if copied:
+            for i, m in enumerate(probe.mismatches):
+                probe.mismatches[i] = replace(
+                    m, message=f"{m.message}; the layer holds a copy of {', '.join(copied)}"
+                )
+        _adopt(probe, found, Kind.PARAM_COPY if copied else Kind.STALE)
+
+
+def _copied(
+    case: Case,
+    instance: Any,
+    pristine: Mapping[str, Any],
+    cots: tuple[Any, ...],
+    outs: tuple[Any, ...],
+    result: Any,
+    found: Findings,
+) -> list[str]:
+    """The parameters whose in-place update the layer missed: with each one put back to the value it was
+    built with (the others updated), the results match the reference."""
+    row = case.row
+    names = [a.name for a in row.params]
+    for group in [[n] for n in names] + ([names] if len(names) > 1 else []):
+        old = {**pristine, **{n: case.values[n] for n in group}}
+        ref = case.reference(old, cots, instance)
+        kept = found.child()
+        reads = row.gradients(instance, result, old, case.grad_names) if result is not None else []
+        if judge_outputs(case, outs, ref, kept) and judge_grads(
+            case, [r for r in reads if r.arg.source == "return"], ref, old, cots, kept
+        ):
+            return group
+    return []
+
+
+def _adopt(probe: Findings, found: Findings, kind: Kind) -> None:
+    for mismatch, ev in zip(probe.mismatches, probe.evidence, strict=True):
+        details = {k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")}
+        found.add(replace(ev, kind=kind), mismatch.message, **details)
+
+
+# ---- stage 4 ------------------------------------------------------------------------------------------------
+
+
+def second_use(case: Case, first: FirstUse, found: Findings) -> None:
+    """Forward A, forward B, backward B, backward A: A's gradients must come out as the first time."""
+    row = case.row
+    second = found.child(ignore=True)
+    second.failed_checks = set(found.failed_checks)
+    values, cots = case.fresh()
+    forward(case, first.instance, values, second, "second ")
+    ref = case.reference(case.values, case.cotangents, first.instance) if row.capture else first.ref
+    inputs = {a.name for a in row.placed("forward") if a.differentiable}
+    other = {k: np.array(-v, dtype=v.dtype) if k in inputs else snapshot(v) for k, v in case.values.items()}
+    b = build(case, other, second, "another instance's ")
+    if not second.failed:
+        forward(case, b, other, second, "another instance's ")
+    if not second.failed:
+        negated = tuple(-c if row.loss else np.array(-c, dtype=c.dtype) for c in case.cotangents)
+        second.call("another instance's backward()", lambda: row.backward(b, negated))
+    if not second.failed:
+        ok, result = second.call("second backward()", lambda: row.backward(first.instance, cots))
+        if ok:
+            reads = row.gradients(first.instance, result, values, case.grad_names)
+            judge_grads(case, reads, ref, case.values, case.cotangents, second)
+    for mismatch, ev in zip(second.mismatches, second.evidence, strict=True):
+        message = (
+            f"{mismatch.check} is wrong on the second use of the same instance, interleaved with another "
+            f"instance (forward A, forward B, backward B, backward A): {mismatch.message}"
+        )
+        details = {k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")}
+        kind = Kind.STATEFUL if ev.kind in (Kind.VALUE, Kind.NAN) else ev.kind
+        found.add(replace(ev, kind=kind), message, **details)
+
+
+def run_stages(
+    case: Case, found: Findings, seed: int, on_stage: Callable[[str], None] | None = None
+) -> FirstUse | None:
+    """Every stage in order, each only while the ones before found nothing new."""
+    first = first_use(case, found)
+    if first is None:
+        return None
+    later: tuple[tuple[str, Callable[[], None]], ...] = (
+        ("usual_calls", lambda: usual_calls(case, first, found, seed)),
+        ("training", lambda: training(case, first, found)),
+        ("second_use", lambda: second_use(case, first, found)),
+    )
+    for name, stage in later:
+        if found.failed:
+            break
+        if on_stage is not None:
+            on_stage(name)
+        stage()
+    return first

@@ -1,0 +1,148 @@
+"""Every fixed vocabulary of the oracle, defined once: dtypes, check kinds, diagnosis codes, features and
+conventions. The JSON schema (``report.schema.json``) lists the same words; ``tests/test_vocabulary.py``
+checks that the two agree, so a new word is added here and in the schema together.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DType(StrEnum):
+    """The dtypes a layer can be checked in."""
+
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"
+
+
+DTYPES: tuple[str, ...] = tuple(d.value for d in DType)
+
+
+class Kind(StrEnum):
+    """What a failed check saw (``Mismatch.kind``)."""
+
+    VALUE = "value"  # numbers differ beyond the tolerance
+    NAN = "nan"  # NaN or inf where the reference is finite
+    SHAPE = "shape"
+    DTYPE = "dtype"
+    MISSING = "missing"  # a gradient attribute or grads entry was never set
+    RETURNS_NONE = "returns_none"  # forward or backward returned None where values are due
+    TYPE = "type"  # not numeric
+    ALIASED = "aliased"  # shares memory with the caller's arrays or another gradient
+    MUTATED = "mutated"  # wrote into the caller's arrays
+    EXCEPTION = "exception"
+    EXIT = "exit"  # SystemExit, KeyboardInterrupt or a dead child process from the layer's own code
+    TIMEOUT = "timeout"
+    ARITY = "arity"  # the wrong number of outputs or gradients
+    STATEFUL = "stateful"  # wrong on a second use interleaved with another instance
+    STALE = "stale"  # wrong on a later batch of a training-like sequence
+    DOUT_ONE = "dout_one"  # wrong exactly when dout == 1 (the usual call of a loss)
+    DEFAULT_DOUT = "default_dout"  # wrong when backward() is called with its default argument
+    NONDETERMINISTIC = "nondeterministic"  # different results under different global RNG states
+    PARAM_COPY = "param_copy"  # a parameter is not held by reference
+    GRADS_REBOUND = "grads_rebound"  # book 2: a grads entry was replaced instead of written into
+
+
+class Code(StrEnum):
+    """Diagnosis codes: the learner-facing classification of a failed check."""
+
+    SCALE = "scale"
+    SIGN = "sign"
+    TRANSPOSE = "transpose"
+    IGNORES_DOUT = "ignores_dout"
+    UNBROADCAST = "unbroadcast"
+    SHAPE = "shape"
+    IN_PLACE = "in_place"
+    KINK = "kink"
+    OVERFLOW = "overflow"
+    EPSILON = "epsilon"
+    RETURNS_NONE = "returns_none"
+    DTYPE = "dtype"
+    RENAMED = "renamed"
+    STATEFUL = "stateful"
+    STALE = "stale"
+    DOUT_ONE = "dout_one"
+    DEFAULT_DOUT = "default_dout"
+    NONDETERMINISTIC = "nondeterministic"
+    PARAM_COPY = "param_copy"
+    GRADS_REBOUND = "grads_rebound"
+    EXIT = "exit"
+    TIMEOUT = "timeout"
+    EXCEPTION = "exception"
+    OTHER = "other"
+
+
+CODES: tuple[str, ...] = tuple(c.value for c in Code)
+
+# How specific each code is, most specific first: the headline diagnosis of a failure with several
+# failed checks is the first of its codes in this order.
+SPECIFICITY: tuple[Code, ...] = (
+    Code.EXIT,
+    Code.TIMEOUT,
+    Code.RETURNS_NONE,
+    Code.RENAMED,
+    Code.PARAM_COPY,
+    Code.GRADS_REBOUND,
+    Code.EPSILON,
+    Code.IGNORES_DOUT,
+    Code.DOUT_ONE,
+    Code.DEFAULT_DOUT,
+    Code.UNBROADCAST,
+    Code.TRANSPOSE,
+    Code.SIGN,
+    Code.SCALE,
+    Code.KINK,
+    Code.OVERFLOW,
+    Code.IN_PLACE,
+    Code.STALE,
+    Code.STATEFUL,
+    Code.NONDETERMINISTIC,
+    Code.DTYPE,
+    Code.SHAPE,
+    Code.EXCEPTION,
+    Code.OTHER,
+)
+
+
+class Feature(StrEnum):
+    """What an example exercises. Rows declare the features they can draw; ``--without`` turns one off and
+    a failure is searched again without each of its features to say where the layer is right."""
+
+    BROADCAST = "broadcast"  # operands of different shapes, stretched by broadcasting
+    ND = "nd"  # input of rank 3 or more flattened by the layer (Affine's x)
+    RANK4 = "rank4"  # a 4-D input (a convolutional feature map)
+    ONE_HOT = "one_hot"  # targets given as one-hot arrays
+    LABELS = "labels"  # targets given as integer labels
+    EXTREME = "extreme"  # magnitudes of 1e3 and more
+    BATCH = "batch"  # a batch of more than one sample
+    LARGE = "large"  # a batch past 8 or an axis past 27 (up to 32 and 64)
+    NEGATIVE_ZERO = "negative_zero"  # -0.0 among the values
+
+
+FEATURE_WORDS: dict[Feature, tuple[str, str]] = {
+    # (where the layer is right without it, where it is wrong with it), for scope sentences
+    Feature.BROADCAST: ("same-shape inputs", "the inputs broadcast"),
+    Feature.ND: ("2-D input", "the input has more than two axes"),
+    Feature.RANK4: ("inputs of rank 3 or less", "the input is 4-D"),
+    Feature.ONE_HOT: ("integer labels", "the targets are one-hot"),
+    Feature.LABELS: ("one-hot targets", "the targets are integer labels"),
+    Feature.EXTREME: ("moderate values (|v| < 1e3)", "values reach 1e3 or more"),
+    Feature.BATCH: ("a batch of one", "the batch holds more than one sample"),
+    Feature.LARGE: ("small sizes (batch <= 8, axes <= 27)", "the batch or an axis is large"),
+    Feature.NEGATIVE_ZERO: ("inputs without -0.0", "an input holds -0.0"),
+}
+
+
+class Convention(StrEnum):
+    """Where a layer keeps its parameter gradients, spelled the same everywhere it is reported."""
+
+    BOOK1 = "book 1 (gradient attributes such as dW, db)"
+    BOOK2 = "book 2 (params/grads lists)"
+    NETWORK = "network (gradient() returns a dict keyed like params)"
+    NO_PARAMS = "no parameters"
+
+
+class Allowance(StrEnum):
+    """Documented deviations a user may allow with ``--allow``."""
+
+    EPSILON = "epsilon"  # a loss computed as -log(y + eps)

@@ -1,0 +1,708 @@
+"""Layers as readers of the books actually write them, each paired with the verdict the oracle must give.
+
+Unlike ``broken.py`` (one clean mistake per class) these are written the learners' way: the book's naive
+code pasted as is, masks built in place, ``'f'`` dtypes from book 2, JAX instead of NumPy, odd attribute
+names. Several are right in a narrower sense than the oracle checks by default (no broadcasting, 2-D input
+only, a different subgradient at relu's kink, the book's ``1e-7`` in the log); for those the catalogue
+lists both the failure and the ``verify()`` options under which the same class passes.
+
+``LEARNER`` pairs every class with an :class:`Expect`; ``training.TRAINING`` reuses the same record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpy.typing import NDArray
+
+from backprop.verify.registry import names as row_names
+from backprop.verify.vocabulary import CODES, DTYPES, Allowance, Feature
+
+Array = NDArray[Any]
+
+FEATURES: frozenset[str] = frozenset(f.value for f in Feature)
+ALLOWANCES: frozenset[str] = frozenset(a.value for a in Allowance)
+VERIFY_OPTIONS: frozenset[str] = frozenset(
+    {"max_examples", "seed", "without", "strict", "allow", "grad_names"}
+)
+"""The ``verify()`` keywords an Expect may pass through ``options`` (``dtype`` has its own field)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expect:
+    """A learner's layer and the verdict ``verify(layer, against, dtype=dtype, **options)`` must give.
+
+    verdict ``"pass"``: ``report.passed``; every string in ``notes`` is a substring of some entry of
+    ``report.notes``.
+    verdict ``"fail"``: not ``report.passed``, and
+
+    - every code in ``diagnoses`` is the diagnosis of some mismatch among ``report.failures``;
+    - if ``any_of`` is given, at least one of its codes is (for layers whose wrong numbers may read as
+      more than one kind of mistake);
+    - every feature in ``passes_without`` is in ``report.passes_without`` (a subset: a layer wrong only
+      for batches past 8 also passes with a batch of one, so ``batch`` may be reported as well).
+    """
+
+    layer: type
+    against: str
+    why: str
+    verdict: Literal["pass", "fail"]
+    diagnoses: frozenset[str] = frozenset()
+    """Codes that must all appear among the failures' mismatches."""
+    any_of: frozenset[str] = frozenset()
+    """Codes of which at least one must appear among the failures' mismatches."""
+    passes_without: tuple[str, ...] = ()
+    """For scoped failures: features whose removal makes the layer pass."""
+    notes: tuple[str, ...] = ()
+    """Substrings that must appear in ``report.notes``."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Extra ``verify()`` keywords, e.g. ``{"allow": ("epsilon",)}``."""
+    dtype: str = "float64"
+
+    def __post_init__(self) -> None:
+        def fix(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        fix("diagnoses", frozenset(self.diagnoses))
+        fix("any_of", frozenset(self.any_of))
+        fix("passes_without", tuple(self.passes_without))
+        fix("notes", tuple(self.notes))
+        fix("options", MappingProxyType(dict(self.options)))
+
+        if self.verdict not in ("pass", "fail"):
+            raise ValueError(f"{self.name}: verdict must be 'pass' or 'fail', got {self.verdict!r}")
+        if self.against not in row_names():
+            raise ValueError(f"{self.name}: unknown row {self.against!r}; known: {row_names()}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"{self.name}: dtype must be one of {DTYPES}, got {self.dtype!r}")
+        for label, codes in (("diagnoses", self.diagnoses), ("any_of", self.any_of)):
+            unknown = sorted(set(codes) - set(CODES))
+            if unknown:
+                raise ValueError(f"{self.name}: {label} must be codes from {CODES}, got {unknown}")
+        _check_features(self.name, "passes_without", self.passes_without)
+        self._check_options()
+        if self.verdict == "pass" and (self.diagnoses or self.any_of or self.passes_without):
+            raise ValueError(f"{self.name}: a passing layer has no diagnoses, any_of or passes_without")
+        if self.verdict == "fail" and not (self.diagnoses or self.any_of or self.passes_without):
+            raise ValueError(
+                f"{self.name}: a failing layer must say what to expect: diagnoses, any_of or passes_without"
+            )
+
+    def _check_options(self) -> None:
+        unknown = sorted(set(self.options) - VERIFY_OPTIONS)
+        if unknown:
+            raise ValueError(
+                f"{self.name}: options must be verify() keywords from {sorted(VERIFY_OPTIONS)}, got {unknown}"
+                + ("; give dtype as Expect(dtype=...)" if "dtype" in unknown else "")
+            )
+        _check_features(self.name, "options['without']", self.options.get("without", ()))
+        allowed = self.options.get("allow", ())
+        if isinstance(allowed, str) or sorted(set(allowed) - ALLOWANCES):
+            raise ValueError(
+                f"{self.name}: options['allow'] must be a tuple of {sorted(ALLOWANCES)}, got {allowed!r}"
+            )
+        grad_names = self.options.get("grad_names")
+        if grad_names is not None and not (
+            isinstance(grad_names, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in grad_names.items())
+        ):
+            raise ValueError(f"{self.name}: options['grad_names'] must map str to str, got {grad_names!r}")
+
+    @property
+    def name(self) -> str:
+        """A test id: the class name, then the options and dtype that tell its entries apart."""
+        parts = [self.layer.__name__]
+        for key, value in sorted(self.options.items()):
+            if value is True:
+                parts.append(key)
+            elif isinstance(value, Mapping):
+                parts.append(f"{key}=" + "+".join(f"{k}:{v}" for k, v in sorted(value.items())))
+            elif isinstance(value, tuple | list | frozenset | set):
+                parts.append(f"{key}=" + "+".join(sorted(str(v) for v in value)))
+            else:
+                parts.append(f"{key}={value}")
+        if self.dtype != "float64":
+            parts.append(self.dtype)
+        return "-".join(parts)
+
+
+def _check_features(name: str, label: str, features: Iterable[str]) -> None:
+    if isinstance(features, str):
+        raise ValueError(f"{name}: {label} must be a tuple of features, got the string {features!r}")
+    unknown = sorted(set(features) - FEATURES)
+    if unknown:
+        raise ValueError(f"{name}: {label} must be features from {sorted(FEATURES)}, got {unknown}")
+
+
+def codes(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# ==== the book's helper functions, as learners paste them from common/functions.py =======================
+
+
+def sigmoid(x: Array) -> Array:
+    return 1 / (1 + np.exp(-x))
+
+
+def softmax(x: Array) -> Array:
+    x = x - np.max(x, axis=-1, keepdims=True)  # guard against overflow (a new array: x is rebound)
+    return np.exp(x) / np.sum(np.exp(x), axis=-1, keepdims=True)
+
+
+def cross_entropy_error(y: Array, t: Array) -> Any:
+    if y.ndim == 1:
+        t = t.reshape(1, t.size)
+        y = y.reshape(1, y.size)
+
+    # one-hot targets become label indices
+    if t.size == y.size:
+        t = t.argmax(axis=1)
+
+    batch_size = y.shape[0]
+    return -np.sum(np.log(y[np.arange(batch_size), t] + 1e-7)) / batch_size
+
+
+# ==== MulLayer: book 1, ch05/layer_naive.py ===============================================================
+
+
+class MulLayer:
+    """The book's naive MulLayer: ``dx = dout * y`` is never summed back to x's shape, so it is right
+    exactly when x and y have the same shape."""
+
+    def __init__(self) -> None:
+        self.x: Array | None = None
+        self.y: Array | None = None
+
+    def forward(self, x: Array, y: Array) -> Array:
+        self.x = x
+        self.y = y
+        out = x * y
+
+        return out
+
+    def backward(self, dout: Array) -> tuple[Array, Array]:
+        dx = dout * self.y  # swap x and y
+        dy = dout * self.x
+
+        return dx, dy
+
+
+# ==== Relu ==============================================================================================
+
+
+class ReluLessThanMask:
+    """``mask = (x < 0)``: relu'(0) = 1 instead of the project's 0; a valid subgradient, so it passes by
+    default with a note, and fails under ``strict=True``. Otherwise careful: copies, never writes in place."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x < 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        dx = dout.copy()
+        dx[self.mask] = 0
+        return dx
+
+
+class ReluTwoBugs:
+    """Two mistakes: forward zeroes the caller's x in place (``x[x <= 0] = 0``) and returns it, and
+    backward returns relu'(x) without multiplying by dout."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        x[x <= 0] = 0
+        return x
+
+    def backward(self, dout: Array) -> Array:
+        dx = np.ones_like(dout)
+        dx[self.mask] = 0
+        return dx
+
+
+class my_relu:  # the learner's own name
+    """forward builds ``out`` and forgets to return it."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> None:
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+
+    def backward(self, dout: Array) -> Array:
+        dx = dout.copy()
+        dx[self.mask] = 0
+        return dx
+
+
+class ReluFloat32Out:
+    """Casts its output to float32 "to save memory", whatever the input dtype; dx is right."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        out = np.maximum(x, 0).astype(np.float32)
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        dx = dout.copy()
+        dx[self.mask] = 0
+        return dx
+
+
+class JaxRelu:
+    """Correct, in jax.numpy, returning JAX arrays; float64 because it turns on x64 around its own work."""
+
+    def __init__(self) -> None:
+        self.x: jax.Array | None = None
+
+    def forward(self, x: Array) -> jax.Array:
+        with jax.enable_x64(True):
+            self.x = jnp.asarray(x)
+            return jnp.maximum(self.x, 0)
+
+    def backward(self, dout: Array) -> jax.Array:
+        assert self.x is not None
+        with jax.enable_x64(True):
+            return jnp.where(self.x > 0, dout, 0.0)
+
+
+# ==== Sigmoid ===========================================================================================
+
+
+class BookSigmoid:
+    """The book's Sigmoid: ``1 / (1 + np.exp(-x))`` overflows (with a RuntimeWarning) for x < -709, but
+    1 / inf = 0 is the right value, so it passes; the warning must be summarised in the notes."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        out = 1 / (1 + np.exp(-x))
+        self.out = out
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        dx = dout * (1.0 - self.out) * self.out
+
+        return dx
+
+
+class JaxSigmoid:
+    """Correct, in jax.numpy, returning JAX arrays; float64 because it turns on x64 around its own work.
+    exp(-x) overflows to inf silently in JAX, and 1 / inf = 0."""
+
+    def __init__(self) -> None:
+        self.out: jax.Array | None = None
+
+    def forward(self, x: Array) -> jax.Array:
+        with jax.enable_x64(True):
+            self.out = 1 / (1 + jnp.exp(-jnp.asarray(x)))
+            return self.out
+
+    def backward(self, dout: Array) -> jax.Array:
+        assert self.out is not None
+        with jax.enable_x64(True):
+            return dout * (1.0 - self.out) * self.out
+
+
+class JaxSigmoidDefaultConfig:
+    """The same in jax.numpy without enabling x64: JAX silently computes in float32, so a float64 run
+    gets float32 arrays back (dtype) while a float32 run passes."""
+
+    def __init__(self) -> None:
+        self.out: jax.Array | None = None
+
+    def forward(self, x: Array) -> jax.Array:
+        self.out = 1 / (1 + jnp.exp(-jnp.asarray(x)))
+        return self.out
+
+    def backward(self, dout: Array) -> jax.Array:
+        assert self.out is not None
+        return jnp.asarray(dout) * (1.0 - self.out) * self.out
+
+
+# ==== Affine ============================================================================================
+
+
+class Book2Affine:
+    """Book 2's Affine (params/grads, gradients written with ``[...]``) has no flatten: right for 2-D x,
+    wrong (an exception or a wrong shape) once x has more than two axes."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.x: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        W, b = self.params
+        out = np.dot(x, W) + b
+        self.x = x
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        W, _ = self.params
+        dx = np.dot(dout, W.T)
+        dW = np.dot(self.x.T, dout)
+        db = np.sum(dout, axis=0)
+
+        self.grads[0][...] = dW
+        self.grads[1][...] = db
+        return dx
+
+
+class Affine2:
+    """The book's Affine, but the gradients are stored as ``self.d_w`` and ``self.d_b`` (PEP 8 names)."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.original_x_shape: tuple[int, ...] = ()
+        self.d_w: Array | None = None
+        self.d_b: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.original_x_shape = x.shape
+        x = x.reshape(x.shape[0], -1)
+        self.x = x
+        out = np.dot(self.x, self.W) + self.b
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        dx = np.dot(dout, self.W.T)
+        self.d_w = np.dot(self.x.T, dout)
+        self.d_b = np.sum(dout, axis=0)
+        dx = dx.reshape(*self.original_x_shape)
+        return dx
+
+
+class AffineF:
+    """Book-2 style with the book's ``'f'`` dtype everywhere: grads allocated as float32, outputs cast
+    with ``.astype('f')``. Right in a float32 run; a float64 run gets float32 back (dtype)."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.params = [W, b]
+        self.grads = [np.zeros(W.shape, dtype="f"), np.zeros(b.shape, dtype="f")]
+        self.x: Array | None = None
+        self.x_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array) -> Array:
+        W, b = self.params
+        self.x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        out = (np.dot(self.x, W) + b).astype("f")
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        W, _ = self.params
+        dx = np.dot(dout, W.T).astype("f")
+        self.grads[0][...] = np.dot(self.x.T, dout)
+        self.grads[1][...] = np.sum(dout, axis=0)
+        return dx.reshape(self.x_shape)
+
+
+class AffineNoReturn:
+    """backward sets dW and db and returns nothing: "the gradients are in the attributes"."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.original_x_shape: tuple[int, ...] = ()
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.original_x_shape = x.shape
+        self.x = x.reshape(x.shape[0], -1)
+        out = np.dot(self.x, self.W) + self.b
+        return out
+
+    def backward(self, dout: Array) -> None:
+        assert self.x is not None
+        dx = np.dot(dout, self.W.T)
+        self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        dx = dx.reshape(*self.original_x_shape)
+
+
+# ==== SoftmaxWithLoss ===================================================================================
+
+
+class BookSoftmaxWithLoss:
+    """Book 1's SoftmaxWithLoss: ``cross_entropy_error`` adds 1e-7 inside the log (epsilon) and backward
+    returns ``(y - t) / batch_size`` whatever dout is (ignores_dout)."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = t
+        self.y = softmax(x)
+        self.loss = cross_entropy_error(self.y, self.t)
+
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        batch_size = self.t.shape[0]
+        if self.t.size == self.y.size:  # one-hot targets
+            dx = (self.y - self.t) / batch_size
+        else:
+            dx = self.y.copy()
+            dx[np.arange(batch_size), self.t] -= 1
+            dx = dx / batch_size
+
+        return dx
+
+
+class SoftmaxWithLossEps:
+    """Book 1's SoftmaxWithLoss with dout honoured: the only flaw left is the 1e-7 inside the log."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = t
+        self.y = softmax(x)
+        self.loss = cross_entropy_error(self.y, self.t)
+
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        batch_size = self.t.shape[0]
+        if self.t.size == self.y.size:  # one-hot targets
+            dx = (self.y - self.t) * dout / batch_size
+        else:
+            dx = self.y.copy()
+            dx[np.arange(batch_size), self.t] -= 1
+            dx = dx * dout / batch_size
+
+        return dx
+
+
+class SoftmaxWithLossInPlace:
+    """Subtracts the row max from the caller's x in place (``x -= ...``); the numbers are all right."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        x -= x.max(axis=1, keepdims=True)  # overflow guard, in place "to save memory"
+        log_y = x - np.log(np.sum(np.exp(x), axis=1, keepdims=True))
+        self.y = np.exp(log_y)
+        if t.size == x.size:  # one-hot targets become labels, as in book 2
+            t = t.argmax(axis=1)
+        self.t = t
+        batch_size = x.shape[0]
+        self.loss = -np.sum(log_y[np.arange(batch_size), t]) / batch_size
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        batch_size = self.t.shape[0]
+        dx = self.y.copy()
+        dx[np.arange(batch_size), self.t] -= 1
+        dx = dx * dout / batch_size
+        return dx
+
+
+# ==== the catalogue =====================================================================================
+
+LEARNER: list[Expect] = [
+    # mul: the book's naive MulLayer is right without broadcasting
+    Expect(
+        layer=MulLayer,
+        against="mul",
+        why="book 1 ch05 naive MulLayer: dx = dout * y, never unbroadcast",
+        verdict="fail",
+        diagnoses=codes("unbroadcast"),
+        passes_without=("broadcast",),
+    ),
+    Expect(
+        layer=MulLayer,
+        against="mul",
+        why="the same, checked on same-shape inputs only",
+        verdict="pass",
+        options={"without": ("broadcast",)},
+    ),
+    # relu
+    Expect(
+        layer=ReluLessThanMask,
+        against="relu",
+        why="mask = (x < 0): relu'(0) = 1, a valid subgradient; the notes name both conventions",
+        verdict="pass",
+        notes=("relu'(0) = 0", "subgradient 1"),
+    ),
+    Expect(
+        layer=ReluLessThanMask,
+        against="relu",
+        why="mask = (x < 0) under strict: the project's relu'(0) = 0 is required",
+        verdict="fail",
+        diagnoses=codes("kink"),
+        options={"strict": True},
+    ),
+    Expect(
+        layer=ReluTwoBugs,
+        against="relu",
+        why="x[x <= 0] = 0 in the caller's x, and backward forgets dout",
+        verdict="fail",
+        diagnoses=codes("in_place", "ignores_dout"),
+    ),
+    Expect(
+        layer=my_relu,
+        against="relu",
+        why="forward has no return",
+        verdict="fail",
+        diagnoses=codes("returns_none"),
+    ),
+    Expect(
+        layer=ReluFloat32Out,
+        against="relu",
+        why="forward casts to float32 in a float64 run",
+        verdict="fail",
+        diagnoses=codes("dtype"),
+    ),
+    Expect(layer=JaxRelu, against="relu", why="jnp.maximum / jnp.where, x64 on, JAX arrays", verdict="pass"),
+    # sigmoid
+    Expect(
+        layer=BookSigmoid,
+        against="sigmoid",
+        why="book 1's 1 / (1 + np.exp(-x)): overflow warnings, right values",
+        verdict="pass",
+        notes=("overflow",),
+    ),
+    Expect(layer=JaxSigmoid, against="sigmoid", why="jnp, x64 on, JAX arrays", verdict="pass"),
+    Expect(
+        layer=JaxSigmoidDefaultConfig,
+        against="sigmoid",
+        why="jnp without x64: float32 results in a float64 run",
+        verdict="fail",
+        diagnoses=codes("dtype"),
+    ),
+    Expect(
+        layer=JaxSigmoidDefaultConfig,
+        against="sigmoid",
+        why="jnp without x64, in a float32 run",
+        verdict="pass",
+        dtype="float32",
+    ),
+    # affine
+    Expect(
+        layer=Book2Affine,
+        against="affine",
+        why="book 2's Affine never flattens N-D x",
+        verdict="fail",
+        any_of=codes("exception", "shape"),
+        passes_without=("nd",),
+    ),
+    Expect(
+        layer=Book2Affine,
+        against="affine",
+        why="book 2's Affine on 2-D x only",
+        verdict="pass",
+        options={"without": ("nd",)},
+    ),
+    Expect(
+        layer=Affine2,
+        against="affine",
+        why="gradients stored as d_w, d_b",
+        verdict="fail",
+        diagnoses=codes("renamed"),
+    ),
+    Expect(
+        layer=Affine2,
+        against="affine",
+        why="gradients stored as d_w, d_b, named with grad_names",
+        verdict="pass",
+        options={"grad_names": {"dW": "d_w", "db": "d_b"}},
+    ),
+    Expect(
+        layer=AffineF,
+        against="affine",
+        why="book 2 'f' dtype: float32 results in a float64 run",
+        verdict="fail",
+        diagnoses=codes("dtype"),
+    ),
+    Expect(
+        layer=AffineF,
+        against="affine",
+        why="book 2 'f' dtype in a float32 run",
+        verdict="pass",
+        dtype="float32",
+    ),
+    Expect(
+        layer=AffineNoReturn,
+        against="affine",
+        why="backward returns None",
+        verdict="fail",
+        diagnoses=codes("returns_none"),
+    ),
+    # softmax_with_loss
+    Expect(
+        layer=BookSoftmaxWithLoss,
+        against="softmax_with_loss",
+        why="book 1: dx = (y - t) / batch_size ignores dout; log(y + 1e-7)",
+        verdict="fail",
+        diagnoses=codes("ignores_dout", "epsilon"),
+    ),
+    Expect(
+        layer=BookSoftmaxWithLoss,
+        against="softmax_with_loss",
+        why="book 1 with the epsilon allowed: still ignores dout",
+        verdict="fail",
+        diagnoses=codes("ignores_dout"),
+        options={"allow": ("epsilon",)},
+    ),
+    Expect(
+        layer=SoftmaxWithLossEps,
+        against="softmax_with_loss",
+        why="dout honoured; log(y + 1e-7) is the only flaw",
+        verdict="fail",
+        diagnoses=codes("epsilon"),
+    ),
+    Expect(
+        layer=SoftmaxWithLossEps,
+        against="softmax_with_loss",
+        why="dout honoured, the epsilon allowed; the note says so",
+        verdict="pass",
+        notes=("epsilon",),
+        options={"allow": ("epsilon",)},
+    ),
+    Expect(
+        layer=SoftmaxWithLossInPlace,
+        against="softmax_with_loss",
+        why="x -= x.max(...) writes into the caller's x",
+        verdict="fail",
+        diagnoses=codes("in_place"),
+    ),
+]

@@ -1,0 +1,544 @@
+"""Layers that are right on one fresh call but wrong in training, each with the verdict the oracle must give.
+
+A single forward/backward on a new instance cannot see these mistakes: they show on a later batch (state
+kept from the first call), for the ``dout`` a loss usually gets (1, or none at all), under another global
+random state, after the optimiser updates a parameter in place, or only for some sizes and ranks. Some
+classes end the process (``sys.exit``, ``exit()``), which the oracle must contain and report. The correct
+layers at the end look stateful or random but are right on every call: the oracle must pass them.
+
+``TRAINING`` pairs every class with a :class:`tests.catalogue.learner.Expect`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from tests.catalogue.learner import Array, Expect, codes
+
+# ---- shared plain-NumPy pieces, written out once so each class below differs only in its mistake ---------
+
+
+def _flatten(x: Array) -> Array:
+    return x.reshape(x.shape[0], -1)
+
+
+def _log_softmax(x: Array) -> Array:
+    shifted = x - np.max(x, axis=1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+
+
+def _one_hot(t: Array, x: Array) -> Array:
+    """Integer labels (N,) as one-hot (N, C) in x's dtype; one-hot targets are copied as they are."""
+    if t.shape == x.shape:
+        return np.array(t, dtype=x.dtype)
+    return np.eye(x.shape[1], dtype=x.dtype)[t]
+
+
+class _Affine:
+    """The book's Affine (N-D x flattened), right on every call; subclasses override one method."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.W = W
+        self.b = b
+        self.x: Array | None = None
+        self.original_x_shape: tuple[int, ...] = ()
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.original_x_shape = x.shape
+        self.x = _flatten(x)
+        return np.dot(self.x, self.W) + self.b
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        dx = np.dot(dout, self.W.T)
+        self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        return dx.reshape(*self.original_x_shape)
+
+
+class _SoftmaxWithLoss:
+    """A stable SoftmaxWithLoss that honours dout, right on every call; subclasses override one method."""
+
+    def __init__(self) -> None:
+        self.loss: Any = None
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = _one_hot(t, x)
+        log_y = _log_softmax(x)
+        self.y = np.exp(log_y)
+        self.loss = -np.sum(self.t * log_y) / x.shape[0]
+        return self.loss
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        batch_size = self.t.shape[0]
+        return dout * (self.y - self.t) / batch_size
+
+
+# ==== state kept from the first call ====================================================================
+
+
+class ReluStaleMask:
+    """Computes the mask only on the first forward ("it is the same layer"); later backwards use it."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        if self.mask is None:
+            self.mask = x <= 0
+        return np.maximum(x, 0)
+
+    def backward(self, dout: Array) -> Array:
+        dx = dout.copy()
+        dx[self.mask] = 0
+        return dx
+
+
+class AffineStaleX(_Affine):
+    """Keeps the first batch's x for dW; forward's output and dx use the current batch."""
+
+    def forward(self, x: Array) -> Array:
+        self.original_x_shape = x.shape
+        x = _flatten(x)
+        if self.x is None:
+            self.x = x
+        return np.dot(x, self.W) + self.b
+
+
+class AffineLazyDW(_Affine):
+    """Computes dW only on the first backward ("it is cached"); db and dx are recomputed every time."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        dx = np.dot(dout, self.W.T)
+        if self.dW is None:
+            self.dW = np.dot(self.x.T, dout)
+        self.db = np.sum(dout, axis=0)
+        return dx.reshape(*self.original_x_shape)
+
+
+# ==== the dout a loss usually gets ======================================================================
+
+
+class SoftmaxLossDoutOneFastPath(_SoftmaxWithLoss):
+    """A fast path for the usual ``dout == 1`` that forgets the division by the batch size."""
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        if dout == 1:  # skip the multiplication
+            return self.y - self.t
+        batch_size = self.t.shape[0]
+        return dout * (self.y - self.t) / batch_size
+
+
+class SoftmaxLossNoneDefault(_SoftmaxWithLoss):
+    """``backward(self, dout=None)``: the None branch ("last layer, nothing comes back") forgets the
+    division by the batch size; any explicit dout, 1 included, is right."""
+
+    def backward(self, dout: float | None = None) -> Array:
+        assert self.y is not None and self.t is not None
+        if dout is None:
+            return self.y - self.t
+        batch_size = self.t.shape[0]
+        return dout * (self.y - self.t) / batch_size
+
+
+# ==== global random state ===============================================================================
+
+
+class SigmoidRandomSlip:
+    """Drops the ``(1 - out)`` factor on about 30% of backward calls (``np.random.rand() < 0.3``)."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        e = np.exp(-np.abs(x))
+        self.out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        if np.random.rand() < 0.3:
+            return dout * self.out
+        return dout * (1.0 - self.out) * self.out
+
+
+# ==== parameters held by reference ======================================================================
+
+
+class AffineCopiesW(_Affine):
+    """``self.W = W.copy()`` in __init__: the optimiser's in-place update of W never reaches the layer
+    (b is held by reference, so after an update the output matches neither the old nor the new
+    parameters as a whole)."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        super().__init__(W.copy(), b)
+
+
+class AffineCopiesParams(_Affine):
+    """``self.W = W.copy(); self.b = b.copy()`` in __init__ ("so the caller cannot change them"): the
+    layer keeps computing with the initial parameters whatever the optimiser does."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        super().__init__(W.copy(), b.copy())
+
+
+class Book2AffineRebindsGrads:
+    """Book 2's Affine (flattening N-D x) with ``self.grads[0] = dW``: the list entry is replaced, so the
+    array an optimiser holds from ``grads`` never changes (``grads[1][...] = db`` is right)."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.x: Array | None = None
+        self.x_shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array) -> Array:
+        W, b = self.params
+        self.x_shape = x.shape
+        self.x = _flatten(x)
+        return np.dot(self.x, W) + b
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        W, _ = self.params
+        dx = np.dot(dout, W.T)
+        dW = np.dot(self.x.T, dout)
+        db = np.sum(dout, axis=0)
+
+        self.grads[0] = dW
+        self.grads[1][...] = db
+        return dx.reshape(self.x_shape)
+
+
+# ==== wrong only for some sizes, ranks or values ========================================================
+
+
+class AffineChunkedDW(_Affine):
+    """Builds dW in chunks of 8 samples "to save memory", but assigns instead of accumulating: only the
+    last chunk counts, so dW is right for batches of up to 8 and wrong past that."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        dx = np.dot(dout, self.W.T)
+        for i in range(0, self.x.shape[0], 8):
+            self.dW = np.dot(self.x[i : i + 8].T, dout[i : i + 8])  # should be +=
+        self.db = np.sum(dout, axis=0)
+        return dx.reshape(*self.original_x_shape)
+
+
+class ReluConvLayout:
+    """Flattens 4-D feature maps per sample, and in backward copies Convolution.backward's
+    ``dout.transpose(0, 2, 3, 1)``: for 4-D input dx comes out in NHWC order; right for every other rank
+    (and for C == 1 or H * W == 1, where the transpose moves nothing)."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+        self.shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array) -> Array:
+        self.shape = x.shape
+        if x.ndim == 4:  # a conv feature map
+            x = x.reshape(x.shape[0], -1)
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out.reshape(self.shape)
+
+    def backward(self, dout: Array) -> Array:
+        if dout.ndim == 4:
+            dout = dout.transpose(0, 2, 3, 1).reshape(dout.shape[0], -1)
+        dx = dout.copy()
+        dx[self.mask] = 0
+        return dx.reshape(self.shape)
+
+
+class SoftmaxLossRow0Off(_SoftmaxWithLoss):
+    """Row 0's contribution to the loss is weighted 1.01 (a debugging weight left in); dx is right. The
+    error is 1% of one row's loss, which an extreme logit in another row must not hide."""
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = _one_hot(t, x)
+        log_y = _log_softmax(x)
+        self.y = np.exp(log_y)
+        weights = np.ones(x.shape[0], dtype=x.dtype)
+        weights[0] = 1.01
+        self.loss = -np.sum(weights * np.sum(self.t * log_y, axis=1)) / x.shape[0]
+        return self.loss
+
+
+class SoftmaxLossRow0OffBesideExtreme(_SoftmaxWithLoss):
+    """Row 0's loss is 1% off only when another row holds a logit of magnitude 1e3 or more, exactly when
+    a tolerance widened by that row would hide it; otherwise right (loss and dx)."""
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = _one_hot(t, x)
+        log_y = _log_softmax(x)
+        self.y = np.exp(log_y)
+        weights = np.ones(x.shape[0], dtype=x.dtype)
+        if x.shape[0] > 1 and np.max(np.abs(x[1:])) >= 1e3:
+            weights[0] = 1.01
+        self.loss = -np.sum(weights * np.sum(self.t * log_y, axis=1)) / x.shape[0]
+        return self.loss
+
+
+# ==== ending the process ================================================================================
+
+
+class ReluSysExit:
+    """``sys.exit(0)`` in forward, left over from debugging ("stop here and look at the shapes")."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        sys.exit(0)
+
+    def backward(self, dout: Array) -> Array:
+        dx = dout.copy()
+        dx[self.mask] = 0
+        return dx
+
+
+class SigmoidExitInBackward:
+    """``exit()`` (the site builtin) in backward, after a correct forward."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        e = np.exp(-np.abs(x))
+        self.out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        exit()
+
+
+# ==== correct: stateful-looking or random-looking, right on every call ===================================
+
+
+class ReluWithHistory:
+    """Keeps every mask it has computed and a call counter, but backward always uses the latest mask."""
+
+    def __init__(self) -> None:
+        self.masks: list[Array] = []
+        self.calls = 0
+
+    def forward(self, x: Array) -> Array:
+        self.calls += 1
+        self.masks.append(x <= 0)
+        out = x.copy()
+        out[self.masks[-1]] = 0
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        dx = dout.copy()
+        dx[self.masks[-1]] = 0
+        return dx
+
+
+class AffineBookkeeping(_Affine):
+    """Counts samples and calls and remembers the last batch size; everything is recomputed each call,
+    and W and b are read from the attributes the caller's arrays are bound to."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        super().__init__(W, b)
+        self.seen = 0
+        self.steps = 0
+        self.last_batch: int | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.seen += x.shape[0]
+        self.last_batch = x.shape[0]
+        return super().forward(x)
+
+    def backward(self, dout: Array) -> Array:
+        self.steps += 1
+        return super().backward(dout)
+
+
+class ReluDropoutOff:
+    """A Relu with built-in dropout at ratio 0: it draws ``np.random.rand`` on every forward, but the
+    mask it keeps is always all True, so no result depends on the random state."""
+
+    def __init__(self) -> None:
+        self.dropout_ratio = 0.0
+        self.keep: Array | None = None
+        self.positive: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.keep = np.random.rand(*x.shape) >= self.dropout_ratio
+        self.positive = x > 0
+        return np.where(self.positive & self.keep, x, 0).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.positive is not None and self.keep is not None
+        return np.where(self.positive & self.keep, dout, 0).astype(dout.dtype)
+
+
+class SoftmaxLossDoutOneFastPathRight(_SoftmaxWithLoss):
+    """A fast path for ``dout == 1`` done right: the same numbers without the multiplication."""
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        batch_size = self.t.shape[0]
+        if dout == 1:
+            return (self.y - self.t) / batch_size
+        return dout * (self.y - self.t) / batch_size
+
+
+class SoftmaxLossNoneMeansOne(_SoftmaxWithLoss):
+    """``backward(self, dout=None)`` with None read as 1, as it should be."""
+
+    def backward(self, dout: float | None = None) -> Array:
+        assert self.y is not None and self.t is not None
+        if dout is None:
+            dout = 1.0
+        batch_size = self.t.shape[0]
+        return dout * (self.y - self.t) / batch_size
+
+
+# ==== the catalogue =====================================================================================
+
+TRAINING: list[Expect] = [
+    # state kept from the first call
+    Expect(
+        layer=ReluStaleMask,
+        against="relu",
+        why="mask computed on the first forward only",
+        verdict="fail",
+        diagnoses=codes("stale"),
+    ),
+    Expect(
+        layer=AffineStaleX,
+        against="affine",
+        why="dW from the first batch's x",
+        verdict="fail",
+        diagnoses=codes("stale"),
+    ),
+    Expect(
+        layer=AffineLazyDW,
+        against="affine",
+        why="dW computed on the first backward only",
+        verdict="fail",
+        diagnoses=codes("stale"),
+    ),
+    # the dout a loss usually gets
+    Expect(
+        layer=SoftmaxLossDoutOneFastPath,
+        against="softmax_with_loss",
+        why="if dout == 1: return y - t (no / batch_size)",
+        verdict="fail",
+        diagnoses=codes("dout_one"),
+    ),
+    Expect(
+        layer=SoftmaxLossNoneDefault,
+        against="softmax_with_loss",
+        why="backward(dout=None): the None branch forgets / batch_size",
+        verdict="fail",
+        diagnoses=codes("default_dout"),
+    ),
+    # global random state
+    Expect(
+        layer=SigmoidRandomSlip,
+        against="sigmoid",
+        why="drops (1 - out) when np.random.rand() < 0.3",
+        verdict="fail",
+        diagnoses=codes("nondeterministic"),
+    ),
+    # parameters held by reference
+    Expect(
+        layer=AffineCopiesW,
+        against="affine",
+        why="self.W = W.copy(), b by reference",
+        verdict="fail",
+        diagnoses=codes("param_copy"),
+    ),
+    Expect(
+        layer=AffineCopiesParams,
+        against="affine",
+        why="self.W = W.copy(); self.b = b.copy()",
+        verdict="fail",
+        diagnoses=codes("param_copy"),
+    ),
+    Expect(
+        layer=Book2AffineRebindsGrads,
+        against="affine",
+        why="self.grads[0] = dW rebinds the entry",
+        verdict="fail",
+        diagnoses=codes("grads_rebound"),
+    ),
+    # wrong only for some sizes, ranks or values
+    Expect(
+        layer=AffineChunkedDW,
+        against="affine",
+        why="dW from the last chunk of 8 samples only",
+        verdict="fail",
+        any_of=codes("scale", "other"),
+        passes_without=("large",),
+    ),
+    Expect(
+        layer=ReluConvLayout,
+        against="relu",
+        why="4-D dout transposed to NHWC in backward",
+        verdict="fail",
+        passes_without=("rank4",),
+    ),
+    Expect(
+        layer=SoftmaxLossRow0Off,
+        against="softmax_with_loss",
+        why="row 0's loss weighted 1.01, always",
+        verdict="fail",
+        any_of=codes("scale", "other"),
+    ),
+    Expect(
+        layer=SoftmaxLossRow0OffBesideExtreme,
+        against="softmax_with_loss",
+        why="row 0's loss weighted 1.01 when another row has |x| >= 1e3",
+        verdict="fail",
+        any_of=codes("scale", "other"),
+        passes_without=("extreme",),
+    ),
+    # ending the process
+    Expect(
+        layer=ReluSysExit,
+        against="relu",
+        why="sys.exit(0) in forward",
+        verdict="fail",
+        diagnoses=codes("exit"),
+    ),
+    Expect(
+        layer=SigmoidExitInBackward,
+        against="sigmoid",
+        why="exit() in backward",
+        verdict="fail",
+        diagnoses=codes("exit"),
+    ),
+    # correct
+    Expect(layer=ReluWithHistory, against="relu", why="keeps all masks, uses the latest", verdict="pass"),
+    Expect(layer=AffineBookkeeping, against="affine", why="counters that affect nothing", verdict="pass"),
+    Expect(layer=ReluDropoutOff, against="relu", why="np.random drawn, never used", verdict="pass"),
+    Expect(
+        layer=SoftmaxLossDoutOneFastPathRight,
+        against="softmax_with_loss",
+        why="a right fast path for dout == 1",
+        verdict="pass",
+    ),
+    Expect(
+        layer=SoftmaxLossNoneMeansOne,
+        against="softmax_with_loss",
+        why="dout=None read as 1",
+        verdict="pass",
+    ),
+]
