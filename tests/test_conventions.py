@@ -10,7 +10,7 @@ import pytest
 
 import backprop
 import reference
-from backprop.verify import LayerMismatch, check_example, get_row
+from backprop.verify import LayerMismatch, Options, check_example, get_row
 from backprop.verify.report import Example
 
 
@@ -30,28 +30,49 @@ def test_relu_derivative_at_zero_is_zero_in_the_layer() -> None:
     np.testing.assert_array_equal(layer.backward(np.array([3.0, 3.0, 3.0, 3.0])), [0.0, 0.0, 0.0, 3.0])
 
 
-def test_the_oracle_rejects_the_other_relu_convention_at_zero() -> None:
-    class ReluOneAtZero(backprop.Relu):
-        def backward(self, dout: Any) -> Any:
-            return np.where(self.mask & (self.x_ != 0), 0.0, dout)
+class ReluOneAtZero(backprop.Relu):
+    """relu'(0) = 1: the other one-sided derivative, a valid subgradient but not the project's convention."""
 
-        def forward(self, x: Any) -> Any:
-            self.x_ = np.asarray(x)
-            return super().forward(x)
+    def backward(self, dout: Any) -> Any:
+        return np.where(self.mask & (self.x_ != 0), 0.0, dout)
 
-    example = Example(
-        row="relu", dtype="float64", values={"x": np.array([0.0, 1.5])}, cotangents=(np.array([2.0, 3.0]),)
-    )
-    check_example("relu", backprop.Relu, example)
+    def forward(self, x: Any) -> Any:
+        self.x_ = np.asarray(x)
+        return super().forward(x)
+
+
+_AT_ZERO = Example(
+    row="relu", dtype="float64", values={"x": np.array([0.0, 1.5])}, cotangents=(np.array([2.0, 3.0]),)
+)
+
+
+def test_the_strict_oracle_rejects_the_other_relu_convention_at_zero() -> None:
+    check_example("relu", backprop.Relu, _AT_ZERO, Options(strict=True))
     with pytest.raises(LayerMismatch) as caught:
-        check_example("relu", ReluOneAtZero, example)
+        check_example("relu", ReluOneAtZero, _AT_ZERO, Options(strict=True))
     (mismatch,) = caught.value.failure.mismatches
     assert mismatch.check == "dx" and mismatch.index == (0,)
     assert (mismatch.expected, mismatch.actual) == (0.0, 2.0)
+    assert mismatch.diagnosis == "kink"
+
+
+def test_the_other_relu_convention_passes_by_default_with_a_note_naming_both() -> None:
+    """Any value in [0, 1] is a valid subgradient at 0: a user's layer passes, and is told its choice."""
+    measured = check_example("relu", ReluOneAtZero, _AT_ZERO)
+    assert measured.notes == [
+        "dx: at the kink of x your layer uses relu'(0) = 1; the reference uses relu'(0) = 0, as jax.nn.relu "
+        "differentiates; any value in [0, 1] is a valid subgradient. Both are valid subgradients (--strict "
+        "makes this a failure)."
+    ]
+    assert check_example("relu", backprop.Relu, _AT_ZERO).notes == []
 
 
 def test_the_relu_row_declares_its_convention() -> None:
-    assert get_row("relu").conventions == ("relu'(0) = 0, as jax.nn.relu differentiates",)
+    row = get_row("relu")
+    assert row.conventions == (
+        "relu'(0) = 0, as jax.nn.relu differentiates; any value in [0, 1] is a valid subgradient",
+    )
+    assert [a.kinks for a in row.args] == [(0.0,)] and row.subgradient is not None
 
 
 def test_softmax_with_loss_averages_over_the_batch() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -15,6 +15,7 @@ from backprop.verify.witness import directional_derivative, witness
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+@settings(max_examples=max(10, settings.default.max_examples // 2))  # seven reference runs per example
 @given(data=st.data())
 def test_reference_vjp_agrees_with_finite_differences(row: Row, data: st.DataObject) -> None:
     example = data.draw(examples(row), label="example")

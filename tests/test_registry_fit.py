@@ -12,8 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from backprop.verify import Example, LayerMismatch, check_example, examples
-from backprop.verify.registry import Arg, Row
+from backprop.verify import Arg, Example, LayerMismatch, Row, check_example, examples
 
 
 class Dropout:
@@ -42,22 +41,21 @@ def dropout(x: Any, mask: Any, dropout_ratio: float, train_flg: bool) -> Any:
     return x * mask if train_flg else x * (1.0 - dropout_ratio)
 
 
+_RATIOS = hnp.from_dtype(np.dtype(float), min_value=0.1, max_value=0.9)
+_SHAPES = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4).map(lambda s: {"x": s, "out": s})
+
 DROPOUT = Row(
     name="dropout",
     layer=Dropout,
     reference=dropout,
     signature="Dropout(ratio).forward(x, train_flg) -> x * mask",
     args=(
-        Arg(
-            name="dropout_ratio",
-            kind="init",
-            values=lambda shapes, dtype: hnp.from_dtype(np.dtype(float), min_value=0.1, max_value=0.9),
-        ),
-        Arg(name="x", kind="input", grad="dx", domain=(-1e3, 1e3)),
+        Arg(name="dropout_ratio", to="init", values=lambda shapes, dtype, without: _RATIOS),
+        Arg(name="x", grad="dx", domain=(-1e3, 1e3)),
         # the book defines backward only after a training-mode forward
-        Arg(name="train_flg", kind="call", values=lambda shapes, dtype: st.just(True)),
+        Arg(name="train_flg", to="keyword", values=lambda shapes, dtype, without: st.just(True)),
     ),
-    shapes=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4).map(lambda s: {"x": s, "out": s}),
+    shapes=lambda without: _SHAPES,
     capture=lambda layer: {"mask": np.asarray(layer.mask, dtype=float)},
 )
 

@@ -31,6 +31,11 @@ def test_mul_shapes_broadcast_to_the_output(s: dict[str, tuple[int, ...]]) -> No
     assert np.broadcast_shapes(s["x"], s["y"]) == s["out"]
 
 
+@given(shapes("mul", without=["broadcast"]))
+def test_shapes_draw_none_of_the_features_turned_off(s: dict[str, tuple[int, ...]]) -> None:
+    assert s["x"] == s["y"] == s["out"]
+
+
 @given(st.data())
 def test_cotangents_are_finite_bounded_and_never_all_ones(data: st.DataObject) -> None:
     g = data.draw(cotangents((3, 2), bound=2.0))
@@ -43,6 +48,7 @@ def test_cotangents_are_finite_bounded_and_never_all_ones(data: st.DataObject) -
         (lambda: layer_inputs("conv"), "unknown layer 'conv'"),
         (lambda: layer_inputs(3), "layer must be a registry name or a Row, got int: 3"),  # type: ignore[arg-type]
         (lambda: layer_inputs("relu", dtype="float16"), "no tolerance for dtype float16"),
+        (lambda: shapes("mul", without=["colour"]), "unknown feature 'colour'; known: broadcast, nd"),
         (lambda: cotangents((2,), bound=-1.0), "bound must be a positive finite number, got -1.0"),
         (lambda: cotangents((2,), dtype="int8"), "dtype must be one of float64, float32; got 'int8'"),
     ],

@@ -27,9 +27,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from backprop.verify.loader import LoadError, load_class
+from backprop.verify.loader import LoadError, load_class, load_row
 from backprop.verify.registry import ROWS, get_row, names
 from backprop.verify.report import LayerReport, RunReport
+from backprop.verify.row import Row
 from backprop.verify.search import verify
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature
 
@@ -51,7 +52,7 @@ class Target:
     """One class to check, the registry row to check it against, and how to name and rerun it."""
 
     layer: type
-    against: str
+    against: str | Row
     label: str
     reproduce: str
     dtype: str = "float64"
@@ -176,7 +177,9 @@ def _options(args: argparse.Namespace, dtype: str) -> str:
     return " ".join([f"--seed {args.seed} --examples {args.examples} --dtype {dtype}", *extra])
 
 
-def _per_dtype(args: argparse.Namespace, layer: type, against: str, label: str, command: str) -> list[Target]:
+def _per_dtype(
+    args: argparse.Namespace, layer: type, against: str | Row, label: str, command: str
+) -> list[Target]:
     dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
     return [Target(layer, against, label, f"{command} {_options(args, d)}", d) for d in dtypes]
 
@@ -188,6 +191,17 @@ def _check_name(name: str, option: str = "") -> str:
         raise UsageError(f"{option}{exc}") from None
 
 
+def _against(spec: str) -> str | Row:
+    """A registered name, or a row of the user's own (``mypkg.rows:SWISH``, ``rows.py:SWISH``)."""
+    if ":" not in spec:
+        return _check_name(spec, "--against: ")
+    try:
+        row: Row = load_row(spec)
+    except LoadError as exc:
+        raise UsageError(f"--against: {exc}") from None
+    return row
+
+
 def _targets(args: argparse.Namespace) -> list[Target]:
     """What to check; raises UsageError for any inconsistent or unresolvable argument."""
     if args.layer is not None:
@@ -197,15 +211,15 @@ def _targets(args: argparse.Namespace) -> list[Target]:
             )
         if args.against is None:
             raise UsageError(f"--layer {args.layer} needs --against NAME; known: {', '.join(names())}")
-        against = _check_name(args.against, "--against: ")
         try:
-            cls = load_class(args.layer)
+            cls = load_class(args.layer)  # first, so that its module keeps the file's own name
         except LoadError as exc:
             raise UsageError(str(exc)) from None
-        label = f"{cls.__module__}.{cls.__qualname__} vs {against}"
-        return _per_dtype(
-            args, cls, against, label, f"{PROG} --layer {shlex.quote(args.layer)} --against {against}"
-        )
+        against = _against(args.against)
+        name = against if isinstance(against, str) else against.name
+        label = f"{cls.__module__}.{cls.__qualname__} vs {name}"
+        command = f"{PROG} --layer {shlex.quote(args.layer)} --against {shlex.quote(args.against)}"
+        return _per_dtype(args, cls, against, label, command)
     if args.against is not None:
         raise UsageError(f"--against {args.against} needs --layer FILE.py:CLASS or MODULE:CLASS")
     chosen = [_check_name(n) for n in dict.fromkeys(args.names)] if args.names else list(names())

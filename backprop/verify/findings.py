@@ -8,7 +8,7 @@ output or gradient against the reference (shape, values with the row's subgradie
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -79,6 +79,8 @@ class Findings:
     measured: Measured = field(default_factory=Measured)
     failed_checks: set[str] = field(default_factory=set)
     """Every check that failed, set aside or not: later stages do not judge them again."""
+    stage: str = ""
+    """The step being judged (``training: next step``), stamped on evidence that names no call."""
 
     @property
     def failed(self) -> bool:
@@ -89,6 +91,8 @@ class Findings:
         return Findings(self.row, self.tol, self.guard, self.ignore if ignore else frozenset(), self.strict)
 
     def add(self, evidence: Evidence, message: str, **details: Any) -> None:
+        if self.stage and not evidence.where:
+            evidence = replace(evidence, where=self.stage)
         self.failed_checks.add(evidence.check)
         if (evidence.check, evidence.kind) in self.ignore:
             return
@@ -148,6 +152,13 @@ class Findings:
             return False
         as_f64 = arr.astype(np.float64)
         judged = self._at_kinks(check, primal, expected, as_f64, bounds)
+        if dtype is not None and arr.dtype != dtype and self._narrower_but_right(arr, expected, judged, ref):
+            # right to the precision of its own, narrower dtype: the dtype is the one mistake
+            self.add(
+                Evidence(check, primal, Kind.DTYPE),
+                f"{check} has dtype {arr.dtype} but {primal} has dtype {dtype}",
+            )
+            return False
         cmp = compare(expected, judged, self.tol, ref.terms, ref.native, ref.batched)
         if not cmp.ok:
             nonfinite = not np.isfinite(cmp.actual) and np.isfinite(cmp.expected)
@@ -182,6 +193,15 @@ class Findings:
             return False
         return True
 
+    def _narrower_but_right(
+        self, arr: NDArray[Any], expected: NDArray[np.float64], judged: NDArray[np.float64], ref: Expected
+    ) -> bool:
+        if arr.dtype.kind != "f" or arr.dtype.name not in self.row.tolerances:
+            return False
+        tol = self.row.tolerance(arr.dtype)
+        native = expected.astype(arr.dtype).astype(np.float64)  # the truth rounded to that dtype
+        return compare(expected, judged, tol, ref.terms, native, ref.batched).ok
+
     def _at_kinks(
         self,
         check: str,
@@ -194,19 +214,19 @@ class Findings:
         reference's choice, and a note saying which value the layer chose there (strict: unchanged)."""
         if bounds is None or self.strict:
             return actual
-        low, high = bounds
+        left, right = bounds  # the gradient with the left and with the right one-sided derivative
+        low, high = np.minimum(left, right), np.maximum(left, right)
         slack = self.tol.atol + self.tol.rtol * np.abs(high - low)
         at_kink = low != high
         inside = at_kink & (actual >= low - slack) & (actual <= high + slack)
         differs = inside & (np.abs(actual - expected) > slack)
         if np.any(differs):
-            fraction = np.unique(np.round((actual[differs] - low[differs]) / (high - low)[differs], 6))
-            chosen = f"{fraction[0]:g} of the way" if fraction.size == 1 else "varying points"
+            share = np.unique(np.round((actual[differs] - left[differs]) / (right - left)[differs], 3))
+            chosen = self.row.kink_note.format(t=share[0]) if share.size == 1 else "varying subgradients"
+            reference = self.row.conventions[0] if self.row.conventions else "its own one-sided derivative"
             self.note(
-                f"{check}: at {int(np.sum(at_kink))} kink element(s) of {primal} your layer takes a subgradient "
-                f"{chosen} between the one-sided derivatives, where the reference takes "
-                f"{self.row.conventions[0] if self.row.conventions else 'its own'}; both are valid "
-                "(--strict makes this a failure)"
+                f"{check}: at the kink of {primal} your layer uses {chosen}; the reference uses {reference}. "
+                "Both are valid subgradients (--strict makes this a failure)."
             )
         return np.where(inside, expected, actual)
 

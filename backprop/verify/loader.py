@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LoadError", "api_problem", "load_class"]
+__all__ = ["LoadError", "api_problem", "load_class", "load_row"]
 
 _USAGE = "expected FILE.py:CLASS or MODULE:CLASS, got {spec!r}"
 _API = ("forward", "backward")
@@ -47,21 +47,38 @@ def load_class(spec: str) -> type:
     Raises ``LoadError`` if the file or module is missing or raises on import, if there is no such class,
     or if the class lacks ``forward``/``backward``.
     """
+    module, where, attrs = _module_of(spec)
+    cls = _resolve(module, where, attrs)
+    _check_api(cls, spec)
+    return cls
+
+
+def load_row(spec: str) -> Any:
+    """The ``Row`` named by ``spec`` (``mypkg.rows:SWISH`` or ``rows.py:SWISH``), for ``--against``."""
+    from backprop.verify.row import Row  # the loader itself stays free of the oracle's imports
+
+    module, where, attrs = _module_of(spec)
+    obj: Any = module
+    for i, attr in enumerate(attrs):
+        if not hasattr(obj, attr):
+            owner = where if i == 0 else f"{where}:{'.'.join(attrs[:i])}"
+            raise LoadError(f"{owner} has no {attr!r}")
+        obj = getattr(obj, attr)
+    if not isinstance(obj, Row):
+        raise LoadError(f"{spec} is a {type(obj).__name__}, not a backprop.verify.Row")
+    return obj
+
+
+def _module_of(spec: str) -> tuple[ModuleType, str, list[str]]:
     source, _, attr_path = spec.rpartition(":")
     attrs = attr_path.split(".")
     if not source or not all(a.isidentifier() for a in attrs):
         raise LoadError(_USAGE.format(spec=spec))
     if _is_file(source):
-        where = source
-        module = _load_file(source)
-    else:
-        where = f"module {source}"
-        if not all(part.isidentifier() for part in source.split(".")):
-            raise LoadError(_USAGE.format(spec=spec))
-        module = _load_module(source)
-    cls = _resolve(module, where, attrs)
-    _check_api(cls, spec)
-    return cls
+        return _load_file(source), source, attrs
+    if not all(part.isidentifier() for part in source.split(".")):
+        raise LoadError(_USAGE.format(spec=spec))
+    return _load_module(source), f"module {source}", attrs
 
 
 def _is_file(source: str) -> bool:

@@ -8,6 +8,7 @@ program that reproduces it. The Hypothesis search around it lives in ``backprop.
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -23,7 +24,7 @@ from backprop.verify.guard import Guard
 from backprop.verify.registry import get_row
 from backprop.verify.report import Example, Failure, snippet
 from backprop.verify.row import Row
-from backprop.verify.stages import Case, FirstUse, backward, build, forward, run_stages, shifted
+from backprop.verify.stages import Case, FirstUse, backward, build, forward, other_batch, run_stages, shifted
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature, Kind
 
 __all__ = ["DTYPES", "LayerMismatch", "Options", "check_example", "examples"]
@@ -88,20 +89,29 @@ def _seed_of(example: Example) -> int:
 
 
 def check_example(
-    row: Row | str, layer: type, example: Example, options: Options | None = None, *, diagnosed: bool = True
+    row: Row | str,
+    layer: type,
+    example: Example,
+    options: Options | None = None,
+    *,
+    diagnosed: bool = True,
+    guard: Guard | None = None,
 ) -> Measured:
     """Check ``layer`` on one example against ``row``'s reference; raise ``LayerMismatch`` on any failure.
 
-    ``diagnosed=False`` skips the diagnosis (the search diagnoses only the final, shrunk example).
+    ``diagnosed=False`` skips the diagnosis (the search diagnoses only the final, shrunk example); a
+    ``guard`` shared by many examples summarises their warnings once (otherwise they are this example's
+    notes).
     """
     row = get_row(row)
     opts = options or Options()
     dtype = np.dtype(example.dtype)
     case = Case(row, layer, example.values, example.cotangents, dtype, opts.grad_names)
-    with Guard(opts.timeout) as guard:
-        found = Findings(row, row.tolerance(dtype), guard, opts.ignore, opts.strict)
+    with contextlib.nullcontext(guard) if guard is not None else Guard(opts.timeout) as active:
+        found = Findings(row, row.tolerance(dtype), active, opts.ignore, opts.strict)
         first = run_stages(case, found, _seed_of(example))
-        found.measured.notes.extend(guard.notes())
+        if guard is None:
+            found.measured.notes.extend(active.notes())
     if not found.failed:
         return found.measured
     _allowed(case, first, found, opts)
@@ -248,4 +258,5 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options) -> 
         d = diagnose(situation)
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))
     failure.mismatches = diagnosed
-    failure.program = snippet(example, row, layer, failure)
+    case = Case(row, layer, example.values, example.cotangents, np.dtype(example.dtype))
+    failure.program = snippet(example, row, layer, failure, other_batch(case))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,49 +287,88 @@ def _import_lines(layer: type) -> tuple[list[str], str]:
     return lines, qualname
 
 
-def _steps(row: Row, kinds: set[str], douts: list[str]) -> list[str]:
-    """The calls that reproduce the failed stage, after ``layer`` is built."""
+def _steps(row: Row, failure: Failure | None, douts: list[str], other: Mapping[str, Any] | None) -> list[str]:
+    """The calls that reproduce the failed stage, after ``layer`` is built: the first use, or the
+    training-like sequence, the interleaved second instance, or the usual calls, exactly as checked."""
+    kinds = {m.kind for m in failure.mismatches} if failure is not None else set()
+    wheres = {e.where for e in failure.evidence} if failure is not None else set()
     state = [a.name for a in row.placed("state")]
-    call = ", ".join(
-        [a.name for a in row.placed("forward")] + [f"{a.name}={a.name}" for a in row.placed("keyword")]
-    )
-    fwd = ([f"layer.{row.set_state}({', '.join(state)})"] if state else []) + [
-        f"{', '.join(row.outputs)} = layer.forward({call})"
-    ]
+    inputs = [a.name for a in row.placed("forward")]
+    keywords = [f"{a.name}={a.name}" for a in row.placed("keyword")]
+
+    def fwd(who: str = "layer", suffix: str = "") -> list[str]:
+        call = ", ".join([f"{n}{suffix}" for n in inputs] + keywords)
+        setter = [f"{who}.{row.set_state}({', '.join(f'{n}{suffix}' for n in state)})"] if state else []
+        return [*setter, f"{', '.join(row.outputs)} = {who}.forward({call})"]
+
     grads = ", ".join(a.grad for a in row.read_from("return")) or "_"
+
+    def bwd(args: str, who: str = "layer") -> str:
+        return f"{grads} = {who}.backward({args})"
+
     if "dout_one" in kinds:
-        ones = "1.0" if row.loss else f"np.ones_like({douts[0]})"
-        return [*fwd, f"{grads} = layer.backward({ones})  # dout of ones: the usual call"]
-    if "default_dout" in kinds:
-        return [*fwd, f"{grads} = layer.backward()  # the default dout, as networks call a loss"]
-    if "stale" in kinds or "param_copy" in kinds:
-        params = [a.name for a in row.params]
-        update = [f"{p}[...] = -0.5 * {p} + 0.25  # an optimizer's in-place step" for p in params]
         return [
-            *fwd,
-            f"{grads} = layer.backward({', '.join(douts)})",
-            *update,
-            "# forward and backward again on new values: compare with the reference for these values",
-            *fwd,
-            f"{grads} = layer.backward({', '.join(douts)})",
+            *fwd(),
+            bwd("1.0" if row.loss else f"np.ones_like({douts[0]})") + "  # dout of ones: the usual call",
         ]
+    if "default_dout" in kinds:
+        return [*fwd(), bwd("") + "  # the default dout, as networks call a loss"]
     if "nondeterministic" in kinds:
+        again = ["layer = {cls}({ctor})", "np.random.seed(2)", *fwd(), bwd(", ".join(douts))]
         return [
             "np.random.seed(1)",
-            *fwd,
-            f"print({row.outputs[0]})",
-            "np.random.seed(2)",
-            *fwd,
-            f"print({row.outputs[0]})  # differs",
+            *fwd(),
+            bwd(", ".join(douts)),
+            "print(out if 'out' in dir() else _)",
+            *again,
         ]
-    return [*fwd, f"{grads} = layer.backward({', '.join(douts)})"]
+    if "second use" in wheres:
+        negated = [f"{n}_b = -{n}" for n in inputs]
+        return [
+            *fwd(),
+            *negated,
+            *[f"{n}_b = {n}" for n in state + [a.name for a in row.placed("keyword")]],
+            "other = {cls}({ctor})  # a second instance, as in a network",
+            *fwd("other", "_b"),
+            f"other.backward({', '.join('-' + d for d in douts)})",
+            bwd(", ".join(douts)) + "  # the first instance's backward, after the other's",
+        ]
+    if any(w.startswith("training") for w in wheres):
+        lines = [f"{k}_other = {_literal(v)}" for k, v in (other or {}).items() if k in inputs + state]
+        lines += [
+            *(fwd(suffix="_other") if other else []),
+            "# then this batch:",
+            *fwd(),
+            bwd(", ".join(douts)),
+        ]
+        if "training: next step" in wheres:
+            lines += [
+                f"{a.name}[...] = -0.5 * {a.name} + 0.25  # an optimizer's in-place step" for a in row.params
+            ]
+            lines += [
+                f"{n} = np.asarray(-0.5 * {n} + 0.25, dtype={n}.dtype)"
+                for n in inputs
+                if n in {a.name for a in row.differentiable}
+            ]
+            lines += [
+                f"{d} = {'float' if row.loss else 'np.asarray'}(-0.5 * np.asarray({d}) + 0.25{'' if row.loss else f', dtype={d}.dtype'})"
+                for d in douts
+            ]
+            lines += ["# the next step, on new values:", *fwd(), bwd(", ".join(douts))]
+        return lines
+    return [*fwd(), bwd(", ".join(douts))]
 
 
 def snippet(
-    example: Example, row: Row | None = None, layer: type | None = None, failure: Failure | None = None
+    example: Example,
+    row: Row | None = None,
+    layer: type | None = None,
+    failure: Failure | None = None,
+    other: Mapping[str, Any] | None = None,
 ) -> str:
     """Python that rebuilds the example exactly (floats round-trip through repr) and, given the row and
-    the layer, runs the calls that failed and prints each wrong value next to what jax.vjp says."""
+    the layer, replays the calls that failed and prints each wrong value next to what jax.vjp says;
+    ``other`` is the other batch of the training-like sequence."""
     lines = ["import numpy as np"]
     name = ""
     if layer is not None:
@@ -343,14 +383,22 @@ def snippet(
     ctor = ", ".join(
         [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.placed("init_kw")]
     )
-    kinds = {m.kind for m in failure.mismatches} if failure is not None else set()
-    lines += [f"layer = {name}({ctor})", *_steps(row, kinds, douts)]
+    steps = [
+        line.replace("{cls}", name).replace("{ctor}", ctor) for line in _steps(row, failure, douts, other)
+    ]
+    lines += [f"layer = {name}({ctor})", *steps]
     returned = {a.grad for a in row.read_from("return")}
     for ev in failure.evidence if failure is not None else []:
-        if ev.kind in ("value", "nan") and ev.expected is not None:
+        if ev.kind in PRINTED and ev.expected is not None:
             expr = ev.check if ev.check in returned or ev.check in row.outputs else f"layer.{ev.check}"
             lines.append(f"print({expr})  # jax.vjp: {_literal(ev.expected)}")
     return "\n".join(lines)
+
+
+PRINTED = frozenset(
+    {"value", "nan", "stale", "param_copy", "stateful", "dout_one", "default_dout", "nondeterministic"}
+)
+"""The kinds whose program prints the wrong value next to the expected one."""
 
 
 def _literal(value: Any) -> str:

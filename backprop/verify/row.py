@@ -32,6 +32,7 @@ Subgradient = Callable[
     tuple[NDArray[np.float64], NDArray[np.float64]],
 ]
 
+BOOK_API: tuple[str, ...] = ("forward", "backward")
 _DEFAULT_SOURCE: dict[str, Source] = {
     "forward": "return",
     "init": "param",
@@ -138,10 +139,15 @@ class Row:
     """Hidden state read from the layer after ``forward`` and passed to the reference (a dropout mask);
     the randomness it declares is exempt from the determinism check."""
     subgradient: Subgradient | None = None
-    """(lower, upper) bounds of the valid subgradients of gradient ``grad`` at every element (equal off
-    the kinks): a user's layer may choose any value in between at a kink, and is told which it chose."""
+    """The gradient ``grad`` with the left and with the right one-sided derivative at every element (equal
+    off the kinks): a user's layer may choose any value in between at a kink, and is told which it chose."""
+    kink_note: str = "a subgradient {t:g} of the way from the left to the right one-sided derivative"
+    """How a chosen subgradient reads in a note; ``t`` is 0 for the left derivative and 1 for the right."""
     set_state: str = "set_state"
     """The method that receives the ``state`` arguments before forward."""
+    methods: tuple[str, ...] = BOOK_API
+    """The layer's methods the row calls: a row whose ``call`` and ``backward`` drive others (a network's
+    ``loss`` and ``gradient``) names them here, and ``verify`` refuses a class that lacks one."""
     epsilon: Callable[..., Any] | None = None
     """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
 
@@ -205,12 +211,12 @@ class Row:
         return instance.backward() if cotangents is None else instance.backward(*cotangents)
 
     def convention(self, instance: Any, names: Mapping[str, str] | None = None) -> Convention:
-        """Where the layer keeps its parameter gradients: the first book's attributes (``self.dW``) or the
-        second book's ``self.grads`` list, in the same order as ``self.params``."""
+        """Where the layer keeps its parameter gradients: the first book's attributes (``self.dW``), the
+        second book's ``self.grads`` list, in the same order as ``self.params``, or a network's dict."""
         names = names or {}
         params = self.params
         if not params:
-            return Convention.NO_PARAMS
+            return Convention.NETWORK if self.read_from("key") else Convention.NO_PARAMS
         if any(hasattr(instance, names.get(a.grad, a.grad)) for a in params):
             return Convention.BOOK1
         return (

@@ -21,11 +21,12 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 
 from backprop.verify.draw import Without, without_set
+from backprop.verify.guard import Guard
 from backprop.verify.loader import api_problem
 from backprop.verify.oracle import LayerMismatch, Options, check_example, diagnose_failure, examples
 from backprop.verify.registry import ROWS, get_row
 from backprop.verify.report import Failure, LayerReport, RunReport
-from backprop.verify.row import Row
+from backprop.verify.row import BOOK_API, Row
 from backprop.verify.runner import compiled_count
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature
 from backprop.verify.witness import Witness, witness
@@ -88,7 +89,7 @@ def _search(
         if on_example is not None:
             on_example(phase)
         try:
-            measured = check_example(row, layer, example, opts, diagnosed=False)
+            measured = check_example(row, layer, example, opts, diagnosed=False, guard=guard)
         except LayerMismatch as exc:
             found.failure = found.failure or exc.failure
             raise
@@ -100,10 +101,12 @@ def _search(
         for abs_err, rel_err in measured.errors.values():
             found.max_abs, found.max_rel = max(found.max_abs, abs_err), max(found.max_rel, rel_err)
 
-    try:
-        run()
-    except LayerMismatch as exc:
-        found.failure, found.blob = exc.failure, _blob(exc)
+    with Guard(opts.timeout) as guard:
+        try:
+            run()
+        except LayerMismatch as exc:
+            found.failure, found.blob = exc.failure, _blob(exc)
+    found.notes += [f"your layer warned: {note}" for note in guard.notes()]
     return found
 
 
@@ -130,6 +133,22 @@ def _witnesses(row: Row, failure: Failure) -> list[Witness]:
 
 
 # ---- arguments ---------------------------------------------------------------------------------------------
+
+
+def _api_problem(layer: Any, against: str | Row) -> str | None:
+    """Why ``layer`` cannot be driven by the row: the book's forward/backward API, or the methods a row
+    that drives others declares (a network's loss and gradient). An unknown row is reported after this."""
+    try:
+        methods = get_row(against).methods
+    except ValueError:
+        methods = BOOK_API
+    if methods == BOOK_API or not isinstance(layer, type):
+        return api_problem(layer)
+    missing = [m for m in methods if not callable(getattr(layer, m, None))]
+    if not missing:
+        return None
+    name, row = layer.__qualname__.rpartition("<locals>.")[2], get_row(against).name
+    return f"{name} has no {' or '.join(missing)} method; the row {row!r} drives {', '.join(methods)}"
 
 
 def _count(value: Any, what: str, low: int) -> int:
@@ -195,7 +214,7 @@ def verify(
     ``scope``, the features the layer is wrong with. Runs are reproducible: the same seed draws the same
     examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used.
     """
-    problem = api_problem(layer)
+    problem = _api_problem(layer, against)
     if problem is not None:
         raise TypeError(problem)
     row = get_row(against)

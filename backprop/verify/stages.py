@@ -29,11 +29,13 @@ import numpy as np
 
 from backprop.verify.diagnose import Evidence
 from backprop.verify.findings import Findings, kink_bounds, snapshot, unchanged
-from backprop.verify.row import Read, Row
+from backprop.verify.row import Arg, Read, Row
 from backprop.verify.runner import Reference, reference_vjp
 from backprop.verify.vocabulary import Convention, Kind
 
 STAGES = ("first_use", "usual_calls", "training", "second_use")
+# the steps a failure can come from, stamped on its evidence so that the printed program replays them
+THIS_BATCH, NEXT_STEP, SECOND_USE = "training: this batch", "training: next step", "second use"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class FirstUse:
     outputs: tuple[Any, ...]
     grads: dict[str, Any]
     ref: Reference
+    values: Mapping[str, Any] = field(default_factory=dict)
+    """The very arrays the instance was built with (book 2's ``params`` are found by identity)."""
 
 
 def with_capture(row: Row, values: Mapping[str, Any], instance: Any) -> dict[str, Any]:
@@ -207,7 +211,7 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
     if not ok:
         return None
     reads = row.gradients(instance, result, values, case.grad_names)
-    return FirstUse(instance, held, {r.arg.name: snapshot(r.value) for r in reads}, ref)
+    return FirstUse(instance, held, {r.arg.name: snapshot(r.value) for r in reads}, ref, values)
 
 
 def _judge_backward(
@@ -293,7 +297,7 @@ def _ones(case: Case) -> tuple[Any, ...]:
 def _has_default_dout(instance: Any) -> bool:
     try:
         params = list(inspect.signature(instance.backward).parameters.values())
-    except (TypeError, ValueError):
+    except (AttributeError, TypeError, ValueError):  # no backward: the row drives another method
         return False
     return bool(params) and all(
         p.default is not inspect.Parameter.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
@@ -433,6 +437,7 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     instance = build(case, values, found, "training: ")
     if found.failed or forward(case, instance, other_batch(case), found, "training, another batch: ") is None:
         return
+    found.stage = THIS_BATCH
     outs = forward(case, instance, values, found, "training: ")
     if outs is None:
         return
@@ -453,15 +458,21 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     _next_step(case, instance, values, found)
 
 
+def held(row: Row) -> tuple[Arg, ...]:
+    """The differentiated arguments the layer holds from its constructor, which an optimizer updates in
+    place: book 1's attributes, book 2's ``params`` list, a network's ``params`` dict."""
+    return tuple(a for a in row.differentiable if a.to in ("init", "init_kw"))
+
+
 def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Findings) -> None:
     """The optimizer's step: every parameter updated in place; then forward and backward on new values."""
     row = case.row
-    for arg in row.params:
+    for arg in held(row):
         param = values[arg.name]
         if isinstance(param, np.ndarray):
             param[...] = -0.5 * param + 0.25
     step = shifted(case, values, -0.5, 0.25)
-    step.update({a.name: values[a.name] for a in row.params})  # the very arrays the layer was built with
+    step.update({a.name: values[a.name] for a in held(row)})  # the very arrays the layer was built with
     moved = [np.asarray(-0.5 * np.asarray(c) + 0.25, dtype=np.asarray(c).dtype) for c in case.cotangents]
     cots: tuple[Any, ...] = tuple(float(c) if row.loss else c for c in moved)
     pristine = {k: snapshot(v) for k, v in step.items()}
@@ -472,6 +483,7 @@ def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Finding
         return
     ref = case.reference(pristine, cots, instance)
     probe = found.child()
+    probe.stage = NEXT_STEP
     ok = judge_outputs(case, outs, ref, probe)
     result = None
     if ok:
@@ -502,7 +514,7 @@ def _copied(
     """The parameters whose in-place update the layer missed: with each one put back to the value it was
     built with (the others updated), the results match the reference."""
     row = case.row
-    names = [a.name for a in row.params]
+    names = [a.name for a in held(row)]
     for group in [[n] for n in names] + ([names] if len(names) > 1 else []):
         old = {**pristine, **{n: case.values[n] for n in group}}
         ref = case.reference(old, cots, instance)
@@ -529,6 +541,7 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
     row = case.row
     second = found.child(ignore=True)
     second.failed_checks = set(found.failed_checks)
+    second.stage = SECOND_USE
     values, cots = case.fresh()
     forward(case, first.instance, values, second, "second ")
     ref = case.reference(case.values, case.cotangents, first.instance) if row.capture else first.ref
@@ -543,7 +556,7 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
     if not second.failed:
         ok, result = second.call("second backward()", lambda: row.backward(first.instance, cots))
         if ok:
-            reads = row.gradients(first.instance, result, values, case.grad_names)
+            reads = row.gradients(first.instance, result, first.values, case.grad_names)
             judge_grads(case, reads, ref, case.values, case.cotangents, second)
     for mismatch, ev in zip(second.mismatches, second.evidence, strict=True):
         message = (

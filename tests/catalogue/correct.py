@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-import backprop
+from backprop.verify import ROWS
 from tests.catalogue import Array, Correct
 
 # ==== MulLayer / AddLayer: other ways to undo broadcasting ===============================================
@@ -378,13 +378,8 @@ class SoftmaxLossLogSoftmaxVjp(_SoftmaxLossState):
 # ==== the catalogue =====================================================================================
 
 CORRECT: list[Correct] = [
-    # the library's own layers
-    Correct(layer=backprop.MulLayer, against="mul", why="the library's MulLayer"),
-    Correct(layer=backprop.AddLayer, against="add", why="the library's AddLayer"),
-    Correct(layer=backprop.Relu, against="relu", why="the library's Relu"),
-    Correct(layer=backprop.Sigmoid, against="sigmoid", why="the library's Sigmoid"),
-    Correct(layer=backprop.Affine, against="affine", why="the library's Affine"),
-    Correct(layer=backprop.SoftmaxWithLoss, against="softmax_with_loss", why="the library's SoftmaxWithLoss"),
+    # the library's own layers, one per registry row
+    *(Correct(layer=row.layer, against=row.name, why=f"the library's {row.layer.__name__}") for row in ROWS),
     # unusual but right
     Correct(layer=MulStrideTrick, against="mul", why="unbroadcast via zero strides + np.add.reduce"),
     Correct(layer=MulEinsum, against="mul", why="einsum products, keepdims-sum + reshape"),

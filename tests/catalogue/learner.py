@@ -561,7 +561,7 @@ LEARNER: list[Expect] = [
         against="relu",
         why="mask = (x < 0): relu'(0) = 1, a valid subgradient; the notes name both conventions",
         verdict="pass",
-        notes=("relu'(0) = 0", "subgradient 1"),
+        notes=("relu'(0) = 0", "uses relu'(0) = 1"),
     ),
     Expect(
         layer=ReluLessThanMask,

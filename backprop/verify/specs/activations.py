@@ -18,11 +18,12 @@ from backprop.verify.vocabulary import Feature
 def relu_subgradient(
     values: Mapping[str, Any], cotangents: tuple[Any, ...], grad: str, expected: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """At x == 0 any relu'(0) in [0, 1] is a valid subgradient: dx lies between 0 and dout there."""
+    """At x == 0 any relu'(0) in [0, 1] is a valid subgradient: dx runs from 0 * dout (the left
+    derivative) to 1 * dout (the right one) there."""
     x = np.asarray(values["x"])
     dout = np.broadcast_to(np.asarray(cotangents[0], dtype=np.float64), x.shape)
     at = x == 0
-    return np.where(at, np.minimum(0.0, dout), expected), np.where(at, np.maximum(0.0, dout), expected)
+    return np.where(at, 0.0, expected), np.where(at, dout, expected)
 
 
 _FEATURES = (Feature.RANK4, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO)
@@ -40,6 +41,7 @@ ROWS = (
             "relu'(0) = 0, as jax.nn.relu differentiates; any value in [0, 1] is a valid subgradient",
         ),
         subgradient=relu_subgradient,
+        kink_note="relu'(0) = {t:g}",
     ),
     Row(
         name="sigmoid",

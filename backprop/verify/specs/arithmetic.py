@@ -39,7 +39,8 @@ def broadcast_pair(without: Without) -> st.SearchStrategy[ShapeDict]:
     generic = hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=4).map(
         lambda s: {"x": s.input_shapes[0], "y": s.input_shapes[1], "out": s.result_shape}
     )
-    return st.one_of(generic, _stretched_pair(without))
+    same = array_shape(without).map(lambda s: {"x": s, "y": s, "out": s})
+    return st.one_of(generic, _stretched_pair(without), same)
 
 
 def _broadcasts(values: Mapping[str, Any]) -> set[Feature]:

@@ -1,0 +1,282 @@
+"""The oracle cannot be fooled or crashed: odd return values, hangs, exits, leaked global state, bad
+arguments, unbounded caches; and the scope, hint and headline rules of a verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from backprop import Relu
+from backprop.verify import ROWS, Feature, examples, get_row, verify, verify_all
+from backprop.verify import runner as runner_module
+from backprop.verify.cli import main
+from backprop.verify.report import Failure, Mismatch
+from backprop.verify.tolerances import TOLERANCES, compare
+from tests.catalogue.learner import SoftmaxWithLossInPlace
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- layers that return odd things, hang, or change global state -------------------------------------------
+
+
+class HugeGradient(Relu):
+    def backward(self, dout: Any) -> Any:
+        return np.array(10**400)  # OverflowError inside backward
+
+
+class _BadArray:
+    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
+        raise RuntimeError("no array for you")
+
+
+class ArrayRaises(Relu):
+    def backward(self, dout: Any) -> Any:
+        return _BadArray()
+
+
+class Hangs(Relu):
+    def backward(self, dout: Any) -> Any:
+        while True:
+            time.sleep(0.01)
+
+
+class SetsErrorState(Relu):
+    def forward(self, x: Any) -> Any:
+        np.seterr(all="ignore")
+        return super().forward(x)
+
+
+class ForwardWrongShape(Relu):
+    def forward(self, x: Any) -> Any:
+        return np.atleast_1d(super().forward(x))[None]
+
+
+@pytest.mark.parametrize(
+    ("layer", "code"),
+    [(HugeGradient, "other"), (ArrayRaises, "other"), (ForwardWrongShape, "shape")],
+)
+def test_odd_values_fail_with_a_diagnosis_not_a_traceback(layer: type, code: str) -> None:
+    report = verify(layer, "relu", max_examples=10, max_failures=1, scope=False)
+    assert report.failure is not None
+    assert report.failure.mismatches[0].diagnosis == code, report.failure.render()
+
+
+def test_a_wrong_forward_shape_gets_forward_words() -> None:
+    failure = verify(ForwardWrongShape, "relu", max_examples=10, max_failures=1, scope=False).failure
+    assert failure is not None
+    first = failure.mismatches[0]
+    assert first.check == "out" and "forward() returned out of shape" in first.explanation
+    assert "Sum the gradient" not in first.hint
+
+
+def test_a_hang_fails_with_timeout_naming_the_call() -> None:
+    start = time.perf_counter()
+    report = verify(Hangs, "relu", max_examples=3, timeout=0.3, max_failures=1, scope=False)
+    assert report.failure is not None
+    assert time.perf_counter() - start < 60
+    mismatch = report.failure.mismatches[0]
+    assert mismatch.diagnosis == "timeout" and "backward() did not return within 0.3 s" in mismatch.message
+
+
+def test_a_layers_error_state_does_not_leak_to_the_caller() -> None:
+    before = np.geterr()
+    assert verify(SetsErrorState, "relu", max_examples=5).passed
+    assert np.geterr() == before
+
+
+def test_the_api_validates_like_the_cli() -> None:
+    assert verify(Relu, "relu", max_examples=np.int64(5)).examples == 5
+    with pytest.raises(ValueError, match="dtype must be one of float64, float32; got 'bogus'"):
+        verify(Relu, "relu", dtype="bogus")
+    with pytest.raises(ValueError, match=r"names must be a list of layer names, e.g. \['relu'\]"):
+        verify_all("relu")
+    with pytest.raises(ValueError, match="unknown feature 'nope'"):
+        verify(Relu, "relu", without=("nope",))
+    assert verify(Relu, get_row("relu"), max_examples=3).passed  # a Row where a name is expected
+
+
+def test_the_compiled_reference_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner_module, "CACHE_SIZE", 4)
+    verify(Relu, "relu", max_examples=30)
+    assert runner_module.compiled_count() <= 4
+
+
+# ---- the command line --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--examples", "1e30"], "expected a positive integer, got '1e30'"),
+        (["--examples", "2000000"], "at most 1,000,000 examples per layer"),
+        (["--json", ""], "--json needs a file path"),
+        (["--json", "/dev/full"], "--json /dev/full: cannot write"),
+        (["--without", "colour"], "invalid choice: 'colour'"),
+        (["--grad-names", "dW"], "expected NAME=ATTRIBUTE pairs"),
+        (["--timeout", "0"], "expected a positive number of seconds"),
+    ],
+)
+def test_bad_arguments_fail_before_the_run_with_one_line(
+    capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    if argv[-1] == "/dev/full" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this platform")
+    code, out, err = _cli(capsys, "relu", *argv)
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_without_narrows_the_run_and_the_report_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    layer = "tests/catalogue/learner.py:MulLayer"
+    path = tmp_path / "r.json"
+    code, out, _ = _cli(
+        capsys, "--layer", layer, "--against", "mul", "--dtype", "float64", "--json", str(path)
+    )
+    assert code == 1
+    assert "scope: right on same-shape inputs; wrong when the inputs broadcast" in out
+    entry = json.loads(path.read_text())["layers"][0]
+    assert entry["passes_without"] == ["broadcast"] and entry["failure"]["diagnosis"] == "unbroadcast"
+    argv = (
+        "--layer",
+        layer,
+        "--against",
+        "mul",
+        "--dtype",
+        "float64",
+        "--without",
+        "broadcast",
+        "--json",
+        str(path),
+    )
+    code, out, _ = _cli(capsys, *argv)
+    assert code == 0 and "checked without broadcast" in out
+    assert json.loads(path.read_text())["layers"][0]["scope"] == ["broadcast"]
+
+
+def test_a_row_of_your_own_from_the_command_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    code, out, _ = _cli(
+        capsys,
+        "--layer",
+        "examples/swish_row.py:Swish",
+        "--against",
+        "examples/swish_row.py:SWISH",
+        "--examples",
+        "20",
+    )
+    assert code == 0 and "swish_row.Swish vs swish" in out
+    code, _, err = _cli(
+        capsys, "--layer", "examples/swish_row.py:Swish", "--against", "examples/swish_row.py:Swish"
+    )
+    assert code == 2 and "is a type, not a backprop.verify.Row" in err
+
+
+def test_a_real_ctrl_c_stops_the_run_with_130(tmp_path: Path) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(
+        "import time\nfrom backprop import Relu\n\nclass Slow(Relu):\n"
+        "    def forward(self, x):\n        time.sleep(0.05)\n        return super().forward(x)\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "backprop.verify.cli",
+            "--layer",
+            f"{slow}:Slow",
+            "--against",
+            "relu",
+            "--examples",
+            "100000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stderr is not None
+    assert "checking" in proc.stderr.readline()  # the run has started
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+# ---- verdict rules -----------------------------------------------------------------------------------------
+
+
+def test_one_extreme_sample_cannot_hide_a_one_percent_error_in_another() -> None:
+    for dtype in ("float64", "float32"):
+        tol = TOLERANCES[dtype]
+        expected = np.array([[1e4, -1e4, 3.0], [0.5, -0.25, 0.75]])
+        actual = expected.copy()
+        actual[1] *= 1.01
+        assert not compare(expected, actual, tol, batched=True).ok
+        assert compare(expected, expected.astype(dtype).astype(np.float64), tol, batched=True).ok
+
+
+def test_a_small_element_with_its_sign_flipped_is_caught() -> None:
+    expected = np.array([1.0, 1e-6, 3.0])
+    actual = expected * np.array([1.0, -1.0, 1.0])
+    assert not compare(expected, actual, TOLERANCES["float64"], terms=np.abs(expected)).ok
+
+
+def test_hints_speak_of_the_layer_at_hand() -> None:
+    failure = verify(
+        SoftmaxWithLossInPlace, "softmax_with_loss", max_examples=50, max_failures=1, scope=False
+    ).failure
+    assert failure is not None
+    hints = " ".join(m.hint for m in failure.mismatches)
+    assert "in_place" in {m.diagnosis for m in failure.mismatches}
+    assert "mask" not in hints and "x = x.copy()" in hints
+
+
+def test_the_headline_diagnosis_is_the_most_specific() -> None:
+    mismatches = [
+        Mismatch(check="dx", kind="value", message="", diagnosis="other"),
+        Mismatch(check="x", kind="mutated", message="", diagnosis="in_place"),
+        Mismatch(check="dx", kind="value", message="", diagnosis="ignores_dout"),
+    ]
+    failure = Failure("m.L", "relu", None, {}, mismatches)  # type: ignore[arg-type]
+    assert failure.diagnosis == "ignores_dout"
+
+
+# ---- rare shapes -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+def test_every_row_reaches_its_rare_features_in_a_default_run(row: Any) -> None:
+    """Large sizes, rank 4 and -0.0 show up within 100 examples of the default seed's kind of run."""
+    seen: set[Feature] = set()
+
+    @settings(max_examples=100, database=None, derandomize=True, suppress_health_check=list(HealthCheck))
+    @given(examples(row))
+    def draw(example: Any) -> None:
+        seen.update(row.features_of(example.values))
+
+    draw()
+    wanted = {Feature.LARGE, Feature.RANK4, Feature.NEGATIVE_ZERO, Feature.EXTREME} & set(row.features)
+    assert wanted <= seen, f"{row.name}: never drew {sorted(wanted - seen)}"
