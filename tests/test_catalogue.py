@@ -13,6 +13,8 @@ from backprop.verify.vocabulary import CODES
 from tests.catalogue import Case, Correct
 from tests.catalogue.broken import BROKEN
 from tests.catalogue.correct import CORRECT
+from tests.catalogue.learner import LEARNER
+from tests.catalogue.training import TRAINING
 
 MAX_EXAMPLES = 100
 OTHER_RUN_EXAMPLES = 50  # the second-seed and float32 runs: enough to catch, half the time
@@ -65,7 +67,9 @@ def test_broken_layer_is_caught_and_named(case: Case) -> None:
 
 
 def test_every_diagnosis_class_has_a_broken_layer() -> None:
-    assert {c.diagnosis for c in BROKEN} == set(CODES)
+    pinned = {c.diagnosis for c in BROKEN}
+    pinned |= {code for c in LEARNER + TRAINING if c.verdict == "fail" for code in c.diagnoses}
+    assert pinned == set(CODES), sorted(set(CODES) - pinned)
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)

@@ -535,24 +535,27 @@ def test_the_broken_layer_fails_naming_the_check(case: Protocol) -> None:
 # ==== what each protocol row shows on one example ==========================================================
 
 
-def _drive(
-    row: Row, layer: type, values: dict[str, Any], cots: tuple[Any, ...]
-) -> tuple[Any, Any, list[Any]]:
-    """Build, forward and backward through the row; (outputs, backward's result, the gradients read)."""
+def _drive(row: Row, layer: type, values: dict[str, Any], cots: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Build, forward and backward through the row: (instance, outputs, backward's result, gradients read)."""
     instance = row.build(layer, values)
     outs = row.outputs_of(row.call(instance, values))
     result = row.backward(instance, cots)
-    return outs, result, row.gradients(instance, result, values)
+    return instance, outs, result, row.gradients(instance, result, values)
 
 
 def test_embedding_accumulates_repeated_indices_and_returns_none() -> None:
     W = np.arange(6.0).reshape(3, 2)
     idx = np.array([2, 0, 2])
     dout = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
-    outs, result, reads = _drive(EMBEDDING, Embedding, {"W": W, "idx": idx}, (dout,))
-    np.testing.assert_array_equal(outs[0], W[idx])
+    instance = EMBEDDING.build(Embedding, {"W": W, "idx": idx})
+    (dW,) = instance.grads
+    np.testing.assert_array_equal(EMBEDDING.call(instance, {"W": W, "idx": idx}), W[idx])
+    result = EMBEDDING.backward(instance, (dout,))
+    reads = EMBEDDING.gradients(instance, result, {"W": W, "idx": idx})
     assert result is None and [(r.where, r.problem) for r in reads] == [("grads[0]", None)]
-    np.testing.assert_array_equal(reads[0].value, [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
+    assert instance.params[0] is W and instance.grads[0] is dW  # book 2: written in place
+    np.testing.assert_array_equal(dW, [[3.0, 4.0], [0.0, 0.0], [6.0, 8.0]])
+    assert reads[0].value is dW
     example = Example(row="embedding", dtype="float64", values={"W": W, "idx": idx}, cotangents=(dout,))
     check_example(EMBEDDING, Embedding, example)
     with pytest.raises(LayerMismatch) as caught:
@@ -568,7 +571,7 @@ def test_two_outputs_take_two_cotangents_and_return_three_gradients() -> None:
     shapes = {"Wx": (2, 3), "Wh": (3, 3), "Wf": (2, 3), "x": (4, 2), "h_prev": (4, 3), "c_prev": (4, 3)}
     values = {k: rng.uniform(-1, 1, s) for k, s in shapes.items()}
     cots = (rng.uniform(-1, 1, (4, 3)), rng.uniform(-1, 1, (4, 3)))
-    outs, result, reads = _drive(TWO_STATE_CELL, TwoStateCell, values, cots)
+    _, outs, result, reads = _drive(TWO_STATE_CELL, TwoStateCell, values, cots)
     assert len(outs) == 2 and len(result) == 3
     assert [r.where for r in reads] == ["dx", "dh_prev", "dc_prev", "dWx", "dWh", "dWf"]
     ref = reference_vjp(TWO_STATE_CELL, values, cots)
@@ -589,9 +592,10 @@ def test_the_state_is_given_through_set_state_and_its_gradient_read_from_dh() ->
     rng = np.random.default_rng(1)
     shapes = {"Wx": (2, 3), "Wh": (3, 3), "h": (2, 3), "x": (2, 2)}
     values = {k: rng.uniform(-1, 1, s) for k, s in shapes.items()}
-    _, _, reads = _drive(STATEFUL_RNN, Recording, values, (np.ones((2, 3)),))
+    instance, _, _, reads = _drive(STATEFUL_RNN, Recording, values, (np.ones((2, 3)),))
     assert len(given) == 1 and given[0] is values["h"]
     assert {r.arg.name: r.where for r in reads} == {"x": "dx", "Wx": "dWx", "Wh": "dWh", "h": "dh"}
+    assert next(r.value for r in reads if r.arg.name == "h") is instance.dh
 
 
 def test_running_statistics_are_traced_constants_of_one_compiled_reference() -> None:
@@ -610,7 +614,7 @@ def test_running_statistics_are_traced_constants_of_one_compiled_reference() -> 
 
 def test_a_tied_weight_gets_the_sum_of_its_grads_entries() -> None:
     W, x, dout = np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, -1.0]]), np.array([[1.0, 0.5]])
-    _, _, reads = _drive(TIED, TiedAutoencoder, {"W": W, "x": x}, (dout,))
+    _, _, _, reads = _drive(TIED, TiedAutoencoder, {"W": W, "x": x}, (dout,))
     dW = next(r for r in reads if r.arg.name == "W")
     assert dW.where == "grads[0]+grads[1]"
     h = x @ W

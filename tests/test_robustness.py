@@ -280,3 +280,69 @@ def test_every_row_reaches_its_rare_features_in_a_default_run(row: Any) -> None:
     draw()
     wanted = {Feature.LARGE, Feature.RANK4, Feature.NEGATIVE_ZERO, Feature.EXTREME} & set(row.features)
     assert wanted <= seen, f"{row.name}: never drew {sorted(wanted - seen)}"
+
+
+def test_isolate_turns_even_os_exit_into_a_failure(tmp_path: Path) -> None:
+    dies = tmp_path / "dies.py"
+    dies.write_text(
+        "import os\nfrom backprop import Relu\n\nclass Dies(Relu):\n    def backward(self, dout):\n        os._exit(0)\n"
+    )
+    argv = ["--layer", f"{dies}:Dies", "--against", "relu", "--dtype", "float64", "--examples", "5"]
+    command = [sys.executable, "-m", "backprop.verify.cli", *argv]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    unguarded = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert unguarded.returncode == 0  # what --isolate is for: os._exit ends the process in-process
+    isolated = subprocess.run([*command, "--isolate"], capture_output=True, text=True, env=env, timeout=120)
+    assert isolated.returncode == 1, isolated.stdout + isolated.stderr
+    assert "the process ended with exit code 0 during the check (os._exit?)" in isolated.stdout
+    assert "--isolate" in isolated.stdout  # the reproduce line keeps the option
+
+
+class Book2AffineShortGrads:
+    """Book 2 style, but ``grads`` lists only dW."""
+
+    def __init__(self, W: Any, b: Any) -> None:
+        self.params = [W, b]
+        self.grads = [np.zeros_like(W)]
+        self.x: Any = None
+
+    def forward(self, x: Any) -> Any:
+        self.x = x.reshape(x.shape[0], -1)
+        return self.x @ self.params[0] + self.params[1]
+
+    def backward(self, dout: Any) -> Any:
+        self.grads[0][...] = self.x.T @ dout
+        return (dout @ self.params[0].T).reshape(self.x.shape[0], -1)
+
+
+def test_a_grads_list_of_the_wrong_length_is_named() -> None:
+    failure = verify(Book2AffineShortGrads, "affine", max_examples=20, max_failures=1, scope=False).failure
+    assert failure is not None
+    messages = [m.message for m in failure.mismatches]
+    assert "grads has 1 entries but the layer has 2 parameters (W, b)" in messages, failure.render()
+
+
+class ZeroForward(Relu):
+    def forward(self, x: Any) -> Any:
+        super().forward(x)
+        return np.zeros_like(x)
+
+
+def test_an_all_zero_output_gets_forward_words() -> None:
+    failure = verify(ZeroForward, "relu", max_examples=30, max_failures=1, scope=False).failure
+    assert failure is not None
+    first = failure.mismatches[0]
+    assert first.check == "out" and first.explanation == "forward() returned all zeros for out."
+    assert "a 2 from a square" not in first.hint
+
+
+def test_a_class_made_inside_a_function_gets_a_valid_program() -> None:
+    class LocalRelu(Relu):
+        def backward(self, dout: Any) -> Any:
+            return 2 * super().backward(dout)
+
+    failure = verify(LocalRelu, "relu", max_examples=20, max_failures=1, scope=False).failure
+    assert failure is not None
+    compile(failure.program, "<program>", "exec")  # valid Python, though the class must be pasted in
+    assert "LocalRelu is defined in a function of" in failure.program
+    assert "<locals>" not in failure.program

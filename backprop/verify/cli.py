@@ -27,6 +27,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from backprop.verify.isolate import ChildDied, run_isolated
 from backprop.verify.loader import LoadError, load_class, load_row
 from backprop.verify.registry import ROWS, get_row, names
 from backprop.verify.report import LayerReport, RunReport
@@ -49,19 +50,22 @@ class _Parser(argparse.ArgumentParser):
 
 @dataclass(frozen=True)
 class Target:
-    """One class to check, the registry row to check it against, and how to name and rerun it."""
+    """One class to check, the registry row to check it against, and how to name and rerun it; ``specs``
+    are the command-line specs (``--layer``, ``--against``) a child process loads them from again."""
 
     layer: type
     against: str | Row
     label: str
     reproduce: str
     dtype: str = "float64"
+    specs: tuple[str, str] | None = None
 
 
 # ---- arguments ---------------------------------------------------------------------------------------------
 
 
 MAX_EXAMPLES = 1_000_000
+DEFAULT_TIMEOUT = 60.0
 
 
 def _int_at_least(low: int, what: str, high: int | None = None) -> Callable[[str], int]:
@@ -159,9 +163,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=_seconds,
-        default=60.0,
+        default=DEFAULT_TIMEOUT,
         metavar="SECONDS",
         help="fail a call into the layer that does not return within this many seconds (60)",
+    )
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="check each layer in a child process, so that even os._exit or a crash in C code is a failure",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -174,14 +183,23 @@ def _options(args: argparse.Namespace, dtype: str) -> str:
         extra.append("--strict")
     if args.grad_names:
         extra.append("--grad-names " + ",".join(f"{k}={v}" for k, v in args.grad_names.items()))
+    if args.timeout != DEFAULT_TIMEOUT:
+        extra.append(f"--timeout {args.timeout:g}")
+    if args.isolate:
+        extra.append("--isolate")
     return " ".join([f"--seed {args.seed} --examples {args.examples} --dtype {dtype}", *extra])
 
 
 def _per_dtype(
-    args: argparse.Namespace, layer: type, against: str | Row, label: str, command: str
+    args: argparse.Namespace,
+    layer: type,
+    against: str | Row,
+    label: str,
+    command: str,
+    specs: tuple[str, str] | None = None,
 ) -> list[Target]:
     dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
-    return [Target(layer, against, label, f"{command} {_options(args, d)}", d) for d in dtypes]
+    return [Target(layer, against, label, f"{command} {_options(args, d)}", d, specs) for d in dtypes]
 
 
 def _check_name(name: str, option: str = "") -> str:
@@ -219,7 +237,7 @@ def _targets(args: argparse.Namespace) -> list[Target]:
         name = against if isinstance(against, str) else against.name
         label = f"{cls.__module__}.{cls.__qualname__} vs {name}"
         command = f"{PROG} --layer {shlex.quote(args.layer)} --against {shlex.quote(args.against)}"
-        return _per_dtype(args, cls, against, label, command)
+        return _per_dtype(args, cls, against, label, command, (args.layer, args.against))
     if args.against is not None:
         raise UsageError(f"--against {args.against} needs --layer FILE.py:CLASS or MODULE:CLASS")
     chosen = [_check_name(n) for n in dict.fromkeys(args.names)] if args.names else list(names())
@@ -303,7 +321,43 @@ def _ticker(progress: Progress, task: Any, total: int) -> Callable[[str], None]:
     return tick
 
 
+def _keywords(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
+    return {
+        "max_examples": args.examples,
+        "seed": args.seed,
+        "dtype": dtype,
+        "without": args.without,
+        "strict": True if args.strict else None,
+        "allow": args.allow,
+        "grad_names": args.grad_names,
+        "timeout": args.timeout,
+    }
+
+
+def _verify_in_child(specs: tuple[str, str] | None, name: str, keywords: dict[str, Any]) -> LayerReport:
+    """In a fresh interpreter: load the layer (and row) again and verify it."""
+    if specs is None:
+        row = get_row(name)
+        return verify(row.layer, row, **keywords)
+    layer, against = specs
+    return verify(load_class(layer), load_row(against) if ":" in against else against, **keywords)
+
+
+def _verify_isolated(target: Target, args: argparse.Namespace) -> LayerReport:
+    name = target.against if isinstance(target.against, str) else target.against.name
+    result = run_isolated(_verify_in_child, target.specs, name, _keywords(args, target.dtype), fresh=True)
+    if isinstance(result, ChildDied):
+        layer = f"{target.layer.__module__}.{target.layer.__qualname__}"
+        return LayerReport(name=name, layer=layer, against=name, dtype=target.dtype, error=result.message)
+    return result
+
+
 def _verify_one(target: Target, args: argparse.Namespace, tick: Callable[[str], None]) -> LayerReport:
+    if args.isolate:
+        report = _verify_isolated(target, args)
+        for failure in report.failures:
+            failure.reproduce = target.reproduce
+        return report
     report = verify(
         target.layer,
         target.against,

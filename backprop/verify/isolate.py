@@ -62,8 +62,8 @@ class ChildRaised(Exception):
         self.child_traceback = child_traceback
 
 
-def _context() -> ForkContext | SpawnContext:
-    if "fork" in multiprocessing.get_all_start_methods():
+def _context(fresh: bool = False) -> ForkContext | SpawnContext:
+    if not fresh and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
 
@@ -151,15 +151,19 @@ def _from_payload(payload: tuple[Any, ...], exitcode: int | None) -> Any:
     return ChildDied(exitcode, None, f"the process raised {type(exc).__name__} during the check")
 
 
-def run_isolated(fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T | ChildDied:
+def run_isolated(
+    fn: Callable[..., T], *args: Any, timeout: float | None = None, fresh: bool = False
+) -> T | ChildDied:
     """``fn(*args)`` called in a child process: its return value, or a ``ChildDied``.
 
     Raises what ``fn`` raised (an ``Exception``; see the module docstring) and ``KeyboardInterrupt`` on
-    Ctrl-C. ``timeout`` is in seconds, ``None`` for no limit.
+    Ctrl-C. ``timeout`` is in seconds, ``None`` for no limit. ``fresh`` starts a new interpreter (spawn)
+    rather than forking this one: needed once this process runs JAX, whose threads do not survive a fork;
+    ``fn`` and its arguments must then be importable and picklable.
     """
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-    ctx = _context()
+    ctx = _context(fresh)
     receive, send = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_child, args=(send, fn, args), name="backprop-isolated")
     try:

@@ -266,14 +266,15 @@ class Row:
         """Book 2: the ``grads`` entries whose ``params`` entry is this very array, summed (a tied weight is
         listed once per sub-layer); by position when the layer does not hold the array itself."""
         params, grads = getattr(instance, "params", None) or [], instance.grads
-        at = _identity_positions(params, values[arg.name])
-        if not at:
-            i = self.params.index(arg)
-            if len(grads) != len(self.params):
-                wanted = ", ".join(a.name for a in self.params)
-                message = f"grads has {len(grads)} entries but the layer has {len(self.params)} parameters ({wanted})"
-                return Read(arg, f"grads[{i}]", None, Kind.ARITY, message)
-            at = [i]
+        at = _identity_positions(params, values[arg.name]) or [self.params.index(arg)]
+        if len(grads) != len(params or self.params) or any(i >= len(grads) for i in at):
+            wanted = ", ".join(a.name for a in self.params)
+            message = (
+                f"grads has {len(grads)} entries but the layer has {len(self.params)} parameters ({wanted})"
+            )
+            if params and len(params) != len(self.params):
+                message = f"grads has {len(grads)} entries but params has {len(params)}"
+            return Read(arg, f"grads[{at[0]}]", None, Kind.ARITY, message)
         where = "grads[" + "]+grads[".join(map(str, at)) + "]"
         if len(at) == 1:
             return Read(arg, where, grads[at[0]])

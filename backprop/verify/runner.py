@@ -53,7 +53,7 @@ def _reference_vjp(
     # These functions run on a handful of small arrays: compile time dominates, so skip the slow passes.
     fn = jax.jit(vjp, compiler_options=_FAST_COMPILE)
     _compiled[cache_key] = fn
-    if len(_compiled) > CACHE_SIZE:
+    while len(_compiled) > CACHE_SIZE:
         _compiled.popitem(last=False)
     return fn
 

@@ -11,6 +11,7 @@ lists both the failure and the ``verify()`` options under which the same class p
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import NDArray
 
+from backprop.verify import verify
 from backprop.verify.registry import names as row_names
 from backprop.verify.vocabulary import CODES, DTYPES, Allowance, Feature
 
@@ -28,9 +30,13 @@ Array = NDArray[Any]
 
 FEATURES: frozenset[str] = frozenset(f.value for f in Feature)
 ALLOWANCES: frozenset[str] = frozenset(a.value for a in Allowance)
-VERIFY_OPTIONS: frozenset[str] = frozenset(
-    {"max_examples", "seed", "without", "strict", "allow", "grad_names"}
-)
+VERIFY_OPTIONS: frozenset[str] = frozenset(inspect.signature(verify).parameters) - {
+    "layer",
+    "against",
+    "dtype",
+    "on_example",
+    "hypothesis_settings",
+}
 """The ``verify()`` keywords an Expect may pass through ``options`` (``dtype`` has its own field)."""
 
 
@@ -249,6 +255,24 @@ class my_relu:  # the learner's own name
         dx = dout.copy()
         dx[self.mask] = 0
         return dx
+
+
+class ReluAttributeTypo:
+    """forward stores ``self.mask``, backward reads ``self.masks``: an AttributeError on every backward."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        dout = dout.copy()
+        dout[self.masks] = 0  # type: ignore[attr-defined]
+        return dout
 
 
 class ReluFloat32Out:
@@ -584,6 +608,13 @@ LEARNER: list[Expect] = [
         why="forward has no return",
         verdict="fail",
         diagnoses=codes("returns_none"),
+    ),
+    Expect(
+        layer=ReluAttributeTypo,
+        against="relu",
+        why="a typo in an attribute name raises AttributeError in backward",
+        verdict="fail",
+        diagnoses=codes("exception"),
     ),
     Expect(
         layer=ReluFloat32Out,

@@ -325,6 +325,24 @@ class SigmoidExitInBackward:
         exit()
 
 
+class ReluHangsOnBigBatch:
+    """backward loops forever once the input has more than three elements (a ``while`` whose condition
+    never changes): the oracle's per-call time limit must end it."""
+
+    def __init__(self) -> None:
+        self.mask: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.mask = x <= 0
+        return np.where(self.mask, 0.0, x).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        i = 0
+        while dout.size > 3 and i >= 0:
+            i += 1
+        return np.where(self.mask, 0.0, dout).astype(dout.dtype)
+
+
 # ==== correct: stateful-looking or random-looking, right on every call ===================================
 
 
@@ -524,6 +542,14 @@ TRAINING: list[Expect] = [
         why="exit() in backward",
         verdict="fail",
         diagnoses=codes("exit"),
+    ),
+    Expect(
+        layer=ReluHangsOnBigBatch,
+        against="relu",
+        why="an endless loop in backward for inputs of more than three elements",
+        verdict="fail",
+        diagnoses=codes("timeout"),
+        options={"timeout": 0.5, "max_failures": 1, "scope": False},
     ),
     # correct
     Expect(layer=ReluWithHistory, against="relu", why="keeps all masks, uses the latest", verdict="pass"),

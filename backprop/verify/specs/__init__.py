@@ -1,10 +1,25 @@
-"""The rows, one module per module of ``backprop`` and ``reference`` (the names mirror each other)."""
+"""The rows, one module per module of ``backprop`` and ``reference`` (the names mirror each other).
+
+Every module here with a ``ROWS`` tuple is collected, in the order of the books: each declares
+``SECTION = (book, chapter, section)``. Adding a layer's row means adding it to its module (or a new
+module); nothing here changes.
+"""
 
 from __future__ import annotations
 
-from backprop.verify.row import Row
-from backprop.verify.specs import activations, affine, arithmetic, losses
+import importlib
+import pkgutil
 
-ROWS: tuple[Row, ...] = (*arithmetic.ROWS, *activations.ROWS, *affine.ROWS, *losses.ROWS)
+from backprop.verify.row import Row
+
+
+def _collect() -> tuple[Row, ...]:
+    modules = [importlib.import_module(f"{__name__}.{m.name}") for m in pkgutil.iter_modules(__path__)]
+    with_rows = [m for m in modules if hasattr(m, "ROWS")]
+    with_rows.sort(key=lambda m: (m.SECTION, m.__name__))
+    return tuple(row for m in with_rows for row in m.ROWS)
+
+
+ROWS: tuple[Row, ...] = _collect()
 
 __all__ = ["ROWS"]

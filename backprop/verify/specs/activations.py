@@ -26,6 +26,7 @@ def relu_subgradient(
     return np.where(at, 0.0, expected), np.where(at, dout, expected)
 
 
+SECTION = (1, 5, 5)  # 5.5: Relu, Sigmoid
 _FEATURES = (Feature.RANK4, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO)
 
 ROWS = (

@@ -32,6 +32,8 @@ def _nd(values: Mapping[str, Any]) -> set[Feature]:
     return {Feature.ND} if np.ndim(values["x"]) > 2 else set()
 
 
+SECTION = (1, 5, 6)  # 5.6: Affine
+
 ROWS = (
     Row(
         name="affine",

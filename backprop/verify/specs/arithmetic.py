@@ -47,6 +47,7 @@ def _broadcasts(values: Mapping[str, Any]) -> set[Feature]:
     return {Feature.BROADCAST} if np.shape(values["x"]) != np.shape(values["y"]) else set()
 
 
+SECTION = (1, 5, 4)  # "Deep Learning from Scratch", 5.4: MulLayer, AddLayer
 _FEATURES = (Feature.BROADCAST, Feature.RANK4, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO)
 _OPERANDS = (
     Arg(name="x", grad="dx", domain=(-1e4, 1e4)),

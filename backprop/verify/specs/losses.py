@@ -52,6 +52,8 @@ def log_sum_exp_condition(values: Mapping[str, Any]) -> dict[str, Any]:
     return {"x": kappa, "loss": float(np.mean(kappa))}
 
 
+SECTION = (1, 5, 6, 3)  # 5.6.3: SoftmaxWithLoss
+
 ROWS = (
     Row(
         name="softmax_with_loss",
