@@ -56,7 +56,7 @@ def test_compare_flags_nan_and_names_the_worst_element() -> None:
 
 
 def test_failure_report_names_layer_gradient_shapes_worst_element_and_reproduction() -> None:
-    report = verify(DoubledDb, "affine", max_examples=50, seed=3)
+    report = verify(DoubledDb, "affine", max_examples=25, seed=3)
     assert report.failure is not None
     text = report.failure.render()
     assert "DoubledDb" in text and "'affine'" in text

@@ -57,13 +57,7 @@ def load_row(spec: str) -> Any:
     """The ``Row`` named by ``spec`` (``mypkg.rows:SWISH`` or ``rows.py:SWISH``), for ``--against``."""
     from backprop.verify.row import Row  # the loader itself stays free of the oracle's imports
 
-    module, where, attrs = _module_of(spec)
-    obj: Any = module
-    for i, attr in enumerate(attrs):
-        if not hasattr(obj, attr):
-            owner = where if i == 0 else f"{where}:{'.'.join(attrs[:i])}"
-            raise LoadError(f"{owner} has no {attr!r}")
-        obj = getattr(obj, attr)
+    obj = _walk(*_module_of(spec), what="row")
     if not isinstance(obj, Row):
         raise LoadError(f"{spec} is a {type(obj).__name__}, not a backprop.verify.Row")
     return obj
@@ -238,13 +232,20 @@ def _import_failure(where: str, exc: BaseException) -> str:
 # ---- finding the class ------------------------------------------------------------------------------------
 
 
-def _resolve(module: ModuleType, where: str, attrs: list[str]) -> type:
+def _walk(module: ModuleType, where: str, attrs: list[str], what: str = "class") -> Any:
+    """``module.a.b.c`` for ``attrs`` [a, b, c]; LoadError naming the first missing one."""
     obj: Any = module
     for i, attr in enumerate(attrs):
         if not hasattr(obj, attr):
             owner = where if i == 0 else f"{where}:{'.'.join(attrs[:i])}"
-            raise LoadError(f"{owner} has no class {attr!r}; {_defined_classes(obj, module.__name__)}")
+            found = f"; {_defined_classes(obj, module.__name__)}" if what == "class" else ""
+            raise LoadError(f"{owner} has no {what} {attr!r}{found}")
         obj = getattr(obj, attr)
+    return obj
+
+
+def _resolve(module: ModuleType, where: str, attrs: list[str]) -> type:
+    obj = _walk(module, where, attrs)
     if not isinstance(obj, type):
         kind = "a function" if inspect.isroutine(obj) else f"a {type(obj).__name__}"
         raise LoadError(f"{where}:{'.'.join(attrs)} is {kind}, not a class")

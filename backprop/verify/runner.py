@@ -35,7 +35,7 @@ def _signature(tree: Any) -> tuple[Any, ...]:
 def _reference_vjp(
     row: Row, statics: tuple[tuple[str, Any], ...], key: tuple[Any, ...]
 ) -> Callable[..., Any]:
-    cache_key = (id(row), row, statics, key)
+    cache_key = (row, statics, key)
     fn = _compiled.get(cache_key)
     if fn is not None:
         _compiled.move_to_end(cache_key)
@@ -52,15 +52,25 @@ def _reference_vjp(
 
     # These functions run on a handful of small arrays: compile time dominates, so skip the slow passes.
     fn = jax.jit(vjp, compiler_options=_FAST_COMPILE)
+    global _misses
+    _misses += 1
     _compiled[cache_key] = fn
     while len(_compiled) > CACHE_SIZE:
         _compiled.popitem(last=False)
     return fn
 
 
+_misses = 0
+
+
 def compiled_count() -> int:
     """How many compiled references are held now (bounded by ``CACHE_SIZE``)."""
     return len(_compiled)
+
+
+def compilations() -> int:
+    """How many references this process has compiled (cache misses), for the ``compiles`` figure."""
+    return _misses
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,11 @@ def _is_array(value: Any) -> bool:
 
 
 def reference_inputs(
-    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
+    row: Row,
+    values: Mapping[str, Any],
+    cotangents: tuple[Any, ...],
+    dtype: Any = np.float64,
+    terms: bool = False,
 ) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], tuple[Any, ...]]:
     """The compiled ``(diff, consts, cots) -> (outputs, grads)`` of the row; its arguments in ``dtype``.
 
@@ -112,6 +126,8 @@ def reference_runs(
 ) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
     """(outputs, gradients) of the compiled reference in float64, as given and on absolute values, and,
     for a narrower ``dtype``, once more natively in that dtype."""
+    # the run on absolute values is a second call of the same compiled function: one program per shape
+    # compiles faster than a fused one twice its size, and compilation dominates
     fn, diff, consts, cots = reference_inputs(row, values, cotangents)
     with reference.x64():
         runs = [
@@ -119,7 +135,8 @@ def reference_runs(
             fn(tuple(np.abs(d) for d in diff), consts, tuple(np.abs(c) for c in cots)),
         ]
         if np.dtype(dtype) != np.float64:
-            runs.append(fn(*reference_inputs(row, values, cotangents, dtype)[1:]))
+            native, *arguments = reference_inputs(row, values, cotangents, dtype)
+            runs.append(native(*arguments))
     return [(out if isinstance(out, tuple) else (out,), tuple(grads)) for out, grads in runs]
 
 

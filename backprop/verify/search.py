@@ -27,7 +27,7 @@ from backprop.verify.oracle import LayerMismatch, Options, check_example, diagno
 from backprop.verify.registry import ROWS, get_row
 from backprop.verify.report import Failure, LayerReport, RunReport
 from backprop.verify.row import BOOK_API, Row
-from backprop.verify.runner import compiled_count
+from backprop.verify.runner import compilations
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature
 from backprop.verify.witness import Witness, witness
 
@@ -233,7 +233,7 @@ def verify(
         dtype=dtype,
         scope=tuple(sorted(f.value for f in off)),
     )
-    start, compiled = time.perf_counter(), compiled_count()
+    start, compiled = time.perf_counter(), compilations()
 
     def search(without: Without, opts: Options, ticks: Callable[[str], None] | None = None) -> _Search:
         return _search(row, layer, dtype, without, opts, n, seed, hypothesis_settings, ticks)
@@ -261,7 +261,7 @@ def verify(
         if scope:
             report.passes_without = _scope(row, first.failure, off, opts, search)
     report.seconds = time.perf_counter() - start
-    report.compiles = max(0, compiled_count() - compiled)
+    report.compiles = compilations() - compiled
     return report
 
 

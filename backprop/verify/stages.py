@@ -371,36 +371,32 @@ def _first_use_at(
 
 
 def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str, found: Findings) -> None:
-    """Forward again, then backward with ``cots`` (None: no argument); judged only when a fresh instance is
-    right with a neighbouring call (dout of 1.5, or dout = 1 passed explicitly), so that a plain bug hidden
-    by the drawn dout is not mistaken for a special case."""
+    """Forward again, then backward with ``cots`` (None: no argument). A failure counts only when a fresh
+    instance is right with a neighbouring call (dout of 1.5, or dout = 1 passed explicitly), so that a plain
+    bug hidden by the drawn dout is not mistaken for a special case; that control runs only on failure."""
+    probe = found.child()
+    values, _ = case.fresh()
+    instance = build(case, values, probe, f"{label}: ")
+    outs = forward(case, instance, values, probe, f"{label}: ") if not probe.failed else None
+    if outs is None and not probe.failed:
+        return
+    if outs is not None:
+        unit = tuple(1.0 for _ in case.cotangents) if cots is None else cots
+        ref = case.reference(case.values, unit, instance)
+        given = None if cots is None else tuple(snapshot(c) for c in cots)
+        ok, result = backward(case, instance, given, probe, f"{label}: ")
+        if ok:
+            reads = case.row.gradients(instance, result, values, case.grad_names)
+            judge_grads(case, reads, ref, case.values, unit, probe, kind)
+    if not probe.failed:
+        return
     neighbour = (
         tuple(1.0 if case.row.loss else np.ones_like(c) for c in case.cotangents)
         if cots is None
         else tuple(1.5 * c for c in cots)
     )
-    if not _first_use_at(case, case.values, neighbour, found):
-        return
-    values, _ = case.fresh()
-    instance = build(case, values, found, f"{label}: ")
-    outs = forward(case, instance, values, found, f"{label}: ") if not found.failed else None
-    if outs is None:
-        return
-    unit = tuple(1.0 for _ in case.cotangents) if cots is None else cots
-    ref = case.reference(case.values, unit, instance)
-    ok, result = backward(
-        case, instance, None if cots is None else tuple(snapshot(c) for c in cots), found, f"{label}: "
-    )
-    if ok:
-        judge_grads(
-            case,
-            case.row.gradients(instance, result, values, case.grad_names),
-            ref,
-            case.values,
-            unit,
-            found,
-            kind,
-        )
+    if _first_use_at(case, case.values, neighbour, found):
+        _adopt(probe, found, kind)
 
 
 # ---- stage 3 ------------------------------------------------------------------------------------------------
@@ -476,24 +472,23 @@ def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Finding
     moved = [np.asarray(-0.5 * np.asarray(c) + 0.25, dtype=np.asarray(c).dtype) for c in case.cotangents]
     cots: tuple[Any, ...] = tuple(float(c) if row.loss else c for c in moved)
     pristine = {k: snapshot(v) for k, v in step.items()}
-    if not _first_use_at(case, pristine, cots, found):
-        return  # a fresh layer is wrong here too: a plain bug, for the first stage to find on its own
-    outs = forward(case, instance, step, found, "training, next step: ")
-    if outs is None:
-        return
-    ref = case.reference(pristine, cots, instance)
     probe = found.child()
     probe.stage = NEXT_STEP
-    ok = judge_outputs(case, outs, ref, probe)
+    outs = forward(case, instance, step, probe, "training, next step: ")
     result = None
-    if ok:
-        ok, result = backward(
-            case, instance, tuple(snapshot(c) for c in cots), probe, "training, next step: "
-        )
-        reads = row.gradients(instance, result, step, case.grad_names) if ok else []
-        ok = ok and judge_grads(case, reads, ref, pristine, cots, probe)
+    if outs is not None:
+        ref = case.reference(pristine, cots, instance)
+        if judge_outputs(case, outs, ref, probe):
+            ok, result = backward(
+                case, instance, tuple(snapshot(c) for c in cots), probe, "training, next step: "
+            )
+            reads = row.gradients(instance, result, step, case.grad_names) if ok else []
+            if ok:
+                judge_grads(case, reads, ref, pristine, cots, probe)
+    if probe.failed and not _first_use_at(case, pristine, cots, found):
+        return  # a fresh layer is wrong here too: a plain bug, for the first stage to find on its own
     if probe.failed:
-        copied = _copied(case, instance, pristine, cots, outs, result, found)
+        copied = _copied(case, instance, pristine, cots, outs, result, found) if outs is not None else []
         if copied:
             for i, m in enumerate(probe.mismatches):
                 probe.mismatches[i] = replace(
@@ -528,9 +523,11 @@ def _copied(
 
 
 def _adopt(probe: Findings, found: Findings, kind: Kind) -> None:
+    """The probe's findings as this stage's ``kind``; an exit or a hang keeps its own name."""
     for mismatch, ev in zip(probe.mismatches, probe.evidence, strict=True):
         details = {k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")}
-        found.add(replace(ev, kind=kind), mismatch.message, **details)
+        own = ev.kind in (Kind.EXIT, Kind.TIMEOUT)
+        found.add(ev if own else replace(ev, kind=kind), mismatch.message, **details)
 
 
 # ---- stage 4 ------------------------------------------------------------------------------------------------
