@@ -46,7 +46,7 @@ CASES = [c for c in CASES if c[0].__name__ != "SigmoidRandomSlip"]
 
 
 def _failure(layer: type, against: str, dtype: str, options: dict[str, Any]) -> Failure:
-    report = verify(layer, against, dtype=dtype, max_failures=1, scope=False, **options)
+    report = verify(layer, against, dtype=dtype, **{"max_failures": 1, "scope": False, **options})
     assert report.failure is not None, f"{layer.__name__} passed"
     return report.failure
 

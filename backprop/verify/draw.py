@@ -88,12 +88,38 @@ def _with_negative_zero(drawn: tuple[Any, int]) -> Any:
     return array
 
 
+ELEMENTWISE_LIMIT = 64
+"""Arrays up to this size are drawn element by element, so shrinking ends at values like [[0.0, 1.0]];
+larger ones come from a seeded generator at a drawn magnitude, with a few elements chosen by Hypothesis
+(past a few hundred elements, element-by-element drawing overruns Hypothesis's buffer and is thrown away)."""
+
+
+@st.composite
+def _seeded_array(
+    draw: st.DrawFn, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype[Any], without: Without
+) -> Any:
+    seed = draw(st.integers(0, 2**32 - 1))
+    top = max(abs(low), abs(high))
+    if Feature.EXTREME in without:
+        top = min(top, float(np.nextafter(EXTREME, 0, dtype=dtype)))
+    magnitude = draw(st.sampled_from(sorted({m for m in (1.0, 10.0, 100.0, top) if m <= top})))
+    values = np.random.default_rng(seed).uniform(-magnitude, magnitude, size=shape)
+    array = np.clip(values, low, high).astype(dtype)
+    special = float_elements(low, high, dtype, without)
+    for _ in range(draw(st.integers(0, 4))):  # a few exact values (0.0, the bounds) where Hypothesis likes
+        array.flat[draw(st.integers(0, array.size - 1))] = draw(special)
+    return array
+
+
 def float_arrays(
     shape: tuple[int, ...], low: float, high: float, dtype: np.dtype[Any], without: Without = NONE
 ) -> st.SearchStrategy[Any]:
     """Arrays of ``float_elements``; about one in 24 holds a -0.0 (set once per array, not drawn per
     element, which would double the cost of drawing) unless ``negative_zero`` is off or 0 is out of range."""
-    arrays = hnp.arrays(dtype, shape, elements=float_elements(low, high, dtype, without))
+    if int(np.prod(shape)) > ELEMENTWISE_LIMIT:
+        arrays = _seeded_array(shape, low, high, dtype, without)
+    else:
+        arrays = hnp.arrays(dtype, shape, elements=float_elements(low, high, dtype, without))
     if Feature.NEGATIVE_ZERO in without or not low <= 0.0 <= high:
         return arrays
     return st.tuples(arrays, st.integers(0, NEGATIVE_ZERO_ONE_IN - 1)).map(_with_negative_zero)
@@ -104,10 +130,15 @@ def cotangent_arrays(
 ) -> st.SearchStrategy[Any]:
     """Random incoming gradients in [low, high], never all ones (the oracle checks ones separately);
     ``scalar`` draws a plain float, the dout of a loss."""
-    elements = float_elements(low, high, dtype, frozenset({Feature.NEGATIVE_ZERO}))
+    plain = frozenset({Feature.NEGATIVE_ZERO})
+    elements = float_elements(low, high, dtype, plain)
     if scalar:
         return elements.filter(lambda g: g != 1.0)
-    return hnp.arrays(dtype, shape, elements=elements).filter(lambda g: g.size == 0 or not np.all(g == 1))
+    if int(np.prod(shape)) > ELEMENTWISE_LIMIT:
+        arrays = _seeded_array(shape, low, high, dtype, plain)
+    else:
+        arrays = hnp.arrays(dtype, shape, elements=elements)
+    return arrays.filter(lambda g: g.size == 0 or not np.all(g == 1))
 
 
 def max_rank(without: Without, usual: int = 3) -> int:

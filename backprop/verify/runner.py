@@ -7,6 +7,7 @@ that dtype. The oracle and the finite-difference witness both use it.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import reference
 from backprop.verify.row import Row
 
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
-CACHE_SIZE = 256
+CACHE_SIZE = 64
 """Compiled references kept at once; the least recently used is dropped beyond this, so memory stays
 flat however many examples a run checks."""
 
@@ -83,6 +84,12 @@ class Expected:
     native: NDArray[np.float64] | None = None
     batched: bool = False
     """Its leading axis is the batch: its scale is taken per sample."""
+    later: Callable[[], NDArray[np.float64]] | None = None
+    """The native run, computed only when a comparison needs it: most right values pass without it, and
+    the native run costs a compilation of its own per shape."""
+
+    def native_run(self) -> NDArray[np.float64] | None:
+        return self.native if self.native is not None or self.later is None else self.later()
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,24 @@ def reference_runs(
 ) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
     """(outputs, gradients) of the compiled reference in float64, as given and on absolute values, and,
     for a narrower ``dtype``, once more natively in that dtype."""
+    runs = _float64_runs(row, values, cotangents)
+    if np.dtype(dtype) != np.float64:
+        runs.append(_native_run(row, values, cotangents, dtype))
+    return runs
+
+
+def _native_run(
+    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    native, *arguments = reference_inputs(row, values, cotangents, dtype)
+    with reference.x64():
+        out, grads = native(*arguments)
+    return (out if isinstance(out, tuple) else (out,)), tuple(grads)
+
+
+def _float64_runs(
+    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]
+) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
     # the run on absolute values is a second call of the same compiled function: one program per shape
     # compiles faster than a fused one twice its size, and compilation dominates
     fn, diff, consts, cots = reference_inputs(row, values, cotangents)
@@ -134,9 +159,6 @@ def reference_runs(
             fn(diff, consts, cots),
             fn(tuple(np.abs(d) for d in diff), consts, tuple(np.abs(c) for c in cots)),
         ]
-        if np.dtype(dtype) != np.float64:
-            native, *arguments = reference_inputs(row, values, cotangents, dtype)
-            runs.append(native(*arguments))
     return [(out if isinstance(out, tuple) else (out,), tuple(grads)) for out, grads in runs]
 
 
@@ -147,27 +169,42 @@ def _per_sample_max(value: NDArray[np.float64], batched: bool) -> NDArray[np.flo
     return np.asarray(np.max(finite, initial=0.0))
 
 
+def _part(which: int, i: int, run: tuple[tuple[Any, ...], tuple[Any, ...]]) -> Any:
+    """The ``i``-th output (``which`` 0) or gradient (1) of a run."""
+    return run[which][i]
+
+
 def reference_vjp(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
 ) -> Reference:
-    """Every reference output and gradient, with the magnitude of its terms (see ``reference_runs``)."""
-    runs = reference_runs(row, values, cotangents, dtype)
+    """Every reference output and gradient, with the magnitude of its terms (see ``reference_runs``); the
+    native run for a narrower ``dtype`` is computed on first use."""
+    runs = _float64_runs(row, values, cotangents)
     condition = row.condition(values) if row.condition else {}
     batch_args = {a.name for a in row.args if a.batch}
+    native = functools.cache(lambda: _native_run(row, values, cotangents, dtype))
+    narrow = np.dtype(dtype) != np.float64
 
-    def expected(name: str, parts: list[Any], batched: bool) -> Expected:
-        value, terms, *native = (np.asarray(p, dtype=np.float64) for p in parts)
+    def expected(name: str, parts: list[Any], batched: bool, pick: Callable[[Any], Any]) -> Expected:
+        value, terms = (np.asarray(p, dtype=np.float64) for p in parts)
         if name in condition:
             terms = np.maximum(terms, _per_sample_max(value, batched)) * np.asarray(condition[name])
-        return Expected(value, terms, native[0] if native else None, batched=batched and value.ndim >= 1)
+
+        def later() -> NDArray[np.float64]:
+            return np.asarray(pick(native()), dtype=np.float64)
+
+        return Expected(value, terms, None, batched and value.ndim >= 1, later if narrow else None)
 
     batched_outputs = bool(batch_args)
     return Reference(
         outputs=tuple(
-            expected(n, [r[0][i] for r in runs], batched_outputs) for i, n in enumerate(row.outputs)
+            expected(n, [r[0][i] for r in runs], batched_outputs, functools.partial(_part, 0, i))
+            for i, n in enumerate(row.outputs)
         ),
         grads={
-            a.name: expected(a.name, [r[1][i] for r in runs], a.name in batch_args)
+            a.name: expected(
+                a.name, [r[1][i] for r in runs], a.name in batch_args, functools.partial(_part, 1, i)
+            )
             for i, a in enumerate(row.differentiable)
         },
     )
