@@ -19,18 +19,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Runs each program in its own namespace with print recorded; writes what happened, pickled.
 HARNESS = """
-import pickle, sys
+import pickle, signal, sys
 import numpy as np
 programs = pickle.load(open(sys.argv[1], "rb"))
 results = []
+
+def hang(signum, frame):
+    raise TimeoutError("the program did not finish: the hang reproduces")
+
+signal.signal(signal.SIGALRM, hang)
 for program in programs:
     printed = []
     ns = {"print": lambda *values: printed.append(values[0] if len(values) == 1 else values)}
     raised = None
+    signal.alarm(10)
     try:
         exec(compile(program, "<program>", "exec"), ns)
     except BaseException as exc:
         raised = type(exc).__name__
+    signal.alarm(0)
     layer = ns.get("layer")
     kept = {k: v for k, v in ns.items() if isinstance(v, np.ndarray | type(None)) or np.isscalar(v)}
     attrs = {k: v for k, v in vars(layer).items() if isinstance(v, np.ndarray | list)} if layer is not None and hasattr(layer, "__dict__") else {}
@@ -86,7 +93,11 @@ def _before(failure: Failure, name: str) -> Any:
 def _reproduced(failure: Failure, result: dict[str, Any]) -> str | None:
     """Why the run does not show the failure, or None when it does."""
     if result["raised"] is not None:
-        return None  # an exception, an exit or an assertion of the layer's own: the failure shows
+        # an exception, an exit, a hang (stopped after 10 s) or an assertion of the layer's own
+        hang = any(m.kind == "timeout" for m in failure.mismatches)
+        return (
+            None if hang == (result["raised"] == "TimeoutError") else f"the program raised {result['raised']}"
+        )
     printed = iter(result["printed"])
     for ev, m in zip(failure.evidence, failure.mismatches, strict=True):
         if ev.expected is not None and m.kind in (

@@ -46,17 +46,17 @@ def rare(
 
 
 def batch_size(without: Without) -> st.SearchStrategy[int]:
-    """N: 1..4 mostly, 16 or 32 about once in 12 draws; 1 only without ``batch``."""
+    """N: 1..4 mostly, 16 or 32 about once in 8 draws; 1 only without ``batch``."""
     if Feature.BATCH in without:
         return st.just(1)
     small = st.integers(1, SMALL_BATCH)
-    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_BATCHES), 12)
+    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_BATCHES), 8)
 
 
 def axis_size(without: Without, low: int = 1, high: int = 4) -> st.SearchStrategy[int]:
-    """A feature axis: low..high mostly, 32 or 64 about once in 16 draws."""
+    """A feature axis: low..high mostly, 32 or 64 about once in 8 draws."""
     small = st.integers(low, high)
-    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_AXES), 16)
+    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_AXES), 8)
 
 
 def float_elements(

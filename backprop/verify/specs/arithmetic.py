@@ -11,7 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 import backprop
 import reference
-from backprop.verify.draw import Without
+from backprop.verify.draw import LARGE_AXES, Without, rare
 from backprop.verify.row import Arg, Row
 from backprop.verify.specs._shapes import ShapeDict, array_shape
 from backprop.verify.vocabulary import Feature
@@ -40,7 +40,19 @@ def broadcast_pair(without: Without) -> st.SearchStrategy[ShapeDict]:
         lambda s: {"x": s.input_shapes[0], "y": s.input_shapes[1], "out": s.result_shape}
     )
     same = array_shape(without).map(lambda s: {"x": s, "y": s, "out": s})
-    return st.one_of(generic, _stretched_pair(without), same)
+    pairs = st.one_of(generic, _stretched_pair(without), same)
+    if Feature.LARGE in without:
+        return pairs
+    # a large operand about once in ten pairs: the branches above reach one too rarely on their own
+    large = st.tuples(st.integers(1, 3), st.sampled_from(LARGE_AXES), st.booleans()).map(_large_pair)
+    return rare(pairs, large, 10)
+
+
+def _large_pair(drawn: tuple[int, int, bool]) -> ShapeDict:
+    """x (n, big) against y (big,) or (n, big): a long last axis, broadcast or not."""
+    n, big, stretched = drawn
+    y = (big,) if stretched else (n, big)
+    return {"x": (n, big), "y": y, "out": (n, big)}
 
 
 def _broadcasts(values: Mapping[str, Any]) -> set[Feature]:
