@@ -82,7 +82,7 @@ def test_failing_example_is_shrunk_and_reproducible() -> None:
     assert first.failure.shapes["dout"] == (1, 1)
     # the snippet rebuilds the exact arrays
     namespace: dict[str, Any] = {}
-    from backprop.verify.report import snippet
+    from backprop.verify.program import snippet
 
     exec(snippet(first.failure.example), namespace)
     np.testing.assert_array_equal(namespace["W"], first.failure.example.values["W"])

@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="list the registered layers and exit")
     parser.add_argument("--layer", metavar="FILE.py:CLASS", help="your own class (or MODULE:CLASS) to check")
     parser.add_argument(
-        "--against", metavar="NAME", help="the registered layer whose reference --layer must match"
+        "--against",
+        metavar="NAME",
+        help="the registered layer whose reference --layer must match, or a Row of your own (MODULE:ROW)",
     )
     parser.add_argument(
         "--examples",
@@ -134,6 +136,19 @@ def build_parser() -> argparse.ArgumentParser:
         default="all",
         help="dtype the layers run in; 'all' checks each layer once per dtype (all)",
     )
+    _add_check_options(parser)
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="check each layer in a child process, so that even os._exit or a crash in C code is a failure",
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def _add_check_options(parser: argparse.ArgumentParser) -> None:
+    """What to check and how strictly: scope, kinks, allowances, gradient names, time limit."""
     parser.add_argument(
         "--without",
         action="append",
@@ -167,14 +182,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="fail a call into the layer that does not return within this many seconds (60)",
     )
-    parser.add_argument(
-        "--isolate",
-        action="store_true",
-        help="check each layer in a child process, so that even os._exit or a crash in C code is a failure",
-    )
-    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
-    return parser
 
 
 def _options(args: argparse.Namespace, dtype: str) -> str:

@@ -19,7 +19,7 @@ from backprop.verify.guard import Guard
 from backprop.verify.report import Mismatch
 from backprop.verify.row import Arg, Row
 from backprop.verify.runner import Expected
-from backprop.verify.tolerances import Tolerance, compare
+from backprop.verify.tolerances import Comparison, Tolerance, compare
 from backprop.verify.vocabulary import Kind
 
 
@@ -134,14 +134,37 @@ class Findings:
         subgradients: an element between them passes, with a note naming the convention chosen."""
         if check in self.failed_checks:
             return False
+        arr = self._usable(check, primal, ref.value, actual)
+        if arr is None:
+            return False
+        as_f64 = arr.astype(np.float64)
+        judged = self._at_kinks(check, primal, ref.value, as_f64, bounds)
+        if dtype is not None and arr.dtype != dtype and self._narrower_but_right(arr, ref.value, judged, ref):
+            # right to the precision of its own, narrower dtype: the dtype is the one mistake
+            return self._wrong_dtype(check, primal, arr, dtype)
+        cmp = compare(ref.value, judged, self.tol, ref.terms, ref.native, ref.batched)
+        if not cmp.ok and ref.native is None and ref.later is not None and self.tol.native:
+            cmp = compare(ref.value, judged, self.tol, ref.terms, ref.native_run(), ref.batched)
+        if not cmp.ok:
+            self._values_differ(check, primal, ref.value, as_f64, cmp, kind)
+            return False
+        old = self.measured.errors.get(check, (0.0, 0.0))
+        self.measured.errors[check] = (max(old[0], cmp.max_abs), max(old[1], cmp.max_rel))
+        if dtype is not None and arr.dtype != dtype:
+            return self._wrong_dtype(check, primal, arr, dtype)
+        return True
+
+    def _usable(
+        self, check: str, primal: str, expected: NDArray[np.float64], actual: Any
+    ) -> NDArray[Any] | None:
+        """``actual`` as an array of the expected shape, or None with the finding that says why not."""
         if actual is None:
             self.add(Evidence(check, primal, Kind.MISSING), f"{check} is None")
-            return False
+            return None
         arr, why = as_array(actual)
         if arr is None:
             self.add(Evidence(check, primal, Kind.TYPE), f"{check} {why}")
-            return False
-        expected = ref.value
+            return None
         if arr.shape != expected.shape:
             whose = f"the reference's {primal}" if primal == check else primal
             message = f"{check} has shape {arr.shape} but {whose} has shape {expected.shape}"
@@ -149,51 +172,40 @@ class Findings:
                 check, primal, Kind.SHAPE, expected_shape=expected.shape, actual_shape=arr.shape
             )
             self.add(evidence, message, expected_shape=expected.shape, actual_shape=arr.shape)
-            return False
-        as_f64 = arr.astype(np.float64)
-        judged = self._at_kinks(check, primal, expected, as_f64, bounds)
-        if dtype is not None and arr.dtype != dtype and self._narrower_but_right(arr, expected, judged, ref):
-            # right to the precision of its own, narrower dtype: the dtype is the one mistake
-            self.add(
-                Evidence(check, primal, Kind.DTYPE),
-                f"{check} has dtype {arr.dtype} but {primal} has dtype {dtype}",
-            )
-            return False
-        cmp = compare(expected, judged, self.tol, ref.terms, ref.native, ref.batched)
-        if not cmp.ok and ref.native is None and ref.later is not None and self.tol.native:
-            cmp = compare(expected, judged, self.tol, ref.terms, ref.native_run(), ref.batched)
-        if not cmp.ok:
-            nonfinite = not np.isfinite(cmp.actual) and np.isfinite(cmp.expected)
-            what = "is NaN or infinite where the reference is finite" if nonfinite else "values differ"
-            self.add(
-                Evidence(
-                    check,
-                    primal,
-                    Kind.NAN if nonfinite else kind,
-                    expected,
-                    as_f64,
-                    expected.shape,
-                    arr.shape,
-                ),
-                f"{what} (tolerance {self.tol.atol:g} + {self.tol.rtol:.3g} * magnitude)",
-                expected_shape=expected.shape,
-                actual_shape=arr.shape,
-                index=cmp.index,
-                expected=cmp.expected,
-                actual=cmp.actual,
-                max_abs=cmp.max_abs,
-                max_rel=cmp.max_rel,
-            )
-            return False
-        old = self.measured.errors.get(check, (0.0, 0.0))
-        self.measured.errors[check] = (max(old[0], cmp.max_abs), max(old[1], cmp.max_rel))
-        if dtype is not None and arr.dtype != dtype:
-            self.add(
-                Evidence(check, primal, Kind.DTYPE),
-                f"{check} has dtype {arr.dtype} but {primal} has dtype {dtype}",
-            )
-            return False
-        return True
+            return None
+        return arr
+
+    def _values_differ(
+        self,
+        check: str,
+        primal: str,
+        expected: NDArray[np.float64],
+        actual: NDArray[np.float64],
+        cmp: Comparison,
+        kind: Kind,
+    ) -> None:
+        nonfinite = not np.isfinite(cmp.actual) and np.isfinite(cmp.expected)
+        what = "is NaN or infinite where the reference is finite" if nonfinite else "values differ"
+        shapes = (expected.shape, actual.shape)
+        evidence = Evidence(check, primal, Kind.NAN if nonfinite else kind, expected, actual, *shapes)
+        self.add(
+            evidence,
+            f"{what} (tolerance {self.tol.atol:g} + {self.tol.rtol:.3g} * magnitude)",
+            expected_shape=expected.shape,
+            actual_shape=actual.shape,
+            index=cmp.index,
+            expected=cmp.expected,
+            actual=cmp.actual,
+            max_abs=cmp.max_abs,
+            max_rel=cmp.max_rel,
+        )
+
+    def _wrong_dtype(self, check: str, primal: str, arr: NDArray[Any], dtype: np.dtype[Any]) -> bool:
+        self.add(
+            Evidence(check, primal, Kind.DTYPE),
+            f"{check} has dtype {arr.dtype} but {primal} has dtype {dtype}",
+        )
+        return False
 
     def _narrower_but_right(
         self, arr: NDArray[Any], expected: NDArray[np.float64], judged: NDArray[np.float64], ref: Expected

@@ -21,8 +21,9 @@ from backprop.verify.diagnose import Situation, diagnose
 from backprop.verify.draw import NONE, Without, cotangent_arrays, without_set
 from backprop.verify.findings import Findings, Measured
 from backprop.verify.guard import Guard
+from backprop.verify.program import snippet
 from backprop.verify.registry import get_row
-from backprop.verify.report import Example, Failure, snippet
+from backprop.verify.report import Example, Failure
 from backprop.verify.row import Row
 from backprop.verify.stages import Case, FirstUse, backward, build, forward, other_batch, run_stages, shifted
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature, Kind

@@ -3,16 +3,12 @@
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from backprop.verify.diagnose import Evidence
-from backprop.verify.row import Row
 from backprop.verify.vocabulary import FEATURE_WORDS, SPECIFICITY, Code, Feature
 from backprop.verify.witness import Witness
 
@@ -124,7 +120,7 @@ class Failure:
         lines += ["  " + m.render().replace("\n", "\n  ") for m in self.mismatches]
         lines += [f"  third witness, {w.sentence()}" for w in self.witnesses]
         lines.append("  smallest failing example (shrunk by Hypothesis):")
-        lines += ["    " + line for line in (self.program or snippet(self.example)).splitlines()]
+        lines += ["    " + line for line in (self.program or example_lines(self.example)).splitlines()]
         if self.reproduce:
             lines.append(f"  reproduce: {self.reproduce}")
         if self.blob and blob:
@@ -267,141 +263,16 @@ class RunReport:
         }
 
 
-def _import_lines(layer: type) -> tuple[list[str], str]:
-    """How the program gets the class: its file's folder on sys.path (so it runs from anywhere), then an
-    import; a class made inside a function or a notebook cell cannot be imported and must be pasted."""
-    name, qualname = layer.__module__, layer.__qualname__
-    file = getattr(sys.modules.get(name), "__file__", None)
-    lines = []
-    if "<locals>" in qualname or name == "__main__" or file is None:
-        where = "a notebook cell or __main__" if name == "__main__" else f"a function of {name}"
-        short = layer.__name__
-        lines.append(f"# {short} is defined in {where}: define it (or assign it) here before running")
-        lines.append(f"{short} = globals()[{short!r}]")
-        return lines, short
-    root = Path(file).resolve().parent
-    for _ in range(name.count(".")):
-        root = root.parent
-    lines += ["import sys", f"sys.path.insert(0, {str(root)!r})"]
-    lines.append(f"from {name} import {qualname.split('.')[0]}")
-    return lines, qualname
-
-
-def _steps(row: Row, failure: Failure | None, douts: list[str], other: Mapping[str, Any] | None) -> list[str]:
-    """The calls that reproduce the failed stage, after ``layer`` is built: the first use, or the
-    training-like sequence, the interleaved second instance, or the usual calls, exactly as checked."""
-    kinds = {m.kind for m in failure.mismatches} if failure is not None else set()
-    wheres = {e.where for e in failure.evidence} if failure is not None else set()
-    state = [a.name for a in row.placed("state")]
-    inputs = [a.name for a in row.placed("forward")]
-    keywords = [f"{a.name}={a.name}" for a in row.placed("keyword")]
-
-    def fwd(who: str = "layer", suffix: str = "") -> list[str]:
-        call = ", ".join([f"{n}{suffix}" for n in inputs] + keywords)
-        setter = [f"{who}.{row.set_state}({', '.join(f'{n}{suffix}' for n in state)})"] if state else []
-        return [*setter, f"{', '.join(row.outputs)} = {who}.forward({call})"]
-
-    grads = ", ".join(a.grad for a in row.read_from("return")) or "_"
-
-    def bwd(args: str, who: str = "layer") -> str:
-        return f"{grads} = {who}.backward({args})"
-
-    if "dout_one" in kinds:
-        return [
-            *fwd(),
-            bwd("1.0" if row.loss else f"np.ones_like({douts[0]})") + "  # dout of ones: the usual call",
-        ]
-    if "default_dout" in kinds:
-        return [*fwd(), bwd("") + "  # the default dout, as networks call a loss"]
-    if "nondeterministic" in kinds:
-        again = ["layer = {cls}({ctor})", "np.random.seed(2)", *fwd(), bwd(", ".join(douts))]
-        return [
-            "np.random.seed(1)",
-            *fwd(),
-            bwd(", ".join(douts)),
-            "print(out if 'out' in dir() else _)",
-            *again,
-        ]
-    if "second use" in wheres:
-        negated = [f"{n}_b = -{n}" for n in inputs]
-        return [
-            *fwd(),
-            *negated,
-            *[f"{n}_b = {n}" for n in state + [a.name for a in row.placed("keyword")]],
-            "other = {cls}({ctor})  # a second instance, as in a network",
-            *fwd("other", "_b"),
-            f"other.backward({', '.join('-' + d for d in douts)})",
-            bwd(", ".join(douts)) + "  # the first instance's backward, after the other's",
-        ]
-    if any(w.startswith("training") for w in wheres):
-        lines = [f"{k}_other = {_literal(v)}" for k, v in (other or {}).items() if k in inputs + state]
-        lines += [
-            *(fwd(suffix="_other") if other else []),
-            "# then this batch:",
-            *fwd(),
-            bwd(", ".join(douts)),
-        ]
-        if "training: next step" in wheres:
-            lines += [
-                f"{a.name}[...] = -0.5 * {a.name} + 0.25  # an optimizer's in-place step" for a in row.params
-            ]
-            lines += [
-                f"{n} = np.asarray(-0.5 * {n} + 0.25, dtype={n}.dtype)"
-                for n in inputs
-                if n in {a.name for a in row.differentiable}
-            ]
-            lines += [
-                f"{d} = {'float' if row.loss else 'np.asarray'}(-0.5 * np.asarray({d}) + 0.25{'' if row.loss else f', dtype={d}.dtype'})"
-                for d in douts
-            ]
-            lines += ["# the next step, on new values:", *fwd(), bwd(", ".join(douts))]
-        return lines
-    return [*fwd(), bwd(", ".join(douts))]
-
-
-def snippet(
-    example: Example,
-    row: Row | None = None,
-    layer: type | None = None,
-    failure: Failure | None = None,
-    other: Mapping[str, Any] | None = None,
-) -> str:
-    """Python that rebuilds the example exactly (floats round-trip through repr) and, given the row and
-    the layer, replays the calls that failed and prints each wrong value next to what jax.vjp says;
-    ``other`` is the other batch of the training-like sequence."""
-    lines = ["import numpy as np"]
-    name = ""
-    if layer is not None:
-        imports, name = _import_lines(layer)
-        lines += imports
-    for arg, value in example.values.items():
-        lines.append(f"{arg} = {_literal(value)}")
+def example_lines(example: Example) -> str:
+    """Python that rebuilds the example's arrays exactly (floats round-trip through repr)."""
     douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
-    lines += [f"{d} = {_literal(c)}" for d, c in zip(douts, example.cotangents, strict=True)]
-    if row is None or layer is None:
-        return "\n".join(lines)
-    ctor = ", ".join(
-        [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.placed("init_kw")]
-    )
-    steps = [
-        line.replace("{cls}", name).replace("{ctor}", ctor) for line in _steps(row, failure, douts, other)
-    ]
-    lines += [f"layer = {name}({ctor})", *steps]
-    returned = {a.grad for a in row.read_from("return")}
-    for ev in failure.evidence if failure is not None else []:
-        if ev.kind in PRINTED and ev.expected is not None:
-            expr = ev.check if ev.check in returned or ev.check in row.outputs else f"layer.{ev.check}"
-            lines.append(f"print({expr})  # jax.vjp: {_literal(ev.expected)}")
+    lines = ["import numpy as np"]
+    lines += [f"{name} = {literal(value)}" for name, value in example.values.items()]
+    lines += [f"{d} = {literal(c)}" for d, c in zip(douts, example.cotangents, strict=True)]
     return "\n".join(lines)
 
 
-PRINTED = frozenset(
-    {"value", "nan", "stale", "param_copy", "stateful", "dout_one", "default_dout", "nondeterministic"}
-)
-"""The kinds whose program prints the wrong value next to the expected one."""
-
-
-def _literal(value: Any) -> str:
+def literal(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"np.array({value.tolist()!r}, dtype=np.{value.dtype.name})"
     return repr(value)

@@ -243,17 +243,7 @@ def verify(
     except Flaky as exc:
         report.error = f"the layer gave different results on the same example (nondeterministic): {exc}"
         first = _Search()
-    report.examples, report.shrink_steps, report.distinct_shapes = (
-        first.examples,
-        first.shrink_steps,
-        len(first.shapes),
-    )
-    report.max_abs, report.max_rel, report.notes, report.convention = (
-        first.max_abs,
-        first.max_rel,
-        first.notes,
-        first.convention,
-    )
+    _record(report, first)
     if first.failure is not None:
         _more_failures(
             report, row, layer, opts, (first, first.failure), search, max_failures, (seed, n, dtype)
@@ -263,6 +253,17 @@ def verify(
     report.seconds = time.perf_counter() - start
     report.compiles = compilations() - compiled
     return report
+
+
+def _record(report: LayerReport, first: _Search) -> None:
+    """What the first search measured, into the layer's report."""
+    report.examples, report.shrink_steps, report.distinct_shapes = (
+        first.examples,
+        first.shrink_steps,
+        len(first.shapes),
+    )
+    report.max_abs, report.max_rel = first.max_abs, first.max_rel
+    report.notes, report.convention = first.notes, first.convention
 
 
 def _finish(

@@ -1,0 +1,160 @@
+"""The program printed with a failure: Python that rebuilds the shrunk example and replays the calls that
+failed, exactly as the stage that found the mistake made them, then prints each wrong value next to what
+``jax.vjp`` says it should be. It runs from any folder: the layer's own folder goes on ``sys.path``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from backprop.verify.report import Example, Failure, example_lines, literal
+from backprop.verify.row import Row
+
+PRINTED = frozenset(
+    {"value", "nan", "stale", "param_copy", "stateful", "dout_one", "default_dout", "nondeterministic"}
+)
+"""The kinds whose program prints the wrong value next to the expected one."""
+
+
+def import_lines(layer: type) -> tuple[list[str], str]:
+    """How the program gets the class: its file's folder on sys.path (so it runs from anywhere), then an
+    import; a class made inside a function or a notebook cell cannot be imported and must be pasted."""
+    name, qualname = layer.__module__, layer.__qualname__
+    file = getattr(sys.modules.get(name), "__file__", None)
+    if "<locals>" in qualname or name == "__main__" or file is None:
+        where = "a notebook cell or __main__" if name == "__main__" else f"a function of {name}"
+        short = layer.__name__
+        return [
+            f"# {short} is defined in {where}: define it (or assign it) here before running",
+            f"{short} = globals()[{short!r}]",
+        ], short
+    root = Path(file).resolve().parent
+    for _ in range(name.count(".")):
+        root = root.parent
+    return [
+        "import sys",
+        f"sys.path.insert(0, {str(root)!r})",
+        f"from {name} import {qualname.split('.')[0]}",
+    ], qualname
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """The lines of one forward or backward call of the row's layer, as the oracle makes it."""
+
+    row: Row
+    douts: list[str]
+
+    @property
+    def inputs(self) -> list[str]:
+        return [a.name for a in self.row.placed("forward")]
+
+    def forward(self, who: str = "layer", suffix: str = "") -> list[str]:
+        row, state = self.row, [a.name for a in self.row.placed("state")]
+        call = ", ".join(
+            [f"{n}{suffix}" for n in self.inputs] + [f"{a.name}={a.name}" for a in row.placed("keyword")]
+        )
+        setter = [f"{who}.{row.set_state}({', '.join(f'{n}{suffix}' for n in state)})"] if state else []
+        return [*setter, f"{', '.join(row.outputs)} = {who}.forward({call})"]
+
+    def backward(self, args: str | None = None, who: str = "layer") -> str:
+        grads = ", ".join(a.grad for a in self.row.read_from("return")) or "_"
+        return f"{grads} = {who}.backward({', '.join(self.douts) if args is None else args})"
+
+    def use(self) -> list[str]:
+        return [*self.forward(), self.backward()]
+
+
+def _usual(calls: _Calls, kinds: set[str]) -> list[str] | None:
+    row = calls.row
+    if "dout_one" in kinds:
+        ones = "1.0" if row.loss else f"np.ones_like({calls.douts[0]})"
+        return [*calls.forward(), calls.backward(ones) + "  # dout of ones: the usual call"]
+    if "default_dout" in kinds:
+        return [*calls.forward(), calls.backward("") + "  # the default dout, as networks call a loss"]
+    if "nondeterministic" in kinds:
+        first = ["np.random.seed(1)", *calls.use(), f"print({row.outputs[0]})"]
+        return [*first, "layer = {cls}({ctor})", "np.random.seed(2)", *calls.use()]
+    return None
+
+
+def _second_use(calls: _Calls) -> list[str]:
+    row = calls.row
+    same = [a.name for a in (*row.placed("state"), *row.placed("keyword"))]
+    return [
+        *calls.forward(),
+        *[f"{n}_b = -{n}" for n in calls.inputs if n in {a.name for a in row.differentiable}],
+        *[
+            f"{n}_b = {n}"
+            for n in same + [n for n in calls.inputs if n not in {a.name for a in row.differentiable}]
+        ],
+        "other = {cls}({ctor})  # a second instance, as in a network",
+        *calls.forward("other", "_b"),
+        f"other.backward({', '.join('-' + d for d in calls.douts)})",
+        calls.backward() + "  # the first instance's backward, after the other's",
+    ]
+
+
+def _training(calls: _Calls, next_step: bool, other: Mapping[str, Any] | None) -> list[str]:
+    row = calls.row
+    given = calls.inputs + [a.name for a in row.placed("state")]
+    lines = [f"{k}_other = {literal(v)}" for k, v in (other or {}).items() if k in given]
+    lines += [*(calls.forward(suffix="_other") if other else []), "# then this batch:", *calls.use()]
+    if not next_step:
+        return lines
+    held = [a.name for a in row.differentiable if a.to in ("init", "init_kw")]
+    moved = [n for n in calls.inputs if n in {a.name for a in row.differentiable}]
+    lines += [f"{p}[...] = -0.5 * {p} + 0.25  # an optimizer's in-place step" for p in held]
+    lines += [f"{n} = np.asarray(-0.5 * {n} + 0.25, dtype={n}.dtype)" for n in moved]
+    if row.loss:
+        lines += [f"{d} = float(-0.5 * {d} + 0.25)" for d in calls.douts]
+    else:
+        lines += [f"{d} = np.asarray(-0.5 * {d} + 0.25, dtype={d}.dtype)" for d in calls.douts]
+    return [*lines, "# the next step, on new values:", *calls.use()]
+
+
+def _steps(calls: _Calls, failure: Failure | None, other: Mapping[str, Any] | None) -> list[str]:
+    """The calls that reproduce the failed stage, after ``layer`` is built."""
+    kinds = {m.kind for m in failure.mismatches} if failure is not None else set()
+    wheres = {e.where for e in failure.evidence} if failure is not None else set()
+    usual = _usual(calls, kinds)
+    if usual is not None:
+        return usual
+    if "second use" in wheres:
+        return _second_use(calls)
+    if any(w.startswith("training") for w in wheres):
+        return _training(calls, "training: next step" in wheres, other)
+    return calls.use()
+
+
+def snippet(
+    example: Example,
+    row: Row | None = None,
+    layer: type | None = None,
+    failure: Failure | None = None,
+    other: Mapping[str, Any] | None = None,
+) -> str:
+    """The program for ``failure`` (just the example's arrays without a row and a layer); ``other`` is
+    the other batch of the training-like sequence."""
+    if row is None or layer is None:
+        return example_lines(example)
+    imports, name = import_lines(layer)
+    first, *rest = example_lines(example).splitlines()
+    douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
+    ctor = ", ".join(
+        [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.placed("init_kw")]
+    )
+    steps = [
+        line.replace("{cls}", name).replace("{ctor}", ctor)
+        for line in _steps(_Calls(row, douts), failure, other)
+    ]
+    lines = [first, *imports, *rest, f"layer = {name}({ctor})", *steps]
+    returned = {a.grad for a in row.read_from("return")}
+    for ev in failure.evidence if failure is not None else []:
+        if ev.kind in PRINTED and ev.expected is not None:
+            expr = ev.check if ev.check in returned or ev.check in row.outputs else f"layer.{ev.check}"
+            lines.append(f"print({expr})  # jax.vjp: {literal(ev.expected)}")
+    return "\n".join(lines)
