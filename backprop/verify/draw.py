@@ -82,7 +82,8 @@ NEGATIVE_ZERO_ONE_IN = 24
 
 def _with_negative_zero(drawn: tuple[Any, int]) -> Any:
     array, k = drawn
-    if k == 0 and array.size:
+    # the last k, not 0: Hypothesis shrinks towards 0, and a shrunk example should not keep a -0.0
+    if k == NEGATIVE_ZERO_ONE_IN - 1 and array.size:
         array = array.copy()
         array.flat[-1] = -0.0  # the last element, so that shrinking towards [[0.0, ...]] keeps the rest
     return array

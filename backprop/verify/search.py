@@ -8,10 +8,11 @@ the inputs broadcast").
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import re
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -47,6 +48,35 @@ class _Search:
     max_rel: float = 0.0
     notes: list[str] = field(default_factory=list)
     convention: str = ""
+
+
+class _NoConstants:
+    """An empty pool of "local constants" (see ``_own_constants``)."""
+
+    def set_for_type(self, choice_type: str) -> tuple[()]:
+        return ()
+
+
+@contextlib.contextmanager
+def _own_constants() -> Iterator[None]:
+    """Draw from the rows' value domains only. Hypothesis mixes in numbers found in the source of every
+    local module imported so far, so the same seed would draw different examples depending on what else
+    the process happened to load (a test run before, the user's other files): a verdict must not depend
+    on that. This reaches into Hypothesis's internals; if they change, the search goes on without it."""
+    try:
+        from hypothesis.internal.conjecture import providers
+
+        original, cache = providers._get_local_constants, providers.CONSTANTS_CACHE.cache
+    except (ImportError, AttributeError):
+        yield
+        return
+    setattr(providers, "_get_local_constants", _NoConstants)  # noqa: B010 - replacing a module function
+    cache.clear()
+    try:
+        yield
+    finally:
+        setattr(providers, "_get_local_constants", original)  # noqa: B010
+        cache.clear()
 
 
 def _search(
@@ -101,7 +131,7 @@ def _search(
         for abs_err, rel_err in measured.errors.values():
             found.max_abs, found.max_rel = max(found.max_abs, abs_err), max(found.max_rel, rel_err)
 
-    with Guard(opts.timeout) as guard:
+    with Guard(opts.timeout) as guard, _own_constants():
         try:
             run()
         except LayerMismatch as exc:
