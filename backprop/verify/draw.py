@@ -59,6 +59,11 @@ def axis_size(without: Without, low: int = 1, high: int = 4) -> st.SearchStrateg
     return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_AXES), 8)
 
 
+def _below_extreme(dtype: np.dtype[Any]) -> float:
+    """The largest magnitude drawn without ``extreme``: just under 1e3 in ``dtype``."""
+    return float(np.nextafter(EXTREME, 0, dtype=dtype))
+
+
 def float_elements(
     low: float, high: float, dtype: np.dtype[Any], without: Without = NONE
 ) -> st.SearchStrategy[float]:
@@ -68,7 +73,7 @@ def float_elements(
     ``extreme`` the range is cut below 1e3 in magnitude; without ``negative_zero`` -0.0 becomes 0.0.
     """
     if Feature.EXTREME in without:
-        bound = float(np.nextafter(EXTREME, 0, dtype=dtype))
+        bound = _below_extreme(dtype)
         low, high = max(low, -bound), min(high, bound)
     widths: dict[int, Literal[16, 32, 64]] = {2: 16, 4: 32, 8: 64}
     floats = st.floats(low, high, width=widths[dtype.itemsize], allow_subnormal=False)
@@ -102,7 +107,7 @@ def _seeded_array(
     seed = draw(st.integers(0, 2**32 - 1))
     top = max(abs(low), abs(high))
     if Feature.EXTREME in without:
-        top = min(top, float(np.nextafter(EXTREME, 0, dtype=dtype)))
+        top = min(top, _below_extreme(dtype))
     magnitude = draw(st.sampled_from(sorted({m for m in (1.0, 10.0, 100.0, top) if m <= top})))
     values = np.random.default_rng(seed).uniform(-magnitude, magnitude, size=shape)
     array = np.clip(values, low, high).astype(dtype)

@@ -25,7 +25,16 @@ from backprop.verify.program import snippet
 from backprop.verify.registry import get_row
 from backprop.verify.report import Example, Failure
 from backprop.verify.row import Row
-from backprop.verify.stages import Case, FirstUse, backward, build, forward, other_batch, run_stages, shifted
+from backprop.verify.stages import (
+    Case,
+    FirstUse,
+    fresh_run,
+    ones,
+    other_batch,
+    run_stages,
+    shifted,
+    shifted_cotangents,
+)
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature, Kind
 
 __all__ = ["DTYPES", "LayerMismatch", "Options", "check_example", "examples"]
@@ -188,33 +197,28 @@ def _rerun(
     ``shifted``: every float input and cotangent mapped by v -> 0.75 v + 0.5, which keeps the domain and
     moves every ratio between elements, so a pattern seen on one example is confirmed on another.
     """
-    dtype = np.dtype(example.dtype)
-    values, cots = dict(example.values), example.cotangents
+    base = Case(
+        row, layer, dict(example.values), example.cotangents, np.dtype(example.dtype), opts.grad_names
+    )
     if mode == "ones":
-        if all(np.all(np.asarray(c) == 1) for c in cots):
+        if all(np.all(np.asarray(c) == 1) for c in base.cotangents):
             return None
-        cots = tuple(1.0 if row.loss else np.ones_like(c) for c in cots)
+        case = replace(base, cotangents=ones(base))
     else:
-        case = Case(row, layer, values, cots, dtype)
-        values = shifted(case, values, 0.75, 0.5)
-        cots = tuple(np.asarray(0.75 * np.asarray(c) + 0.5, dtype=np.asarray(c).dtype) for c in cots)
-        cots = tuple(float(c) if row.loss else c for c in cots)
-    case = Case(row, layer, values, cots, dtype, opts.grad_names)
+        case = replace(
+            base, values=shifted(base, base.values, 0.75, 0.5), cotangents=shifted_cotangents(base, 0.75, 0.5)
+        )
     with Guard(opts.timeout) as guard:
-        found = Findings(row, row.tolerance(dtype), guard)
-        fresh, fresh_cots = case.fresh()
-        instance = build(case, fresh, found)
-        outs = forward(case, instance, fresh, found) if not found.failed else None
-        if outs is None:
-            return None
-        ok, result = backward(case, instance, fresh_cots, found)
-    ref = case.reference(values, cots, instance)
+        run = fresh_run(case, Findings(row, row.tolerance(case.dtype), guard))
+    if run is None:
+        return None
+    ref = case.reference(case.values, case.cotangents, run.instance)
     if check in row.outputs:
         i = row.outputs.index(check)
-        return np.asarray(outs[i], dtype=np.float64), ref.outputs[i].value
-    if not ok:
+        return np.asarray(run.outs[i], dtype=np.float64), ref.outputs[i].value
+    if not run.ok:
         return None
-    for read in row.gradients(instance, result, fresh, opts.grad_names):
+    for read in row.gradients(run.instance, run.result, run.values, opts.grad_names):
         expected = ref.grads[read.arg.name].value
         if read.where == check and read.value is not None and np.shape(read.value) == expected.shape:
             return np.asarray(read.value, dtype=np.float64), expected

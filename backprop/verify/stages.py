@@ -108,6 +108,29 @@ def backward(
     return found.call(f"{stage}backward()", lambda: case.row.backward(instance, cots))
 
 
+@dataclass
+class Run:
+    """One fresh instance driven once: what it received, returned and computed."""
+
+    instance: Any
+    values: dict[str, Any]
+    outs: tuple[Any, ...]
+    ok: bool
+    result: Any
+
+
+def fresh_run(case: Case, found: Findings, default_dout: bool = False) -> Run | None:
+    """Build a fresh instance on copies of the case's values, forward, then backward with the case's
+    cotangents (or with the layer's own default); None when the constructor or forward failed."""
+    values, cots = case.fresh()
+    instance = build(case, values, found)
+    outs = forward(case, instance, values, found) if not found.failed else None
+    if outs is None:
+        return None
+    ok, result = backward(case, instance, None if default_dout else cots, found)
+    return Run(instance, values, outs, ok, result)
+
+
 def judge_grads(
     case: Case,
     reads: list[Read],
@@ -290,8 +313,20 @@ def other_random_state(seed: int) -> Iterator[None]:
         np.random.set_state(np_state)
 
 
-def _ones(case: Case) -> tuple[Any, ...]:
+def ones(case: Case) -> tuple[Any, ...]:
+    """Cotangents of all ones (a plain 1.0 for a loss), the call every network makes."""
     return tuple(1.0 if case.row.loss else np.ones_like(c) for c in case.cotangents)
+
+
+def shifted_cotangents(case: Case, scale: float, offset: float = 0.0) -> tuple[Any, ...]:
+    """Every cotangent mapped by c -> scale * c + offset in its own dtype (a plain float for a loss)."""
+    moved = [
+        np.asarray(
+            scale * np.asarray(c) + offset if offset else scale * np.asarray(c), dtype=np.asarray(c).dtype
+        )
+        for c in case.cotangents
+    ]
+    return tuple(float(c) if case.row.loss else c for c in moved)
 
 
 def _has_default_dout(instance: Any) -> bool:
@@ -344,7 +379,7 @@ def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None
             if not judge_grads(case, reads, same, case.values, case.cotangents, found, Kind.NONDETERMINISTIC):
                 return
     # each on a fresh instance, so that a layer that accumulates is not mistaken for a special case
-    _with_dout(case, _ones(case), Kind.DOUT_ONE, "dout of ones", found)
+    _with_dout(case, ones(case), Kind.DOUT_ONE, "dout of ones", found)
     if row.loss and not found.failed and _has_default_dout(instance):
         _with_dout(case, None, Kind.DEFAULT_DOUT, "backward() with its default dout", found)
 
@@ -357,17 +392,14 @@ def _first_use_at(
     control = replace(
         case, values=values, cotangents=cots if cots is not None else tuple(1.0 for _ in case.cotangents)
     )
-    fresh, fresh_cots = control.fresh()
-    instance = build(control, fresh, probe)
-    outs = forward(control, instance, fresh, probe) if not probe.failed else None
-    if outs is None:
+    run = fresh_run(control, probe, default_dout=cots is None)
+    if run is None:
         return False
-    ref = control.reference(control.values, control.cotangents, instance)
-    if not judge_outputs(control, outs, ref, probe):
+    ref = control.reference(control.values, control.cotangents, run.instance)
+    if not judge_outputs(control, run.outs, ref, probe) or not run.ok:
         return False
-    ok, result = backward(control, instance, None if cots is None else fresh_cots, probe)
-    reads = case.row.gradients(instance, result, fresh, case.grad_names) if ok else []
-    return ok and judge_grads(control, reads, ref, control.values, control.cotangents, probe)
+    reads = case.row.gradients(run.instance, run.result, run.values, case.grad_names)
+    return judge_grads(control, reads, ref, control.values, control.cotangents, probe)
 
 
 def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str, found: Findings) -> None:
@@ -390,11 +422,7 @@ def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str,
             judge_grads(case, reads, ref, case.values, unit, probe, kind)
     if not probe.failed:
         return
-    neighbour = (
-        tuple(1.0 if case.row.loss else np.ones_like(c) for c in case.cotangents)
-        if cots is None
-        else tuple(1.5 * c for c in cots)
-    )
+    neighbour = ones(case) if cots is None else tuple(1.5 * c for c in cots)
     if _first_use_at(case, case.values, neighbour, found):
         _adopt(probe, found, kind)
 
@@ -469,8 +497,7 @@ def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Finding
             param[...] = -0.5 * param + 0.25
     step = shifted(case, values, -0.5, 0.25)
     step.update({a.name: values[a.name] for a in held(row)})  # the very arrays the layer was built with
-    moved = [np.asarray(-0.5 * np.asarray(c) + 0.25, dtype=np.asarray(c).dtype) for c in case.cotangents]
-    cots: tuple[Any, ...] = tuple(float(c) if row.loss else c for c in moved)
+    cots = shifted_cotangents(case, -0.5, 0.25)
     pristine = {k: snapshot(v) for k, v in step.items()}
     probe = found.child()
     probe.stage = NEXT_STEP
@@ -548,7 +575,7 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
     if not second.failed:
         forward(case, b, other, second, "another instance's ")
     if not second.failed:
-        negated = tuple(-c if row.loss else np.array(-c, dtype=c.dtype) for c in case.cotangents)
+        negated = shifted_cotangents(case, -1.0)
         second.call("another instance's backward()", lambda: row.backward(b, negated))
     if not second.failed:
         ok, result = second.call("second backward()", lambda: row.backward(first.instance, cots))
