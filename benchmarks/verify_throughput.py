@@ -65,7 +65,7 @@ def _fixed_example(row: Row) -> tuple[Row, Example]:
     ``MAX_ELEMENTS``), and an example at those shapes: every row, present or future, is timed on
     moderately large arrays."""
     candidates = sorted(
-        (s for s in _drawn(row.shapes(frozenset()), DRAWN) if _elements(s) <= MAX_ELEMENTS),
+        (s for s in _drawn(row.draw_shapes(frozenset()), DRAWN) if _elements(s) <= MAX_ELEMENTS),
         key=_elements,
         reverse=True,
     )

@@ -106,6 +106,7 @@ def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]
         "dtype",
         "examples",
         "distinct shapes",
+        "compiles",
         "max abs error",
         "max rel error",
         "verdict",
@@ -113,10 +114,11 @@ def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]
     for name in ("relu", "sigmoid"):
         cells = table_row(out, name)
         assert cells[1] == "float64"  # the first of the layer's two rows
-        assert cells[6] == "pass"
+        assert cells[7] == "pass"
         assert 0 < int(cells[2]) <= 12
         assert 0 < int(cells[3]) <= int(cells[2])
-        assert float(cells[4]) < 1e-9
+        assert int(cells[4].split()[0]) <= int(cells[3])  # one reference per shape, at most
+        assert float(cells[5]) < 1e-9
     assert "affine" not in out
     assert "all 4 passed" in out
     assert "\x1b[" not in out + err  # no colour codes when not a terminal
@@ -130,7 +132,7 @@ def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]
 def test_quiet_prints_nothing_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "relu", "--examples", "5", "--quiet")
     assert (code, err) == (0, "")
-    assert table_row(out, "relu")[6] == "pass"
+    assert table_row(out, "relu")[7] == "pass"
 
 
 def test_json_report_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -151,7 +153,7 @@ def test_json_report_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         assert layer["examples"] > 0
         assert layer["verdict"] == "pass"
         assert layer["failure"] is None
-    assert table_row(out, "relu")[6] == "pass"  # the table still goes to stdout
+    assert table_row(out, "relu")[7] == "pass"  # the table still goes to stdout
 
 
 def test_json_to_stdout_moves_the_table_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -159,7 +161,7 @@ def test_json_to_stdout_moves_the_table_to_stderr(capsys: pytest.CaptureFixture[
     assert code == 0
     data = strict_json(out)  # all of stdout is the JSON document
     assert [layer["name"] for layer in data["layers"]] == ["relu", "relu"]
-    assert table_row(err, "relu")[6] == "pass"
+    assert table_row(err, "relu")[7] == "pass"
 
 
 def test_same_seed_gives_identical_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -224,7 +226,7 @@ def test_a_correct_user_layer_passes(capsys: pytest.CaptureFixture[str], spec: s
     code, out, _ = run(capsys, "--layer", spec, "--against", "affine", "--examples", "15")
     assert code == 0
     cells = table_row(out, label)
-    assert cells[6] == "pass"
+    assert cells[7] == "pass"
     assert int(cells[2]) > 0
 
 
@@ -234,7 +236,7 @@ def test_a_wrong_layer_fails_with_the_full_report(capsys: pytest.CaptureFixture[
         capsys, "--layer", f"{BAD}:Affine", "--against", "affine", "--examples", "20", "--json", str(path)
     )
     assert code == 1
-    assert table_row(out, "bad_affine.Affine vs affine")[6] == "FAIL"
+    assert table_row(out, "bad_affine.Affine vs affine")[7] == "FAIL"
     assert "FAIL bad_affine.Affine (checked against 'affine'): db wrong" in out
     assert re.search(r"shapes: W \(\d+, \d+\), b \(\d+,\), x \(\d+(, \d+)+\), dout \(\d+, \d+\)", out)
     worst = re.search(r"worst element db\[\d+\]: expected (\S+), actual (\S+)", out)

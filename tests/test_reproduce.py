@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from backprop.verify import Failure, get_row, reference_vjp, verify
 from tests.catalogue.broken import BROKEN
@@ -58,9 +59,14 @@ def _failure(layer: type, against: str, dtype: str, options: dict[str, Any]) -> 
     return report.failure
 
 
-def _run_all(folder: Path) -> list[tuple[Failure, dict[str, Any]]]:
-    """Every case's failure, and what its program did in one fresh Python process."""
-    failures = [_failure(*case) for case in CASES]
+SHARDS = 4
+"""The cases are split into this many tests, so that xdist workers share them; each case is still found
+once, and each shard's programs run in one fresh process."""
+
+
+def _run_all(folder: Path, shard: int) -> list[tuple[Failure, dict[str, Any]]]:
+    """Every case of the shard: its failure, and what its program did in one fresh Python process."""
+    failures = [_failure(*case) for case in CASES[shard::SHARDS]]
     (folder / "in.pkl").write_bytes(pickle.dumps([f.program for f in failures]))
     subprocess.run(
         [sys.executable, "-c", HARNESS, str(folder / "in.pkl"), str(folder / "out.pkl")],
@@ -127,12 +133,15 @@ def _reproduced(failure: Failure, result: dict[str, Any]) -> str | None:
     return None
 
 
-def test_every_printed_program_reproduces_its_failure(tmp_path: Path) -> None:
-    # one test, so that the catalogue's failures are found once, not once per xdist worker
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_every_printed_program_reproduces_its_failure(tmp_path: Path, shard: int) -> None:
     problems = [
         f"{failure.layer}: {problem}\n{failure.program}"
-        for failure, result in _run_all(tmp_path)
+        for failure, result in _run_all(tmp_path, shard)
         if (problem := _reproduced(failure, result)) is not None
     ]
     assert not problems, "\n\n".join(problems)
+
+
+def test_the_reproduction_covers_the_whole_catalogue() -> None:
     assert len(CASES) >= 50

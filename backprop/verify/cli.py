@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from backprop.verify import cache
 from backprop.verify.isolate import ChildDied, run_isolated
 from backprop.verify.loader import LoadError, load_class, load_row
 from backprop.verify.registry import ROWS, get_row, names
@@ -141,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--isolate",
         action="store_true",
         help="check each layer in a child process, so that even os._exit or a crash in C code is a failure",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="compile every reference afresh: do not read or write the persistent compilation cache",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
@@ -411,7 +418,7 @@ def results_table(targets: Sequence[Target], run: RunReport) -> Table:
     table = Table(title=f"backprop-verify (seed {run.seed}, {run.max_examples} examples per layer)")
     table.add_column("layer", overflow="fold")
     table.add_column("dtype", no_wrap=True)
-    for column in ("examples", "distinct shapes", "max abs error", "max rel error"):
+    for column in ("examples", "distinct shapes", "compiles", "max abs error", "max rel error"):
         table.add_column(column, justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     if any(r.scope or r.passes_without or r.notes for r in run.layers):
@@ -423,12 +430,18 @@ def results_table(targets: Sequence[Target], run: RunReport) -> Table:
             target.dtype,
             str(report.examples),
             str(report.distinct_shapes),
+            _compiles(report),
             _error(report.max_abs),
             _error(report.max_rel),
             Text(report.verdict, style=style),
-            *([_scope_cell(report)] if len(table.columns) > 7 else []),
+            *([_scope_cell(report)] if len(table.columns) > 8 else []),
         )
     return table
+
+
+def _compiles(report: LayerReport) -> str:
+    """References this layer's run needed anew, and how many the persistent cache supplied."""
+    return f"{report.compiles} ({report.cached} cached)" if report.cached else str(report.compiles)
 
 
 def _scope_cell(report: LayerReport) -> Text:
@@ -527,6 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print_list(args.names)
         return 0
+    if args.no_cache:
+        os.environ[cache.OFF] = "1"  # this process and any --isolate child
     stdout = sys.stdout
     json_to_stdout = args.json == "-"
     err = make_console(sys.stderr)

@@ -343,10 +343,13 @@ def _kink(s: Situation) -> Diagnosis | None:
 
 
 def _ignores_dout(s: Situation) -> Diagnosis | None:
-    if _values(s) is None or s.is_output:
+    pair = _values(s)
+    if pair is None or s.is_output:
         return None
     ones = s.again("ones", s.ev.check)
-    if ones is not None and _close(*ones, s.tol):
+    # right with dout of ones, and the same with the drawn dout: a small example can make another mistake
+    # (a transpose, say) vanish when every dout is one, so being right there is not enough
+    if ones is not None and _close(*ones, s.tol) and _close(pair[0], ones[0], s.tol):
         return Diagnosis(
             Code.IGNORES_DOUT,
             f"{s.ev.check} is right when dout is 1 but wrong for other dout: it ignores the incoming gradient.",

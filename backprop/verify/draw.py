@@ -1,8 +1,8 @@
-"""Building blocks for the rows' strategies: values, sizes and cotangents that honour ``without``.
+"""Building blocks for the rows' strategies: values and cotangents that honour ``without``.
 
-Most draws are small, for speed and for shrinking; each row can still reach the rare cases a layer may get
-wrong (a batch up to 32, an axis up to 64, rank 4, -0.0, magnitudes up to 1e4) with a fair probability per
-run. Large sizes come from a small pool, so they add few distinct shapes (each costs a JAX compilation).
+Shapes come from each row's pool (``Row.shapes``); within a shape the values vary freely, reaching the
+rare cases a layer may get wrong (-0.0, magnitudes up to 1e4, exact zeros and bounds) with a fair
+probability per run.
 """
 
 from __future__ import annotations
@@ -20,10 +20,7 @@ Without = frozenset[Feature]
 NONE: Without = frozenset()
 
 EXTREME = 1e3  # |v| at or above this is the ``extreme`` feature
-LARGE_BATCHES = (16, 32)
-LARGE_AXES = (32, 64)
-SMALL_BATCH = 4  # batches up to this are small; past 8 is ``large``
-SMALL_AXIS = 27  # axes up to this are small
+SMALL_AXIS = 27  # axes up to this are small; past it, or a batch past 8, is ``large``
 
 
 def without_set(without: Collection[Feature | str]) -> Without:
@@ -36,27 +33,6 @@ def without_set(without: Collection[Feature | str]) -> Without:
             known = ", ".join(f.value for f in Feature)
             raise ValueError(f"unknown feature {name!r}; known: {known}") from None
     return frozenset(out)
-
-
-def rare(
-    common: st.SearchStrategy[Any], uncommon: st.SearchStrategy[Any], one_in: int
-) -> st.SearchStrategy[Any]:
-    """``uncommon`` about once in ``one_in`` draws, else ``common``; shrinks towards ``common``."""
-    return st.integers(0, one_in - 1).flatmap(lambda k: uncommon if k == one_in - 1 else common)
-
-
-def batch_size(without: Without) -> st.SearchStrategy[int]:
-    """N: 1..4 mostly, 16 or 32 about once in 8 draws; 1 only without ``batch``."""
-    if Feature.BATCH in without:
-        return st.just(1)
-    small = st.integers(1, SMALL_BATCH)
-    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_BATCHES), 8)
-
-
-def axis_size(without: Without, low: int = 1, high: int = 4) -> st.SearchStrategy[int]:
-    """A feature axis: low..high mostly, 32 or 64 about once in 8 draws."""
-    small = st.integers(low, high)
-    return small if Feature.LARGE in without else rare(small, st.sampled_from(LARGE_AXES), 8)
 
 
 def _below_extreme(dtype: np.dtype[Any]) -> float:
@@ -117,15 +93,38 @@ def _seeded_array(
     return array
 
 
+KINK_ONE_IN = 4
+
+
+def _with_kinks(drawn: tuple[Any, int, int, float]) -> Any:
+    array, k, at, kink = drawn
+    if k == KINK_ONE_IN - 1 and array.size:
+        array = array.copy()
+        array.flat[at % array.size :: 2] = kink  # every other element from ``at``: a mask sees both kinds
+    return array
+
+
 def float_arrays(
-    shape: tuple[int, ...], low: float, high: float, dtype: np.dtype[Any], without: Without = NONE
+    shape: tuple[int, ...],
+    low: float,
+    high: float,
+    dtype: np.dtype[Any],
+    without: Without = NONE,
+    kinks: tuple[float, ...] = (),
 ) -> st.SearchStrategy[Any]:
     """Arrays of ``float_elements``; about one in 24 holds a -0.0 (set once per array, not drawn per
-    element, which would double the cost of drawing) unless ``negative_zero`` is off or 0 is out of range."""
+    element, which would double the cost of drawing) unless ``negative_zero`` is off or 0 is out of range;
+    about one in 4 has every other element at one of ``kinks`` (relu's 0), which drawn floats hit rarely."""
     if int(np.prod(shape)) > ELEMENTWISE_LIMIT:
         arrays = _seeded_array(shape, low, high, dtype, without)
     else:
         arrays = hnp.arrays(dtype, shape, elements=float_elements(low, high, dtype, without))
+    inside = [k for k in kinks if low <= k <= high]
+    if inside:
+        size = max(1, int(np.prod(shape)))
+        arrays = st.tuples(
+            arrays, st.integers(0, KINK_ONE_IN - 1), st.integers(0, size - 1), st.sampled_from(inside)
+        ).map(_with_kinks)
     if Feature.NEGATIVE_ZERO in without or not low <= 0.0 <= high:
         return arrays
     return st.tuples(arrays, st.integers(0, NEGATIVE_ZERO_ONE_IN - 1)).map(_with_negative_zero)
@@ -145,11 +144,6 @@ def cotangent_arrays(
     else:
         arrays = hnp.arrays(dtype, shape, elements=elements)
     return arrays.filter(lambda g: g.size == 0 or not np.all(g == 1))
-
-
-def max_rank(without: Without, usual: int = 3) -> int:
-    """The highest rank to draw: ``usual``, or 4 now and then unless ``rank4`` is turned off."""
-    return usual if Feature.RANK4 in without else 4
 
 
 def generic_features(values: dict[str, Any], floats: Collection[str]) -> set[Feature]:

@@ -18,7 +18,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from backprop.verify.diagnose import Situation, diagnose
-from backprop.verify.draw import NONE, Without, cotangent_arrays, without_set
+from backprop.verify.draw import Without, cotangent_arrays, without_set
 from backprop.verify.findings import Findings, Measured
 from backprop.verify.guard import Guard
 from backprop.verify.program import snippet
@@ -72,18 +72,37 @@ def examples(
     dt = np.dtype(dtype)
     row.tolerance(dt)  # validate the dtype before anything is drawn
     off = without_set(without)
-    row.shapes(off)  # and the features: a row may refuse a combination
-    return _examples(row, dt, off)
+    return _examples(row, dt, off, row.draw_shapes(off))  # draw_shapes: a row may refuse a combination
 
 
-@st.composite
-def _examples(draw: st.DrawFn, row: Row, dtype: np.dtype[Any], without: Without = NONE) -> Example:
-    shapes = draw(row.shapes(without))
-    values = {arg.name: draw(arg.strategy(shapes, dtype, without)) for arg in row.args}
+def _examples(
+    row: Row, dtype: np.dtype[Any], without: Without, shapes: st.SearchStrategy[dict[str, tuple[int, ...]]]
+) -> st.SearchStrategy[Example]:
+    # One strategy per distinct shape, built on first use: building and validating Hypothesis strategies
+    # afresh for every example cost as much as drawing from them.
+    at: dict[tuple[tuple[str, tuple[int, ...]], ...], st.SearchStrategy[Example]] = {}
+
+    def of_shape(drawn: dict[str, tuple[int, ...]]) -> st.SearchStrategy[Example]:
+        key = tuple(sorted(drawn.items()))
+        if key not in at:
+            at[key] = _at_shape(row, dtype, without, drawn)
+        return at[key]
+
+    return shapes.flatmap(of_shape)
+
+
+def _at_shape(
+    row: Row, dtype: np.dtype[Any], without: Without, shapes: dict[str, tuple[int, ...]]
+) -> st.SearchStrategy[Example]:
+    values = st.fixed_dictionaries({arg.name: arg.strategy(shapes, dtype, without) for arg in row.args})
     low, high = row.cotangent_domain
     # a loss takes a scalar dout: a plain float, as the book passes it
-    cots = [draw(cotangent_arrays(shapes[out], dtype, low, high, scalar=row.loss)) for out in row.outputs]
-    return Example(row=row.name, dtype=dtype.name, values=values, cotangents=tuple(cots))
+    cots = st.tuples(
+        *(cotangent_arrays(shapes[out], dtype, low, high, scalar=row.loss) for out in row.outputs)
+    )
+    return st.tuples(values, cots).map(
+        lambda drawn: Example(row=row.name, dtype=dtype.name, values=drawn[0], cotangents=drawn[1])
+    )
 
 
 # ---- one example ------------------------------------------------------------------------------------------

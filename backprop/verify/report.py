@@ -176,6 +176,9 @@ class LayerReport:
     notes: list[str] = field(default_factory=list)
     """What a passing layer should still know: the subgradient it chose, its warnings, what was allowed."""
     compiles: int = 0
+    """References this run needed that the process had not built before."""
+    cached: int = 0
+    """Of those, how many the persistent cache supplied (the rest were compiled)."""
 
     @property
     def failure(self) -> Failure | None:
@@ -237,7 +240,7 @@ class LayerReport:
             "passes_without": list(self.passes_without),
             "scope_sentence": self.scope_sentence(),
             "notes": list(self.notes),
-            "compiles": self.compiles,
+            "compiles": {"hits": self.cached, "misses": self.compiles - self.cached},
         }
 
 

@@ -24,6 +24,8 @@ from backprop.verify.tolerances import TOLERANCES, Tolerance
 from backprop.verify.vocabulary import Convention, Feature, Kind
 
 Shapes = Mapping[str, tuple[int, ...]]
+ShapeDict = dict[str, tuple[int, ...]]
+ShapeStrategy = Callable[[Without], st.SearchStrategy[ShapeDict]]
 ValuesFn = Callable[[Shapes, np.dtype[Any], Without], st.SearchStrategy[Any]]
 Place = Literal["init", "init_kw", "forward", "keyword", "state"]
 Source = Literal["return", "param", "attr", "key"]
@@ -91,7 +93,7 @@ class Arg:
             return self.values(shapes, dtype, without)
         if self.domain is None:
             raise ValueError(f"Arg {self.name!r} has neither domain= nor values=")
-        return float_arrays(shapes[self.name], *self.domain, dtype, without)
+        return float_arrays(shapes[self.name], *self.domain, dtype, without, self.kinks)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,12 @@ class Row:
     reference: Callable[..., Any]
     signature: str
     args: tuple[Arg, ...]
-    shapes: Callable[[Without], st.SearchStrategy[dict[str, tuple[int, ...]]]]
+    shapes: tuple[ShapeDict, ...] | ShapeStrategy
+    """The shapes of every argument and output: a pool of shape dicts (the usual way: each distinct
+    shape costs one JAX compilation, so a fixed pool of 8-12 well-chosen ones bounds a row's cost, and the
+    values vary freely within each), or a function ``without -> strategy`` for a row whose shapes cannot
+    be listed. A pool is drawn from uniformly and shrinks towards its first entry: list the smallest
+    first. Entries exercising a feature that ``without`` turns off are left out."""
     outputs: tuple[str, ...] = ("out",)
     loss: bool = False
     cotangent_domain: tuple[float, float] = (-10.0, 10.0)
@@ -155,6 +162,32 @@ class Row:
         unknown = set(self.features) - set(Feature)
         if unknown:
             raise ValueError(f"row {self.name!r}: unknown features {sorted(unknown)}")
+        if isinstance(self.shapes, tuple):
+            needed = {a.name for a in self.args if a.is_float} | set(self.outputs)
+            for entry in self.shapes:
+                missing = needed - set(entry)
+                if missing:
+                    raise ValueError(
+                        f"row {self.name!r}: pool entry {entry} has no shape for {sorted(missing)}"
+                    )
+            if not self.shapes:
+                raise ValueError(f"row {self.name!r}: the shape pool is empty")
+
+    def draw_shapes(self, without: Without = frozenset()) -> st.SearchStrategy[ShapeDict]:
+        """The row's shapes as a strategy, none exercising a feature in ``without``; ValueError when none
+        are left."""
+        if not isinstance(self.shapes, tuple):
+            return self.shapes(without)
+        kept = [s for s in self.shapes if not (self.shape_features(s) & without)]
+        if not kept:
+            off = ", ".join(sorted(f.value for f in without))
+            raise ValueError(f"{self.name}: every shape in its pool uses a feature turned off ({off})")
+        return st.sampled_from(kept)
+
+    def shape_features(self, shapes: Shapes) -> set[Feature]:
+        """The features a pool entry exercises whatever its values (broadcasting, batch, rank 4, large
+        sizes): those of zero arrays of its shapes."""
+        return self.features_of({a.name: np.zeros(shapes.get(a.name, ())) for a in self.args})
 
     # ---- the arguments by role ----------------------------------------------------------------------
 

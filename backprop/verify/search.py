@@ -281,7 +281,8 @@ def verify(
         if scope:
             report.passes_without = _scope(row, first.failure, off, opts, search)
     report.seconds = time.perf_counter() - start
-    report.compiles = compilations() - compiled
+    built, cached = compilations()
+    report.compiles, report.cached = built - compiled[0], cached - compiled[1]
     return report
 
 

@@ -41,7 +41,7 @@ def shapes(
 ) -> st.SearchStrategy[dict[str, tuple[int, ...]]]:
     """Shapes of every array argument and output of the layer, e.g. {"x": (2, 3), "W": (3, 4), ...},
     drawing none of the features named in ``without`` (``--list`` shows each row's features)."""
-    return _row(layer).shapes(without_set(without))
+    return _row(layer).draw_shapes(without_set(without))
 
 
 def layer_inputs(

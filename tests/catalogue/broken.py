@@ -777,7 +777,7 @@ BROKEN: list[Case] = [
     ),
     Case(
         layer=AffineDwFromUnflattenedX,
-        diagnosis="unbroadcast",
+        diagnosis="shape",
         against="affine",
         check="dW",
         kinds=_k("shape"),

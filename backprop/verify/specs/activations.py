@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 import backprop
 import reference
 from backprop.verify.row import Arg, Row
-from backprop.verify.specs._shapes import same_shape
+from backprop.verify.specs._shapes import SAME_SHAPE_POOL
 from backprop.verify.vocabulary import Feature
 
 
@@ -36,7 +36,7 @@ ROWS = (
         reference=reference.relu,
         signature="forward(x) -> max(x, 0)   (backward -> dx)",
         args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), kinks=(0.0,)),),
-        shapes=same_shape,
+        shapes=SAME_SHAPE_POOL,
         features=_FEATURES,
         conventions=(
             "relu'(0) = 0, as jax.nn.relu differentiates; any value in [0, 1] is a valid subgradient",
@@ -50,7 +50,7 @@ ROWS = (
         reference=reference.sigmoid,
         signature="forward(x) -> 1 / (1 + exp(-x))   (backward -> dx)",
         args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4)),),
-        shapes=same_shape,
+        shapes=SAME_SHAPE_POOL,
         features=_FEATURES,
     ),
 )

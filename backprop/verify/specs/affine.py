@@ -6,26 +6,34 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 import backprop
 import reference
-from backprop.verify.draw import Without, axis_size, batch_size, max_rank
-from backprop.verify.row import Arg, Row
-from backprop.verify.specs._shapes import ShapeDict
+from backprop.verify.row import Arg, Row, ShapeDict
 from backprop.verify.vocabulary import Feature
 
 
-@st.composite
-def affine_shapes(draw: st.DrawFn, without: Without) -> ShapeDict:
-    """x (N, *d) with prod(d) = D, W (D, M), b (M,); d has one axis, or up to three with ``nd``."""
-    n, m = draw(batch_size(without)), draw(axis_size(without))
-    trailing_rank = 1 if Feature.ND in without else draw(st.integers(1, max_rank(without) - 1))
-    trailing = [draw(st.integers(1, 3)) for _ in range(trailing_rank)]
-    if trailing_rank == 1:
-        trailing = [draw(axis_size(without))]
+def _affine(n: int, trailing: tuple[int, ...], m: int) -> ShapeDict:
     d = int(np.prod(trailing))
     return {"x": (n, *trailing), "W": (d, m), "b": (m,), "out": (n, m)}
+
+
+AFFINE_POOL: tuple[ShapeDict, ...] = (
+    _affine(1, (1,), 1),  # the smallest, where shrinking ends when it can
+    _affine(1, (2,), 3),  # a batch of one
+    _affine(2, (3,), 4),  # nothing square
+    _affine(3, (2,), 2),  # W square, N differs
+    _affine(2, (1,), 3),  # D = 1
+    _affine(4, (3,), 1),  # M = 1
+    _affine(3, (3,), 3),  # all square: hides a transpose, as real layers can be
+    _affine(2, (2, 3), 2),  # N-D input, flattened
+    _affine(3, (2, 1), 4),  # N-D with a size-1 axis
+    _affine(2, (2, 1, 3), 2),  # rank 4
+    _affine(32, (5,), 3),  # a large batch
+    _affine(2, (64,), 32),  # large axes
+)
+"""x (N, *d) with prod(d) = D, W (D, M), b (M,): 1 x 1 x 1, a batch of one, D = 1, M = 1, square and non-square,
+N-D input up to rank 4, and a large batch and large axes."""
 
 
 def _nd(values: Mapping[str, Any]) -> set[Feature]:
@@ -45,7 +53,7 @@ ROWS = (
             Arg(name="b", to="init", grad="db", domain=(-1e3, 1e3)),
             Arg(name="x", grad="dx", domain=(-1e3, 1e3), batch=True),
         ),
-        shapes=affine_shapes,
+        shapes=AFFINE_POOL,
         features=(
             Feature.ND,
             Feature.BATCH,

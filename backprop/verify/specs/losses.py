@@ -11,21 +11,29 @@ from hypothesis.extra import numpy as hnp
 
 import backprop
 import reference
-from backprop.verify.draw import Without, axis_size, batch_size
-from backprop.verify.row import Arg, Row
-from backprop.verify.specs._shapes import ShapeDict
+from backprop.verify.draw import Without
+from backprop.verify.row import Arg, Row, ShapeDict
 from backprop.verify.vocabulary import Feature
 
 
-@st.composite
-def softmax_loss_shapes(draw: st.DrawFn, without: Without) -> ShapeDict:
-    """x (N, C) logits with C >= 2; t (N,) labels or (N, C) one-hot, as ``without`` allows."""
-    n, c = draw(batch_size(without)), draw(axis_size(without, 2, 5))
-    forms = [f for f in (Feature.LABELS, Feature.ONE_HOT) if f not in without]
-    if not forms:
-        raise ValueError("softmax_with_loss needs labels or one-hot targets: do not turn off both")
-    one_hot = draw(st.sampled_from(forms)) == Feature.ONE_HOT
+def _logits(n: int, c: int, one_hot: bool) -> ShapeDict:
     return {"x": (n, c), "t": (n, c) if one_hot else (n,), "loss": ()}
+
+
+SOFTMAX_LOSS_POOL: tuple[ShapeDict, ...] = (
+    _logits(1, 2, False),
+    _logits(2, 3, False),
+    _logits(3, 2, True),
+    _logits(1, 3, True),
+    _logits(4, 5, False),
+    _logits(2, 4, True),
+    _logits(3, 3, False),
+    _logits(4, 3, True),
+    _logits(32, 5, False),  # a large batch
+    _logits(2, 64, True),  # many classes
+)
+"""x (N, C) logits with C >= 2; t (N,) integer labels or (N, C) one-hot, five shapes of each, a batch of
+one and a large size among them."""
 
 
 def labels(
@@ -64,7 +72,7 @@ ROWS = (
             Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),
             Arg(name="t", values=labels, batch=True),
         ),
-        shapes=softmax_loss_shapes,
+        shapes=SOFTMAX_LOSS_POOL,
         outputs=("loss",),
         loss=True,
         features=(
