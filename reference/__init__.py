@@ -6,12 +6,57 @@ the two cannot share a misconception.
 
 Importing this package does **not** switch JAX to 64-bit for the whole process. Call the references
 inside ``with reference.x64():`` (the oracle does) to get float64 results.
+
+Importing this package does not import JAX either: each name imports its submodule on first access.
 """
 
-from reference._x64 import x64
-from reference.activations import relu, sigmoid
-from reference.affine import affine
-from reference.arithmetic import add, mul
-from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
+from __future__ import annotations
+
+import importlib
+import sys
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reference._x64 import x64
+    from reference.activations import relu, sigmoid
+    from reference.affine import affine
+    from reference.arithmetic import add, mul
+    from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
+
+_SUBMODULE = {
+    "x64": "_x64",
+    "relu": "activations",
+    "sigmoid": "activations",
+    "affine": "affine",
+    "add": "arithmetic",
+    "mul": "arithmetic",
+    "softmax_with_loss": "losses",
+    "softmax_with_loss_epsilon": "losses",
+}
 
 __all__ = ["add", "affine", "mul", "relu", "sigmoid", "softmax_with_loss", "softmax_with_loss_epsilon", "x64"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SUBMODULE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(ModuleType):
+    """Keeps ``reference.affine`` the function: importing the submodule of that name would rebind it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, ModuleType) and _SUBMODULE.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

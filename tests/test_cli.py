@@ -42,7 +42,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     yield
-    ours = (sys.prefix, str(ROOT / "backprop"), str(ROOT / "reference"))
+    ours = (sys.prefix, sys.base_prefix, str(ROOT / "backprop"), str(ROOT / "reference"))
     for name in set(sys.modules) - before:
         file = getattr(sys.modules[name], "__file__", None)
         if file is not None and not file.startswith(ours):
@@ -98,7 +98,7 @@ def test_list_shows_every_registered_layer_with_its_signature(capsys: pytest.Cap
 
 
 def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "relu", "sigmoid", "--examples", "12")
+    code, out, err = run(capsys, "relu", "sigmoid", "--examples", "12", "--jobs", "1")
     assert code == 0
     header = table_row(out, "layer")
     assert header == [
@@ -127,6 +127,53 @@ def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]
     runs = ["relu float64", "relu float32", "sigmoid float64", "sigmoid float32"]
     assert err.splitlines()[::2] == [f"checking {r} ..." for r in runs]
     assert [line.split(":")[0] for line in err.splitlines()[1::2]] == runs
+
+
+def test_rows_checked_in_worker_processes_give_the_same_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    reports = []
+    for jobs in ("1", "2"):
+        code, out, err = run(
+            capsys, "relu", "mul", "--examples", "8", "--jobs", jobs, "--json", str(tmp_path / jobs)
+        )
+        assert code == 0, out + err
+        reports.append(without(strict_json((tmp_path / jobs).read_text()), "seconds", "compiles"))
+    assert reports[0] == reports[1]
+    assert [(r["name"], r["dtype"]) for r in reports[1]["layers"]] == [
+        ("relu", "float64"),
+        ("relu", "float32"),
+        ("mul", "float64"),
+        ("mul", "float32"),
+    ]
+    # not a terminal: one line first, then a line as each run finishes, in the order they finish
+    first, *done = err.splitlines()
+    assert first == "checking relu, mul (4 runs) in 2 processes ..."
+    assert sorted(line.split(":")[0] for line in done) == [
+        "mul float32",
+        "mul float64",
+        "relu float32",
+        "relu float64",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("shard", "rows"), [("1/2", SIX[0::2]), ("2/2", SIX[1::2]), ("3/6", SIX[2:3]), ("6/6", SIX[5:])]
+)
+def test_a_shard_checks_its_share_of_the_rows(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, shard: str, rows: tuple[str, ...]
+) -> None:
+    path = tmp_path / "report.json"
+    argv = ["--shard", shard, "--examples", "2", "--dtype", "float64", "--jobs", "1", "--json", str(path)]
+    code, out, err = run(capsys, *argv)
+    assert code == 0, out + err
+    assert [layer["name"] for layer in strict_json(path.read_text())["layers"]] == list(rows)
+
+
+def test_a_shard_of_one_layer_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--layer", f"{GOOD}:Affine", "--against", "affine", "--shard", "1/2")
+    assert (code, out) == (2, "")
+    assert "--shard splits the registry's rows; it cannot be combined with --layer" in err
 
 
 def test_quiet_prints_nothing_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:

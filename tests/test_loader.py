@@ -159,6 +159,7 @@ def test_a_sibling_backprop_py_wins_and_backprop_verify_still_works() -> None:
 
 
 def test_a_sibling_package_and_its_submodule_never_stay_under_our_names() -> None:
+    reference.x64  # noqa: B018 - loads our submodule first, so that there is one to restore
     before = our_modules()
     relu = load_class(f"{FIXTURES}/clash_package/layers.py:Relu")
     module = sys.modules[relu.__module__]

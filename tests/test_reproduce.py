@@ -33,7 +33,7 @@ for program in programs:
     printed = []
     ns = {"print": lambda *values: printed.append(values[0] if len(values) == 1 else values)}
     raised = None
-    signal.alarm(10)
+    signal.alarm(3)
     try:
         exec(compile(program, "<program>", "exec"), ns)
     except BaseException as exc:

@@ -133,6 +133,11 @@ def test_the_compiled_reference_cache_is_bounded(monkeypatch: pytest.MonkeyPatch
         (["--without", "colour"], "invalid choice: 'colour'"),
         (["--grad-names", "dW"], "expected NAME=ATTRIBUTE pairs"),
         (["--timeout", "0"], "expected a positive number of seconds"),
+        (["--jobs", "0"], "expected a positive integer, got '0'"),
+        (["--jobs", "1000"], "at most 256 jobs"),
+        (["--shard", "0/2"], "expected K/N with 1 <= K <= N, such as 2/4; got '0/2'"),
+        (["--shard", "3/2"], "expected K/N with 1 <= K <= N"),
+        (["--shard", "half"], "expected K/N with 1 <= K <= N"),
     ],
 )
 def test_bad_arguments_fail_before_the_run_with_one_line(

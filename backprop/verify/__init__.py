@@ -1,17 +1,49 @@
 """The oracle: check hand-written layers against ``jax.vjp`` of independent JAX references.
 
-Importing this subpackage imports JAX and Hypothesis; ``import backprop`` alone does not.
+Each name is imported on first use, so ``backprop-verify --list`` runs without JAX; ``verify`` and the
+other checks import JAX and Hypothesis. ``import backprop`` alone imports neither.
 """
 
-from backprop.verify.findings import Measured
-from backprop.verify.oracle import LayerMismatch, Options, check_example, examples
-from backprop.verify.registry import ROWS, get_row, names
-from backprop.verify.report import JSON_SCHEMA, Example, Failure, LayerReport, Mismatch, RunReport
-from backprop.verify.row import Arg, Read, Row
-from backprop.verify.runner import reference_inputs, reference_runs, reference_vjp
-from backprop.verify.search import verify, verify_all, verify_or_raise
-from backprop.verify.tolerances import TOLERANCES, Tolerance
-from backprop.verify.vocabulary import DTYPES, Allowance, Code, Convention, Feature, Kind
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from backprop.verify.findings import Measured
+    from backprop.verify.oracle import LayerMismatch, Options, check_example, examples
+    from backprop.verify.registry import ROWS, get_row, names
+    from backprop.verify.report import JSON_SCHEMA, Example, Failure, LayerReport, Mismatch, RunReport
+    from backprop.verify.row import Arg, Read, Row
+    from backprop.verify.runner import reference_inputs, reference_runs, reference_vjp
+    from backprop.verify.search import verify, verify_all, verify_or_raise
+    from backprop.verify.tolerances import TOLERANCES, Tolerance
+    from backprop.verify.vocabulary import DTYPES, Allowance, Code, Convention, Feature, Kind
+
+_SUBMODULE = {
+    "Measured": "findings",
+    **dict.fromkeys(("LayerMismatch", "Options", "check_example", "examples"), "oracle"),
+    **dict.fromkeys(("ROWS", "get_row", "names"), "registry"),
+    **dict.fromkeys(("JSON_SCHEMA", "Example", "Failure", "LayerReport", "Mismatch", "RunReport"), "report"),
+    **dict.fromkeys(("Arg", "Read", "Row"), "row"),
+    **dict.fromkeys(("reference_inputs", "reference_runs", "reference_vjp"), "runner"),
+    **dict.fromkeys(("verify", "verify_all", "verify_or_raise"), "search"),
+    **dict.fromkeys(("TOLERANCES", "Tolerance"), "tolerances"),
+    **dict.fromkeys(("DTYPES", "Allowance", "Code", "Convention", "Feature", "Kind"), "vocabulary"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _SUBMODULE:  # a submodule (``from backprop.verify import cache``) is then imported
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 __all__ = [
     "DTYPES",

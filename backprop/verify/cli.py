@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console, RenderableType
 from rich.measure import Measurement
@@ -29,13 +29,15 @@ from rich.table import Table
 from rich.text import Text
 
 from backprop.verify import cache
-from backprop.verify.isolate import ChildDied, run_isolated
-from backprop.verify.loader import LoadError, load_class, load_row
 from backprop.verify.registry import ROWS, get_row, names
-from backprop.verify.report import LayerReport, RunReport
-from backprop.verify.row import Row
-from backprop.verify.search import verify
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature
+
+if TYPE_CHECKING:
+    from backprop.verify.report import LayerReport, RunReport
+    from backprop.verify.row import Row
+
+# The loader, the isolation and the oracle (JAX) are imported where they are used, so that --list,
+# --help and bad arguments answer without them.
 
 PROG = "backprop-verify"
 MIN_WIDTH = 100
@@ -70,7 +72,9 @@ MAX_EXAMPLES = 1_000_000
 DEFAULT_TIMEOUT = 60.0
 
 
-def _int_at_least(low: int, what: str, high: int | None = None) -> Callable[[str], int]:
+def _int_at_least(
+    low: int, what: str, high: int | None = None, unit: str = "examples per layer"
+) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -79,7 +83,7 @@ def _int_at_least(low: int, what: str, high: int | None = None) -> Callable[[str
         if value < low:
             raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}")
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"at most {high:,} examples per layer, got {text!r}")
+            raise argparse.ArgumentTypeError(f"at most {high:,} {unit}, got {text!r}")
         return value
 
     return parse
@@ -106,6 +110,17 @@ def _seconds(text: str) -> float:
     if not (0 < value < float("inf")):
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
+
+
+def _shard(text: str) -> tuple[int, int]:
+    k, _, n = text.partition("/")
+    try:
+        shard = int(k), int(n)
+    except ValueError:
+        shard = (0, 0)
+    if not 1 <= shard[0] <= shard[1]:
+        raise argparse.ArgumentTypeError(f"expected K/N with 1 <= K <= N, such as 2/4; got {text!r}")
+    return shard
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,6 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--isolate",
         action="store_true",
         help="check each layer in a child process, so that even os._exit or a crash in C code is a failure",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_int_at_least(1, "positive", 256, "jobs"),
+        default=None,
+        metavar="N",
+        help="check rows in N worker processes at once (default: the number of cores)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="check only the K-th of N equal shares of the rows (1 <= K <= N), for a CI matrix",
     )
     parser.add_argument(
         "--no-cache",
@@ -227,6 +256,8 @@ def _against(spec: str) -> str | Row:
     """A registered name, or a row of the user's own (``mypkg.rows:SWISH``, ``rows.py:SWISH``)."""
     if ":" not in spec:
         return _check_name(spec, "--against: ")
+    from backprop.verify.loader import LoadError, load_row
+
     try:
         row: Row = load_row(spec)
     except LoadError as exc:
@@ -237,10 +268,14 @@ def _against(spec: str) -> str | Row:
 def _targets(args: argparse.Namespace) -> list[Target]:
     """What to check; raises UsageError for any inconsistent or unresolvable argument."""
     if args.layer is not None:
+        from backprop.verify.loader import LoadError, load_class
+
         if args.names:
             raise UsageError(
                 f"layer names ({' '.join(args.names)}) cannot be combined with --layer {args.layer}"
             )
+        if args.shard is not None:
+            raise UsageError("--shard splits the registry's rows; it cannot be combined with --layer")
         if args.against is None:
             raise UsageError(f"--layer {args.layer} needs --against NAME; known: {', '.join(names())}")
         try:
@@ -255,6 +290,11 @@ def _targets(args: argparse.Namespace) -> list[Target]:
     if args.against is not None:
         raise UsageError(f"--against {args.against} needs --layer FILE.py:CLASS or MODULE:CLASS")
     chosen = [_check_name(n) for n in dict.fromkeys(args.names)] if args.names else list(names())
+    if args.shard is not None:
+        k, n = args.shard
+        chosen = chosen[k - 1 :: n]  # by row, in registry order: the same split on every machine
+        if not chosen:
+            raise UsageError(f"--shard {k}/{n}: no rows left (there are fewer rows than shards)")
     return [t for n in chosen for t in _per_dtype(args, get_row(n).layer, n, n, f"{PROG} {n}")]
 
 
@@ -296,10 +336,15 @@ def _progress(console: Console, live: bool) -> Progress:
 
 
 def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Console) -> RunReport:
-    """Verify every target, showing live progress on a terminal or one line per layer otherwise."""
+    """Verify every target, showing live progress on a terminal or one line per layer otherwise; the rows
+    go to worker processes when there are several and ``--jobs`` allows it."""
+    from backprop.verify.report import RunReport
+
     live = not args.quiet and err.is_terminal
     run = RunReport(seed=args.seed, max_examples=args.examples)
     width = max(len(f"{t.label} {t.dtype}") for t in targets)
+    groups = _groups(targets)
+    workers = args.jobs or os.cpu_count() or 1
     with _progress(err, live) as progress:
         tasks = [
             progress.add_task(
@@ -307,6 +352,9 @@ def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Consol
             )
             for t in targets
         ]
+        if workers > 1 and len(groups) > 1 and not args.isolate:
+            run.layers.extend(_run_parallel(targets, groups, args, err, (progress, tasks), workers))
+            return run
         for target, task in zip(targets, tasks, strict=True):
             progress.start_task(task)
             if not args.quiet and not live:
@@ -314,10 +362,71 @@ def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Consol
                 err.print(f"checking {target.label} {target.dtype} ...", markup=False, highlight=False)
             report = _verify_one(target, args, _ticker(progress, task, args.examples))
             run.layers.append(report)
-            progress.update(task, total=report.examples, completed=report.examples, status=report.verdict)
-            if not args.quiet and not live:
-                err.print(_summary_line(target, report), markup=False, highlight=False, soft_wrap=True)
+            _finished(target, report, args, err, (progress, task))
     return run
+
+
+def _groups(targets: Sequence[Target]) -> list[list[int]]:
+    """The targets' positions, one group per row or layer (its dtypes): a worker takes a whole group, so
+    the dtypes share its compiled references."""
+    by_label: dict[str, list[int]] = {}
+    for i, target in enumerate(targets):
+        by_label.setdefault(target.label, []).append(i)
+    return list(by_label.values())
+
+
+def _finished(
+    target: Target, report: LayerReport, args: argparse.Namespace, err: Console, shown: tuple[Progress, Any]
+) -> None:
+    progress, task = shown
+    progress.update(task, total=report.examples, completed=report.examples, status=report.verdict)
+    if not args.quiet and not err.is_terminal:
+        err.print(_summary_line(target, report), markup=False, highlight=False, soft_wrap=True)
+
+
+def _run_parallel(
+    targets: Sequence[Target],
+    groups: list[list[int]],
+    args: argparse.Namespace,
+    err: Console,
+    shown: tuple[Progress, list[Any]],
+    workers: int,
+) -> list[LayerReport]:
+    """Each group in a worker process; progress moves a layer at a time, in the order they finish."""
+    from backprop.verify.parallel import Job, run_groups
+
+    progress, tasks = shown
+    name = {i: t.against if isinstance(t.against, str) else t.against.name for i, t in enumerate(targets)}
+    jobs = [
+        [
+            Job(
+                targets[i].specs,
+                name[i],
+                f"{targets[i].layer.__module__}.{targets[i].layer.__qualname__}",
+                targets[i].dtype,
+                _keywords(args, targets[i].dtype),
+            )
+            for i in group
+        ]
+        for group in groups
+    ]
+    if not args.quiet and not err.is_terminal:
+        labels = ", ".join(dict.fromkeys(t.label for t in targets))
+        processes = min(workers, len(groups))
+        err.print(f"checking {labels} ({len(targets)} runs) in {processes} processes ...", markup=False)
+    for task in tasks:
+        progress.start_task(task)
+    reports: dict[int, LayerReport] = {}
+
+    def done(g: int, finished: list[LayerReport]) -> None:
+        for i, report in zip(groups[g], finished, strict=True):
+            for failure in report.failures:
+                failure.reproduce = targets[i].reproduce
+            reports[i] = report
+            _finished(targets[i], report, args, err, (progress, tasks[i]))
+
+    run_groups(jobs, workers, done)
+    return [reports[i] for i in range(len(targets))]
 
 
 def _ticker(progress: Progress, task: Any, total: int) -> Callable[[str], None]:
@@ -348,18 +457,13 @@ def _keywords(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
     }
 
 
-def _verify_in_child(specs: tuple[str, str] | None, name: str, keywords: dict[str, Any]) -> LayerReport:
-    """In a fresh interpreter: load the layer (and row) again and verify it."""
-    if specs is None:
-        row = get_row(name)
-        return verify(row.layer, row, **keywords)
-    layer, against = specs
-    return verify(load_class(layer), load_row(against) if ":" in against else against, **keywords)
-
-
 def _verify_isolated(target: Target, args: argparse.Namespace) -> LayerReport:
+    from backprop.verify.isolate import ChildDied, run_isolated
+    from backprop.verify.parallel import verify_job
+    from backprop.verify.report import LayerReport
+
     name = target.against if isinstance(target.against, str) else target.against.name
-    result = run_isolated(_verify_in_child, target.specs, name, _keywords(args, target.dtype), fresh=True)
+    result = run_isolated(verify_job, target.specs, name, _keywords(args, target.dtype), fresh=True)
     if isinstance(result, ChildDied):
         layer = f"{target.layer.__module__}.{target.layer.__qualname__}"
         return LayerReport(name=name, layer=layer, against=name, dtype=target.dtype, error=result.message)
@@ -372,6 +476,8 @@ def _verify_one(target: Target, args: argparse.Namespace, tick: Callable[[str], 
         for failure in report.failures:
             failure.reproduce = target.reproduce
         return report
+    from backprop.verify.search import verify
+
     report = verify(
         target.layer,
         target.against,

@@ -12,9 +12,11 @@ from typing import Any, Literal
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 from backprop.verify.vocabulary import Feature
+
+# ``hypothesis.extra.numpy`` takes 0.3 s to import: it is imported where arrays are drawn, not here, so
+# that the registry (``backprop-verify --list``) does without it.
 
 Without = frozenset[Feature]
 NONE: Without = frozenset()
@@ -118,6 +120,8 @@ def float_arrays(
     if int(np.prod(shape)) > ELEMENTWISE_LIMIT:
         arrays = _seeded_array(shape, low, high, dtype, without)
     else:
+        from hypothesis.extra import numpy as hnp
+
         arrays = hnp.arrays(dtype, shape, elements=float_elements(low, high, dtype, without))
     inside = [k for k in kinks if low <= k <= high]
     if inside:
@@ -142,6 +146,8 @@ def cotangent_arrays(
     if int(np.prod(shape)) > ELEMENTWISE_LIMIT:
         arrays = _seeded_array(shape, low, high, dtype, plain)
     else:
+        from hypothesis.extra import numpy as hnp
+
         arrays = hnp.arrays(dtype, shape, elements=elements)
     return arrays.filter(lambda g: g.size == 0 or not np.all(g == 1))
 

@@ -56,17 +56,6 @@ class Comparison:
     actual: float
 
 
-def _scale(expected: NDArray[np.float64], batched: bool) -> NDArray[np.float64]:
-    """max|expected| over the whole array, or over each sample when the leading axis is the batch, so one
-    extreme sample cannot widen another sample's tolerance."""
-    finite = np.where(np.isfinite(expected), np.abs(expected), 0.0)
-    if batched and expected.ndim >= 1:
-        peak = np.max(finite, axis=tuple(range(1, expected.ndim)), keepdims=True, initial=0.0)
-    else:
-        peak = np.max(finite, initial=0.0)
-    return np.broadcast_to(peak, expected.shape)
-
-
 SMALL_ELEMENT_MARGIN = 100.0
 """An element larger than this many times its own rounding noise must also be right to within half its
 value: a sign flip or a lost factor of an element far below the array's largest is still a bug."""
@@ -81,38 +70,55 @@ def compare(
     batched: bool = False,
 ) -> Comparison:
     """Compare same-shape arrays as above; NaN or inf where ``expected`` is finite fails."""
-    err = np.abs(actual - expected)
-    finite = np.isfinite(actual) | ~np.isfinite(expected)
-    same_inf = np.isinf(expected) & (actual == expected)
-    err = np.where(same_inf, 0.0, np.where(finite, err, np.inf))
-    err = np.where(np.isnan(err), np.inf, err)
-    if err.size == 0:
+    if expected.size == 0:
         return Comparison(True, 0.0, 0.0, (), 0.0, 0.0)
-    scale = np.array(_scale(expected, batched))
-    own = np.where(np.isfinite(expected), np.abs(expected), 0.0)
+    # Nearly every comparison is of finite arrays: the masks for NaN and inf are built only when needed
+    # (this function runs a dozen times per example).
+    finite = bool(np.isfinite(expected).all() and np.isfinite(actual).all())
+    if finite:
+        err = np.abs(actual - expected)
+        own = np.abs(expected)
+    else:
+        err, own = _nonfinite_error(expected, actual)
+    peak = own.max(axis=tuple(range(1, own.ndim)), keepdims=True) if batched and own.ndim >= 1 else own.max()
+    scale = np.maximum(peak, own)  # the peak, as an array of err's shape
     if terms is not None:
-        element_terms = np.broadcast_to(np.where(np.isfinite(terms), np.abs(terms), 0.0), err.shape)
+        element_terms = np.abs(terms) if finite else np.where(np.isfinite(terms), np.abs(terms), 0.0)
         scale = np.maximum(scale, element_terms)
         own = np.maximum(own, element_terms)
-    noise = np.zeros(err.shape)
+    noise: NDArray[np.float64] | float = 0.0
     if native is not None and tol.native:
-        noise = tol.native * np.where(np.isfinite(native), np.abs(native - expected), 0.0)
+        gap = np.abs(native - expected)
+        noise = tol.native * (gap if finite else np.where(np.isfinite(native), gap, 0.0))
     bound = tol.atol + tol.rtol * scale + noise
     # the element's own noise: rounding on its own terms, the native run's distance and the floor
-    own_noise = tol.atol + tol.rtol * own + noise
-    resolvable = np.abs(expected) > SMALL_ELEMENT_MARGIN * own_noise
+    resolvable = np.abs(expected) > SMALL_ELEMENT_MARGIN * (tol.atol + tol.rtol * own + noise)
     bad = (err > bound) | (resolvable & (err > 0.5 * np.abs(expected)))
-    bad_err = np.where(bad, err, -1.0)
-    flat = int(np.argmax(bad_err)) if bool(np.any(bad)) else int(np.argmax(err))
+    any_bad = bool(bad.any())
+    flat = int(np.argmax(np.where(bad, err, -1.0))) if any_bad else int(np.argmax(err))
     index = tuple(int(i) for i in np.unravel_index(flat, err.shape))
     with np.errstate(divide="ignore", invalid="ignore"):
         # below atol/rtol the absolute floor decides; XLA also flushes subnormals to zero there
         rel = np.where(err == 0, 0.0, err / np.maximum(scale, tol.atol / tol.rtol))
     return Comparison(
-        not bool(np.any(bad)),
-        float(np.max(err)),
-        float(np.max(rel)),
+        not any_bad,
+        float(err.max()),
+        float(rel.max()),
         index,
         float(expected.flat[flat]),
         float(actual.flat[flat]),
     )
+
+
+def _nonfinite_error(
+    expected: NDArray[np.float64], actual: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(error, |expected|) when either holds NaN or inf: a non-finite actual where the reference is finite
+    is an infinite error, the same infinity is none, and a non-finite expected counts as 0 in the scale."""
+    with np.errstate(invalid="ignore"):
+        err = np.abs(actual - expected)
+    finite = np.isfinite(actual) | ~np.isfinite(expected)
+    same_inf = np.isinf(expected) & (actual == expected)
+    err = np.where(same_inf, 0.0, np.where(finite, err, np.inf))
+    err = np.where(np.isnan(err), np.inf, err)
+    return err, np.where(np.isfinite(expected), np.abs(expected), 0.0)

@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 import backprop
-import reference
+from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row
 from backprop.verify.specs._shapes import SAME_SHAPE_POOL
 from backprop.verify.vocabulary import Feature
@@ -33,7 +33,7 @@ ROWS = (
     Row(
         name="relu",
         layer=backprop.Relu,
-        reference=reference.relu,
+        reference=lazy("reference.activations", "relu"),
         signature="forward(x) -> max(x, 0)   (backward -> dx)",
         args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), kinks=(0.0,)),),
         shapes=SAME_SHAPE_POOL,
@@ -47,7 +47,7 @@ ROWS = (
     Row(
         name="sigmoid",
         layer=backprop.Sigmoid,
-        reference=reference.sigmoid,
+        reference=lazy("reference.activations", "sigmoid"),
         signature="forward(x) -> 1 / (1 + exp(-x))   (backward -> dx)",
         args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4)),),
         shapes=SAME_SHAPE_POOL,

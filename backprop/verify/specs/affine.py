@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import backprop
-import reference
+from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict
 from backprop.verify.vocabulary import Feature
 
@@ -46,7 +46,7 @@ ROWS = (
     Row(
         name="affine",
         layer=backprop.Affine,
-        reference=reference.affine,
+        reference=lazy("reference.affine", "affine"),
         signature="Affine(W[D,M], b[M]).forward(x[N,*d], prod(d)=D) -> [N,M]   (backward -> dx; .dW, .db)",
         args=(
             Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 import backprop
-import reference
+from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict
 from backprop.verify.vocabulary import Feature
 
@@ -52,7 +52,7 @@ ROWS = (
     Row(
         name="mul",
         layer=backprop.MulLayer,
-        reference=reference.mul,
+        reference=lazy("reference.arithmetic", "mul"),
         signature="forward(x, y) -> x * y   (broadcasting; backward -> dx, dy)",
         args=_OPERANDS,
         shapes=BROADCAST_POOL,
@@ -62,7 +62,7 @@ ROWS = (
     Row(
         name="add",
         layer=backprop.AddLayer,
-        reference=reference.add,
+        reference=lazy("reference.arithmetic", "add"),
         signature="forward(x, y) -> x + y   (broadcasting; backward -> dx, dy)",
         args=_OPERANDS,
         shapes=BROADCAST_POOL,

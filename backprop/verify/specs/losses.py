@@ -7,11 +7,10 @@ from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import backprop
-import reference
 from backprop.verify.draw import Without
+from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict
 from backprop.verify.vocabulary import Feature
 
@@ -40,6 +39,8 @@ def labels(
     shapes: Mapping[str, tuple[int, ...]], dtype: np.dtype[Any], without: Without
 ) -> st.SearchStrategy[Any]:
     """Integer labels in [0, C), or the same labels one-hot encoded in the run's dtype."""
+    from hypothesis.extra import numpy as hnp  # 0.3 s to import: not needed by --list
+
     n, c = shapes["x"]
     drawn = hnp.arrays(np.int64, (n,), elements=st.integers(0, c - 1))
     if shapes["t"] == (n,):
@@ -66,7 +67,7 @@ ROWS = (
     Row(
         name="softmax_with_loss",
         layer=backprop.SoftmaxWithLoss,
-        reference=reference.softmax_with_loss,
+        reference=lazy("reference.losses", "softmax_with_loss"),
         signature="forward(x[N,C], t[N] labels | t[N,C] one-hot) -> mean cross entropy   (backward(dout=1) -> dx)",
         args=(
             Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),
@@ -85,6 +86,6 @@ ROWS = (
         ),
         row_features=_target_form,
         condition=log_sum_exp_condition,
-        epsilon=reference.softmax_with_loss_epsilon,
+        epsilon=lazy("reference.losses", "softmax_with_loss_epsilon"),
     ),
 )

@@ -1,0 +1,97 @@
+"""Check several layers at once, in worker processes (``backprop-verify --jobs N``).
+
+Each worker is a fresh interpreter (``spawn``: forking a process that runs JAX's threads is unsafe), which
+loads the layer again from the registry or from the command line's specs, so nothing needs pickling but
+names and reports. A row's targets (its dtypes) go to one worker together, so they share its compiled
+references; the reports come back in the order of the targets whatever the order the workers finish in.
+A worker that dies (``os._exit`` in a layer, a crash in C code) fails the targets it held with a
+message, and the others carry on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from backprop.verify.registry import get_row
+from backprop.verify.report import LayerReport
+
+
+@dataclass(frozen=True)
+class Job:
+    """One check for a worker: the specs to load the layer from (None for a registry row), the row's
+    name, the label and dtype for the report, and ``verify``'s keywords."""
+
+    specs: tuple[str, str] | None
+    name: str
+    layer: str
+    dtype: str
+    keywords: dict[str, Any]
+
+
+def verify_job(specs: tuple[str, str] | None, name: str, keywords: dict[str, Any]) -> LayerReport:
+    """In a fresh interpreter: load the layer (and row) again and verify it."""
+    from backprop.verify.loader import load_class, load_row
+    from backprop.verify.search import verify
+
+    if specs is None:
+        row = get_row(name)
+        return verify(row.layer, row, **keywords)
+    layer, against = specs
+    return verify(load_class(layer), load_row(against) if ":" in against else against, **keywords)
+
+
+def _run_group(jobs: Sequence[Job]) -> list[LayerReport]:
+    return [verify_job(job.specs, job.name, job.keywords) for job in jobs]
+
+
+def _died(job: Job, why: str) -> LayerReport:
+    message = f"the worker process checking it ended ({why}); rerun with --isolate to see which call"
+    return LayerReport(name=job.name, layer=job.layer, against=job.name, dtype=job.dtype, error=message)
+
+
+def run_groups(
+    groups: Sequence[Sequence[Job]],
+    workers: int,
+    done: Callable[[int, list[LayerReport]], None] | None = None,
+) -> list[list[LayerReport]]:
+    """Each group's reports, computed in up to ``workers`` processes; ``done(i, reports)`` is called as
+    group ``i`` finishes (in whatever order they finish)."""
+    results: list[list[LayerReport] | None] = [None] * len(groups)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(groups))), mp_context=context) as pool:
+        futures: dict[Future[list[LayerReport]], int] = {
+            pool.submit(_run_group, list(group)): i for i, group in enumerate(groups)
+        }
+        broken: list[int] = []
+        try:
+            for future in as_completed(futures):
+                i = futures[future]
+                try:
+                    results[i] = future.result()
+                except BrokenProcessPool:
+                    broken.append(i)  # this group's worker died, or another did and took the pool down
+                    continue
+                if done is not None:
+                    done(i, results[i] or [])
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    for i in sorted(broken):  # again, each in a child of its own, to tell which one ends its process
+        results[i] = _isolated(groups[i])
+        if done is not None:
+            done(i, results[i] or [])
+    return [r if r is not None else [] for r in results]
+
+
+def _isolated(group: Sequence[Job]) -> list[LayerReport]:
+    from backprop.verify.isolate import ChildDied, run_isolated
+
+    result = run_isolated(_run_group, list(group), fresh=True)
+    if isinstance(result, ChildDied):
+        return [_died(job, result.message) for job in group]
+    return list(result)

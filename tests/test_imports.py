@@ -1,0 +1,141 @@
+"""What each entry point imports: ``--list``, the registry and ``import backprop`` do without JAX.
+
+Each check runs in a fresh interpreter, since this one has long imported JAX. Speed itself is measured
+in the benchmarks, not here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pickle
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import backprop.verify.specs
+import reference
+from backprop.verify.lazy import LazyFunction, lazy
+from backprop.verify.registry import ROWS, names
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("jax", "jaxlib", "hypothesis.extra.numpy")
+REPORT = f"import sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+
+
+def run_python(code: str) -> str:
+    """stdout of ``python -c code`` in a fresh interpreter at the repository root."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_list_answers_without_jax() -> None:
+    out = run_python(f"from backprop.verify.cli import main; code = main(['--list']); print(code); {REPORT}")
+    *listing, code, heavy = out.splitlines()
+    assert (code, heavy) == ("0", "[]")
+    assert [line.split()[0] for line in listing if not line.startswith(" ")] == list(names())
+
+
+def test_python_m_list_imports_no_jax() -> None:
+    """``python -m backprop.verify.cli`` imports the package ``backprop.verify`` first: it must stay light."""
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "backprop.verify.cli", "--list"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    imported = {line.rpartition("|")[2].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert not {m for m in imported if m.partition(".")[0] in ("jax", "jaxlib")}
+    assert "hypothesis.extra.numpy" not in imported
+    assert "softmax_with_loss" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import backprop",
+        "import reference",
+        "import backprop.verify",
+        "from backprop.verify import ROWS, Arg, Feature, Row, get_row, names",
+    ],
+)
+def test_imports_without_jax(statement: str) -> None:
+    assert run_python(f"{statement}; {REPORT}").strip() == "[]"
+
+
+def test_import_backprop_needs_no_verify_machinery() -> None:
+    code = "import sys, backprop; print(sorted({m.split('.')[0] for m in sys.modules} & {'jax', 'hypothesis', 'rich'}))"
+    assert run_python(code).strip() == "[]"
+
+
+def test_the_oracle_names_still_import_jax_when_used() -> None:
+    out = run_python(f"from backprop.verify import verify; {REPORT}")
+    assert "jax" in out
+
+
+# ---- lazily imported references ------------------------------------------------------------------------
+
+
+def test_each_registered_reference_lives_in_the_mirrored_reference_module() -> None:
+    """Spec module ``arithmetic`` names functions of ``reference.arithmetic``, and they resolve."""
+    for info in pkgutil.iter_modules(backprop.verify.specs.__path__):
+        module = importlib.import_module(f"backprop.verify.specs.{info.name}")
+        for row in getattr(module, "ROWS", ()):
+            for function in (row.reference, row.epsilon):
+                if function is None:
+                    continue
+                assert isinstance(function, LazyFunction)
+                assert function.__module__ == f"reference.{info.name}"
+                assert function.resolve() is getattr(reference, function.__name__)
+    assert {row.name for row in ROWS} == set(names())
+
+
+def test_a_lazy_function_looks_like_the_function() -> None:
+    mul = lazy("reference.arithmetic", "mul")
+    assert (mul.__module__, mul.__name__, mul.__qualname__) == ("reference.arithmetic", "mul", "mul")
+    assert repr(mul) == "<function reference.arithmetic.mul (imported on first call)>"
+    assert mul.__doc__ == reference.mul.__doc__
+    assert inspect.signature(mul) == inspect.signature(reference.mul)
+    assert float(mul(2.0, 3.0)) == 6.0
+    again = pickle.loads(pickle.dumps(mul))
+    assert (again.__module__, again.__name__) == (mul.__module__, mul.__name__)
+    assert again.resolve() is reference.mul
+    assert LazyFunction.__doc__ is not None and "first use" in LazyFunction.__doc__
+
+
+def test_a_lazy_function_that_is_not_there_fails_on_first_call() -> None:
+    missing = lazy("reference.arithmetic", "div")
+    with pytest.raises(AttributeError, match="div"):
+        missing(1.0, 2.0)
+
+
+def test_the_reference_affine_stays_the_function_after_its_submodule_is_imported() -> None:
+    """The import system binds a submodule on its package: ``reference.affine`` must stay the function."""
+    code = (
+        "import reference, reference.affine; print(callable(reference.affine), reference.affine.__module__)"
+    )
+    assert run_python(code).split() == ["True", "reference.affine"]
+    assert "relu" in dir(reference)
+    with pytest.raises(AttributeError):
+        reference.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_the_package_names_resolve_to_their_submodules() -> None:
+    import backprop.verify as oracle
+    from backprop.verify import cache, registry
+
+    assert oracle.get_row is registry.get_row
+    assert oracle.ROWS is registry.ROWS
+    assert cache.__name__ == "backprop.verify.cache"  # a submodule, not a lazily exported name
+    assert set(oracle.__all__) <= set(dir(oracle))
+    with pytest.raises(AttributeError):
+        oracle.no_such_name  # type: ignore[attr-defined]  # noqa: B018
