@@ -99,7 +99,7 @@ def _before(failure: Failure, name: str) -> Any:
 def _reproduced(failure: Failure, result: dict[str, Any]) -> str | None:
     """Why the run does not show the failure, or None when it does."""
     if result["raised"] is not None:
-        # an exception, an exit, a hang (stopped after 10 s) or an assertion of the layer's own
+        # an exception, an exit, a hang (stopped after 3 s) or an assertion of the layer's own
         hang = any(m.kind == "timeout" for m in failure.mismatches)
         return (
             None if hang == (result["raised"] == "TimeoutError") else f"the program raised {result['raised']}"
