@@ -145,6 +145,17 @@ def test_a_real_ctrl_c_propagates(fn: Callable[[], Any], timeout: float | None) 
     assert isinstance(raised.value, Interrupted)
 
 
+def test_a_ctrl_c_between_calls_stops_the_run_at_the_next_call_or_on_leaving() -> None:
+    # Between two calls into the layer the oracle's own code runs: a Ctrl-C there is raised at the next
+    # call or on leaving, not wherever it lands (Python ignores an exception raised in a
+    # garbage-collection callback, and Hypothesis's state could be broken)
+    with Guard() as guard, pytest.raises(Interrupted):
+        _press_ctrl_c_and_swallow_it()  # outside any call, as the oracle's own code runs
+        guard.call("forward", lambda: None)
+    with pytest.raises(Interrupted), Guard():
+        _press_ctrl_c_and_swallow_it()
+
+
 def test_a_raised_keyboard_interrupt_is_not_a_real_one() -> None:
     assert not is_real_interrupt(KeyboardInterrupt())
 

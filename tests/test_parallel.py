@@ -3,9 +3,17 @@ the layer it was checking."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
+
 from backprop.verify.parallel import Job, run_groups
+
+ROOT = Path(__file__).resolve().parents[1]
 
 KEYWORDS = {"max_examples": 3, "seed": 0, "dtype": "float64"}
 
@@ -25,3 +33,31 @@ def test_a_layer_that_ends_its_worker_fails_alone(tmp_path: Path) -> None:
     assert alive.passed and alive.name == "sigmoid" and alive.examples == 3
     assert not dead.passed and dead.error is not None
     assert "exit code 3" in dead.error and "--isolate" in dead.error, dead.error
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from /proc")
+def test_workers_end_when_their_parent_is_killed_outright() -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "backprop.verify.cli",
+        "relu",
+        "sigmoid",
+        "--examples",
+        "100000",
+        "--jobs",
+        "2",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    assert proc.stderr is not None
+    assert "in 2 processes" in proc.stderr.readline()
+    time.sleep(1.0)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) >= 2
+    proc.kill()  # SIGKILL: it cannot stop its workers itself
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "workers outlived their parent"

@@ -60,7 +60,7 @@ def float_elements(
     return floats
 
 
-NEGATIVE_ZERO_ONE_IN = 24
+NEGATIVE_ZERO_ONE_IN = 12
 
 
 def _with_negative_zero(drawn: tuple[Any, int]) -> Any:
@@ -114,7 +114,7 @@ def float_arrays(
     without: Without = NONE,
     kinks: tuple[float, ...] = (),
 ) -> st.SearchStrategy[Any]:
-    """Arrays of ``float_elements``; about one in 24 holds a -0.0 (set once per array, not drawn per
+    """Arrays of ``float_elements``; about one in 12 holds a -0.0 (set once per array, not drawn per
     element, which would double the cost of drawing) unless ``negative_zero`` is off or 0 is out of range;
     about one in 4 has every other element at one of ``kinks`` (relu's 0), which drawn floats hit rarely."""
     if int(np.prod(shape)) > ELEMENTWISE_LIMIT:

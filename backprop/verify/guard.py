@@ -125,6 +125,7 @@ class Guard:
         self._watching = False
         self._previous_sigint: Any = None
         self._sigint_seen = False
+        self._in_call = False
 
     # -- Ctrl-C -----------------------------------------------------------------------------------------
 
@@ -142,10 +143,23 @@ class Guard:
         if self._watching:
             signal.signal(signal.SIGINT, self._previous_sigint)
             self._watching = False
+        if not isinstance(exc, KeyboardInterrupt):
+            self._deliver()  # a Ctrl-C after the last call wins over whatever else is going on
+        self._sigint_seen = False
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
         self._sigint_seen = True
-        raise Interrupted()
+        if self._in_call:
+            raise Interrupted()  # stops the layer's code, however long it would run
+        # Between calls the oracle's own code runs (Hypothesis, JAX): an exception raised at an arbitrary
+        # point there could break its state or be swallowed (Python ignores one raised in a garbage-
+        # collection callback). The next call, or leaving the guard, raises it instead.
+
+    def _deliver(self, raised: Interrupted | None = None) -> None:
+        """Raise a Ctrl-C seen since the last delivery (the layer's own ``Interrupted`` if it let it out)."""
+        if self._sigint_seen:
+            self._sigint_seen = False
+            raise raised or Interrupted()
 
     # -- one call ---------------------------------------------------------------------------------------
 
@@ -154,22 +168,23 @@ class Guard:
 
         Raises ``Interrupted`` on a real Ctrl-C; every other way the call can end is an ``Outcome``.
         """
-        self._sigint_seen = False
+        self._deliver()  # a Ctrl-C that came between calls
         saved_err, saved_errcall = np.geterr(), np.geterrcall()
         try:
             # catch_warnings restores the filters, so a layer's simplefilter() stays inside the call; "always"
             # records every occurrence, which the summary counts.
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                value, error, timed_out = self._attempt(fn)
+                self._in_call = True
+                try:
+                    value, error, timed_out = self._attempt(fn)
+                finally:
+                    self._in_call = False
         finally:
             np.seterr(**saved_err)
             np.seterrcall(saved_errcall)
-        if self._sigint_seen:
-            # A real Ctrl-C wins over whatever the code made of it (caught it, exited, timed out).
-            if isinstance(error, Interrupted):
-                raise error
-            raise Interrupted()
+        # A real Ctrl-C wins over whatever the code made of it (caught it, exited, timed out).
+        self._deliver(error if isinstance(error, Interrupted) else None)
         self._summarise(caught, what)
         return self._outcome(what, value, error, timed_out)
 

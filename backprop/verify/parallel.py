@@ -11,6 +11,9 @@ message, and the others carry on.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -63,29 +66,57 @@ def run_groups(
     group ``i`` finishes (in whatever order they finish)."""
     results: list[list[LayerReport] | None] = [None] * len(groups)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(groups))), mp_context=context) as pool:
-        futures: dict[Future[list[LayerReport]], int] = {
-            pool.submit(_run_group, list(group)): i for i, group in enumerate(groups)
-        }
-        broken: list[int] = []
-        try:
-            for future in as_completed(futures):
-                i = futures[future]
-                try:
-                    results[i] = future.result()
-                except BrokenProcessPool:
-                    broken.append(i)  # this group's worker died, or another did and took the pool down
-                    continue
-                if done is not None:
-                    done(i, results[i] or [])
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(workers, len(groups))),
+        mp_context=context,
+        initializer=_orphan_watch,
+        initargs=(os.getpid(),),
+    )
+    futures: dict[Future[list[LayerReport]], int] = {
+        pool.submit(_run_group, list(group)): i for i, group in enumerate(groups)
+    }
+    broken: list[int] = []
+    try:
+        for future in as_completed(futures):
+            i = futures[future]
+            try:
+                results[i] = future.result()
+            except BrokenProcessPool:
+                broken.append(i)  # this group's worker died, or another did and took the pool down
+                continue
+            if done is not None:
+                done(i, results[i] or [])
+    except BaseException:  # Ctrl-C, or an error of the oracle's: stop the workers, not wait for them
+        _terminate(pool)
+        raise
+    pool.shutdown()
     for i in sorted(broken):  # again, each in a child of its own, to tell which one ends its process
         results[i] = _isolated(groups[i])
         if done is not None:
             done(i, results[i] or [])
     return [r if r is not None else [] for r in results]
+
+
+def _orphan_watch(parent: int) -> None:
+    """In a worker: end it once the parent is gone (killed outright, it could not stop its workers), so
+    that no check runs on for nobody."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="backprop-orphan-watch", daemon=True).start()
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now (``shutdown`` would wait for the checks they are running)."""
+    processes = list(getattr(pool, "_processes", {}).values())  # no public way before Python 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
 
 
 def _isolated(group: Sequence[Job]) -> list[LayerReport]:

@@ -29,6 +29,7 @@ AFFINE_POOL: tuple[ShapeDict, ...] = (
     _affine(2, (2, 3), 2),  # N-D input, flattened
     _affine(3, (2, 1), 4),  # N-D with a size-1 axis
     _affine(2, (2, 1, 3), 2),  # rank 4
+    _affine(1, (2, 2, 2), 3),  # rank 4, a batch of one
     _affine(32, (5,), 3),  # a large batch
     _affine(2, (64,), 32),  # large axes
 )
