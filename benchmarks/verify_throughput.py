@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
@@ -168,7 +168,7 @@ def naive(row: Row, n: int, seed: int) -> Naive:
     reference and ``assert_allclose`` on every output and gradient per example (see the module)."""
     import reference
     from backprop.verify import examples
-    from backprop.verify.search import _own_constants
+    from backprop.verify.search import _own_constants, search_settings
 
     run = Naive()
     tol = row.tolerance(DTYPE)
@@ -185,15 +185,7 @@ def naive(row: Row, n: int, seed: int) -> Naive:
 
     # The settings of the oracle's search, so that the same seed draws the same examples (as far as
     # Hypothesis allows: see the module).
-    @settings(
-        max_examples=n,
-        database=None,
-        deadline=None,
-        derandomize=False,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink),
-        verbosity=Verbosity.quiet,
-    )
+    @search_settings(n)
     @hypothesis_seed(seed)
     @given(examples(row, DTYPE))
     def test(ex: Example) -> None:

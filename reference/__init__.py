@@ -12,10 +12,11 @@ Importing this package does not import JAX either: each name imports its submodu
 
 from __future__ import annotations
 
-import importlib
 import sys
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
+
+from backprop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from reference._x64 import x64
@@ -38,16 +39,7 @@ _SUBMODULE = {
 __all__ = ["add", "affine", "mul", "relu", "sigmoid", "softmax_with_loss", "softmax_with_loss_epsilon", "x64"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _SUBMODULE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _SUBMODULE)
 
 
 class _Package(ModuleType):

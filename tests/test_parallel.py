@@ -3,17 +3,15 @@ the layer it was checking."""
 
 from __future__ import annotations
 
-import os
+import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from backprop.verify.parallel import Job, run_groups
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.processes import start_cli
 
 KEYWORDS = {"max_examples": 3, "seed": 0, "dtype": "float64"}
 
@@ -35,28 +33,30 @@ def test_a_layer_that_ends_its_worker_fails_alone(tmp_path: Path) -> None:
     assert "exit code 3" in dead.error and "--isolate" in dead.error, dead.error
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from /proc")
-def test_workers_end_when_their_parent_is_killed_outright() -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "backprop.verify.cli",
-        "relu",
-        "sigmoid",
-        "--examples",
-        "100000",
-        "--jobs",
-        "2",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+def _two_workers() -> subprocess.Popen[str]:
+    """``backprop-verify`` checking two rows in two worker processes for a long while, once started."""
+    proc = start_cli("relu", "sigmoid", "--examples", "100000", "--jobs", "2", stdout=subprocess.DEVNULL)
     assert proc.stderr is not None
     assert "in 2 processes" in proc.stderr.readline()
-    time.sleep(1.0)
+    time.sleep(1.5)
+    return proc
+
+
+def test_a_ctrl_c_stops_the_workers_too() -> None:
+    proc = _two_workers()
+    proc.send_signal(signal.SIGINT)  # to this process only: it must stop its workers, not wait for them
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads a process's children from /proc")
+def test_workers_end_when_their_parent_is_killed_outright() -> None:
+    proc = _two_workers()
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     assert len(children) >= 2
     proc.kill()  # SIGKILL: it cannot stop its workers itself
-    proc.wait()
+    proc.communicate()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
         time.sleep(0.2)

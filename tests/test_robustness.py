@@ -25,6 +25,7 @@ from backprop.verify.report import Failure, Mismatch
 from backprop.verify.search import _own_constants
 from backprop.verify.tolerances import TOLERANCES, compare
 from tests.catalogue.learner import SoftmaxWithLossInPlace
+from tests.processes import start_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -207,52 +208,13 @@ def test_a_row_of_your_own_from_the_command_line(
     assert code == 2 and "is a type, not a backprop.verify.Row" in err
 
 
-def test_a_ctrl_c_stops_the_worker_processes_too() -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "backprop.verify.cli",
-        "relu",
-        "sigmoid",
-        "--examples",
-        "100000",
-        "--jobs",
-        "2",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stderr is not None
-    assert "in 2 processes" in proc.stderr.readline()  # the workers have started
-    time.sleep(2.0)
-    proc.send_signal(signal.SIGINT)  # to this process only: it must stop its workers, not wait for them
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-
-
 def test_a_real_ctrl_c_stops_the_run_with_130(tmp_path: Path) -> None:
     slow = tmp_path / "slow.py"
     slow.write_text(
         "import time\nfrom backprop import Relu\n\nclass Slow(Relu):\n"
         "    def forward(self, x):\n        time.sleep(0.05)\n        return super().forward(x)\n"
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "backprop.verify.cli",
-            "--layer",
-            f"{slow}:Slow",
-            "--against",
-            "relu",
-            "--examples",
-            "100000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+    proc = start_cli("--layer", f"{slow}:Slow", "--against", "relu", "--examples", "100000")
     assert proc.stderr is not None
     assert "checking" in proc.stderr.readline()  # the run has started
     time.sleep(1.0)

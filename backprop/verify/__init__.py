@@ -6,8 +6,9 @@ other checks import JAX and Hypothesis. ``import backprop`` alone imports neithe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from backprop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from backprop.verify.findings import Measured
@@ -33,17 +34,7 @@ _SUBMODULE = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _SUBMODULE:  # a submodule (``from backprop.verify import cache``) is then imported
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_SUBMODULE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
-
+__getattr__, __dir__ = lazy_names(__name__, _SUBMODULE)
 
 __all__ = [
     "DTYPES",

@@ -79,6 +79,23 @@ def _own_constants() -> Iterator[None]:
         cache.clear()
 
 
+def search_settings(max_examples: int, parent: settings | None = None) -> settings:
+    """The Hypothesis settings of every search: no database and no deadline (a run depends on nothing
+    but its seed), generation and shrinking only, quiet; ``parent`` (a loaded profile) for the rest."""
+    return settings(
+        parent,
+        max_examples=max_examples,
+        database=None,
+        deadline=None,
+        print_blob=True,
+        derandomize=False,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+        phases=(Phase.generate, Phase.shrink),
+        verbosity=Verbosity.quiet,
+    )
+
+
 def _search(
     row: Row,
     layer: type,
@@ -93,18 +110,7 @@ def _search(
     found = _Search()
     strategy = examples(row, dtype, without=without)
 
-    @settings(
-        parent,
-        max_examples=max_examples,
-        database=None,
-        deadline=None,
-        print_blob=True,
-        derandomize=False,
-        report_multiple_bugs=False,
-        suppress_health_check=list(HealthCheck),
-        phases=(Phase.generate, Phase.shrink),
-        verbosity=Verbosity.quiet,
-    )
+    @search_settings(max_examples, parent)
     @hypothesis_seed(seed)
     @given(strategy)
     def run(example: Any) -> None:
