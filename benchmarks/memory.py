@@ -1,5 +1,6 @@
 """Peak memory of whole ``backprop-verify`` processes, measured with ``/usr/bin/time -v``: the default run,
 and one row at growing example counts (it must stay flat: compiled references are kept in a bounded cache).
+Each run is one process (``--jobs 1``), so the peak is the whole run's.
 
     python benchmarks/memory.py [--row affine] [--counts 100 300 1000]
 """
@@ -16,7 +17,7 @@ import sys
 def peak(argv: list[str]) -> tuple[float, float]:
     """(peak resident memory in MB, wall seconds) of ``backprop-verify argv``."""
     time_cmd = shutil.which("time") or "/usr/bin/time"
-    command = [time_cmd, "-v", sys.executable, "-m", "backprop.verify.cli", "--quiet", *argv]
+    command = [time_cmd, "-v", sys.executable, "-m", "backprop.verify.cli", "--quiet", "--jobs", "1", *argv]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr)
     wall = re.search(
