@@ -170,6 +170,17 @@ def test_a_shard_checks_its_share_of_the_rows(
     assert [layer["name"] for layer in strict_json(path.read_text())["layers"]] == list(rows)
 
 
+def test_turning_off_every_shape_of_a_row_is_refused_before_the_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, "softmax_with_loss", "--without", "labels", "--without", "one_hot")
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        "backprop-verify: error: softmax_with_loss: every shape in its pool uses a feature turned off "
+        "(labels, one_hot)"
+    )
+
+
 def test_a_shard_of_one_layer_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--layer", f"{GOOD}:Affine", "--against", "affine", "--shard", "1/2")
     assert (code, out) == (2, "")

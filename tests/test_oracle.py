@@ -47,6 +47,14 @@ def test_compare_uses_the_magnitude_of_the_summed_terms() -> None:
     assert compare(expected, actual, F64, terms=np.array([1e16, 5.0])).ok
 
 
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_non_finite_terms_or_native_runs_never_widen_the_tolerance(bad: float) -> None:
+    expected, actual = np.array([0.0, 1.0]), np.array([5.0, 1.0])  # element 0 is plainly wrong
+    assert not compare(expected, actual, F64, terms=np.array([bad, 1.0])).ok
+    native = np.array([bad, 1.0])
+    assert not compare(expected, actual, TOLERANCES["float32"], native=native).ok
+
+
 def test_compare_flags_nan_and_names_the_worst_element() -> None:
     cmp = compare(np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [np.nan, 4.0]]), F64)
     assert not cmp.ok

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jax.numpy as jnp
@@ -77,3 +78,37 @@ def test_a_dropout_that_ignores_its_mask_is_caught() -> None:
         check_example(DROPOUT, DropoutIgnoresMask, example)
     assert [m.check for m in caught.value.failure.mismatches] == ["dx"]
     assert jnp.asarray(0.0).dtype == np.float32  # the check left JAX in its default 32-bit mode
+
+
+def _row_with(shapes: Any) -> Row:
+    return Row(
+        name="twice",
+        layer=object,
+        reference=lambda x: 2 * x,
+        signature="forward(x) -> 2 x",
+        args=(Arg(name="x", grad="dx", domain=(-1.0, 1.0)),),
+        shapes=shapes,
+    )
+
+
+def test_a_shape_pool_may_be_any_sequence_of_shape_dicts() -> None:
+    row = _row_with([{"x": (2,), "out": (2,)}, {"x": (3, 1), "out": (3, 1)}])
+    assert row.shapes == ({"x": (2,), "out": (2,)}, {"x": (3, 1), "out": (3, 1)})
+
+
+@pytest.mark.parametrize(
+    ("shapes", "message"),
+    [
+        (
+            5,
+            re.escape(
+                "shapes must be a pool (a tuple of shape dicts) or a function without -> strategy, got int"
+            ),
+        ),
+        ((), "the shape pool is empty"),
+        (({"x": (2,)},), r"pool entry \{'x': \(2,\)\} has no shape for \['out'\]"),
+    ],
+)
+def test_a_malformed_shape_pool_is_refused_when_the_row_is_made(shapes: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _row_with(shapes)

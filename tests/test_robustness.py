@@ -282,6 +282,29 @@ def test_every_row_reaches_its_rare_features_in_a_default_run(row: Any) -> None:
     assert wanted <= seen, f"{row.name}: never drew {sorted(wanted - seen)}"
 
 
+def test_the_scope_search_skips_a_feature_whose_absence_leaves_no_shapes() -> None:
+    from tests.catalogue.broken import SoftmaxLossNoBatchDivide
+
+    report = verify(SoftmaxLossNoBatchDivide, "softmax_with_loss", without=["one_hot"], max_examples=30)
+    assert report.failure is not None and report.error is None
+    assert "labels" not in report.passes_without  # without one-hot targets, labels cannot be turned off
+
+
+def test_what_an_isolated_layer_prints_stays_out_of_the_json_on_stdout(tmp_path: Path) -> None:
+    loud = tmp_path / "loud.py"
+    loud.write_text(
+        "from backprop import Relu\n\nclass Loud(Relu):\n    def backward(self, dout):\n"
+        "        print('debugging', dout.shape)\n        return super().backward(dout)\n"
+    )
+    argv = ["--layer", f"{loud}:Loud", "--against", "relu", "--dtype", "float64", "--examples", "3"]
+    command = [sys.executable, "-m", "backprop.verify.cli", *argv, "--isolate", "--json", "-"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["passed"] is True
+    assert "debugging" in done.stderr
+
+
 def test_isolate_turns_even_os_exit_into_a_failure(tmp_path: Path) -> None:
     dies = tmp_path / "dies.py"
     dies.write_text(

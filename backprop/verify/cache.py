@@ -9,7 +9,11 @@ themselves is left as it is, and used.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,8 +28,9 @@ MAX_BYTES = 64 * 2**20
 class _State:
     enabled: bool = True
     configured: Path | None = None
+    turned_off: bool = False
     hits: int = 0
-    requests: int = 0
+    counting: bool = False
 
 
 _state = _State()
@@ -54,8 +59,8 @@ def disable() -> None:
     _state.enabled = False
     if _state.configured is not None and _config().jax_compilation_cache_dir == str(_state.configured):
         _config().update("jax_compilation_cache_dir", None)
-        _reset()
         _state.configured = None
+    ensure()
 
 
 def ensure() -> Path | None:
@@ -64,6 +69,10 @@ def ensure() -> Path | None:
 
     _listen()
     if not _state.enabled or os.environ.get(OFF, "") not in ("", "0"):
+        if not _state.turned_off:  # a JAX cache of the user's own included: off means off
+            _config().update("jax_enable_compilation_cache", False)
+            _reset()
+            _state.turned_off = True
         return None
     if _state.configured is not None:
         return _state.configured
@@ -73,9 +82,16 @@ def ensure() -> Path | None:
     path = location()
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except OSError:
+        with tempfile.NamedTemporaryFile(dir=path):  # written to, not only there
+            pass
+    except OSError as exc:
         _state.enabled = False
-        return None
+        why = exc.strerror or str(exc)
+        print(
+            f"backprop: cannot write the compilation cache {path} ({why}); compiling without it",
+            file=sys.stderr,
+        )
+        return ensure()
     _config().update("jax_compilation_cache_dir", str(path))
     # Our compiles take 20-100 ms: JAX's default keeps only those over a second.
     _config().update("jax_persistent_cache_min_compile_time_secs", 0.0)
@@ -108,14 +124,23 @@ def _listen() -> None:
     import jax
 
     def on_event(event: str, **kwargs: Any) -> None:
-        if event == "/jax/compilation_cache/cache_hits":
+        # only the references' own compilations: not a user's eager JAX code, nor an --allow epsilon loss
+        if _state.counting and event == "/jax/compilation_cache/cache_hits":
             _state.hits += 1
-        elif event == "/jax/compilation_cache/compile_requests_use_cache":
-            _state.requests += 1
 
     jax.monitoring.register_event_listener(on_event)
 
 
-def counts() -> tuple[int, int]:
-    """(hits, requests) of the persistent cache so far in this process."""
-    return _state.hits, _state.requests
+@contextlib.contextmanager
+def counting() -> Iterator[None]:
+    """Count the persistent cache's hits inside this block (a reference's first call, which compiles)."""
+    _state.counting = True
+    try:
+        yield
+    finally:
+        _state.counting = False
+
+
+def hits() -> int:
+    """How many references the persistent cache has supplied so far in this process."""
+    return _state.hits

@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_int_at_least(1, "positive", 256, "jobs"),
         default=None,
         metavar="N",
-        help="check rows in N worker processes at once (default: the number of cores)",
+        help="check rows in N worker processes at once (default: the number of cores; one layer, or "
+        "--isolate, runs one check at a time)",
     )
     parser.add_argument(
         "--shard",
@@ -267,6 +268,17 @@ def _against(spec: str) -> str | Row:
 
 def _targets(args: argparse.Namespace) -> list[Target]:
     """What to check; raises UsageError for any inconsistent or unresolvable argument."""
+    targets = _named_targets(args)
+    for target in targets:
+        row = get_row(target.against)
+        try:
+            row.draw_shapes(frozenset(Feature(f) for f in args.without))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return targets
+
+
+def _named_targets(args: argparse.Namespace) -> list[Target]:
     if args.layer is not None:
         from backprop.verify.loader import LoadError, load_class
 
@@ -425,7 +437,7 @@ def _run_parallel(
             reports[i] = report
             _finished(targets[i], report, args, err, (progress, tasks[i]))
 
-    run_groups(jobs, workers, done)
+    run_groups(jobs, workers, done, quiet_stdout=args.json == "-")
     return [reports[i] for i in range(len(targets))]
 
 
@@ -463,7 +475,8 @@ def _verify_isolated(target: Target, args: argparse.Namespace) -> LayerReport:
     from backprop.verify.report import LayerReport
 
     name = target.against if isinstance(target.against, str) else target.against.name
-    result = run_isolated(verify_job, target.specs, name, _keywords(args, target.dtype), fresh=True)
+    keywords = _keywords(args, target.dtype)
+    result = run_isolated(verify_job, target.specs, name, keywords, args.json == "-", fresh=True)
     if isinstance(result, ChildDied):
         layer = f"{target.layer.__module__}.{target.layer.__qualname__}"
         return LayerReport(name=name, layer=layer, against=name, dtype=target.dtype, error=result.message)

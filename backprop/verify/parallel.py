@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,8 +37,20 @@ class Job:
     keywords: dict[str, Any]
 
 
-def verify_job(specs: tuple[str, str] | None, name: str, keywords: dict[str, Any]) -> LayerReport:
-    """In a fresh interpreter: load the layer (and row) again and verify it."""
+def stdout_to_stderr() -> None:
+    """In a child: what the user's layer prints goes to stderr (the parent writes JSON to stdout)."""
+    sys.stdout.flush()
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+
+def verify_job(
+    specs: tuple[str, str] | None, name: str, keywords: dict[str, Any], quiet_stdout: bool = False
+) -> LayerReport:
+    """In a fresh interpreter: load the layer (and row) again and verify it; ``quiet_stdout`` sends
+    what the layer prints to stderr."""
+    if quiet_stdout:
+        stdout_to_stderr()
     from backprop.verify.loader import load_class, load_row
     from backprop.verify.search import verify
 
@@ -48,7 +61,9 @@ def verify_job(specs: tuple[str, str] | None, name: str, keywords: dict[str, Any
     return verify(load_class(layer), load_row(against) if ":" in against else against, **keywords)
 
 
-def _run_group(jobs: Sequence[Job]) -> list[LayerReport]:
+def _run_group(jobs: Sequence[Job], quiet_stdout: bool = False) -> list[LayerReport]:
+    if quiet_stdout:
+        stdout_to_stderr()
     return [verify_job(job.specs, job.name, job.keywords) for job in jobs]
 
 
@@ -61,16 +76,18 @@ def run_groups(
     groups: Sequence[Sequence[Job]],
     workers: int,
     done: Callable[[int, list[LayerReport]], None] | None = None,
+    quiet_stdout: bool = False,
 ) -> list[list[LayerReport]]:
     """Each group's reports, computed in up to ``workers`` processes; ``done(i, reports)`` is called as
-    group ``i`` finishes (in whatever order they finish)."""
+    group ``i`` finishes (in whatever order they finish); ``quiet_stdout`` sends what the layers print to
+    stderr, as ``--json -`` needs."""
     results: list[list[LayerReport] | None] = [None] * len(groups)
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(
         max_workers=max(1, min(workers, len(groups))),
         mp_context=context,
-        initializer=_orphan_watch,
-        initargs=(os.getpid(),),
+        initializer=_start_worker,
+        initargs=(os.getpid(), quiet_stdout),
     )
     futures: dict[Future[list[LayerReport]], int] = {
         pool.submit(_run_group, list(group)): i for i, group in enumerate(groups)
@@ -91,15 +108,17 @@ def run_groups(
         raise
     pool.shutdown()
     for i in sorted(broken):  # again, each in a child of its own, to tell which one ends its process
-        results[i] = _isolated(groups[i])
+        results[i] = _isolated(groups[i], quiet_stdout)
         if done is not None:
             done(i, results[i] or [])
     return [r if r is not None else [] for r in results]
 
 
-def _orphan_watch(parent: int) -> None:
-    """In a worker: end it once the parent is gone (killed outright, it could not stop its workers), so
-    that no check runs on for nobody."""
+def _start_worker(parent: int, quiet_stdout: bool) -> None:
+    """In a worker: stdout to stderr if asked, and an end to it once the parent is gone (killed outright,
+    the parent could not stop its workers), so that no check runs on for nobody."""
+    if quiet_stdout:
+        stdout_to_stderr()
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -119,10 +138,10 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=5)
 
 
-def _isolated(group: Sequence[Job]) -> list[LayerReport]:
+def _isolated(group: Sequence[Job], quiet_stdout: bool) -> list[LayerReport]:
     from backprop.verify.isolate import ChildDied, run_isolated
 
-    result = run_isolated(_run_group, list(group), fresh=True)
+    result = run_isolated(_run_group, list(group), quiet_stdout, fresh=True)
     if isinstance(result, ChildDied):
         return [_died(job, result.message) for job in group]
     return list(result)

@@ -162,6 +162,14 @@ class Row:
         unknown = set(self.features) - set(Feature)
         if unknown:
             raise ValueError(f"row {self.name!r}: unknown features {sorted(unknown)}")
+        if not callable(self.shapes):
+            try:  # a list of shape dicts is a pool too
+                object.__setattr__(self, "shapes", tuple(self.shapes))
+            except TypeError:
+                raise ValueError(
+                    f"row {self.name!r}: shapes must be a pool (a tuple of shape dicts) or a function "
+                    f"without -> strategy, got {type(self.shapes).__name__}"
+                ) from None
         if isinstance(self.shapes, tuple):
             needed = {a.name for a in self.args if a.is_float} | set(self.outputs)
             for entry in self.shapes:
@@ -182,7 +190,7 @@ class Row:
         if not kept:
             off = ", ".join(sorted(f.value for f in without))
             raise ValueError(f"{self.name}: every shape in its pool uses a feature turned off ({off})")
-        return st.sampled_from(kept)
+        return st.sampled_from(kept).map(dict)  # a copy: a caller may change it, the pool stays
 
     def shape_features(self, shapes: Shapes) -> set[Feature]:
         """The features a pool entry exercises whatever its values (broadcasting, batch, rank 4, large

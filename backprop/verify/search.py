@@ -350,7 +350,18 @@ def _scope(
 ) -> tuple[str, ...]:
     """Each feature of the failing example whose absence makes the layer pass."""
     used = sorted(row.features_of(failure.example.values) - off)
-    return tuple(f.value for f in used if search(off | {f}, opts).failure is None)
+    return tuple(
+        f.value for f in used if _drawable(row, off | {f}) and search(off | {f}, opts).failure is None
+    )
+
+
+def _drawable(row: Row, without: Without) -> bool:
+    """Whether the row has shapes left without these features (softmax needs labels or one-hot)."""
+    try:
+        row.draw_shapes(without)
+    except ValueError:
+        return False
+    return True
 
 
 def verify_all(

@@ -83,13 +83,13 @@ def compare(
     peak = own.max(axis=tuple(range(1, own.ndim)), keepdims=True) if batched and own.ndim >= 1 else own.max()
     scale = np.maximum(peak, own)  # the peak, as an array of err's shape
     if terms is not None:
-        element_terms = np.abs(terms) if finite else np.where(np.isfinite(terms), np.abs(terms), 0.0)
+        # a non-finite term (exp overflowing on |x|) says nothing about the scale: it must not widen it
+        element_terms = _finite_or_zero(np.abs(terms), terms)
         scale = np.maximum(scale, element_terms)
         own = np.maximum(own, element_terms)
     noise: NDArray[np.float64] | float = 0.0
     if native is not None and tol.native:
-        gap = np.abs(native - expected)
-        noise = tol.native * (gap if finite else np.where(np.isfinite(native), gap, 0.0))
+        noise = tol.native * _finite_or_zero(np.abs(native - expected), native)
     bound = tol.atol + tol.rtol * scale + noise
     # the element's own noise: rounding on its own terms, the native run's distance and the floor
     resolvable = np.abs(expected) > SMALL_ELEMENT_MARGIN * (tol.atol + tol.rtol * own + noise)
@@ -108,6 +108,11 @@ def compare(
         float(expected.flat[flat]),
         float(actual.flat[flat]),
     )
+
+
+def _finite_or_zero(values: NDArray[np.float64], source: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``values`` with 0 wherever ``source`` is NaN or infinite."""
+    return values if np.isfinite(source).all() else np.where(np.isfinite(source), values, 0.0)
 
 
 def _nonfinite_error(
