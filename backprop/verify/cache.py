@@ -31,6 +31,7 @@ class _State:
     turned_off: bool = False
     hits: int = 0
     counting: bool = False
+    listening: bool = False
 
 
 _state = _State()
@@ -113,14 +114,10 @@ def _reset() -> None:
         pass
 
 
-_listening = False
-
-
 def _listen() -> None:
-    global _listening
-    if _listening:
+    if _state.listening:
         return
-    _listening = True
+    _state.listening = True
     import jax
 
     def on_event(event: str, **kwargs: Any) -> None:

@@ -29,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backprop.verify import cache
+from backprop.verify.draw import without_set
 from backprop.verify.registry import ROWS, get_row, names
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature
 
@@ -272,7 +273,7 @@ def _targets(args: argparse.Namespace) -> list[Target]:
     for target in targets:
         row = get_row(target.against)
         try:
-            row.draw_shapes(frozenset(Feature(f) for f in args.without))
+            row.draw_shapes(without_set(args.without))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     return targets
@@ -390,6 +391,10 @@ def _groups(targets: Sequence[Target]) -> list[list[int]]:
 def _finished(
     target: Target, report: LayerReport, args: argparse.Namespace, err: Console, shown: tuple[Progress, Any]
 ) -> None:
+    """A target's report is in: its failures get the target's own reproduce command (the report knows only
+    the ``verify`` call), its progress bar completes, and a summary line goes to a log."""
+    for failure in report.failures:
+        failure.reproduce = target.reproduce
     progress, task = shown
     progress.update(task, total=report.examples, completed=report.examples, status=report.verdict)
     if not args.quiet and not err.is_terminal:
@@ -432,8 +437,6 @@ def _run_parallel(
 
     def done(g: int, finished: list[LayerReport]) -> None:
         for i, report in zip(groups[g], finished, strict=True):
-            for failure in report.failures:
-                failure.reproduce = targets[i].reproduce
             reports[i] = report
             _finished(targets[i], report, args, err, (progress, tasks[i]))
 
@@ -485,28 +488,10 @@ def _verify_isolated(target: Target, args: argparse.Namespace) -> LayerReport:
 
 def _verify_one(target: Target, args: argparse.Namespace, tick: Callable[[str], None]) -> LayerReport:
     if args.isolate:
-        report = _verify_isolated(target, args)
-        for failure in report.failures:
-            failure.reproduce = target.reproduce
-        return report
+        return _verify_isolated(target, args)
     from backprop.verify.search import verify
 
-    report = verify(
-        target.layer,
-        target.against,
-        max_examples=args.examples,
-        seed=args.seed,
-        dtype=target.dtype,
-        without=args.without,
-        strict=True if args.strict else None,
-        allow=args.allow,
-        grad_names=args.grad_names,
-        timeout=args.timeout,
-        on_example=tick,
-    )
-    for failure in report.failures:
-        failure.reproduce = target.reproduce
-    return report
+    return verify(target.layer, target.against, **_keywords(args, target.dtype), on_example=tick)
 
 
 def _summary_line(target: Target, report: LayerReport) -> str:
