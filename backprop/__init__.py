@@ -1,4 +1,4 @@
-"""Hand-written backpropagation layers from "Deep Learning from Scratch", chapter 5.
+"""Hand-written backpropagation layers from "Deep Learning from Scratch", chapters 5 to 7.
 
 NumPy only. The API is the book's: ``forward`` caches what ``backward`` needs, and
 ``backward(dout)`` returns the gradient(s) with respect to the forward inputs.
@@ -8,6 +8,7 @@ from ._errors import BackwardBeforeForwardError
 from .activations import Relu, Sigmoid
 from .affine import Affine
 from .arithmetic import AddLayer, MulLayer
+from .convolution import Col2im, Convolution, Im2col, Pooling, col2im, im2col
 from .functions import cross_entropy_error, log_softmax, sigmoid, softmax
 from .losses import SoftmaxWithLoss
 
@@ -15,11 +16,17 @@ __all__ = [
     "AddLayer",
     "Affine",
     "BackwardBeforeForwardError",
+    "Col2im",
+    "Convolution",
+    "Im2col",
     "MulLayer",
+    "Pooling",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "col2im",
     "cross_entropy_error",
+    "im2col",
     "log_softmax",
     "sigmoid",
     "softmax",

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from reference.activations import relu, sigmoid
     from reference.affine import affine
     from reference.arithmetic import add, mul
+    from reference.convolution import col2im, convolution, im2col, pooling
     from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
 
 _SUBMODULE = {
@@ -32,11 +33,28 @@ _SUBMODULE = {
     "affine": "affine",
     "add": "arithmetic",
     "mul": "arithmetic",
+    "col2im": "convolution",
+    "convolution": "convolution",
+    "im2col": "convolution",
+    "pooling": "convolution",
     "softmax_with_loss": "losses",
     "softmax_with_loss_epsilon": "losses",
 }
 
-__all__ = ["add", "affine", "mul", "relu", "sigmoid", "softmax_with_loss", "softmax_with_loss_epsilon", "x64"]
+__all__ = [
+    "add",
+    "affine",
+    "col2im",
+    "convolution",
+    "im2col",
+    "mul",
+    "pooling",
+    "relu",
+    "sigmoid",
+    "softmax_with_loss",
+    "softmax_with_loss_epsilon",
+    "x64",
+]
 
 
 __getattr__, __dir__ = lazy_names(__name__, _SUBMODULE)

@@ -41,6 +41,12 @@ def test_public_names() -> None:
         "cross_entropy_error",
         "sigmoid",
         "BackwardBeforeForwardError",
+        "Convolution",
+        "Pooling",
+        "Im2col",
+        "Col2im",
+        "im2col",
+        "col2im",
     }
     assert set(backprop.__all__) == expected
     assert all(hasattr(backprop, name) for name in expected)

@@ -125,7 +125,7 @@ def test_verify_or_raise_raises_an_assertion_with_the_report() -> None:
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        ({"against": "convolution"}, f"unknown layer 'convolution'; known: {', '.join(names())}"),
+        ({"against": "no_such_layer"}, f"unknown layer 'no_such_layer'; known: {', '.join(names())}"),
         ({"max_examples": 0}, "max_examples must be an integer >= 1, got 0"),
         ({"max_examples": True}, "max_examples must be an integer >= 1, got True"),
         ({"max_examples": 2.5}, "max_examples must be an integer, got 2.5"),

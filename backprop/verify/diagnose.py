@@ -60,6 +60,9 @@ class Situation:
     conventions: tuple[str, ...]
     epsilon: Callable[[NDArray[np.float64]], float | None] | None
     """The eps of ``-log(y + eps)`` when the loss matches that formula."""
+    at_kinks: NDArray[np.bool_] | None = None
+    """Where the gradient has more than one valid value (the row's subgradient bounds differ): a tie of
+    max pooling, which no single kink value of the input marks."""
 
     @property
     def is_output(self) -> bool:
@@ -323,7 +326,7 @@ def _all_zero(s: Situation) -> Diagnosis | None:
 def _kink(s: Situation) -> Diagnosis | None:
     pair = _values(s)
     kinks = s.kinks.get(s.ev.primal, ())
-    if pair is None or not kinks:
+    if pair is None or not (kinks or s.at_kinks is not None):
         return None
     actual, expected = pair
     x = np.asarray(s.values[s.ev.primal])
@@ -331,6 +334,19 @@ def _kink(s: Situation) -> Diagnosis | None:
         return None
     scale = float(np.max(np.abs(expected), initial=0.0))
     wrong = np.abs(actual - expected) > s.tol.atol + s.tol.rtol * scale
+    if (
+        np.any(wrong)
+        and s.at_kinks is not None
+        and s.at_kinks.shape == wrong.shape
+        and np.all(s.at_kinks[wrong])
+    ):
+        conventions = "; ".join(s.conventions) or "the reference's one-sided derivative"
+        return Diagnosis(
+            Code.KINK,
+            f"{s.ev.check} differs only where {s.ev.primal} has no derivative (a tie), and there it is not a "
+            "valid subgradient: the shares given to the tied elements must add up to what one would receive.",
+            f"This project's convention there is {conventions}.",
+        )
     for kink in kinks:
         if np.any(wrong) and np.all(x[wrong] == kink):
             conventions = "; ".join(s.conventions) or "the reference's one-sided derivative"

@@ -253,6 +253,18 @@ def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
     return None
 
 
+def _at_kinks(row: Row, example: Example, ev: Any) -> Any:
+    """Where the gradient of ``ev`` has more than one valid value, by the row's subgradient; or None."""
+    arg = next((a for a in row.differentiable if a.name == ev.primal), None)
+    if row.subgradient is None or arg is None or ev.expected is None:
+        return None
+    try:
+        low, high = row.subgradient(example.values, example.cotangents, arg.grad, ev.expected)
+    except (ValueError, KeyError, IndexError):
+        return None
+    return np.asarray(low) != np.asarray(high)
+
+
 def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options) -> None:
     """Give every mismatch of ``failure`` its diagnosis, and the failure its reproducing program."""
     example = failure.example
@@ -278,6 +290,7 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options) -> 
             {a.name: a.kinks for a in row.args if a.kinks},
             row.conventions,
             epsilon if row.epsilon is not None else None,
+            _at_kinks(row, example, ev),
         )
         d = diagnose(situation)
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))

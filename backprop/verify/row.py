@@ -63,14 +63,20 @@ class Arg:
     grad: str = ""
     read: Source | None = None
     domain: tuple[float, float] | None = None
+    """The range of a float argument's values."""
     values: ValuesFn | None = None
+    """Draws the argument (labels, a float array with ties): used instead of the domain when both are
+    given, the domain still marking the argument as a float one."""
     kinks: tuple[float, ...] = ()
     """Values of this argument where the layer is not differentiable (relu: 0)."""
     batch: bool = False
+    fixed: Callable[[Shapes], Any] | None = None
+    """A plain value the pool entry fixes (a stride, a pad, a filter size): passed as it is, and compiled
+    into the reference, so that each entry of the pool is one geometry."""
 
     def __post_init__(self) -> None:
-        if (self.domain is None) == (self.values is None):
-            raise ValueError(f"Arg {self.name!r}: give exactly one of domain= or values=")
+        if (self.fixed is None) == (self.domain is None and self.values is None):
+            raise ValueError(f"Arg {self.name!r}: give domain= or values= (or both), or else fixed=")
         if self.read is not None and not self.grad:
             raise ValueError(f"Arg {self.name!r}: read= needs grad=, the name of the gradient")
         if self.grad and self.read is None and self.to not in _DEFAULT_SOURCE:
@@ -91,8 +97,10 @@ class Arg:
     def strategy(self, shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
         if self.values is not None:
             return self.values(shapes, dtype, without)
+        if self.fixed is not None:
+            return st.just(self.fixed(shapes))
         if self.domain is None:
-            raise ValueError(f"Arg {self.name!r} has neither domain= nor values=")
+            raise ValueError(f"Arg {self.name!r} has none of domain=, values= or fixed=")
         return float_arrays(shapes[self.name], *self.domain, dtype, without, self.kinks)
 
 
@@ -148,6 +156,9 @@ class Row:
     subgradient: Subgradient | None = None
     """The gradient ``grad`` with the left and with the right one-sided derivative at every element (equal
     off the kinks): a user's layer may choose any value in between at a kink, and is told which it chose."""
+    subgradient_sum: bool = False
+    """Every valid subgradient has the same sum (max pooling routes each window's dout exactly once,
+    however a tie is split): a gradient within ``subgradient``'s bounds that changes the sum is wrong."""
     kink_note: str = "a subgradient {t:g} of the way from the left to the right one-sided derivative"
     """How a chosen subgradient reads in a note; ``t`` is 0 for the left derivative and 1 for the right."""
     set_state: str = "set_state"
@@ -194,8 +205,18 @@ class Row:
 
     def shape_features(self, shapes: Shapes) -> set[Feature]:
         """The features a pool entry exercises whatever its values (broadcasting, batch, rank 4, large
-        sizes): those of zero arrays of its shapes."""
-        return self.features_of({a.name: np.zeros(shapes.get(a.name, ())) for a in self.args})
+        sizes, padding): those of plain arrays of its shapes, with its fixed values. Float arrays hold
+        distinct moderate values, so that no feature of the values (a tie, -0.0, an extreme) shows."""
+
+        def plain(arg: Arg) -> Any:
+            if arg.fixed is not None:
+                return arg.fixed(shapes)
+            shape = shapes.get(arg.name, ())
+            if not arg.is_float:
+                return np.zeros(shape)
+            return np.linspace(0.5, 1.0, int(np.prod(shape))).reshape(shape)
+
+        return self.features_of({a.name: plain(a) for a in self.args})
 
     # ---- the arguments by role ----------------------------------------------------------------------
 

@@ -117,6 +117,9 @@ class Feature(StrEnum):
     BATCH = "batch"  # a batch of more than one sample
     LARGE = "large"  # a batch past 8 or an axis past 27 (up to 32 and 64)
     NEGATIVE_ZERO = "negative_zero"  # -0.0 among the values
+    OVERLAP = "overlap"  # filter windows that overlap (a stride smaller than the filter)
+    PADDING = "padding"  # a border padded around the image (pad > 0)
+    TIE = "tie"  # a pooling window whose maximum is shared by several elements
 
 
 FEATURE_WORDS: dict[Feature, tuple[str, str]] = {
@@ -130,6 +133,9 @@ FEATURE_WORDS: dict[Feature, tuple[str, str]] = {
     Feature.BATCH: ("a batch of one", "the batch holds more than one sample"),
     Feature.LARGE: ("small sizes (batch <= 8, axes <= 27)", "the batch or an axis is large"),
     Feature.NEGATIVE_ZERO: ("inputs without -0.0", "an input holds -0.0"),
+    Feature.OVERLAP: ("windows that do not overlap", "the windows overlap (stride < filter)"),
+    Feature.PADDING: ("no padding (pad = 0)", "the image is padded (pad > 0)"),
+    Feature.TIE: ("windows with a unique maximum", "a window's maximum is tied"),
 }
 
 

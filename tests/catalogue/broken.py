@@ -925,3 +925,276 @@ BROKEN += [
         why="dW += ..., db += ... never reset: wrong from the second backward on",
     ),
 ]
+
+
+# ==== Convolution, Pooling, im2col/col2im (chapter 7) ===================================================
+
+
+def _out_size(size: int, window: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - window) // stride + 1
+
+
+def loop_im2col(x: Array, fh: int, fw: int, stride: int, pad: int) -> Array:
+    """The book's layout, written as a loop over filter positions: rows (n, y, x), columns (c, i, j)."""
+    n, c, h, w = x.shape
+    oh, ow = _out_size(h, fh, stride, pad), _out_size(w, fw, stride, pad)
+    img = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    col = np.zeros((n, c, fh, fw, oh, ow), dtype=x.dtype)
+    for i in range(fh):
+        for j in range(fw):
+            col[:, :, i, j] = img[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(n * oh * ow, -1)
+
+
+def loop_col2im(
+    col: Array, shape: tuple[int, ...], fh: int, fw: int, stride: int, pad: int, add: bool = True
+) -> Array:
+    """im2col's adjoint as a loop; ``add=False`` assigns, the bug where overlapping windows overwrite."""
+    n, c, h, w = shape
+    oh, ow = _out_size(h, fh, stride, pad), _out_size(w, fw, stride, pad)
+    grid = col.reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=col.dtype)
+    for i in range(fh):
+        for j in range(fw):
+            target = img[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]
+            if add:
+                target += grid[:, :, i, j]
+            else:
+                target[...] = grid[:, :, i, j]
+    return img[:, :, pad : pad + h, pad : pad + w].copy()
+
+
+class BookConvolution:
+    """The book's Convolution through im2col (correct); subclasses override the method that holds their
+    mistake."""
+
+    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
+        self.W, self.b, self.stride, self.pad = W, b, stride, pad
+        self.x: Array | None = None
+        self.col: Array | None = None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        fn, _, fh, fw = self.W.shape
+        n, _, h, w = x.shape
+        oh, ow = _out_size(h, fh, self.stride, self.pad), _out_size(w, fw, self.stride, self.pad)
+        self.x, self.col = x, loop_im2col(x, fh, fw, self.stride, self.pad)
+        out = self.col @ self.W.reshape(fn, -1).T + self.b
+        return np.asarray(out.reshape(n, oh, ow, fn).transpose(0, 3, 1, 2))
+
+    def _dout2d(self, dout: Array) -> Array:
+        return np.asarray(dout.transpose(0, 2, 3, 1).reshape(-1, self.W.shape[0]))
+
+    def _dx(self, d2: Array, add: bool = True) -> Array:
+        assert self.x is not None
+        fn, _, fh, fw = self.W.shape
+        dcol = d2 @ self.W.reshape(fn, -1)
+        return loop_col2im(dcol, self.x.shape, fh, fw, self.stride, self.pad, add)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.col is not None
+        d2 = self._dout2d(dout)
+        self.db = d2.sum(axis=0)
+        self.dW = (self.col.T @ d2).T.reshape(self.W.shape)
+        return self._dx(d2)
+
+
+class ConvCol2imAssigns(BookConvolution):
+    """col2im writes each window with = instead of +=: where windows overlap, the last one wins."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.col is not None
+        d2 = self._dout2d(dout)
+        self.db = d2.sum(axis=0)
+        self.dW = (self.col.T @ d2).T.reshape(self.W.shape)
+        return self._dx(d2, add=False)
+
+
+class ConvDwNotReshaped(BookConvolution):
+    """dW is left as the (C*FH*FW, FN) matrix of the im2col product, never reshaped to (FN, C, FH, FW)."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.col is not None
+        d2 = self._dout2d(dout)
+        self.db = d2.sum(axis=0)
+        self.dW = self.col.T @ d2
+        return self._dx(d2)
+
+
+class ConvDbWrongAxes(BookConvolution):
+    """dout reshaped to (-1, FN) without moving the channel axis last first: db (and dW) sum values from
+    the wrong channels."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.col is not None
+        d2 = dout.reshape(-1, self.W.shape[0])
+        self.db = d2.sum(axis=0)
+        right = self._dout2d(dout)
+        self.dW = (self.col.T @ right).T.reshape(self.W.shape)
+        return self._dx(right)
+
+
+class Im2colPooling:
+    """Max pooling through im2col with -inf padding (correct); subclasses hold one mistake each."""
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
+        self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
+        self.x: Array | None = None
+        self.windows: Array | None = None
+
+    def _padded_windows(self, x: Array, fill: float) -> Array:
+        img = np.pad(x, ((0, 0), (0, 0), (self.pad, self.pad), (self.pad, self.pad)), constant_values=fill)
+        col = loop_im2col(img, self.pool_h, self.pool_w, self.stride, 0)
+        return np.asarray(col.reshape(-1, self.pool_h * self.pool_w))
+
+    def forward(self, x: Array) -> Array:
+        n, c, h, w = x.shape
+        oh = _out_size(h, self.pool_h, self.stride, self.pad)
+        ow = _out_size(w, self.pool_w, self.stride, self.pad)
+        self.x, self.windows = x, self._padded_windows(x, -np.inf)
+        return np.asarray(self.windows.max(axis=1).reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
+
+    def _scatter(self, dwin: Array) -> Array:
+        assert self.x is not None
+        n, c, h, w = self.x.shape
+        shape = (n, c, h + 2 * self.pad, w + 2 * self.pad)
+        img = loop_col2im(
+            dwin.reshape(-1, c * self.pool_h * self.pool_w), shape, self.pool_h, self.pool_w, self.stride, 0
+        )
+        return img[:, :, self.pad : self.pad + h, self.pad : self.pad + w].copy()
+
+    def backward(self, dout: Array) -> Array:
+        assert self.windows is not None
+        d = dout.transpose(0, 2, 3, 1).reshape(-1)
+        dwin = np.zeros_like(self.windows)
+        dwin[np.arange(d.size), np.argmax(self.windows, axis=1)] = d
+        return self._scatter(dwin)
+
+
+class PoolingSpreadsOverWindow(Im2colPooling):
+    """backward hands every element of the window an equal share of dout, as average pooling would."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.windows is not None
+        d = dout.transpose(0, 2, 3, 1).reshape(-1, 1)
+        return self._scatter(np.repeat(d / self.windows.shape[1], self.windows.shape[1], axis=1))
+
+
+class PoolingEveryMaximum(Im2colPooling):
+    """backward gives the whole dout to every element equal to the window's maximum: right until a tie."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.windows is not None
+        d = dout.transpose(0, 2, 3, 1).reshape(-1, 1)
+        mask = self.windows == self.windows.max(axis=1, keepdims=True)
+        return self._scatter(mask * d)
+
+
+class PoolingZeroPadding(Im2colPooling):
+    """Pads with 0 instead of -inf, as the book does: a border window of negative values returns 0."""
+
+    def forward(self, x: Array) -> Array:
+        n, c, h, w = x.shape
+        oh = _out_size(h, self.pool_h, self.stride, self.pad)
+        ow = _out_size(w, self.pool_w, self.stride, self.pad)
+        self.x, self.windows = x, self._padded_windows(x, 0.0)
+        return np.asarray(self.windows.max(axis=1).reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
+
+
+class Im2colAssigningVjp:
+    """im2col as a layer whose backward is a col2im that assigns (=) instead of adding (+=)."""
+
+    def __init__(self, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> None:
+        self.geometry = (filter_h, filter_w, stride, pad)
+        self.shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array) -> Array:
+        self.shape = x.shape
+        return loop_im2col(x, *self.geometry)
+
+    def backward(self, dout: Array) -> Array:
+        return loop_col2im(dout, self.shape, *self.geometry, add=False)
+
+
+class Col2imAssigns:
+    """col2im that assigns (=) each window instead of adding (+=) it: overlapping windows overwrite."""
+
+    def __init__(
+        self, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
+    ) -> None:
+        self.shape, self.geometry = input_shape, (filter_h, filter_w, stride, pad)
+
+    def forward(self, col: Array) -> Array:
+        return loop_col2im(col, self.shape, *self.geometry, add=False)
+
+    def backward(self, dout: Array) -> Array:
+        return loop_im2col(dout, *self.geometry)
+
+
+BROKEN += [
+    Case(
+        layer=Col2imAssigns,
+        diagnosis="other",
+        against="col2im",
+        check="img",
+        kinds=_k("value"),
+        why="col2im assigns where overlapping windows must add",
+    ),
+    Case(
+        layer=Im2colAssigningVjp,
+        diagnosis="other",
+        against="im2col",
+        check="dx",
+        kinds=_k("value"),
+        why="col2im assigns where overlapping windows must add",
+    ),
+    Case(
+        layer=ConvCol2imAssigns,
+        diagnosis="other",
+        against="convolution",
+        check="dx",
+        kinds=_k("value"),
+        why="col2im assigns (=) where overlapping windows must add (+=)",
+    ),
+    Case(
+        layer=ConvDwNotReshaped,
+        diagnosis="shape",
+        against="convolution",
+        check="dW",
+        kinds=_k("shape"),
+        why="dW left as the (C*FH*FW, FN) im2col matrix",
+    ),
+    Case(
+        layer=ConvDbWrongAxes,
+        diagnosis="other",
+        against="convolution",
+        check="db",
+        kinds=_k("value"),
+        why="dout reshaped to (-1, FN) without moving channels last: db sums the wrong channels",
+    ),
+    Case(
+        layer=PoolingSpreadsOverWindow,
+        diagnosis="kink",
+        against="pooling",
+        check="dx",
+        kinds=_k("value"),
+        why="dout spread evenly over the window instead of routed to its maximum",
+    ),
+    Case(
+        layer=PoolingEveryMaximum,
+        diagnosis="kink",
+        against="pooling",
+        check="dx",
+        kinds=_k("value"),
+        why="a tied maximum: every tied element receives the whole dout",
+    ),
+    Case(
+        layer=PoolingZeroPadding,
+        diagnosis="kink",
+        against="pooling",
+        check="dx",
+        kinds=_k("value"),
+        why="zero padding: a border window of zeros and negatives routes dout into the padding",
+    ),
+]

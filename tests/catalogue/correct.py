@@ -14,6 +14,7 @@ import numpy as np
 
 from backprop.verify import ROWS
 from tests.catalogue import Array, Correct
+from tests.catalogue.broken import BookConvolution, Im2colPooling, loop_col2im, loop_im2col
 
 # ==== MulLayer / AddLayer: other ways to undo broadcasting ===============================================
 
@@ -377,6 +378,123 @@ class SoftmaxLossLogSoftmaxVjp(_SoftmaxLossState):
 
 # ==== the catalogue =====================================================================================
 
+# ==== Convolution, Pooling, im2col/col2im ==================================================================
+
+
+def _geometry_out(size: int, window: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - window) // stride + 1
+
+
+class ConvEinsumWindows:
+    """Convolution over ``sliding_window_view`` windows with ``einsum``; dx added back window by window
+    with ``np.add.at`` on index arrays, not through col2im."""
+
+    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
+        self.W, self.b, self.stride, self.pad = W, b, stride, pad
+        self.x: Array | None = None
+        self.win: Array | None = None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        p, s = self.pad, self.stride
+        _, _, fh, fw = self.W.shape
+        img = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        win = np.lib.stride_tricks.sliding_window_view(img, (fh, fw), axis=(2, 3))[:, :, ::s, ::s]
+        self.x, self.win = x, win
+        return np.asarray(np.einsum("ncyxij,fcij->nfyx", win, self.W) + self.b[None, :, None, None])
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None and self.win is not None
+        p, s = self.pad, self.stride
+        n, c, h, w = self.x.shape
+        _, _, fh, fw = self.W.shape
+        self.db = dout.sum(axis=(0, 2, 3))
+        self.dW = np.einsum("nfyx,ncyxij->fcij", dout, self.win)
+        dwin = np.einsum("nfyx,fcij->ncyxij", dout, self.W)
+        oh, ow = dout.shape[2:]
+        rows = (np.arange(oh)[:, None] * s + np.arange(fh)[None, :])[:, None, :, None]
+        cols = (np.arange(ow)[:, None] * s + np.arange(fw)[None, :])[None, :, None, :]
+        img = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=dout.dtype)
+        np.add.at(img, (slice(None), slice(None), rows, cols), dwin)
+        return np.asarray(img[:, :, p : p + h, p : p + w], dtype=self.x.dtype).copy()
+
+
+class PoolingLoops:
+    """Max pooling with explicit loops over every window; padding never chosen; ties to the first max."""
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
+        self.ph, self.pw, self.stride, self.pad = pool_h, pool_w, stride, pad
+        self.x: Array | None = None
+        self.where: dict[tuple[int, int, int, int], tuple[int, int]] = {}
+
+    def _window(self, x: Array, n: int, c: int, y: int, z: int) -> tuple[float, tuple[int, int]]:
+        best, at = -np.inf, (-1, -1)
+        for i in range(self.ph):
+            for j in range(self.pw):
+                r, q = y * self.stride + i - self.pad, z * self.stride + j - self.pad
+                if 0 <= r < x.shape[2] and 0 <= q < x.shape[3] and (at == (-1, -1) or x[n, c, r, q] > best):
+                    best, at = x[n, c, r, q], (r, q)
+        return best, at
+
+    def forward(self, x: Array) -> Array:
+        n, c, h, w = x.shape
+        oh = _geometry_out(h, self.ph, self.stride, self.pad)
+        ow = _geometry_out(w, self.pw, self.stride, self.pad)
+        out = np.empty((n, c, oh, ow), dtype=x.dtype)
+        self.x, self.where = x, {}
+        for key in np.ndindex(n, c, oh, ow):
+            out[key], self.where[key] = self._window(x, *key)
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        dx = np.zeros_like(self.x)
+        for (n, c, y, z), (r, q) in self.where.items():
+            dx[n, c, r, q] += dout[n, c, y, z]
+        return dx
+
+
+class PoolingSplitsTies(Im2colPooling):
+    """A tie's dout split evenly among the tied maxima: another valid subgradient, passed with a note."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.windows is not None
+        d = dout.transpose(0, 2, 3, 1).reshape(-1, 1)
+        mask = self.windows == self.windows.max(axis=1, keepdims=True)
+        return self._scatter(mask * d / mask.sum(axis=1, keepdims=True).astype(d.dtype))
+
+
+class LoopIm2col:
+    """im2col and its VJP col2im, each a loop over the filter positions."""
+
+    def __init__(self, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> None:
+        self.geometry = (filter_h, filter_w, stride, pad)
+        self.shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array) -> Array:
+        self.shape = x.shape
+        return loop_im2col(x, *self.geometry)
+
+    def backward(self, dout: Array) -> Array:
+        return loop_col2im(dout, self.shape, *self.geometry)
+
+
+class LoopCol2im:
+    """col2im and its VJP im2col, each a loop over the filter positions."""
+
+    def __init__(
+        self, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
+    ):
+        self.shape, self.geometry = input_shape, (filter_h, filter_w, stride, pad)
+
+    def forward(self, col: Array) -> Array:
+        return loop_col2im(col, self.shape, *self.geometry)
+
+    def backward(self, dout: Array) -> Array:
+        return loop_im2col(dout, *self.geometry)
+
+
 CORRECT: list[Correct] = [
     # the library's own layers, one per registry row
     *(Correct(layer=row.layer, against=row.name, why=f"the library's {row.layer.__name__}") for row in ROWS),
@@ -407,4 +525,11 @@ CORRECT: list[Correct] = [
         against="softmax_with_loss",
         why="general log-softmax VJP; x - logsumexp(x) cancels in float32",
     ),
+    Correct(layer=BookConvolution, against="convolution", why="the book's im2col, matrix product, col2im"),
+    Correct(layer=ConvEinsumWindows, against="convolution", why="sliding_window_view + einsum; np.add.at"),
+    Correct(layer=Im2colPooling, against="pooling", why="im2col windows, argmax, -inf padding"),
+    Correct(layer=PoolingLoops, against="pooling", why="a Python loop over every window"),
+    Correct(layer=PoolingSplitsTies, against="pooling", why="a tie's dout split evenly: another subgradient"),
+    Correct(layer=LoopIm2col, against="im2col", why="loops over filter positions"),
+    Correct(layer=LoopCol2im, against="col2im", why="loops over filter positions"),
 ]

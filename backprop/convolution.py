@@ -1,0 +1,239 @@
+"""Convolution and max pooling over NCHW images, with im2col and col2im (book sections 7.4-7.5).
+
+``im2col`` lays every filter window of an image out as one row, in the book's exact layout: rows ordered
+(N, out_h, out_w), columns (C, filter_h, filter_w). ``col2im`` is its adjoint: it adds each row back into
+the window it came from, so where windows overlap (a stride smaller than the filter) values are summed,
+never overwritten. Both work on strided views (``sliding_window_view``) rather than a Python loop over
+the output, and ``Convolution`` contracts those views with ``tensordot`` without building the column
+matrix at all: that is what makes it faster than the book's loop on many channels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike, NDArray
+
+from ._errors import check_dout, not_ready
+
+__all__ = ["Col2im", "Convolution", "Im2col", "Pooling", "col2im", "im2col"]
+
+Array = NDArray[Any]
+Shape = tuple[int, ...]
+
+
+def _geometry(who: str, shape: Shape, filter_h: int, filter_w: int, stride: int, pad: int) -> tuple[int, int]:
+    """(out_h, out_w) = ((H + 2 pad - filter_h) // stride + 1, same for W), or a ValueError naming shapes."""
+    if len(shape) != 4:
+        raise ValueError(f"{who}: input of shape {shape} must be 4-D (N, C, H, W)")
+    for name, value, low in (("filter_h", filter_h, 1), ("filter_w", filter_w, 1), ("stride", stride, 1)):
+        if not isinstance(value, int | np.integer) or value < low:
+            raise ValueError(f"{who}: {name} must be an integer >= {low}, got {value!r}")
+    if not isinstance(pad, int | np.integer) or pad < 0:
+        raise ValueError(f"{who}: pad must be an integer >= 0, got {pad!r}")
+    _, _, h, w = shape
+    if filter_h > h + 2 * pad or filter_w > w + 2 * pad:
+        raise ValueError(
+            f"{who}: a {filter_h}x{filter_w} filter does not fit an input of shape {shape} "
+            f"padded by {pad} (padded size {h + 2 * pad}x{w + 2 * pad})"
+        )
+    return (h + 2 * pad - filter_h) // stride + 1, (w + 2 * pad - filter_w) // stride + 1
+
+
+def _windows(img: Array, filter_h: int, filter_w: int, stride: int, out: tuple[int, int]) -> Array:
+    """A read-only view (N, C, out_h, out_w, filter_h, filter_w) of every window of a padded image."""
+    view = sliding_window_view(img, (filter_h, filter_w), axis=(2, 3))
+    return view[:, :, : stride * (out[0] - 1) + 1 : stride, : stride * (out[1] - 1) + 1 : stride]
+
+
+def _padded(x: Array, pad: int, fill: float = 0.0) -> Array:
+    if pad == 0:
+        return x
+    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=fill)
+
+
+def _add_windows(grad: Array, shape: Shape, stride: int, pad: int) -> Array:
+    """The adjoint of ``_windows``: grad (N, C, out_h, out_w, fh, fw) added into an image of ``shape``.
+
+    One strided ``+=`` per filter position (fh * fw of them), each over every window at once; overlapping
+    windows meet in different iterations, so their contributions add up.
+    """
+    n, c, h, w = shape
+    _, _, out_h, out_w, fh, fw = grad.shape
+    img = np.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=grad.dtype)
+    for i in range(fh):
+        for j in range(fw):
+            img[:, :, i : i + stride * out_h : stride, j : j + stride * out_w : stride] += grad[..., i, j]
+    return img[:, :, pad : pad + h, pad : pad + w] if pad else img
+
+
+def im2col(input_data: ArrayLike, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
+    """col[(n, y, x), (c, i, j)] = padded[n, c, y * stride + i, x * stride + j]: (N*out_h*out_w, C*fh*fw)."""
+    x = np.asarray(input_data)
+    out = _geometry("im2col", x.shape, filter_h, filter_w, stride, pad)
+    view = _windows(_padded(x, pad), filter_h, filter_w, stride, out)
+    n, c = x.shape[:2]
+    col = view.transpose(0, 2, 3, 1, 4, 5).reshape(n * out[0] * out[1], c * filter_h * filter_w)
+    # a 1x1 filter on one channel reshapes without a copy: the caller's image must not come back as col
+    return col.copy() if np.may_share_memory(col, x) else col
+
+
+def col2im(
+    col: ArrayLike, input_shape: Shape, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
+) -> Array:
+    """The adjoint of ``im2col``: every row of ``col`` added back into its window; the padding cropped."""
+    shape = tuple(int(s) for s in input_shape)
+    out_h, out_w = _geometry("col2im", shape, filter_h, filter_w, stride, pad)
+    c_arr = np.asarray(col)
+    n, c = shape[:2]
+    want = (n * out_h * out_w, c * filter_h * filter_w)
+    if c_arr.shape != want:
+        raise ValueError(
+            f"col2im: col of shape {c_arr.shape} does not match input_shape {shape} with a "
+            f"{filter_h}x{filter_w} filter, stride {stride}, pad {pad}: expected {want}"
+        )
+    grad = c_arr.reshape(n, out_h, out_w, c, filter_h, filter_w).transpose(0, 3, 1, 2, 4, 5)
+    return _add_windows(grad, shape, stride, pad)
+
+
+def _of_rank(layer: str, name: str, value: Any, ndim: int) -> Array:
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.ndim != ndim:
+        raise ValueError(f"{layer}: {name} of shape {arr.shape} must be {ndim}-D")
+    return arr
+
+
+class Convolution:
+    """out[n, f] = sum over c, i, j of W[f, c, i, j] * padded[n, c, y*stride + i, x*stride + j] + b[f].
+
+    backward: db[f] = sum of dout over n, y, x; dW[f, c, i, j] = sum of dout[n, f, y, x] times the window
+    element it multiplied; dx = col2im of dout contracted with W (overlapping windows add).
+    W (FN, C, FH, FW) and b (FN,) are held by reference, so an optimizer's in-place update is seen.
+    """
+
+    def __init__(self, W: ArrayLike, b: ArrayLike, stride: int = 1, pad: int = 0) -> None:
+        self.W = _of_rank("Convolution.__init__", "W", W, 4)
+        self.b = b if isinstance(b, np.ndarray) else np.asarray(b)
+        if self.b.shape != (self.W.shape[0],):
+            raise ValueError(
+                f"Convolution.__init__: b of shape {self.b.shape} does not match W of shape "
+                f"{self.W.shape}; expected ({self.W.shape[0]},)"
+            )
+        self.stride, self.pad = stride, pad
+        self.x: Array | None = None
+        self._view: Array | None = None
+        self.dW: Array | None = None
+        self.db: Array | None = None
+
+    def forward(self, x: ArrayLike) -> Array:
+        xa = _of_rank("Convolution.forward", "x", x, 4)
+        _, c, fh, fw = self.W.shape
+        if xa.shape[1] != c:
+            raise ValueError(
+                f"Convolution.forward: x of shape {xa.shape} has {xa.shape[1]} channels "
+                f"but W of shape {self.W.shape} expects {c}"
+            )
+        out = _geometry("Convolution.forward", xa.shape, fh, fw, self.stride, self.pad)
+        self.x = xa
+        self._view = _windows(_padded(xa, self.pad), fh, fw, self.stride, out)
+        y = np.tensordot(self._view, self.W, axes=((1, 4, 5), (1, 2, 3))) + self.b  # (N, oh, ow, FN)
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+
+    def backward(self, dout: ArrayLike) -> Array:
+        if self.x is None or self._view is None:
+            raise not_ready("Convolution")
+        n, _, out_h, out_w = self._view.shape[:4]
+        check_dout("Convolution", dout, (n, self.W.shape[0], out_h, out_w))
+        d = np.asarray(dout)
+        self.db = d.sum(axis=(0, 2, 3)).astype(self.b.dtype, copy=False)
+        self.dW = np.tensordot(d, self._view, axes=((0, 2, 3), (0, 2, 3))).astype(self.W.dtype, copy=False)
+        dwin = np.tensordot(d, self.W, axes=((1,), (0,)))  # (N, oh, ow, C, FH, FW)
+        dx = _add_windows(dwin.transpose(0, 3, 1, 2, 4, 5), self.x.shape, self.stride, self.pad)
+        return dx.astype(self.x.dtype, copy=False)
+
+
+class Pooling:
+    """Max pooling: out[n, c, y, x] = max of the window padded[n, c, y*stride : +pool_h, x*stride : +pool_w].
+
+    Padding is -inf, so it never wins (the book pads with 0 and mis-sizes the output when pad > 0). The
+    backward routes each dout to its window's maximum; at a tie, to the first maximum in row-major order, as
+    the book's argmax does and as ``jax.lax.reduce_window`` differentiates. pad must be smaller than the pool
+    so that every window holds at least one real element.
+    """
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
+        sizes = (pad, pool_h, pool_w)
+        if all(isinstance(v, int | np.integer) for v in sizes) and pad >= min(pool_h, pool_w):
+            raise ValueError(
+                f"Pooling.__init__: pad {pad} must be smaller than the {pool_h}x{pool_w} pool, "
+                "or a window could hold nothing but padding"
+            )
+        self.pool_h, self.pool_w, self.stride, self.pad = pool_h, pool_w, stride, pad
+        self.x: Array | None = None
+        self.arg_max: Array | None = None
+
+    def forward(self, x: ArrayLike) -> Array:
+        xa = _of_rank("Pooling.forward", "x", x, 4)
+        if xa.dtype.kind not in "fc":
+            xa = xa.astype(np.float64)  # the -inf padding needs a float
+        out = _geometry("Pooling.forward", xa.shape, self.pool_h, self.pool_w, self.stride, self.pad)
+        view = _windows(_padded(xa, self.pad, -np.inf), self.pool_h, self.pool_w, self.stride, out)
+        flat = view.reshape(*view.shape[:4], self.pool_h * self.pool_w)
+        self.x = xa
+        self.arg_max = np.argmax(flat, axis=-1)  # the first maximum on a tie
+        return np.take_along_axis(flat, self.arg_max[..., None], axis=-1)[..., 0]
+
+    def backward(self, dout: ArrayLike) -> Array:
+        if self.x is None or self.arg_max is None:
+            raise not_ready("Pooling")
+        check_dout("Pooling", dout, self.arg_max.shape)
+        d = np.asarray(dout)
+        grad = np.zeros((*self.arg_max.shape, self.pool_h * self.pool_w), dtype=np.result_type(d, self.x))
+        np.put_along_axis(grad, self.arg_max[..., None], d[..., None], axis=-1)
+        grad = grad.reshape(*self.arg_max.shape, self.pool_h, self.pool_w)
+        return _add_windows(grad, self.x.shape, self.stride, self.pad).astype(self.x.dtype, copy=False)
+
+
+class Im2col:
+    """``im2col`` as a layer, so that the oracle can check it: forward(x) = im2col(x, ...), and backward(dcol)
+    = col2im(dcol, x.shape, ...), which is exactly im2col's vector-Jacobian product."""
+
+    def __init__(self, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> None:
+        self.filter_h, self.filter_w, self.stride, self.pad = filter_h, filter_w, stride, pad
+        self.input_shape: Shape | None = None
+
+    def forward(self, x: ArrayLike) -> Array:
+        xa = np.asarray(x)
+        col = im2col(xa, self.filter_h, self.filter_w, self.stride, self.pad)
+        self.input_shape = xa.shape
+        return col
+
+    def backward(self, dout: ArrayLike) -> Array:
+        if self.input_shape is None:
+            raise not_ready("Im2col")
+        return col2im(dout, self.input_shape, self.filter_h, self.filter_w, self.stride, self.pad)
+
+
+class Col2im:
+    """``col2im`` as a layer: forward(col) = col2im(col, input_shape, ...), and backward(dx) = im2col(dx,
+    ...), col2im's vector-Jacobian product (the two are each other's adjoints)."""
+
+    def __init__(
+        self, input_shape: Shape, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
+    ) -> None:
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.filter_h, self.filter_w, self.stride, self.pad = filter_h, filter_w, stride, pad
+        self.ready = False
+
+    def forward(self, col: ArrayLike) -> Array:
+        x = col2im(col, self.input_shape, self.filter_h, self.filter_w, self.stride, self.pad)
+        self.ready = True
+        return x
+
+    def backward(self, dout: ArrayLike) -> Array:
+        if not self.ready:
+            raise not_ready("Col2im")
+        check_dout("Col2im", dout, self.input_shape)
+        return im2col(dout, self.filter_h, self.filter_w, self.stride, self.pad)

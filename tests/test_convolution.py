@@ -1,0 +1,131 @@
+"""The library's im2col, col2im, Convolution and Pooling: layout, adjointness, errors and conventions.
+
+Their gradients are checked against JAX by the registry rows (tests/test_properties.py and the catalogue);
+these tests pin what the rows cannot: the book's exact column layout, the errors, and the tie convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backprop import Col2im, Convolution, Im2col, Pooling, col2im, im2col
+
+
+def test_im2col_matches_the_books_layout_on_a_hand_example() -> None:
+    x = np.arange(2 * 2 * 3 * 3, dtype=np.float64).reshape(2, 2, 3, 3)
+    col = im2col(x, 2, 2, stride=1, pad=0)
+    assert col.shape == (2 * 2 * 2, 2 * 2 * 2)
+    # row (n=0, y=0, x=1); columns (c, i, j): channel 0's window, then channel 1's
+    np.testing.assert_array_equal(col[1], [1, 2, 4, 5, 10, 11, 13, 14])
+    # the last row: sample 1, window (1, 1)
+    np.testing.assert_array_equal(col[-1], [22, 23, 25, 26, 31, 32, 34, 35])
+
+
+def test_im2col_pads_with_zeros_and_floors_an_uneven_stride() -> None:
+    x = np.ones((1, 1, 5, 5))
+    col = im2col(x, 3, 3, stride=2, pad=1)  # (5 + 2 - 3) // 2 + 1 = 3
+    assert col.shape == (9, 9)
+    np.testing.assert_array_equal(col[0], [0, 0, 0, 0, 1, 1, 0, 1, 1])
+    assert im2col(np.ones((1, 1, 6, 6)), 3, 3, stride=2).shape == (4, 9)  # the last row and column unused
+
+
+@given(
+    st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(1, 3),
+    st.integers(0, 3),
+    st.integers(0, 2**32 - 1),
+)
+def test_col2im_is_the_adjoint_of_im2col(
+    shape: tuple[int, int, int, int], fh: int, fw: int, stride: int, pad: int, seed: int
+) -> None:
+    """<im2col(x), c> == <x, col2im(c)> for every geometry that fits: col2im adds where windows overlap."""
+    if fh > shape[2] + 2 * pad or fw > shape[3] + 2 * pad:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape)
+    col = im2col(x, fh, fw, stride, pad)
+    c = rng.normal(size=col.shape)
+    np.testing.assert_allclose(np.sum(col * c), np.sum(x * col2im(c, shape, fh, fw, stride, pad)), rtol=1e-10)
+
+
+def test_im2col_never_returns_a_view_of_its_input() -> None:
+    x = np.arange(4.0).reshape(1, 1, 2, 2)
+    col = im2col(x, 1, 1)
+    col[0, 0] = 99.0
+    assert x[0, 0, 0, 0] == 0.0
+
+
+def test_a_filter_that_does_not_fit_names_the_shapes() -> None:
+    with pytest.raises(ValueError, match=r"a 4x4 filter does not fit an input of shape \(1, 1, 3, 3\)"):
+        im2col(np.zeros((1, 1, 3, 3)), 4, 4)
+    conv = Convolution(np.zeros((2, 1, 5, 5)), np.zeros(2))
+    with pytest.raises(ValueError, match=r"Convolution.forward: a 5x5 filter does not fit .*\(1, 1, 4, 4\)"):
+        conv.forward(np.zeros((1, 1, 4, 4)))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: Convolution(np.zeros((2, 1, 3)), np.zeros(2)), r"W of shape \(2, 1, 3\) must be 4-D"),
+        (lambda: Convolution(np.zeros((2, 1, 3, 3)), np.zeros(3)), r"b of shape \(3,\) does not match"),
+        (
+            lambda: Convolution(np.zeros((2, 3, 1, 1)), np.zeros(2)).forward(np.zeros((1, 2, 4, 4))),
+            r"x of shape \(1, 2, 4, 4\) has 2 channels but W of shape \(2, 3, 1, 1\) expects 3",
+        ),
+        (lambda: Pooling(2, 2, pad=2), r"pad 2 must be smaller than the 2x2 pool"),
+        (lambda: Pooling(2, 2).forward(np.zeros((2, 2))), r"x of shape \(2, 2\) must be 4-D"),
+        (lambda: im2col(np.zeros((1, 1, 3, 3)), 2, 2, stride=0), r"stride must be an integer >= 1"),
+        (lambda: col2im(np.zeros((3, 4)), (1, 1, 3, 3), 2, 2), r"col of shape \(3, 4\) does not match"),
+    ],
+)
+def test_bad_arguments_raise_a_value_error_naming_the_layer_and_shapes(call: object, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        call()  # type: ignore[operator]
+
+
+def test_backward_before_forward_is_a_clear_error() -> None:
+    for layer in (Convolution(np.zeros((1, 1, 1, 1)), np.zeros(1)), Pooling(2, 2), Im2col(1, 1)):
+        with pytest.raises(RuntimeError, match=r"backward\(\) was called before forward\(\)"):
+            layer.backward(np.zeros((1, 1, 1, 1)))
+
+
+def test_pooling_routes_a_tie_to_the_first_maximum_in_row_major_order() -> None:
+    """The library's pinned convention (the book's argmax, and jax.lax.reduce_window's)."""
+    pool = Pooling(2, 2, stride=2)
+    x = np.array([[[[1.0, 3.0], [3.0, 0.0]]]])
+    np.testing.assert_array_equal(pool.forward(x), [[[[3.0]]]])
+    np.testing.assert_array_equal(pool.backward(np.array([[[[5.0]]]])), [[[[0.0, 5.0], [0.0, 0.0]]]])
+
+
+def test_pooling_pads_with_minus_infinity() -> None:
+    """A border window of negative values returns their maximum, never the padding (the book's 0)."""
+    pool = Pooling(2, 2, stride=2, pad=1)
+    x = -np.arange(1.0, 5.0).reshape(1, 1, 2, 2)
+    out = pool.forward(x)
+    np.testing.assert_array_equal(out, [[[[-1.0, -2.0], [-3.0, -4.0]]]])
+    np.testing.assert_array_equal(pool.backward(np.ones_like(out)), np.ones_like(x))
+
+
+def test_layers_keep_float32() -> None:
+    x = np.ones((2, 1, 4, 4), dtype=np.float32)
+    conv = Convolution(np.ones((3, 1, 2, 2), dtype=np.float32), np.zeros(3, dtype=np.float32), stride=2)
+    out = conv.forward(x)
+    assert out.dtype == np.float32
+    assert conv.backward(np.ones(out.shape)).dtype == np.float32
+    assert conv.dW is not None and conv.dW.dtype == np.float32
+    pool = Pooling(2, 2)
+    assert pool.backward(np.ones(pool.forward(x).shape)).dtype == np.float32
+
+
+def test_im2col_and_col2im_layers_are_each_others_vjp() -> None:
+    x = np.random.default_rng(0).normal(size=(2, 3, 5, 4))
+    forward = Im2col(3, 2, stride=2, pad=1)
+    col = forward.forward(x)
+    back = Col2im(x.shape, 3, 2, stride=2, pad=1)
+    np.testing.assert_array_equal(forward.backward(col), back.forward(col))
+    np.testing.assert_array_equal(back.backward(x), col)
