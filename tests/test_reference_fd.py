@@ -14,7 +14,6 @@ from backprop.verify import ROWS, Row, examples, get_row, reference_vjp
 from backprop.verify.vocabulary import Feature
 from backprop.verify.witness import directional_derivative, witness
 
-
 # A tied maximum has no derivative and finite differences straddle it: rows that draw ties are checked off
 # them below, on well-separated values.
 SMOOTH = [r for r in ROWS if Feature.TIE not in r.features]
