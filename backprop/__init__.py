@@ -1,4 +1,4 @@
-"""Hand-written backpropagation layers from "Deep Learning from Scratch", chapter 5.
+"""Hand-written backpropagation layers from "Deep Learning from Scratch", chapters 5 and 6.
 
 NumPy only. The API is the book's: ``forward`` caches what ``backward`` needs, and
 ``backward(dout)`` returns the gradient(s) with respect to the forward inputs.
@@ -10,11 +10,15 @@ from .affine import Affine
 from .arithmetic import AddLayer, MulLayer
 from .functions import cross_entropy_error, log_softmax, sigmoid, softmax
 from .losses import SoftmaxWithLoss
+from .normalization import BatchNormalization, ChannelBatchNormalization, Dropout
 
 __all__ = [
     "AddLayer",
     "Affine",
     "BackwardBeforeForwardError",
+    "BatchNormalization",
+    "ChannelBatchNormalization",
+    "Dropout",
     "MulLayer",
     "Relu",
     "Sigmoid",
