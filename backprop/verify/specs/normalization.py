@@ -14,7 +14,6 @@ from backprop.normalization import EPS
 from backprop.verify.draw import Without
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes, ValuesFn
-from backprop.verify.specs._shapes import SAME_SHAPE_POOL
 from backprop.verify.tolerances import TOLERANCES
 from backprop.verify.vocabulary import Feature
 
@@ -51,7 +50,9 @@ def dropout_mask(layer: Any) -> dict[str, Any]:
     attrs = getattr(layer, "__dict__", {})
     name, mask = "mask", getattr(layer, "mask", None)
     if mask is None:
-        flags = {k: v for k, v in attrs.items() if isinstance(v, np.ndarray) and v.dtype == np.bool_}
+        flags = {
+            k: v for k, v in attrs.items() if isinstance(v, np.ndarray | np.bool_) and v.dtype == np.bool_
+        }
         if len(flags) != 1:
             held = ", ".join(sorted(attrs)) or "none"
             raise LookupError(
@@ -67,6 +68,15 @@ def dropout_mask(layer: Any) -> dict[str, Any]:
     return {"mask": np.asarray(mask, dtype=np.float64)}
 
 
+DROPOUT_POOL: tuple[ShapeDict, ...] = tuple(
+    {"x": s, "out": s}
+    for s in ((8,), (1, 8), (8, 1), (2, 4), (4, 3), (2, 3, 4), (2, 1, 2, 2), (3, 2, 2, 2), (4, 32), (2, 64))
+)
+"""Like the elementwise pool, but every array holds at least 8 elements: a layer that ignores its mask is
+then wrong on nearly every draw (all 8 kept has probability 0.5**8 at the ratio shrinking ends on), and
+the training stage's control on a fresh instance (another random mask) tells it apart from a stale one.
+On a scalar, a single kept element hides the mask, and whether a later draw shows it is luck."""
+
 DROPOUT = Row(
     name="dropout",
     layer=backprop.Dropout,
@@ -77,7 +87,11 @@ DROPOUT = Row(
         Arg(name="x", grad="dx", domain=(-1e4, 1e4)),
         Arg(name="train_flg", to="keyword", values=_both_modes),
     ),
-    shapes=SAME_SHAPE_POOL,
+    shapes=DROPOUT_POOL,
+    # never 0: the shrinker would zero dout wherever the first mask drops an element, so that a backward
+    # ignoring the mask is right on the first call and only a later call's fresh mask shows it (reported
+    # as stale or stateful); dx = dout * mask is linear in dout, so positive douts lose nothing of it
+    cotangent_domain=(0.5, 10.0),
     features=(Feature.RANK4, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO),
     conventions=(
         "non-inverted dropout: kept elements are not rescaled in train mode; test mode scales by 1 - ratio",
@@ -161,7 +175,10 @@ def _nd(values: Mapping[str, Any]) -> set[Feature]:
 
 def _normalization_args(trainable: Callable[[tuple[int, ...]], bool]) -> tuple[Arg, ...]:
     return (
-        Arg(name="gamma", to="init", grad="dgamma", domain=(-10.0, 10.0)),
+        # positive, as a network's (initialized to ones): gamma = 0 makes out = beta and dx = 0 whatever
+        # the layer does with xn, so a wrong normalization would show only in dgamma, and only if dout is
+        # not shrunk to 0 first
+        Arg(name="gamma", to="init", grad="dgamma", domain=(0.5, 10.0)),
         Arg(name="beta", to="init", grad="dbeta", domain=(-10.0, 10.0)),
         Arg(name="running_mean", to="init_kw", domain=(-1e3, 1e3)),
         Arg(name="running_var", to="init_kw", domain=(0.0625, 1e2)),  # a variance: positive, exact in float32
