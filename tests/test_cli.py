@@ -32,6 +32,8 @@ GOOD = f"{FIXTURES}/good_affine.py"
 BAD = f"{FIXTURES}/bad_affine.py"
 BOOK = f"{FIXTURES}/book_affine.py"
 SIX = ("mul", "add", "relu", "sigmoid", "affine", "softmax_with_loss")
+ROW_NAMES = (*SIX, "dropout", "batch_normalization", "channel_batch_normalization")
+"""Every registered row, in the order of the books (chapter 5's six, then chapter 6's)."""
 
 
 @pytest.fixture(autouse=True)
@@ -87,8 +89,8 @@ def test_list_shows_every_registered_layer_with_its_signature(capsys: pytest.Cap
     code, out, err = run(capsys, "--list")
     assert (code, err) == (0, "")
     listed = [line.split()[0] for line in out.splitlines() if not line.startswith(" ")]
-    assert listed == list(SIX)
-    for name in SIX:
+    assert listed == list(ROW_NAMES)
+    for name in ROW_NAMES:
         assert get_row(name).signature in out
     assert "convention: relu'(0) = 0" in out
 
@@ -158,7 +160,8 @@ def test_rows_checked_in_worker_processes_give_the_same_report(
 
 
 @pytest.mark.parametrize(
-    ("shard", "rows"), [("1/2", SIX[0::2]), ("2/2", SIX[1::2]), ("3/6", SIX[2:3]), ("6/6", SIX[5:])]
+    ("shard", "rows"),
+    [("1/2", ROW_NAMES[0::2]), ("2/2", ROW_NAMES[1::2]), ("3/6", ROW_NAMES[2::6]), ("6/6", ROW_NAMES[5::6])],
 )
 def test_a_shard_checks_its_share_of_the_rows(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, shard: str, rows: tuple[str, ...]
