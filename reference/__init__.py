@@ -1,4 +1,4 @@
-"""Every chapter-5 layer again, as a pure JAX function differentiated by ``jax.vjp``.
+"""Every chapter-5 and chapter-6 layer again, as a pure JAX function differentiated by ``jax.vjp``.
 
 These functions are written with JAX's own primitives (``jax.nn.relu``, ``jax.nn.sigmoid``,
 ``jax.nn.log_softmax``, ``jnp.matmul``) and never transcribe the NumPy layers in ``backprop``, so that
@@ -25,6 +25,13 @@ if TYPE_CHECKING:
     from reference.arithmetic import add, mul
     from reference.convolution import col2im, convolution, im2col, pooling
     from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
+    from reference.normalization import (
+        batch_normalization,
+        batch_normalization_running,
+        channel_batch_normalization,
+        channel_batch_normalization_running,
+        dropout,
+    )
 
 _SUBMODULE = {
     "x64": "_x64",
@@ -39,13 +46,23 @@ _SUBMODULE = {
     "pooling": "convolution",
     "softmax_with_loss": "losses",
     "softmax_with_loss_epsilon": "losses",
+    "dropout": "normalization",
+    "batch_normalization": "normalization",
+    "batch_normalization_running": "normalization",
+    "channel_batch_normalization": "normalization",
+    "channel_batch_normalization_running": "normalization",
 }
 
 __all__ = [
     "add",
     "affine",
+    "batch_normalization",
+    "batch_normalization_running",
+    "channel_batch_normalization",
+    "channel_batch_normalization_running",
     "col2im",
     "convolution",
+    "dropout",
     "im2col",
     "mul",
     "pooling",

@@ -179,6 +179,12 @@ def _returns_none(s: Situation) -> Diagnosis | None:
 def _missing(s: Situation) -> Diagnosis | None:
     if s.ev.kind != Kind.MISSING:
         return None
+    if s.ev.where == "forward()":  # a row's capture found no hidden state (a dropout mask) after forward
+        return Diagnosis(
+            Code.OTHER,
+            "After forward(), the layer does not hold the state the reference needs (such as a dropout mask).",
+            "Keep it on self under the book's name and with the book's values (self.mask = rand > ratio).",
+        )
     if s.ev.renamed:
         return Diagnosis(
             Code.RENAMED,

@@ -150,6 +150,11 @@ class Row:
     condition: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     """Factors, by output or argument name, by which rounding grows beyond the summed terms' magnitude;
     arrays broadcast against the checked value, so one sample's condition cannot cover another's."""
+    magnitude: Callable[[Mapping[str, Any], tuple[Any, ...]], dict[str, Any]] | None = None
+    """The magnitude of the terms a correct layer sums, by output or argument name, from the values and
+    cotangents, for a reference whose run on absolute values does not bound them (a normalization divides
+    by its own input's statistics); rounding is judged against the larger of the two. Arrays broadcast
+    against the checked value."""
     capture: Callable[[Any], dict[str, Any]] | None = None
     """Hidden state read from the layer after ``forward`` and passed to the reference (a dropout mask);
     the randomness it declares is exempt from the determinism check."""

@@ -194,12 +194,15 @@ def reference_vjp(
     native run for a narrower ``dtype`` is computed on first use."""
     runs = _float64_runs(row, values, cotangents)
     condition = row.condition(values) if row.condition else {}
+    floor = row.magnitude(values, cotangents) if row.magnitude else {}
     batch_args = {a.name for a in row.args if a.batch}
     native = functools.cache(lambda: _native_run(row, values, cotangents, dtype))
     narrow = np.dtype(dtype) != np.float64
 
     def expected(name: str, parts: list[Any], batched: bool, pick: Callable[[Any], Any]) -> Expected:
         value, terms = (np.asarray(p, dtype=np.float64) for p in parts)
+        if name in floor:
+            terms = np.maximum(terms, np.asarray(floor[name], dtype=np.float64))
         if name in condition:
             terms = np.maximum(terms, _per_sample_max(value, batched)) * np.asarray(condition[name])
 

@@ -212,7 +212,10 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
         _unmutated(case, callers, found)
         return None
     held = tuple(snapshot(o) for o in outs)
-    ref = case.reference(case.values, case.cotangents, instance)
+    ref = _first_reference(case, instance, found)
+    if ref is None:
+        _unmutated(case, callers, found)
+        return None
     if len(outs) != len(row.outputs):
         found.add(
             Evidence("forward", "forward", Kind.ARITY),
@@ -235,6 +238,24 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
         return None
     reads = row.gradients(instance, result, values, case.grad_names)
     return FirstUse(instance, held, {r.arg.name: snapshot(r.value) for r in reads}, ref, values)
+
+
+def _first_reference(case: Case, instance: Any, found: Findings) -> Reference | None:
+    """The reference for the first call. When it cannot be computed because the row could not read the
+    layer's hidden state (``capture`` raised: no dropout mask after a train-mode forward), that is the
+    layer's finding, in the capture's own words; any other failure of the reference is the oracle's."""
+    try:
+        return case.reference(case.values, case.cotangents, instance)
+    except Exception:
+        if case.row.capture is None:
+            raise
+        try:
+            case.row.capture(instance)
+        except Exception as exc:
+            message = f"after forward(), the row could not read the state its reference needs: {exc}"
+            found.add(Evidence("state", "state", Kind.MISSING, where="forward()"), message)
+            return None
+        raise
 
 
 def _judge_backward(

@@ -1132,6 +1132,162 @@ class Col2imAssigns:
         return loop_im2col(dout, *self.geometry)
 
 
+# ==== chapter 6: Dropout, BatchNormalization, ChannelBatchNormalization ================================
+
+_EPS = 10e-7
+
+
+class _DropoutBase:
+    """The correct first-book Dropout (non-inverted), with backward after a test-mode forward defined."""
+
+    def __init__(self, dropout_ratio: float = 0.5) -> None:
+        self.dropout_ratio = dropout_ratio
+        self.mask: Array | None = None
+        self.train = True
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.train = train_flg
+        if train_flg:
+            self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+            return np.asarray(x * self.mask)
+        return np.asarray(x * (1.0 - self.dropout_ratio))
+
+    def backward(self, dout: Array) -> Array:
+        if not self.train:
+            return np.asarray(dout * (1.0 - self.dropout_ratio))
+        return np.asarray(dout * self.mask)
+
+
+class DropoutIgnoresMask(_DropoutBase):
+    """backward passes dout straight through: the dropped elements get a gradient they never received."""
+
+    def backward(self, dout: Array) -> Array:
+        if not self.train:
+            return np.asarray(dout * (1.0 - self.dropout_ratio))
+        return np.array(dout, copy=True)
+
+
+class _BatchNormBase:
+    """The correct BatchNormalization (book 1, x (N, D) or (N, C, H, W) seen as (N, C*H*W)); subclasses
+    override the step that holds their mistake."""
+
+    def __init__(
+        self,
+        gamma: Array,
+        beta: Array,
+        momentum: float = 0.9,
+        running_mean: Array | None = None,
+        running_var: Array | None = None,
+    ) -> None:
+        self.gamma, self.beta, self.momentum = gamma, beta, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+        self.shape: tuple[int, ...] = ()
+        self.train = True
+        self.xc: Array | None = None
+        self.xn: Array | None = None
+        self.std: Array | None = None
+        self.dgamma: Array | None = None
+        self.dbeta: Array | None = None
+
+    def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
+        assert self.running_mean is not None and self.running_var is not None
+        if train:
+            return x.mean(axis=0), x.var(axis=0)
+        return self.running_mean, self.running_var
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.shape, self.train = x.shape, train_flg
+        x2 = x.reshape(x.shape[0], -1)
+        mu, var = self._stats(x2, train_flg)
+        self.xc = x2 - mu
+        self.std = np.sqrt(var + _EPS)
+        self.xn = self.xc / self.std
+        return np.asarray(self.gamma * self.xn + self.beta).astype(x.dtype).reshape(x.shape)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.xn is not None and self.std is not None
+        d = dout.reshape(dout.shape[0], -1)
+        self.dbeta = d.sum(axis=0)
+        self._dgamma(d)
+        dxn = self.gamma * d
+        dx = self._train_dx(dxn) if self.train else dxn / self.std
+        return np.asarray(dx).astype(dout.dtype).reshape(self.shape)
+
+    def _dgamma(self, d: Array) -> None:
+        assert self.xn is not None
+        self.dgamma = np.sum(self.xn * d, axis=0)
+
+    def _train_dx(self, dxn: Array) -> Array:
+        assert self.xc is not None and self.std is not None
+        n = dxn.shape[0]
+        dxc = dxn / self.std
+        dvar = -0.5 * np.sum(dxn * self.xc, axis=0) / self.std**3
+        dxc = dxc + (2.0 / n) * self.xc * dvar
+        return np.asarray(dxc - dxc.sum(axis=0) / n)
+
+
+class BatchNormNoMeanTerm(_BatchNormBase):
+    """dx forgets the path through the batch mean: dx = dxc, without - sum(dxc) / N."""
+
+    def _train_dx(self, dxn: Array) -> Array:
+        assert self.xc is not None and self.std is not None
+        n = dxn.shape[0]
+        dvar = -0.5 * np.sum(dxn * self.xc, axis=0) / self.std**3
+        return np.asarray(dxn / self.std + (2.0 / n) * self.xc * dvar)
+
+
+class BatchNormRunningStatsInTraining(_BatchNormBase):
+    """Train mode normalizes with the running statistics instead of the batch's own."""
+
+    def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
+        return super()._stats(x, False)
+
+
+class BatchNormDgammaNotSummed(_BatchNormBase):
+    """dgamma = xn * dout per sample: the sum over the batch is missing."""
+
+    def _dgamma(self, d: Array) -> None:
+        assert self.xn is not None
+        self.dgamma = np.asarray(self.xn * d)
+
+
+class BatchNormTrainBackwardInTestMode(_BatchNormBase):
+    """backward always applies the train-mode formula, as the book's code does: after a test-mode forward
+    the running statistics are constants, and their mean and variance terms do not belong in dx."""
+
+    def backward(self, dout: Array) -> Array:
+        train, self.train = self.train, True
+        try:
+            return super().backward(dout)
+        finally:
+            self.train = train
+
+
+class ChannelBatchNormPerPosition(_BatchNormBase):
+    """The per-channel layer written as the book's: statistics over N only, for every (c, h, w) position
+    separately, with gamma (C,) broadcast over the channel."""
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.shape, self.train = x.shape, train_flg
+        rm, rv = self.running_mean, self.running_var
+        assert rm is not None and rv is not None
+        mu, var = (x.mean(axis=0), x.var(axis=0)) if train_flg else (rm[:, None, None], rv[:, None, None])
+        self.xc = x - mu
+        self.std = np.broadcast_to(np.sqrt(var + _EPS), x.shape[1:])
+        self.xn = self.xc / self.std
+        g, b = self.gamma[:, None, None], self.beta[:, None, None]
+        return np.asarray(g * self.xn + b).astype(x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.xn is not None and self.std is not None and self.xc is not None
+        self.dbeta = dout.sum(axis=(0, 2, 3))
+        self.dgamma = np.sum(self.xn * dout, axis=(0, 2, 3))
+        dxn = self.gamma[:, None, None] * dout
+        if not self.train:
+            return np.asarray(dxn / self.std).astype(dout.dtype)
+        return np.asarray(self._train_dx(dxn)).astype(dout.dtype)
+
+
 BROKEN += [
     Case(
         layer=Col2imAssigns,
@@ -1196,5 +1352,57 @@ BROKEN += [
         check="dx",
         kinds=_k("value"),
         why="zero padding: a border window of zeros and negatives routes dout into the padding",
+    ),
+]
+
+
+BROKEN += [
+    Case(
+        layer=DropoutIgnoresMask,
+        diagnosis="other",
+        against="dropout",
+        check="dx",
+        kinds=_k("value"),
+        why="dx = dout: the mask is not applied in backward",
+    ),
+    Case(
+        layer=BatchNormNoMeanTerm,
+        diagnosis="other",
+        against="batch_normalization",
+        check="dx",
+        kinds=_k("value"),
+        why="dx misses - sum(dxc) / N, the gradient through the batch mean",
+    ),
+    Case(
+        layer=BatchNormRunningStatsInTraining,
+        diagnosis="other",
+        against="batch_normalization",
+        check="out",
+        kinds=_k("value"),
+        why="train mode normalizes with the running statistics",
+    ),
+    Case(
+        layer=BatchNormDgammaNotSummed,
+        diagnosis="unbroadcast",
+        against="batch_normalization",
+        check="dgamma",
+        kinds=_k("shape"),
+        why="dgamma = xn * dout, not summed over the batch",
+    ),
+    Case(
+        layer=BatchNormTrainBackwardInTestMode,
+        diagnosis="other",
+        against="batch_normalization",
+        check="dx",
+        kinds=_k("value"),
+        why="the train-mode dx after a test-mode forward (the book's code)",
+    ),
+    Case(
+        layer=ChannelBatchNormPerPosition,
+        diagnosis="other",
+        against="channel_batch_normalization",
+        check="out",
+        kinds=_k("value"),
+        why="statistics over N per (c, h, w) position instead of over N, H, W per channel",
     ),
 ]

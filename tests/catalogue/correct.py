@@ -533,3 +533,159 @@ CORRECT: list[Correct] = [
     Correct(layer=LoopIm2col, against="im2col", why="loops over filter positions"),
     Correct(layer=LoopCol2im, against="col2im", why="loops over filter positions"),
 ]
+
+
+# ==== chapter 6: Dropout and batch normalization written other ways ======================================
+
+_EPS = 10e-7
+
+
+class DropoutFloatMask:
+    """The mask kept as 0.0 / 1.0 floats in x's dtype, drawn from a Generator of its own rather than
+    np.random; test mode scales by 1 - ratio, and so does backward after it."""
+
+    def __init__(self, dropout_ratio: float = 0.5) -> None:
+        self.dropout_ratio = dropout_ratio
+        self.mask: Array | None = None
+        self.scale: float | None = None
+        self.rng = np.random.default_rng()
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        if not train_flg:
+            self.scale = 1.0 - self.dropout_ratio
+            return np.asarray(x * self.scale)
+        self.scale = None
+        self.mask = (self.rng.random(np.shape(x)) >= self.dropout_ratio).astype(np.asarray(x).dtype)
+        return np.asarray(x * self.mask)
+
+    def backward(self, dout: Array) -> Array:
+        if self.scale is not None:
+            return np.asarray(dout * self.scale)
+        return np.asarray(dout * self.mask)
+
+
+class DropoutRenamedMask:
+    """The boolean mask kept as ``self.keep``: the row finds a layer's only boolean array."""
+
+    def __init__(self, dropout_ratio: float = 0.5) -> None:
+        self.dropout_ratio = dropout_ratio
+        self.keep: Array | None = None
+        self.train = True
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.train = train_flg
+        if not train_flg:
+            return np.asarray(x * (1.0 - self.dropout_ratio))
+        self.keep = np.random.uniform(size=np.shape(x)) > self.dropout_ratio
+        return np.where(self.keep, x, np.zeros_like(x))
+
+    def backward(self, dout: Array) -> Array:
+        if not self.train:
+            return np.asarray(dout * (1.0 - self.dropout_ratio))
+        return np.where(self.keep, dout, np.zeros_like(dout))
+
+
+class BatchNormCompact:
+    """The one-line train-mode backward: dx = (gamma / std / N) (N dxn - sum(dxn) - xn sum(dxn xn)), with
+    dxn = dout (gamma applied outside); statistics by np.mean / np.var; no xc kept."""
+
+    def __init__(
+        self,
+        gamma: Array,
+        beta: Array,
+        momentum: float = 0.9,
+        running_mean: Array | None = None,
+        running_var: Array | None = None,
+    ) -> None:
+        self.gamma, self.beta, self.momentum = gamma, beta, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+        self.xn: Array | None = None
+        self.std: Array | None = None
+        self.train = True
+        self.dgamma: Array | None = None
+        self.dbeta: Array | None = None
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        x2 = x.reshape(len(x), -1)
+        if train_flg:
+            mean, var = np.mean(x2, axis=0), np.var(x2, axis=0)
+            m = self.momentum
+            self.running_mean = m * self.running_mean + (1 - m) * mean
+            self.running_var = m * self.running_var + (1 - m) * var
+        else:
+            mean, var = self.running_mean, self.running_var
+        self.train, self.std = train_flg, np.sqrt(var + _EPS)
+        self.xn = (x2 - mean) / self.std
+        return np.asarray(self.xn * self.gamma + self.beta, dtype=x.dtype).reshape(x.shape)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.xn is not None and self.std is not None
+        g = dout.reshape(len(dout), -1)
+        n = g.shape[0]
+        self.dbeta, self.dgamma = g.sum(axis=0), (g * self.xn).sum(axis=0)
+        if self.train:
+            inner = n * g - g.sum(axis=0) - self.xn * (g * self.xn).sum(axis=0)
+            dx = (self.gamma / self.std / n) * inner
+        else:
+            dx = self.gamma / self.std * g
+        return np.asarray(dx, dtype=dout.dtype).reshape(dout.shape)
+
+
+class ChannelBatchNormAxes:
+    """Per-channel batch normalization with the reductions over axes (0, 2, 3) kept 4-D (no transpose),
+    and the compact backward."""
+
+    def __init__(
+        self,
+        gamma: Array,
+        beta: Array,
+        momentum: float = 0.9,
+        running_mean: Array | None = None,
+        running_var: Array | None = None,
+    ) -> None:
+        self.gamma, self.beta, self.momentum = gamma, beta, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+        self.xn: Array | None = None
+        self.std: Array | None = None
+        self.train = True
+        self.dgamma: Array | None = None
+        self.dbeta: Array | None = None
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        axes = (0, 2, 3)
+        if train_flg:
+            mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+        else:
+            assert self.running_mean is not None and self.running_var is not None
+            mean, var = self.running_mean[:, None, None], self.running_var[:, None, None]
+        self.train, self.std = train_flg, np.sqrt(var + _EPS)
+        self.xn = (x - mean) / self.std
+        return np.asarray(self.gamma[:, None, None] * self.xn + self.beta[:, None, None], dtype=x.dtype)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.xn is not None and self.std is not None
+        axes = (0, 2, 3)
+        self.dbeta, self.dgamma = dout.sum(axis=axes), (dout * self.xn).sum(axis=axes)
+        scale = self.gamma[:, None, None] / self.std
+        if not self.train:
+            return np.asarray(scale * dout, dtype=dout.dtype)
+        m = dout.size // dout.shape[1]
+        inner = dout - dout.mean(axis=axes, keepdims=True)
+        inner = inner - self.xn * (dout * self.xn).mean(axis=axes, keepdims=True)
+        return np.asarray(scale * inner, dtype=dout.dtype) if m else np.zeros_like(dout)
+
+
+CORRECT += [
+    Correct(layer=DropoutFloatMask, against="dropout", why="float 0/1 mask from a Generator of its own"),
+    Correct(layer=DropoutRenamedMask, against="dropout", why="boolean mask kept as self.keep, np.where"),
+    Correct(
+        layer=BatchNormCompact,
+        against="batch_normalization",
+        why="the one-line dx = gamma/std/N (N dxn - sum dxn - xn sum(dxn xn))",
+    ),
+    Correct(
+        layer=ChannelBatchNormAxes,
+        against="channel_batch_normalization",
+        why="keepdims reductions over (0, 2, 3), compact backward",
+    ),
+]
