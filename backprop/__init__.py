@@ -10,10 +10,16 @@ from .affine import Affine
 from .arithmetic import AddLayer, MulLayer
 from .convolution import Col2im, Convolution, Im2col, Pooling, col2im, im2col
 from .functions import cross_entropy_error, log_softmax, sigmoid, softmax
+from .gradient import numerical_gradient
 from .losses import SoftmaxWithLoss
+from .networks import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, SimpleConvNet, TwoLayerNet
 from .normalization import BatchNormalization, ChannelBatchNormalization, Dropout
+from .optimizers import SGD, AdaGrad, Adam, Momentum
 
 __all__ = [
+    "SGD",
+    "AdaGrad",
+    "Adam",
     "AddLayer",
     "Affine",
     "BackwardBeforeForwardError",
@@ -21,17 +27,24 @@ __all__ = [
     "ChannelBatchNormalization",
     "Col2im",
     "Convolution",
+    "DeepConvNet",
     "Dropout",
     "Im2col",
+    "Momentum",
     "MulLayer",
+    "MultiLayerNet",
+    "MultiLayerNetExtend",
     "Pooling",
     "Relu",
     "Sigmoid",
+    "SimpleConvNet",
     "SoftmaxWithLoss",
+    "TwoLayerNet",
     "col2im",
     "cross_entropy_error",
     "im2col",
     "log_softmax",
+    "numerical_gradient",
     "sigmoid",
     "softmax",
 ]

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from reference.arithmetic import add, mul
     from reference.convolution import col2im, convolution, im2col, pooling
     from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
+    from reference.networks import deep_conv_net, multi_layer_net_extend, simple_conv_net, two_layer_net
     from reference.normalization import (
         batch_normalization,
         batch_normalization_running,
@@ -46,6 +47,10 @@ _SUBMODULE = {
     "pooling": "convolution",
     "softmax_with_loss": "losses",
     "softmax_with_loss_epsilon": "losses",
+    "deep_conv_net": "networks",
+    "multi_layer_net_extend": "networks",
+    "simple_conv_net": "networks",
+    "two_layer_net": "networks",
     "dropout": "normalization",
     "batch_normalization": "normalization",
     "batch_normalization_running": "normalization",
@@ -62,14 +67,18 @@ __all__ = [
     "channel_batch_normalization_running",
     "col2im",
     "convolution",
+    "deep_conv_net",
     "dropout",
     "im2col",
     "mul",
+    "multi_layer_net_extend",
     "pooling",
     "relu",
     "sigmoid",
+    "simple_conv_net",
     "softmax_with_loss",
     "softmax_with_loss_epsilon",
+    "two_layer_net",
     "x64",
 ]
 

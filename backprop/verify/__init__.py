@@ -12,6 +12,7 @@ from backprop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from backprop.verify.findings import Measured
+    from backprop.verify.network import NetworkRow
     from backprop.verify.oracle import LayerMismatch, Options, check_example, examples
     from backprop.verify.registry import ROWS, get_row, names
     from backprop.verify.report import JSON_SCHEMA, Example, Failure, LayerReport, Mismatch, RunReport
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 _SUBMODULE = {
     "Measured": "findings",
+    "NetworkRow": "network",
     **dict.fromkeys(("LayerMismatch", "Options", "check_example", "examples"), "oracle"),
     **dict.fromkeys(("ROWS", "get_row", "names"), "registry"),
     **dict.fromkeys(("JSON_SCHEMA", "Example", "Failure", "LayerReport", "Mismatch", "RunReport"), "report"),
@@ -53,6 +55,7 @@ __all__ = [
     "LayerReport",
     "Measured",
     "Mismatch",
+    "NetworkRow",
     "Options",
     "Read",
     "Row",

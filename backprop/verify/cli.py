@@ -243,7 +243,8 @@ def _per_dtype(
     command: str,
     specs: tuple[str, str] | None = None,
 ) -> list[Target]:
-    dtypes = DTYPES if args.dtype == "all" else (args.dtype,)
+    # a row checked in fewer dtypes (a network is float64 only) is left out of the others
+    dtypes = get_row(against).dtypes if args.dtype == "all" else (args.dtype,)
     return [Target(layer, against, label, f"{command} {_options(args, d)}", d, specs) for d in dtypes]
 
 

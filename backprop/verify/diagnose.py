@@ -191,6 +191,12 @@ def _missing(s: Situation) -> Diagnosis | None:
             f"{s.ev.check} was never set, but backward() set {s.ev.renamed}, of the same shape.",
             f"Name it {s.ev.check}, as the book does, or pass --grad-names {s.ev.check}={s.ev.renamed}.",
         )
+    if s.ev.check.startswith("grads[") and not s.ev.check[6:7].isdigit():  # a network's dict
+        return Diagnosis(
+            Code.OTHER,
+            f"gradient() returned no {s.ev.check}.",
+            f"gradient() must return one entry per key of params, {s.ev.primal!r} included.",
+        )
     return Diagnosis(
         Code.OTHER,
         f"{s.ev.check} was never set.",

@@ -58,11 +58,13 @@ class _Calls:
             [f"{n}{suffix}" for n in self.inputs] + [f"{a.name}={a.name}" for a in row.placed("keyword")]
         )
         setter = [f"{who}.{row.set_state}({', '.join(f'{n}{suffix}' for n in state)})"] if state else []
-        return [*setter, f"{', '.join(row.outputs)} = {who}.forward({call})"]
+        return [*setter, f"{', '.join(row.outputs)} = {row.forward_source(who, call)}"]
 
     def backward(self, args: str | None = None, who: str = "layer") -> str:
-        grads = ", ".join(a.grad for a in self.row.read_from("return")) or "_"
-        return f"{grads} = {who}.backward({', '.join(self.douts) if args is None else args})"
+        grads = ", ".join(a.grad for a in self.row.read_from("return")) or (
+            "grads" if self.row.read_from("key") else "_"
+        )
+        return f"{grads} = {self.row.backward_source(who, ', '.join(self.douts) if args is None else args)}"
 
     def use(self) -> list[str]:
         return [*self.forward(), self.backward()]
@@ -77,7 +79,7 @@ def _usual(calls: _Calls, kinds: set[str]) -> list[str] | None:
         return [*calls.forward(), calls.backward("") + "  # the default dout, as networks call a loss"]
     if "nondeterministic" in kinds:
         first = ["np.random.seed(1)", *calls.use(), f"print({row.outputs[0]})"]
-        return [*first, "layer = {cls}({ctor})", "np.random.seed(2)", *calls.use()]
+        return [*first, *row.build_source("layer", "{cls}", "{ctor}"), "np.random.seed(2)", *calls.use()]
     return None
 
 
@@ -91,9 +93,9 @@ def _second_use(calls: _Calls) -> list[str]:
             f"{n}_b = {n}"
             for n in same + [n for n in calls.inputs if n not in {a.name for a in row.differentiable}]
         ],
-        "other = {cls}({ctor})  # a second instance, as in a network",
+        *row.build_source("other", "{cls}", "{ctor}"),
         *calls.forward("other", "_b"),
-        f"other.backward({', '.join('-' + d for d in calls.douts)})",
+        row.backward_source("other", ", ".join("-" + d for d in calls.douts)),
         calls.backward() + "  # the first instance's backward, after the other's",
     ]
 
@@ -105,7 +107,7 @@ def _training(calls: _Calls, next_step: bool, other: Mapping[str, Any] | None) -
     lines += [*(calls.forward(suffix="_other") if other else []), "# then this batch:", *calls.use()]
     if not next_step:
         return lines
-    held = [a.name for a in row.differentiable if a.to in ("init", "init_kw")]
+    held = [a.name for a in row.held]
     moved = [n for n in calls.inputs if n in {a.name for a in row.differentiable}]
     lines += [f"{p}[...] = -0.5 * {p} + 0.25  # an optimizer's in-place step" for p in held]
     lines += [f"{n} = np.asarray(-0.5 * {n} + 0.25, dtype={n}.dtype)" for n in moved]
@@ -151,10 +153,14 @@ def snippet(
         line.replace("{cls}", name).replace("{ctor}", ctor)
         for line in _steps(_Calls(row, douts), failure, other)
     ]
-    lines = [first, *imports, *rest, f"layer = {name}({ctor})", *steps]
+    lines = [first, *imports, *rest, *row.build_source("layer", name, ctor), *steps]
     returned = {a.grad for a in row.read_from("return")}
     for ev in failure.evidence if failure is not None else []:
         if ev.kind in PRINTED and ev.expected is not None:
-            expr = ev.check if ev.check in returned or ev.check in row.outputs else f"layer.{ev.check}"
+            expr = (
+                ev.check
+                if ev.check in returned or ev.check in row.outputs
+                else row.read_source("layer", ev.check)
+            )
             lines.append(f"print({expr})  # jax.vjp: {literal(ev.expected)}")
     return "\n".join(lines)

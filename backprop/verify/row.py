@@ -21,13 +21,13 @@ from numpy.typing import NDArray
 
 from backprop.verify.draw import Without, float_arrays, generic_features
 from backprop.verify.tolerances import TOLERANCES, Tolerance
-from backprop.verify.vocabulary import Convention, Feature, Kind
+from backprop.verify.vocabulary import DTYPES, Convention, Feature, Kind
 
 Shapes = Mapping[str, tuple[int, ...]]
 ShapeDict = dict[str, tuple[int, ...]]
 ShapeStrategy = Callable[[Without], st.SearchStrategy[ShapeDict]]
 ValuesFn = Callable[[Shapes, np.dtype[Any], Without], st.SearchStrategy[Any]]
-Place = Literal["init", "init_kw", "forward", "keyword", "state"]
+Place = Literal["init", "init_kw", "forward", "keyword", "state", "params"]
 Source = Literal["return", "param", "attr", "key"]
 Subgradient = Callable[
     [Mapping[str, Any], tuple[Any, ...], str, NDArray[np.float64]],
@@ -40,6 +40,7 @@ _DEFAULT_SOURCE: dict[str, Source] = {
     "init": "param",
     "init_kw": "param",
     "state": "attr",
+    "params": "key",
 }
 
 
@@ -48,8 +49,9 @@ class Arg:
     """One argument of the layer.
 
     to:   where the value goes: ``init`` (constructor, positional), ``init_kw`` (constructor keyword),
-          ``forward`` (forward, positional), ``keyword`` (forward keyword) or ``state`` (given to the row's
-          ``set_state`` method before forward).
+          ``forward`` (forward, positional), ``keyword`` (forward keyword), ``state`` (given to the row's
+          ``set_state`` method before forward) or ``params`` (written into a network's ``params`` dict
+          once it is built; see ``backprop.verify.network.NetworkRow``).
     grad: the name of its gradient (``dx``, ``dW``, ``dh``); empty when it is not differentiated.
     read: where that gradient is read: ``return`` (backward's return value, in order), ``param`` (the
           attribute ``grad`` in book 1, the matching ``grads`` entries in book 2), ``attr`` (the attribute
@@ -239,6 +241,23 @@ class Row:
     def params(self) -> tuple[Arg, ...]:
         return self.read_from("param")
 
+    @property
+    def dtypes(self) -> tuple[str, ...]:
+        """The dtypes the row is checked in: those it has a tolerance for, in ``DTYPES`` order."""
+        return tuple(d for d in DTYPES if d in self.tolerances)
+
+    @property
+    def redraws_state(self) -> bool:
+        """Whether each call draws new hidden state (a dropout mask): then a later call can show a
+        mistake the first one's state hid, without anything being kept between calls."""
+        return self.capture is not None
+
+    @property
+    def held(self) -> tuple[Arg, ...]:
+        """The differentiated arguments the layer holds from its construction, which an optimizer updates
+        in place: book 1's attributes, book 2's ``params`` list, a network's ``params`` dict."""
+        return tuple(a for a in self.differentiable if a.to in ("init", "init_kw", "params"))
+
     def tolerance(self, dtype: np.dtype[Any] | str) -> Tolerance:
         key = np.dtype(dtype).name
         if key not in self.tolerances:
@@ -269,6 +288,21 @@ class Row:
             getattr(instance, self.set_state)(*[values[a.name] for a in state])
         args = [values[a.name] for a in self.placed("forward")]
         return instance.forward(*args, **{a.name: values[a.name] for a in self.placed("keyword")})
+
+    # ---- the same calls as source, for the program printed with a failure ---------------------------
+
+    def build_source(self, who: str, cls: str, ctor: str) -> list[str]:
+        return [f"{who} = {cls}({ctor})"]
+
+    def forward_source(self, who: str, call: str) -> str:
+        return f"{who}.forward({call})"
+
+    def backward_source(self, who: str, douts: str) -> str:
+        return f"{who}.backward({douts})"
+
+    def read_source(self, who: str, where: str) -> str:
+        """An expression for a gradient read at ``where`` (``dW``, ``grads[0]``) after backward."""
+        return f"{who}.{where}"
 
     def outputs_of(self, raw: Any) -> tuple[Any, ...]:
         return tuple(raw) if len(self.outputs) > 1 and isinstance(raw, tuple | list) else (raw,)

@@ -82,6 +82,13 @@ def with_capture(row: Row, values: Mapping[str, Any], instance: Any) -> dict[str
 # ---- the pieces every stage uses ----------------------------------------------------------------------------
 
 
+def _later(case: Case, kind: Kind) -> Kind:
+    """What a later stage calls a wrong value it finds: its own kind (stale, dout_one, ...), unless the
+    layer redraws hidden state on every call (a dropout mask). Then the first call's mask may simply
+    have hidden the mistake, which is a plain wrong value, not a sign of state kept between calls."""
+    return Kind.VALUE if case.row.redraws_state else kind
+
+
 def build(case: Case, values: Mapping[str, Any], found: Findings, stage: str = "") -> Any:
     return found.call(f"{stage}constructor", lambda: case.row.build(case.layer, values))[1]
 
@@ -400,7 +407,7 @@ def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None
             if not judge_grads(case, reads, same, case.values, case.cotangents, found, Kind.NONDETERMINISTIC):
                 return
     # each on a fresh instance, so that a layer that accumulates is not mistaken for a special case
-    _with_dout(case, ones(case), Kind.DOUT_ONE, "dout of ones", found)
+    _with_dout(case, ones(case), _later(case, Kind.DOUT_ONE), "dout of ones", found)
     if row.loss and not found.failed and _has_default_dout(instance):
         _with_dout(case, None, Kind.DEFAULT_DOUT, "backward() with its default dout", found)
 
@@ -487,7 +494,7 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     if outs is None:
         return
     ref = case.reference(case.values, case.cotangents, instance) if row.capture else first.ref
-    if not judge_outputs(case, outs, ref, found, Kind.STALE):
+    if not judge_outputs(case, outs, ref, found, _later(case, Kind.STALE)):
         return
     ok, result = backward(case, instance, cots, found, "training: ")
     if not ok or not judge_grads(
@@ -497,16 +504,14 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
         case.values,
         case.cotangents,
         found,
-        Kind.STALE,
+        _later(case, Kind.STALE),
     ):
         return
     _next_step(case, instance, values, found)
 
 
 def held(row: Row) -> tuple[Arg, ...]:
-    """The differentiated arguments the layer holds from its constructor, which an optimizer updates in
-    place: book 1's attributes, book 2's ``params`` list, a network's ``params`` dict."""
-    return tuple(a for a in row.differentiable if a.to in ("init", "init_kw"))
+    return row.held
 
 
 def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Findings) -> None:
@@ -542,7 +547,7 @@ def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Finding
                 probe.mismatches[i] = replace(
                     m, message=f"{m.message}; the layer holds a copy of {', '.join(copied)}"
                 )
-        _adopt(probe, found, Kind.PARAM_COPY if copied else Kind.STALE)
+        _adopt(probe, found, _later(case, Kind.PARAM_COPY if copied else Kind.STALE))
 
 
 def _copied(
@@ -609,7 +614,7 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
             f"instance (forward A, forward B, backward B, backward A): {mismatch.message}"
         )
         details = {k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")}
-        kind = Kind.STATEFUL if ev.kind in (Kind.VALUE, Kind.NAN) else ev.kind
+        kind = _later(case, Kind.STATEFUL) if ev.kind in (Kind.VALUE, Kind.NAN) else ev.kind
         found.add(replace(ev, kind=kind), message, **details)
 
 

@@ -1406,3 +1406,46 @@ BROKEN += [
         why="statistics over N per (c, h, w) position instead of over N, H, W per channel",
     ),
 ]
+
+
+# ==== networks (chapters 5-8) ===========================================================================
+
+
+class TwoLayerNetForgetsDb:
+    """A hand-written TwoLayerNet whose gradient() fills in every entry but b1, forgotten when the dict was
+    typed out (the layers computed it)."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01):
+        self.params = {
+            "W1": weight_init_std * np.random.randn(input_size, hidden_size),
+            "b1": np.zeros(hidden_size),
+            "W2": weight_init_std * np.random.randn(hidden_size, output_size),
+            "b2": np.zeros(output_size),
+        }
+        self.cache: tuple[Array, Array, Array, Array] | None = None
+
+    def loss(self, x: Array, t: Array) -> float:
+        h = np.maximum(x @ self.params["W1"] + self.params["b1"], 0)
+        logp = log_softmax(h @ self.params["W2"] + self.params["b2"])
+        self.cache = (x, h, logp, t)
+        return float(-np.mean(logp[np.arange(len(t)), t]))
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        self.loss(x, t)
+        assert self.cache is not None
+        _, h, logp, _ = self.cache
+        dy = (np.exp(logp) - one_hot(t, logp)) / len(t)
+        dh = (dy @ self.params["W2"].T) * (h > 0)
+        return {"W1": x.T @ dh, "W2": h.T @ dy, "b2": dy.sum(axis=0)}
+
+
+BROKEN += [
+    Case(
+        layer=TwoLayerNetForgetsDb,
+        diagnosis="other",
+        against="two_layer_net",
+        check="grads['b1']",
+        kinds=_k("missing"),
+        why="gradient() returns no grads['b1']",
+    ),
+]

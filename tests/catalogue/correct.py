@@ -497,7 +497,15 @@ class LoopCol2im:
 
 CORRECT: list[Correct] = [
     # the library's own layers, one per registry row
-    *(Correct(layer=row.layer, against=row.name, why=f"the library's {row.layer.__name__}") for row in ROWS),
+    *(
+        Correct(
+            layer=row.layer,
+            against=row.name,
+            why=f"the library's {row.layer.__name__}",
+            float32="float32" in row.dtypes,
+        )
+        for row in ROWS
+    ),
     # unusual but right
     Correct(layer=MulStrideTrick, against="mul", why="unbroadcast via zero strides + np.add.reduce"),
     Correct(layer=MulEinsum, against="mul", why="einsum products, keepdims-sum + reshape"),
@@ -687,5 +695,50 @@ CORRECT += [
         layer=ChannelBatchNormAxes,
         against="channel_batch_normalization",
         why="keepdims reductions over (0, 2, 3), compact backward",
+    ),
+]
+
+
+# ==== networks ===========================================================================================
+
+
+class TwoLayerNetByHand:
+    """TwoLayerNet without layer objects: the forward pass and its gradient written out in one method each,
+    with the loss as log-sum-exp minus the label's score."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01):
+        self.params = {
+            "W1": weight_init_std * np.random.randn(input_size, hidden_size),
+            "b1": np.zeros(hidden_size),
+            "W2": weight_init_std * np.random.randn(hidden_size, output_size),
+            "b2": np.zeros(output_size),
+        }
+
+    def _scores(self, x: Array) -> tuple[Array, Array]:
+        h = np.maximum(x @ self.params["W1"] + self.params["b1"], 0.0)
+        return h, h @ self.params["W2"] + self.params["b2"]
+
+    def loss(self, x: Array, t: Array) -> float:
+        _, s = self._scores(x)
+        top = s.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(s - top).sum(axis=1)) + top[:, 0]
+        return float(np.mean(lse - s[np.arange(len(t)), t]))
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        h, s = self._scores(x)
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(t)), t] -= 1.0
+        ds = p / len(t)
+        dh = np.where(h > 0, ds @ self.params["W2"].T, 0.0)
+        return {"W1": x.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ ds, "b2": ds.sum(axis=0)}
+
+
+CORRECT += [
+    Correct(
+        layer=TwoLayerNetByHand,
+        against="two_layer_net",
+        why="no layer objects; log-sum-exp loss",
+        float32=False,
     ),
 ]

@@ -1,0 +1,108 @@
+"""The row that drives a whole network: ``loss`` is its forward, ``gradient`` its backward.
+
+A network is built from its sizes (``init``/``init_kw`` arguments, usually ``fixed`` by the pool entry);
+its parameters are drawn like any argument and written into its own ``params`` arrays in place (``to=
+"params"``), which the layers hold, so the training stage's in-place update reaches them as an
+optimizer's does. ``gradient`` is the gradient of the loss for dout = 1: the row multiplies it by the
+drawn dout, the chain rule a caller applies. ``loss`` and ``gradient`` run under the same global random
+state, so dropout draws the same masks in ``gradient``'s own forward pass as in ``loss``: the masks the
+row's ``capture`` reads after ``loss`` and hands to the reference.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from backprop.verify.row import Row
+
+__all__ = ["NetworkRow"]
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """NumPy's global generator seeded for the call, and restored afterwards."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class NetworkRow(Row):
+    """A network as a row: see the module's docstring."""
+
+    methods: tuple[str, ...] = ("loss", "gradient")
+    seed: int = 20261129
+    """The global random state ``loss`` and ``gradient`` both start from."""
+    _inputs: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = field(
+        default_factory=weakref.WeakKeyDictionary, repr=False
+    )
+
+    @property
+    def redraws_state(self) -> bool:
+        return False  # loss and gradient draw the same masks, from the same seed, on every call
+
+    def build(self, layer: type, values: Mapping[str, Any]) -> Any:
+        """Build from the sizes, then write each drawn parameter into ``params`` in place; ``values`` (the
+        stage's own copy) then names the network's arrays, so that an in-place update reaches them."""
+        network = super().build(layer, values)
+        params = getattr(network, "params", None)
+        for arg in self.placed("params"):
+            if not isinstance(params, Mapping) or arg.name not in params:
+                raise ValueError(f"{type(network).__name__} has no params[{arg.name!r}]")
+            own, drawn = params[arg.name], np.asarray(values[arg.name])
+            if np.shape(own) != drawn.shape:
+                raise ValueError(
+                    f"params[{arg.name!r}] of {type(network).__name__} has shape {np.shape(own)}, but the sizes "
+                    f"given to its constructor call for {drawn.shape}"
+                )
+            own[...] = drawn
+            if isinstance(values, MutableMapping):
+                values[arg.name] = own
+        return network
+
+    def call(self, instance: Any, values: Mapping[str, Any]) -> Any:
+        inputs = tuple(values[a.name] for a in self.placed("forward"))
+        self._inputs[instance] = inputs
+        with _seeded(self.seed):
+            return instance.loss(*inputs, **{a.name: values[a.name] for a in self.placed("keyword")})
+
+    def backward(self, instance: Any, cotangents: tuple[Any, ...] | None) -> Any:
+        with _seeded(self.seed):
+            grads = instance.gradient(*self._inputs[instance])
+        if cotangents is None or not isinstance(grads, Mapping):
+            return grads
+        (dout,) = cotangents
+        return {k: g * dout if isinstance(g, np.ndarray) else g for k, g in grads.items()}
+
+    def build_source(self, who: str, cls: str, ctor: str) -> list[str]:
+        lines = [f"{who} = {cls}({ctor})"]
+        for arg in self.placed("params"):  # the drawn values, in the network's own arrays
+            lines += [
+                f"{who}.params[{arg.name!r}][...] = {arg.name}",
+                f"{arg.name} = {who}.params[{arg.name!r}]",
+            ]
+        return lines
+
+    def forward_source(self, who: str, call: str) -> str:
+        # the same seed before loss and gradient: dropout draws the same masks in both
+        return f"np.random.seed({self.seed}) or {who}.loss({call})"
+
+    def backward_source(self, who: str, douts: str) -> str:
+        inputs = ", ".join(a.name for a in self.placed("forward"))
+        dout = douts or "1.0"
+        grads = f"{who}.gradient({inputs}).items()"
+        return (
+            f"np.random.seed({self.seed}) or {{k: g * {dout} for k, g in {grads}}}  # the chain rule for dout"
+        )
+
+    def read_source(self, who: str, where: str) -> str:
+        return where

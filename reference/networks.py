@@ -1,0 +1,103 @@
+"""References for the book's networks: each network's training loss as one pure JAX function of its
+parameters, composed from the layer references, so that ``jax.vjp`` gives the whole ``gradient()`` at once.
+
+Sizes and switches (``hidden_size_list``, ``conv_param``, ``use_dropout``) arrive as plain values and are
+compiled in; dropout masks arrive as the arrays the network drew (``mask1``, ``mask2``, ... in the order
+of its Dropout layers); batch normalization runs in train mode, on the batch's own statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from reference.activations import relu, sigmoid
+from reference.affine import affine
+from reference.convolution import convolution, pooling
+from reference.losses import softmax_with_loss
+from reference.normalization import batch_normalization, dropout
+
+
+def _decay(weights: Sequence[jax.Array], weight_decay_lambda: float) -> jax.Array:
+    """0.5 * lambda * sum of squares of every weight matrix (the book's weight decay)."""
+    return 0.5 * weight_decay_lambda * sum((jnp.sum(w * w) for w in weights), jnp.zeros(()))
+
+
+def two_layer_net(
+    W1: jax.Array, b1: jax.Array, W2: jax.Array, b2: jax.Array, x: jax.Array, t: jax.Array, **sizes: Any
+) -> jax.Array:
+    """softmax cross entropy of relu(x W1 + b1) W2 + b2."""
+    return softmax_with_loss(affine(relu(affine(x, W1, b1)), W2, b2), t)
+
+
+def _dropped(h: jax.Array, masks: list[jax.Array], ratio: float) -> jax.Array:
+    return dropout(h, masks.pop(0), ratio, True)
+
+
+def multi_layer_net_extend(
+    x: jax.Array,
+    t: jax.Array,
+    *,
+    hidden_size_list: Sequence[int],
+    activation: str = "relu",
+    weight_decay_lambda: float = 0.0,
+    use_dropout: bool = False,
+    dropout_ration: float = 0.5,
+    use_batchnorm: bool = False,
+    **named: Any,
+) -> jax.Array:
+    """Per hidden layer: affine, [train-mode batch norm], activation, [dropout]; then affine and softmax
+    cross entropy, plus weight decay on every W."""
+    act = relu if activation == "relu" else sigmoid
+    masks = [named[k] for k in sorted((k for k in named if k.startswith("mask")), key=lambda k: int(k[4:]))]
+    h = x
+    layers = len(hidden_size_list) + 1
+    for i in range(1, layers):
+        h = affine(h, named[f"W{i}"], named[f"b{i}"])
+        if use_batchnorm:
+            size = named[f"gamma{i}"].shape
+            h = batch_normalization(h, named[f"gamma{i}"], named[f"beta{i}"], jnp.zeros(size), jnp.ones(size))
+        h = act(h)
+        if use_dropout:
+            h = _dropped(h, masks, dropout_ration)
+    scores = affine(h, named[f"W{layers}"], named[f"b{layers}"])
+    weights = [named[f"W{i}"] for i in range(1, layers + 1)]
+    return softmax_with_loss(scores, t) + _decay(weights, weight_decay_lambda)
+
+
+def _pool2(h: jax.Array) -> jax.Array:
+    return pooling(h, 2, 2, 2, 0)
+
+
+def simple_conv_net(
+    W1: jax.Array,
+    b1: jax.Array,
+    W2: jax.Array,
+    b2: jax.Array,
+    W3: jax.Array,
+    b3: jax.Array,
+    x: jax.Array,
+    t: jax.Array,
+    *,
+    conv_param: Mapping[str, int],
+    **sizes: Any,
+) -> jax.Array:
+    """conv - relu - 2x2 max pool - affine - relu - affine, softmax cross entropy."""
+    h = _pool2(relu(convolution(x, W1, b1, conv_param["stride"], conv_param["pad"])))
+    return softmax_with_loss(affine(relu(affine(h, W2, b2)), W3, b3), t)
+
+
+def deep_conv_net(x: jax.Array, t: jax.Array, **named: Any) -> jax.Array:
+    """(conv - relu - conv - relu - pool) x 3 with ``conv_param_1`` ... ``conv_param_6``, then affine - relu
+    - dropout - affine - dropout, softmax cross entropy; the two dropout masks are ``mask1`` and ``mask2``."""
+    h = x
+    for i in range(1, 7):
+        conv = named[f"conv_param_{i}"]
+        h = relu(convolution(h, named[f"W{i}"], named[f"b{i}"], conv["stride"], conv["pad"]))
+        if i % 2 == 0:
+            h = _pool2(h)
+    h = dropout(relu(affine(h, named["W7"], named["b7"])), named["mask1"], 0.5, True)
+    return softmax_with_loss(dropout(affine(h, named["W8"], named["b8"]), named["mask2"], 0.5, True), t)
