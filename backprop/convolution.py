@@ -4,8 +4,8 @@
 (N, out_h, out_w), columns (C, filter_h, filter_w). ``col2im`` is its adjoint: it adds each row back into
 the window it came from, so where windows overlap (a stride smaller than the filter) values are summed,
 never overwritten. Both work on strided views (``sliding_window_view``) rather than a Python loop over
-the output, and ``Convolution`` contracts those views with ``tensordot`` without building the column
-matrix at all: that is what makes it faster than the book's loop on many channels.
+the output; ``Convolution`` multiplies the column matrix by the filters with BLAS, as the book does, and
+keeps it for ``dW``.
 """
 
 from __future__ import annotations
@@ -123,33 +123,36 @@ class Convolution:
             )
         self.stride, self.pad = stride, pad
         self.x: Array | None = None
-        self._view: Array | None = None
+        self.col: Array | None = None
+        self._out = (0, 0)
         self.dW: Array | None = None
         self.db: Array | None = None
 
     def forward(self, x: ArrayLike) -> Array:
         xa = _of_rank("Convolution.forward", "x", x, 4)
-        _, c, fh, fw = self.W.shape
+        fn, c, fh, fw = self.W.shape
         if xa.shape[1] != c:
             raise ValueError(
                 f"Convolution.forward: x of shape {xa.shape} has {xa.shape[1]} channels "
                 f"but W of shape {self.W.shape} expects {c}"
             )
-        out = _geometry("Convolution.forward", xa.shape, fh, fw, self.stride, self.pad)
-        self.x = xa
-        self._view = _windows(_padded(xa, self.pad), fh, fw, self.stride, out)
-        y = np.tensordot(self._view, self.W, axes=((1, 4, 5), (1, 2, 3))) + self.b  # (N, oh, ow, FN)
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        oh, ow = _geometry("Convolution.forward", xa.shape, fh, fw, self.stride, self.pad)
+        self.x, self._out = xa, (oh, ow)
+        # the column matrix is kept for dW: one copy of the windows, then matrix products (BLAS)
+        self.col = im2col(xa, fh, fw, self.stride, self.pad)
+        y = self.col @ self.W.reshape(fn, -1).T + self.b  # (N * oh * ow, FN)
+        return np.ascontiguousarray(y.reshape(xa.shape[0], oh, ow, fn).transpose(0, 3, 1, 2))
 
     def backward(self, dout: ArrayLike) -> Array:
-        if self.x is None or self._view is None:
+        if self.x is None or self.col is None:
             raise not_ready("Convolution")
-        n, _, out_h, out_w = self._view.shape[:4]
-        check_dout("Convolution", dout, (n, self.W.shape[0], out_h, out_w))
-        d = np.asarray(dout)
-        self.db = d.sum(axis=(0, 2, 3)).astype(self.b.dtype, copy=False)
-        self.dW = np.tensordot(d, self._view, axes=((0, 2, 3), (0, 2, 3))).astype(self.W.dtype, copy=False)
-        dwin = np.tensordot(d, self.W, axes=((1,), (0,)))  # (N, oh, ow, C, FH, FW)
+        fn, c, fh, fw = self.W.shape
+        n, (oh, ow) = self.x.shape[0], self._out
+        check_dout("Convolution", dout, (n, fn, oh, ow))
+        d = np.asarray(dout).transpose(0, 2, 3, 1).reshape(-1, fn)  # (N * oh * ow, FN)
+        self.db = d.sum(axis=0).astype(self.b.dtype, copy=False)
+        self.dW = (d.T @ self.col).reshape(self.W.shape).astype(self.W.dtype, copy=False)
+        dwin = (d @ self.W.reshape(fn, -1)).reshape(n, oh, ow, c, fh, fw)
         dx = _add_windows(dwin.transpose(0, 3, 1, 2, 4, 5), self.x.shape, self.stride, self.pad)
         return dx.astype(self.x.dtype, copy=False)
 

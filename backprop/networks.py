@@ -109,10 +109,11 @@ class _Network:
             grads[key] = grad
         return grads
 
-    def numerical_gradient(self, x: ArrayLike, t: ArrayLike) -> dict[str, Array]:
-        """Every parameter's gradient by central differences of the training loss. Dropout draws the same
-        masks for every evaluation (NumPy's global state is reset before each), so the differences measure
-        one function; the parameters are restored exactly."""
+    def numerical_gradient(self, x: ArrayLike, t: ArrayLike, h: float = 1e-4) -> dict[str, Array]:
+        """Every parameter's gradient by central differences of the training loss, with step ``h`` (the
+        book's 1e-4; a smaller one keeps a step from crossing a relu kink or a pooling near-tie). Dropout
+        draws the same masks for every evaluation (NumPy's global state is reset before each), so the
+        differences measure one function; the parameters are restored exactly."""
         state = np.random.get_state()
 
         def f(_: Any) -> float:
@@ -120,7 +121,7 @@ class _Network:
             return self._train_loss(x, t)
 
         try:
-            return {key: _numerical(f, self.params[key]) for key in self._grad_of}
+            return {key: _numerical(f, self.params[key], h) for key in self._grad_of}
         finally:
             np.random.set_state(state)
 

@@ -24,6 +24,7 @@ from rich.console import Console
 import backprop
 from backprop.verify.cli import Target, build_parser, main, run_targets
 from backprop.verify.loader import LoadError, load_class
+from backprop.verify.registry import ROWS as ROWS_
 from backprop.verify.registry import get_row, names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -511,3 +512,11 @@ def test_json_reports_match_the_published_schema(capsys: pytest.CaptureFixture[s
         code, out, _ = run(capsys, *argv, "--examples", "12", "--json", "-", "--quiet")
         assert code in (0, 1)
         jsonschema.validate(strict_json(out), schema)
+
+
+def test_a_row_named_in_a_dtype_it_lacks_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    float64_only = [r.name for r in ROWS_ if "float32" not in r.dtypes]
+    assert float64_only, "no float64-only row in the registry"
+    code, out, err = run(capsys, "--dtype", "float32", float64_only[0])
+    assert (code, out) == (2, "")
+    assert err.strip() == f"backprop-verify: error: {float64_only[0]} is checked in float64 only, not in float32"

@@ -244,8 +244,13 @@ def _per_dtype(
     specs: tuple[str, str] | None = None,
 ) -> list[Target]:
     # a row checked in fewer dtypes (a network is float64 only) is left out of the others
-    dtypes = get_row(against).dtypes if args.dtype == "all" else (args.dtype,)
+    row = get_row(against)
+    dtypes = row.dtypes if args.dtype == "all" else tuple(d for d in (args.dtype,) if d in row.dtypes)
     return [Target(layer, against, label, f"{command} {_options(args, d)}", d, specs) for d in dtypes]
+
+
+def _only_in(row: Row, dtype: str) -> UsageError:
+    return UsageError(f"{row.name} is checked in {', '.join(row.dtypes)} only, not in {dtype}")
 
 
 def _check_name(name: str, option: str = "") -> str:
@@ -300,7 +305,10 @@ def _named_targets(args: argparse.Namespace) -> list[Target]:
         name = against if isinstance(against, str) else against.name
         label = f"{cls.__module__}.{cls.__qualname__} vs {name}"
         command = f"{PROG} --layer {shlex.quote(args.layer)} --against {shlex.quote(args.against)}"
-        return _per_dtype(args, cls, against, label, command, (args.layer, args.against))
+        targets = _per_dtype(args, cls, against, label, command, (args.layer, args.against))
+        if not targets:
+            raise _only_in(get_row(against), args.dtype)
+        return targets
     if args.against is not None:
         raise UsageError(f"--against {args.against} needs --layer FILE.py:CLASS or MODULE:CLASS")
     chosen = [_check_name(n) for n in dict.fromkeys(args.names)] if args.names else list(names())
@@ -309,7 +317,11 @@ def _named_targets(args: argparse.Namespace) -> list[Target]:
         chosen = chosen[k - 1 :: n]  # by row, in registry order: the same split on every machine
         if not chosen:
             raise UsageError(f"--shard {k}/{n}: no rows left (there are fewer rows than shards)")
-    return [t for n in chosen for t in _per_dtype(args, get_row(n).layer, n, n, f"{PROG} {n}")]
+    targets = [t for n in chosen for t in _per_dtype(args, get_row(n).layer, n, n, f"{PROG} {n}")]
+    missing = [n for n in chosen if not any(t.against == n for t in targets)]
+    if args.names and missing:  # a row named explicitly in a dtype it lacks; unnamed ones are skipped
+        raise _only_in(get_row(missing[0]), args.dtype)
+    return targets
 
 
 def _check_json_path(path: str | None) -> None:
