@@ -4,21 +4,28 @@ finite differences of the reference's forward pass, so a wrong reference can nev
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
-from hypothesis import given, note, settings
+from hypothesis import Phase, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from backprop.verify import ROWS, Row, examples, get_row, reference_vjp
+from backprop.verify import ROWS, NetworkRow, Row, examples, get_row, reference_vjp
 from backprop.verify.stages import with_capture
 from backprop.verify.vocabulary import Feature
 from backprop.verify.witness import directional_derivative, witness
 
-# A tied maximum has no derivative and finite differences straddle it: rows that draw ties are checked off
-# them below, on well-separated values.
-SMOOTH = [r for r in ROWS if Feature.TIE not in r.features]
-TIED = [r for r in ROWS if Feature.TIE in r.features]
+# A tied maximum has no derivative and finite differences straddle it, and a network's relus and poolings
+# meet kinks and ties inside it that no drawing can steer clear of (shrinking heads straight for them):
+# those rows are checked below at random, well-separated points instead, with every float argument
+# redrawn (biases and variances positive).
+SHORT = 1e-3
+# A normalization is as bad near a batch of equal values, where shrinking heads too (the rows that declare
+# their own magnitude).
+ROUGH = [r for r in ROWS if Feature.TIE in r.features or isinstance(r, NetworkRow) or r.magnitude is not None]
+SMOOTH = [r for r in ROWS if r not in ROUGH]
 
 
 @pytest.mark.parametrize("row", SMOOTH, ids=[r.name for r in SMOOTH])
@@ -45,20 +52,54 @@ def test_reference_vjp_agrees_with_finite_differences(row: Row, data: st.DataObj
     assert abs(estimate.value - vjp) <= 4 * estimate.error + 1e-9 * max(1.0, abs(vjp))
 
 
-@pytest.mark.parametrize("row", TIED, ids=[r.name for r in TIED])
-@settings(max_examples=max(10, settings.default.max_examples // 2))
+@pytest.mark.parametrize("row", ROUGH, ids=[r.name for r in ROUGH])
+@settings(max_examples=max(10, settings.default.max_examples // 4), phases=[Phase.generate])
 @given(data=st.data())
-def test_a_tied_rows_reference_agrees_with_finite_differences_off_ties(row: Row, data: st.DataObject) -> None:
-    """x a shuffled arange, so every window's maximum leads the runner-up by at least 1."""
-    example = data.draw(examples(row, without=[Feature.TIE]), label="example")
-    x = np.asarray(example.values["x"])
+def test_a_rough_rows_reference_agrees_with_finite_differences_off_kinks(
+    row: Row, data: st.DataObject
+) -> None:
+    """x a shuffled arange, so that every pooling window's maximum leads the runner-up by at least 1, and
+    every other float argument random (biases positive): no kink or tie within a step of the point."""
+    example = data.draw(
+        examples(row, without=[f for f in (Feature.TIE,) if f in row.features]), label="example"
+    )
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    values = {**example.values, "x": rng.permutation(x.size).reshape(x.shape).astype(np.float64)}
-    direction = {"x": rng.uniform(-1, 1, size=x.shape)}
+    values = _random_point(row, example.values, rng)
+    values = _with_mask(row, values)
+    # a short direction keeps the differences' steps (1e-3 of it) far inside the nearest relu kink or
+    # runner-up of a pooling window
+    direction = {
+        a.name: SHORT * rng.uniform(-1, 1, size=np.shape(values[a.name])) for a in row.differentiable
+    }
     estimate, used = directional_derivative(row, values, example.cotangents, direction)
     grads = reference_vjp(row, values, example.cotangents).grads
     vjp = sum(float(np.sum(grads[name].value * v)) for name, v in used.items())
+    note(f"finite differences {estimate.value!r} +/- {estimate.error:.3g}, vjp {vjp!r}")
     assert abs(estimate.value - vjp) <= 4 * estimate.error + 1e-9 * max(1.0, abs(vjp))
+
+
+def _random_point(row: Row, values: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    out = dict(values)
+    for arg in (a for a in row.args if a.is_float):
+        shape = np.shape(values[arg.name])
+        if arg.name == "x" and Feature.TIE in row.features:  # pooling's own input
+            out["x"] = rng.permutation(int(np.prod(shape))).reshape(shape).astype(np.float64)
+        elif arg.name.startswith("b"):
+            out[arg.name] = rng.uniform(0.1, 0.5, size=shape)
+        elif "var" in arg.name:  # a running variance
+            out[arg.name] = rng.uniform(0.5, 2.0, size=shape)
+        else:
+            out[arg.name] = rng.normal(0.0, 0.3, size=shape)
+    return out
+
+
+def _with_mask(row: Row, values: dict[str, Any]) -> dict[str, Any]:
+    """The hidden state the reference takes (a dropout mask), from one run of the library's layer."""
+    if row.capture is None:
+        return values
+    layer = row.build(row.layer, dict(values))
+    row.call(layer, dict(values))
+    return with_capture(row, values, layer)
 
 
 def test_the_step_never_crosses_relu_s_kink() -> None:
