@@ -169,6 +169,7 @@ def naive(row: Row, n: int, seed: int) -> Naive:
     import reference
     from backprop.verify import examples
     from backprop.verify.search import _own_constants, search_settings
+    from backprop.verify.stages import with_capture
 
     run = Naive()
     tol = row.tolerance(DTYPE)
@@ -191,11 +192,12 @@ def naive(row: Row, n: int, seed: int) -> Naive:
     def test(ex: Example) -> None:
         run.examples += 1
         run.shapes.add(tuple(sorted(ex.shapes(row.outputs).items())))
-        layer = row.build(row.layer, ex.values)
-        raw = row.call(layer, ex.values)
+        given = dict(ex.values)  # a network's row rebinds its parameters in the dict it builds from
+        layer = row.build(row.layer, given)
+        raw = row.call(layer, given)
         result = row.backward(layer, ex.cotangents)
 
-        values = {**ex.values, **(row.capture(layer) if row.capture else {})}
+        values = with_capture(row, ex.values, layer)  # a dropout mask, if the row reads one
         diff = tuple(np.asarray(values[a.name]) for a in row.differentiable)
         rest = {k: v for k, v in values.items() if k not in differentiated}
         consts = {k: np.asarray(v) for k, v in rest.items() if isinstance(v, np.ndarray | np.generic)}
@@ -206,7 +208,7 @@ def naive(row: Row, n: int, seed: int) -> Naive:
         outs = out if isinstance(out, tuple) else (out,)
 
         ok = [close(a, e, o) for o, a, e in zip(row.outputs, row.outputs_of(raw), outs, strict=True)]
-        for read in row.gradients(layer, result, ex.values):
+        for read in row.gradients(layer, result, given):
             ok.append(close(read.value, grads[position[read.arg.name]], read.where))
         run.flagged += not all(ok)
 

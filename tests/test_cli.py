@@ -519,4 +519,6 @@ def test_a_row_named_in_a_dtype_it_lacks_is_one_line_and_exit_2(capsys: pytest.C
     assert float64_only, "no float64-only row in the registry"
     code, out, err = run(capsys, "--dtype", "float32", float64_only[0])
     assert (code, out) == (2, "")
-    assert err.strip() == f"backprop-verify: error: {float64_only[0]} is checked in float64 only, not in float32"
+    assert (
+        err.strip() == f"backprop-verify: error: {float64_only[0]} is checked in float64 only, not in float32"
+    )

@@ -50,6 +50,16 @@ def test_public_names() -> None:
         "Col2im",
         "im2col",
         "col2im",
+        "TwoLayerNet",
+        "MultiLayerNet",
+        "MultiLayerNetExtend",
+        "SimpleConvNet",
+        "DeepConvNet",
+        "SGD",
+        "Momentum",
+        "AdaGrad",
+        "Adam",
+        "numerical_gradient",
     }
     assert set(backprop.__all__) == expected
     assert all(hasattr(backprop, name) for name in expected)

@@ -81,7 +81,10 @@ def _value(result: dict[str, Any], name: str) -> Any:
     if name in result["vars"]:
         return result["vars"][name]
     if name.startswith("grads["):
-        return result["attrs"]["grads"][int(name[6:-1])]
+        key = name[6:-1]
+        if key[:1] in ("'", '"'):  # a network's gradient dict, returned into ``grads``
+            return result["vars"].get("grads", {}).get(key[1:-1])
+        return result["attrs"]["grads"][int(key)]
     return result["attrs"].get(name)
 
 

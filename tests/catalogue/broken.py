@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from backprop import DeepConvNet, MultiLayerNet, MultiLayerNetExtend, Relu, SimpleConvNet
 from tests.catalogue import Array, Case, log_softmax, one_hot, stable_sigmoid, sum_to
 
 # ==== MulLayer ==========================================================================================
@@ -1102,8 +1103,8 @@ class PoolingZeroPadding(Im2colPooling):
         return np.asarray(self.windows.max(axis=1).reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
 
 
-class Im2colAssigningVjp:
-    """im2col as a layer whose backward is a col2im that assigns (=) instead of adding (+=)."""
+class LoopIm2col:
+    """im2col and its VJP col2im, each a loop over the filter positions."""
 
     def __init__(self, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> None:
         self.geometry = (filter_h, filter_w, stride, pad)
@@ -1114,22 +1115,36 @@ class Im2colAssigningVjp:
         return loop_im2col(x, *self.geometry)
 
     def backward(self, dout: Array) -> Array:
-        return loop_col2im(dout, self.shape, *self.geometry, add=False)
+        return loop_col2im(dout, self.shape, *self.geometry)
 
 
-class Col2imAssigns:
-    """col2im that assigns (=) each window instead of adding (+=) it: overlapping windows overwrite."""
+class LoopCol2im:
+    """col2im and its VJP im2col, each a loop over the filter positions."""
 
     def __init__(
         self, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
-    ) -> None:
+    ):
         self.shape, self.geometry = input_shape, (filter_h, filter_w, stride, pad)
 
     def forward(self, col: Array) -> Array:
-        return loop_col2im(col, self.shape, *self.geometry, add=False)
+        return loop_col2im(col, self.shape, *self.geometry)
 
     def backward(self, dout: Array) -> Array:
         return loop_im2col(dout, *self.geometry)
+
+
+class Im2colAssigningVjp(LoopIm2col):
+    """im2col as a layer whose backward is a col2im that assigns (=) instead of adding (+=)."""
+
+    def backward(self, dout: Array) -> Array:
+        return loop_col2im(dout, self.shape, *self.geometry, add=False)
+
+
+class Col2imAssigns(LoopCol2im):
+    """col2im that assigns (=) each window instead of adding (+=) it: overlapping windows overwrite."""
+
+    def forward(self, col: Array) -> Array:
+        return loop_col2im(col, self.shape, *self.geometry, add=False)
 
 
 # ==== chapter 6: Dropout, BatchNormalization, ChannelBatchNormalization ================================
@@ -1411,32 +1426,44 @@ BROKEN += [
 # ==== networks (chapters 5-8) ===========================================================================
 
 
-class TwoLayerNetForgetsDb:
-    """A hand-written TwoLayerNet whose gradient() fills in every entry but b1, forgotten when the dict was
-    typed out (the layers computed it)."""
+class TwoLayerNetByHand:
+    """(Correct.) TwoLayerNet without layer objects: the forward pass and its gradient written out in one method each,
+    with the loss as log-sum-exp minus the label's score."""
 
     def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01):
-        self.params = {
-            "W1": weight_init_std * np.random.randn(input_size, hidden_size),
-            "b1": np.zeros(hidden_size),
-            "W2": weight_init_std * np.random.randn(hidden_size, output_size),
-            "b2": np.zeros(output_size),
-        }
-        self.cache: tuple[Array, Array, Array, Array] | None = None
+        sizes = (input_size, hidden_size, output_size)
+        self.params = {}
+        for i in (1, 2):
+            self.params[f"W{i}"] = weight_init_std * np.random.randn(sizes[i - 1], sizes[i])
+            self.params[f"b{i}"] = np.zeros(sizes[i])
+
+    def _scores(self, x: Array) -> tuple[Array, Array]:
+        h = np.maximum(x @ self.params["W1"] + self.params["b1"], 0.0)
+        return h, h @ self.params["W2"] + self.params["b2"]
 
     def loss(self, x: Array, t: Array) -> float:
-        h = np.maximum(x @ self.params["W1"] + self.params["b1"], 0)
-        logp = log_softmax(h @ self.params["W2"] + self.params["b2"])
-        self.cache = (x, h, logp, t)
-        return float(-np.mean(logp[np.arange(len(t)), t]))
+        _, s = self._scores(x)
+        top = s.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(s - top).sum(axis=1)) + top[:, 0]
+        return float(np.mean(lse - s[np.arange(len(t)), t]))
 
     def gradient(self, x: Array, t: Array) -> dict[str, Array]:
-        self.loss(x, t)
-        assert self.cache is not None
-        _, h, logp, _ = self.cache
-        dy = (np.exp(logp) - one_hot(t, logp)) / len(t)
-        dh = (dy @ self.params["W2"].T) * (h > 0)
-        return {"W1": x.T @ dh, "W2": h.T @ dy, "b2": dy.sum(axis=0)}
+        h, s = self._scores(x)
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        p[np.arange(len(t)), t] -= 1.0
+        ds = p / len(t)
+        dh = np.where(h > 0, ds @ self.params["W2"].T, 0.0)
+        return {"W1": x.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ ds, "b2": ds.sum(axis=0)}
+
+
+class TwoLayerNetForgetsDb(TwoLayerNetByHand):
+    """gradient() fills in every entry but b1, forgotten when the dict was typed out."""
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        grads = super().gradient(x, t)
+        del grads["b1"]
+        return grads
 
 
 BROKEN += [
@@ -1447,5 +1474,81 @@ BROKEN += [
         check="grads['b1']",
         kinds=_k("missing"),
         why="gradient() returns no grads['b1']",
+    ),
+]
+
+
+class MultiLayerNetDecayForgotten(MultiLayerNet):
+    """loss adds the weight decay 0.5 * lambda * sum W**2, but gradient() leaves out its lambda * W."""
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        lam, self.weight_decay_lambda = self.weight_decay_lambda, 0.0
+        try:
+            return super().gradient(x, t)
+        finally:
+            self.weight_decay_lambda = lam
+
+
+class MultiLayerNetExtendSwapsGammaBeta(MultiLayerNetExtend):
+    """gradient() files each batch normalization's dbeta under gamma and its dgamma under beta."""
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        grads = super().gradient(x, t)
+        for i in range(1, self.hidden_layer_num + 1):
+            grads[f"gamma{i}"], grads[f"beta{i}"] = grads[f"beta{i}"], grads[f"gamma{i}"]
+        return grads
+
+
+class SimpleConvNetSkipsReluBackward(SimpleConvNet):
+    """The backward loop leaves out the Relu layers, as if an activation had no derivative to apply."""
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        self.loss(x, t)
+        dout: Any = self.last_layer.backward(1)
+        for layer in reversed(self.layers.values()):
+            if not isinstance(layer, Relu):
+                dout = layer.backward(dout)
+        return {key: getattr(self.layers[name], attr) for key, (name, attr) in self._grad_of.items()}
+
+
+class DeepConvNetNoDropoutInGradient(DeepConvNet):
+    """gradient()'s forward pass runs with dropout off (test mode), unlike the loss it differentiates."""
+
+    def _train_loss(self, x: Array, t: Array) -> float:
+        return self.loss(x, t, train_flg=False)
+
+
+BROKEN += [
+    Case(
+        layer=MultiLayerNetDecayForgotten,
+        diagnosis="other",
+        against="multi_layer_net",
+        check="grads['W3']",  # shrinking zeroes W1 and W2, where lambda * W vanishes
+        kinds=_k("value"),
+        why="weight decay in the loss but not in the gradient",
+    ),
+    Case(
+        layer=MultiLayerNetExtendSwapsGammaBeta,
+        diagnosis="other",
+        against="multi_layer_net_extend",
+        check="grads['gamma1']",
+        kinds=_k("value"),
+        why="dgamma and dbeta filed under each other's keys",
+    ),
+    Case(
+        layer=SimpleConvNetSkipsReluBackward,
+        diagnosis="other",
+        against="simple_conv_net",
+        check="grads['W2']",
+        kinds=_k("value"),
+        why="backward skips the Relu layers",
+    ),
+    Case(
+        layer=DeepConvNetNoDropoutInGradient,
+        diagnosis="other",
+        against="deep_conv_net",
+        check="grads['W8']",
+        kinds=_k("value"),
+        why="gradient() with dropout off",
     ),
 ]

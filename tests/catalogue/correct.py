@@ -14,7 +14,13 @@ import numpy as np
 
 from backprop.verify import ROWS
 from tests.catalogue import Array, Correct
-from tests.catalogue.broken import BookConvolution, Im2colPooling, loop_col2im, loop_im2col
+from tests.catalogue.broken import (
+    BookConvolution,
+    Im2colPooling,
+    LoopCol2im,
+    LoopIm2col,
+    TwoLayerNetByHand,
+)
 
 # ==== MulLayer / AddLayer: other ways to undo broadcasting ===============================================
 
@@ -465,36 +471,6 @@ class PoolingSplitsTies(Im2colPooling):
         return self._scatter(mask * d / mask.sum(axis=1, keepdims=True).astype(d.dtype))
 
 
-class LoopIm2col:
-    """im2col and its VJP col2im, each a loop over the filter positions."""
-
-    def __init__(self, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> None:
-        self.geometry = (filter_h, filter_w, stride, pad)
-        self.shape: tuple[int, ...] = ()
-
-    def forward(self, x: Array) -> Array:
-        self.shape = x.shape
-        return loop_im2col(x, *self.geometry)
-
-    def backward(self, dout: Array) -> Array:
-        return loop_col2im(dout, self.shape, *self.geometry)
-
-
-class LoopCol2im:
-    """col2im and its VJP im2col, each a loop over the filter positions."""
-
-    def __init__(
-        self, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
-    ):
-        self.shape, self.geometry = input_shape, (filter_h, filter_w, stride, pad)
-
-    def forward(self, col: Array) -> Array:
-        return loop_col2im(col, self.shape, *self.geometry)
-
-    def backward(self, dout: Array) -> Array:
-        return loop_im2col(dout, *self.geometry)
-
-
 CORRECT: list[Correct] = [
     # the library's own layers, one per registry row
     *(
@@ -700,38 +676,6 @@ CORRECT += [
 
 
 # ==== networks ===========================================================================================
-
-
-class TwoLayerNetByHand:
-    """TwoLayerNet without layer objects: the forward pass and its gradient written out in one method each,
-    with the loss as log-sum-exp minus the label's score."""
-
-    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01):
-        self.params = {
-            "W1": weight_init_std * np.random.randn(input_size, hidden_size),
-            "b1": np.zeros(hidden_size),
-            "W2": weight_init_std * np.random.randn(hidden_size, output_size),
-            "b2": np.zeros(output_size),
-        }
-
-    def _scores(self, x: Array) -> tuple[Array, Array]:
-        h = np.maximum(x @ self.params["W1"] + self.params["b1"], 0.0)
-        return h, h @ self.params["W2"] + self.params["b2"]
-
-    def loss(self, x: Array, t: Array) -> float:
-        _, s = self._scores(x)
-        top = s.max(axis=1, keepdims=True)
-        lse = np.log(np.exp(s - top).sum(axis=1)) + top[:, 0]
-        return float(np.mean(lse - s[np.arange(len(t)), t]))
-
-    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
-        h, s = self._scores(x)
-        p = np.exp(s - s.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        p[np.arange(len(t)), t] -= 1.0
-        ds = p / len(t)
-        dh = np.where(h > 0, ds @ self.params["W2"].T, 0.0)
-        return {"W1": x.T @ dh, "b1": dh.sum(axis=0), "W2": h.T @ ds, "b2": ds.sum(axis=0)}
 
 
 CORRECT += [

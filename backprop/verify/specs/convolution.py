@@ -211,12 +211,19 @@ def pooling_inputs(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st
 
 SECTION = (1, 7, 4)  # 7.4: im2col, Convolution, Pooling
 _FEATURES = (Feature.OVERLAP, Feature.PADDING, Feature.BATCH, Feature.LARGE, Feature.EXTREME)
-_FILTER = (
-    Arg(name="filter_h", to="init", fixed=_fixed(0)),
-    Arg(name="filter_w", to="init", fixed=_fixed(1)),
-    Arg(name="stride", to="init_kw", fixed=_fixed(2)),
-    Arg(name="pad", to="init_kw", fixed=_fixed(3)),
-)
+
+
+def _window(height: str, width: str) -> tuple[Arg, ...]:
+    """The window's height and width (constructor positionals), stride and pad (keywords)."""
+    return (
+        Arg(name=height, to="init", fixed=_fixed(0)),
+        Arg(name=width, to="init", fixed=_fixed(1)),
+        Arg(name="stride", to="init_kw", fixed=_fixed(2)),
+        Arg(name="pad", to="init_kw", fixed=_fixed(3)),
+    )
+
+
+_FILTER = _window("filter_h", "filter_w")
 
 ROWS = (
     Row(
@@ -271,10 +278,7 @@ ROWS = (
         reference=lazy("reference.convolution", "pooling"),
         signature="Pooling(pool_h, pool_w, stride, pad).forward(x[N,C,H,W]) -> window maxima   (backward -> dx)",
         args=(
-            Arg(name="pool_h", to="init", fixed=_fixed(0)),
-            Arg(name="pool_w", to="init", fixed=_fixed(1)),
-            Arg(name="stride", to="init_kw", fixed=_fixed(2)),
-            Arg(name="pad", to="init_kw", fixed=_fixed(3)),
+            *_window("pool_h", "pool_w"),
             Arg(name="x", grad="dx", domain=(-1e4, 1e4), values=pooling_inputs, batch=True),
         ),
         shapes=POOLING_POOL,

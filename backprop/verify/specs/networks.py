@@ -211,7 +211,8 @@ def _network(
         outputs=("loss",),
         loss=True,
         tolerances=FLOAT64,
-        features=(Feature.BATCH, Feature.LARGE),
+        # large only where the pool holds a large batch: each network shape costs a whole compilation
+        features=(Feature.BATCH, *([Feature.LARGE] if max(e["x"][0] for e in shapes) > 8 else [])),
         **more,
     )
 
