@@ -56,10 +56,8 @@ def _padded(x: Array, pad: int, fill: float = 0.0) -> Array:
 
 def _add_windows(grad: Array, shape: Shape, stride: int, pad: int) -> Array:
     """The adjoint of ``_windows``: grad (N, C, out_h, out_w, fh, fw) added into an image of ``shape``."""
-    n, c, h, w = shape
-    _, _, out_h, out_w, fh, fw = grad.shape
     # one contiguous (N, C, out_h, out_w) block per filter position, read in order
-    return _add_blocks(np.ascontiguousarray(grad.transpose(4, 5, 0, 1, 2, 3)), (n, c, h, w), stride, pad)
+    return _add_blocks(np.ascontiguousarray(grad.transpose(4, 5, 0, 1, 2, 3)), shape, stride, pad)
 
 
 def _add_blocks(blocks: Array, shape: Shape, stride: int, pad: int) -> Array:
