@@ -179,7 +179,7 @@ class BatchNormalization:
         if train_flg:
             mu = rows.mean(axis=0)
             xc = rows - mu
-            var = np.mean(xc * xc, axis=0)
+            var = np.einsum("ij,ij->j", xc, xc) / rows.shape[0]  # the biased variance, without a temporary
             keep = self.momentum
             self.running_mean = keep * self.running_mean + (1.0 - keep) * mu
             self.running_var = keep * self.running_var + (1.0 - keep) * var
@@ -190,7 +190,9 @@ class BatchNormalization:
         self.input_shape, self.train_flg, self.batch_size = xa.shape, bool(train_flg), rows.shape[0]
         self._dtype = dtype
         self.xc, self.xn, self.std = xc, xn, std
-        out = (self.gamma * xn + self.beta).astype(dtype, copy=False)
+        out = self.gamma * xn
+        out += self.beta
+        out = out.astype(dtype, copy=False)
         return self._from_rows(out, xa.shape)
 
     def backward(self, dout: ArrayLike) -> Array:
@@ -198,16 +200,18 @@ class BatchNormalization:
             raise not_ready(self._name)
         check_dout(self._name, dout, self.input_shape)
         d = self._to_rows(np.asarray(dout), "backward")
-        self.dbeta = _like(d.sum(axis=0), self.beta)
-        self.dgamma = _like(np.sum(self.xn * d, axis=0), self.gamma)
-        dxn = self.gamma * d
+        dbeta, dgamma = d.sum(axis=0), np.einsum("ij,ij->j", self.xn, d)
+        self.dbeta, self.dgamma = _like(dbeta, self.beta), _like(dgamma, self.gamma)
         if self.train_flg:
-            n, xc, std = self.batch_size, self.xc, self.std
-            dvar = -np.sum(dxn * xc, axis=0) / (2.0 * std * std * std)
-            dxc = dxn / std + (2.0 / n) * xc * dvar
-            dx = dxc - dxc.sum(axis=0) / n
+            # dx = gamma / (N std) * (N dout - sum(dout) - xn * sum(dout * xn)): the mean's and the
+            # variance's paths through the batch statistics, folded into the two sums just taken
+            n = self.batch_size
+            dx = d * n
+            dx -= dbeta
+            dx -= self.xn * dgamma
+            dx *= self.gamma / (n * self.std)
         else:
-            dx = dxn / self.std
+            dx = d * (self.gamma / self.std)
         return self._from_rows(dx.astype(self._dtype, copy=False), self.input_shape)
 
 

@@ -129,3 +129,10 @@ def test_im2col_and_col2im_layers_are_each_others_vjp() -> None:
     back = Col2im(x.shape, 3, 2, stride=2, pad=1)
     np.testing.assert_array_equal(forward.backward(col), back.forward(col))
     np.testing.assert_array_equal(back.backward(x), col)
+
+
+def test_pooling_keeps_an_infinite_dout_at_the_maximum_only() -> None:
+    """The fast backward multiplies dout by 0/1 masks; inf * 0 would smear NaN over the window."""
+    pool = Pooling(2, 2, stride=2)
+    pool.forward(np.array([[[[1.0, 3.0], [2.0, 0.0]]]]))
+    np.testing.assert_array_equal(pool.backward(np.array([[[[np.inf]]]])), [[[[0.0, np.inf], [0.0, 0.0]]]])
