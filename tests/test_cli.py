@@ -522,3 +522,15 @@ def test_a_row_named_in_a_dtype_it_lacks_is_one_line_and_exit_2(capsys: pytest.C
     assert (
         err.strip() == f"backprop-verify: error: {float64_only[0]} is checked in float64 only, not in float32"
     )
+
+
+def test_a_network_of_ones_own_is_checked_through_loss_and_gradient(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["--layer", "tests.catalogue.broken:TwoLayerNetByHand", "--against", "two_layer_net"]
+    code, out, err = run(capsys, *argv, "--examples", "5", "--jobs", "1")
+    assert code == 0, out + err
+    assert "1 passed" in out or "all 1 passed" in out
+    code, out, err = run(capsys, "--layer", f"{GOOD}:Affine", "--against", "two_layer_net")
+    assert (code, out) == (2, "")
+    assert err.strip().endswith("has no loss or gradient method; the row drives loss() and gradient()"), err

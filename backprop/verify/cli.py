@@ -297,8 +297,10 @@ def _named_targets(args: argparse.Namespace) -> list[Target]:
             raise UsageError("--shard splits the registry's rows; it cannot be combined with --layer")
         if args.against is None:
             raise UsageError(f"--layer {args.layer} needs --against NAME; known: {', '.join(names())}")
+        # a registered row may drive other methods than forward/backward (a network's loss and gradient)
+        methods = get_row(args.against).methods if args.against in names() else None
         try:
-            cls = load_class(args.layer)  # first, so that its module keeps the file's own name
+            cls = load_class(args.layer, methods)  # first, so that its module keeps the file's own name
         except LoadError as exc:
             raise UsageError(str(exc)) from None
         against = _against(args.against)

@@ -41,15 +41,16 @@ class LoadError(ValueError):
         super().__init__(_one_line(message))
 
 
-def load_class(spec: str) -> type:
+def load_class(spec: str, methods: tuple[str, ...] | None = None) -> type:
     """The class named by ``spec`` (``file.py:Class``, ``package.module:Class``; ``Class.Inner`` works).
 
     Raises ``LoadError`` if the file or module is missing or raises on import, if there is no such class,
-    or if the class lacks ``forward``/``backward``.
+    or if the class lacks ``forward``/``backward`` (or the ``methods`` its row drives, such as a
+    network's ``loss`` and ``gradient``).
     """
     module, where, attrs = _module_of(spec)
     cls = _resolve(module, where, attrs)
-    _check_api(cls, spec)
+    _check_api(cls, spec, methods or _API)
     return cls
 
 
@@ -261,7 +262,9 @@ def _defined_classes(obj: Any, module_name: str) -> str:
     return f"it defines: {', '.join(names)}" if names else "it defines no classes"
 
 
-def api_problem(cls: object, *, label: str | None = None) -> str | None:
+def api_problem(
+    cls: object, *, label: str | None = None, methods: tuple[str, ...] | None = None
+) -> str | None:
     """Why ``cls`` is not a class with the book's ``forward``/``backward`` API, as one line; None if it is.
 
     Near-miss spellings are named: ``MyLayer has no backward method (it has backword: did you mean
@@ -269,7 +272,8 @@ def api_problem(cls: object, *, label: str | None = None) -> str | None:
     """
     if not isinstance(cls, type):  # verify(Relu()) from Python: an instance, not the class
         return _one_line(f"layer must be a class, got {type(cls).__name__}: {cls!r}")
-    missing = [method for method in _API if not _has_method(cls, method)]
+    wanted = methods or _API
+    missing = [method for method in wanted if not _has_method(cls, method)]
     if not missing:
         return None
     # a class defined in a function is named as written (MyLayer), not test.<locals>.MyLayer
@@ -278,6 +282,8 @@ def api_problem(cls: object, *, label: str | None = None) -> str | None:
     hints = [hint for method in missing if (hint := _hint(cls, method)) is not None]
     if hints:
         return f"{problem} ({'; '.join(hints)})"
+    if wanted != _API:
+        return f"{problem}; the row drives {' and '.join(f'{m}()' for m in wanted)}"
     return f"{problem}; the book's API needs forward() and backward()"
 
 
@@ -308,8 +314,8 @@ def _hint(cls: type, method: str) -> str | None:
     return f"it has {by_lower[close[0]]}: did you mean `{method}`?" if close else None
 
 
-def _check_api(cls: type, label: str) -> None:
-    problem = api_problem(cls, label=label)
+def _check_api(cls: type, label: str, methods: tuple[str, ...]) -> None:
+    problem = api_problem(cls, label=label, methods=methods)
     if problem is not None:
         raise LoadError(problem)
 
