@@ -569,9 +569,8 @@ class DropoutRenamedMask:
         return np.where(self.keep, dout, np.zeros_like(dout))
 
 
-class BatchNormCompact:
-    """The one-line train-mode backward: dx = (gamma / std / N) (N dxn - sum(dxn) - xn sum(dxn xn)), with
-    dxn = dout (gamma applied outside); statistics by np.mean / np.var; no xc kept."""
+class _BatchNormState:
+    """The book's constructor and what both batch normalizations below keep between forward and backward."""
 
     def __init__(
         self,
@@ -588,6 +587,11 @@ class BatchNormCompact:
         self.train = True
         self.dgamma: Array | None = None
         self.dbeta: Array | None = None
+
+
+class BatchNormCompact(_BatchNormState):
+    """The one-line train-mode backward: dx = (gamma / std / N) (N dxn - sum(dxn) - xn sum(dxn xn)), with
+    dxn = dout (gamma applied outside); statistics by np.mean / np.var; no xc kept."""
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         x2 = x.reshape(len(x), -1)
@@ -615,25 +619,9 @@ class BatchNormCompact:
         return np.asarray(dx, dtype=dout.dtype).reshape(dout.shape)
 
 
-class ChannelBatchNormAxes:
+class ChannelBatchNormAxes(_BatchNormState):
     """Per-channel batch normalization with the reductions over axes (0, 2, 3) kept 4-D (no transpose),
     and the compact backward."""
-
-    def __init__(
-        self,
-        gamma: Array,
-        beta: Array,
-        momentum: float = 0.9,
-        running_mean: Array | None = None,
-        running_var: Array | None = None,
-    ) -> None:
-        self.gamma, self.beta, self.momentum = gamma, beta, momentum
-        self.running_mean, self.running_var = running_mean, running_var
-        self.xn: Array | None = None
-        self.std: Array | None = None
-        self.train = True
-        self.dgamma: Array | None = None
-        self.dbeta: Array | None = None
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         axes = (0, 2, 3)
