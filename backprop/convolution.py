@@ -24,11 +24,13 @@ Array = NDArray[Any]
 Shape = tuple[int, ...]
 
 
-def _geometry(who: str, shape: Shape, filter_h: int, filter_w: int, stride: int, pad: int) -> tuple[int, int]:
+def _geometry(
+    who: str, shape: Shape, filter_h: int, filter_w: int, stride: int, pad: int, names: str = "filter"
+) -> tuple[int, int]:
     """(out_h, out_w) = ((H + 2 pad - filter_h) // stride + 1, same for W), or a ValueError naming shapes."""
     if len(shape) != 4:
         raise ValueError(f"{who}: input of shape {shape} must be 4-D (N, C, H, W)")
-    for name, value, low in (("filter_h", filter_h, 1), ("filter_w", filter_w, 1), ("stride", stride, 1)):
+    for name, value, low in ((f"{names}_h", filter_h, 1), (f"{names}_w", filter_w, 1), ("stride", stride, 1)):
         if not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{who}: {name} must be an integer >= {low}, got {value!r}")
     if not isinstance(pad, int | np.integer) or pad < 0:
@@ -36,7 +38,7 @@ def _geometry(who: str, shape: Shape, filter_h: int, filter_w: int, stride: int,
     _, _, h, w = shape
     if filter_h > h + 2 * pad or filter_w > w + 2 * pad:
         raise ValueError(
-            f"{who}: a {filter_h}x{filter_w} filter does not fit an input of shape {shape} "
+            f"{who}: a {filter_h}x{filter_w} {names} does not fit an input of shape {shape} "
             f"padded by {pad} (padded size {h + 2 * pad}x{w + 2 * pad})"
         )
     return (h + 2 * pad - filter_h) // stride + 1, (w + 2 * pad - filter_w) // stride + 1
@@ -217,7 +219,9 @@ class Pooling:
         xa = _of_rank("Pooling.forward", "x", x, 4)
         if xa.dtype.kind not in "fc":
             xa = xa.astype(np.float64)  # the -inf padding needs a float
-        oh, ow = _geometry("Pooling.forward", xa.shape, self.pool_h, self.pool_w, self.stride, self.pad)
+        oh, ow = _geometry(
+            "Pooling.forward", xa.shape, self.pool_h, self.pool_w, self.stride, self.pad, "pool"
+        )
         img, s = _padded(xa, self.pad, -np.inf), self.stride
         # a running maximum over the pool_h * pool_w window positions, each a strided slice of every
         # window at once; a later position takes over only when strictly larger: the first maximum wins

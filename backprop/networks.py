@@ -128,7 +128,8 @@ class _Network:
     def save_params(self, file_name: str | os.PathLike[str] = "params.npz") -> None:
         """Write every parameter to an ``.npz`` file."""
         save: Any = np.savez  # its stub types every keyword as allow_pickle's bool
-        save(file_name, **self.params)
+        with open(file_name, "wb") as f:  # a file object: np.savez would add .npz to a bare name
+            save(f, **self.params)
 
     def load_params(self, file_name: str | os.PathLike[str] = "params.npz") -> None:
         """Read parameters saved by ``save_params`` into this network's own arrays (its layers hold them),

@@ -22,6 +22,7 @@ from backprop import (
     TwoLayerNet,
     numerical_gradient,
 )
+from backprop.verify import verify as backprop_verify
 
 SMALL_CONV = {"filter_num": 3, "filter_size": 3, "pad": 1, "stride": 1}
 
@@ -179,3 +180,40 @@ def test_training_a_network_lowers_its_loss() -> None:
         optimizer.update(net.params, net.gradient(x, t))
     assert net.loss(x, t) < 0.5 * first
     assert net.accuracy(x, t) > 0.9
+
+
+def test_the_network_row_catches_a_gradient_that_reuses_the_last_forward_pass() -> None:
+    """Training loops call gradient(x, t) with no loss(x, t) before it: a gradient() that backpropagates
+    whatever forward pass ran last is wrong there, and the row must say so."""
+
+    class StaleGradient(TwoLayerNet):
+        def gradient(self, x: Any, t: Any) -> dict[str, Any]:
+            dout = self.last_layer.backward(1)
+            for layer in reversed(self.layers.values()):
+                dout = layer.backward(dout)
+            return {k: getattr(self.layers[name], a).copy() for k, (name, a) in self._grad_of.items()}
+
+    report = backprop_verify(StaleGradient, "two_layer_net", max_examples=30, max_failures=1, scope=False)
+    assert not report.passed and report.failure is not None
+
+
+def test_unhashable_networks_and_the_books_list_of_sizes_are_driven_as_they_are() -> None:
+    class Unhashable(TwoLayerNet):
+        def __eq__(self, other: object) -> bool:
+            return self is other
+
+    class ConcatenatesSizes(MultiLayerNet):  # the book writes [input_size] + hidden_size_list + [output_size]
+        def __init__(self, input_size: int, hidden_size_list: list[int], output_size: int, **kw: Any) -> None:
+            sizes = [input_size] + hidden_size_list + [output_size]  # noqa: RUF005 - as the book writes it
+            assert len(sizes) == len(hidden_size_list) + 2
+            super().__init__(input_size, hidden_size_list, output_size, **kw)
+
+    assert backprop_verify(Unhashable, "two_layer_net", max_examples=10).passed
+    assert backprop_verify(ConcatenatesSizes, "multi_layer_net", max_examples=10).passed
+
+
+def test_save_params_writes_exactly_the_name_it_is_given(tmp_path: Path) -> None:
+    net = TwoLayerNet(3, 4, 2)
+    net.save_params(tmp_path / "weights")
+    assert (tmp_path / "weights").exists() and not (tmp_path / "weights.npz").exists()
+    TwoLayerNet(3, 4, 2).load_params(tmp_path / "weights")

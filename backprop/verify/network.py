@@ -11,7 +11,6 @@ row's ``capture`` reads after ``loss`` and hands to the reference.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +34,14 @@ def _seeded(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def decoy(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Other inputs of the same shapes: every float array x becomes 0.5 x + 1 (never equal to x)."""
+    return tuple(
+        np.asarray(0.5 * v + 1.0, dtype=v.dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+        for v in inputs
+    )
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class NetworkRow(Row):
     """A network as a row: see the module's docstring."""
@@ -42,9 +49,8 @@ class NetworkRow(Row):
     methods: tuple[str, ...] = ("loss", "gradient")
     seed: int = 20261129
     """The global random state ``loss`` and ``gradient`` both start from."""
-    _inputs: weakref.WeakKeyDictionary[Any, tuple[Any, ...]] = field(
-        default_factory=weakref.WeakKeyDictionary, repr=False
-    )
+    _inputs: dict[int, tuple[Any, ...]] = field(default_factory=dict, repr=False)
+    """The inputs of each instance's last ``loss`` call, by ``id`` (a network need not be hashable)."""
 
     @property
     def redraws_state(self) -> bool:
@@ -71,13 +77,19 @@ class NetworkRow(Row):
 
     def call(self, instance: Any, values: Mapping[str, Any]) -> Any:
         inputs = tuple(values[a.name] for a in self.placed("forward"))
-        self._inputs[instance] = inputs
+        if len(self._inputs) > 256:  # ids of networks long gone; each call sets its own before use
+            self._inputs.clear()
+        self._inputs[id(instance)] = inputs
         with _seeded(self.seed):
             return instance.loss(*inputs, **{a.name: values[a.name] for a in self.placed("keyword")})
 
     def backward(self, instance: Any, cotangents: tuple[Any, ...] | None) -> Any:
+        inputs = self._inputs[id(instance)]
+        # Training loops call gradient(x, t) without loss(x, t) first: a loss on other inputs in between
+        # makes a gradient() that backpropagates whatever forward pass ran last show it.
+        instance.loss(*decoy(inputs))
         with _seeded(self.seed):
-            grads = instance.gradient(*self._inputs[instance])
+            grads = instance.gradient(*inputs)
         if cotangents is None or not isinstance(grads, Mapping):
             return grads
         (dout,) = cotangents
@@ -99,9 +111,11 @@ class NetworkRow(Row):
     def backward_source(self, who: str, douts: str) -> str:
         inputs = ", ".join(a.name for a in self.placed("forward"))
         dout = douts or "1.0"
+        floats = ", ".join(f"0.5 * {a.name} + 1.0" if a.is_float else a.name for a in self.placed("forward"))
         grads = f"{who}.gradient({inputs}).items()"
         return (
-            f"np.random.seed({self.seed}) or {{k: g * {dout} for k, g in {grads}}}  # the chain rule for dout"
+            f"({who}.loss({floats}), np.random.seed({self.seed}), {{k: g * {dout} for k, g in {grads}}})[-1]"
+            "  # a forward pass on other inputs first, as in training; dout by the chain rule"
         )
 
     def read_source(self, who: str, where: str) -> str:

@@ -30,6 +30,14 @@ BIASES = (0.25, 3.0)
 INPUTS = (-3.0, 3.0)
 
 
+class Sizes(list[int]):
+    """A ``hidden_size_list`` that can be compiled into a reference (hashable); a plain list to the
+    network, so that the book's ``[input_size] + hidden_size_list + [output_size]`` works."""
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self))
+
+
 class Param(dict[str, int]):
     """A ``conv_param`` dict that can be compiled into a reference (hashable); it is a plain dict to the
     network."""
@@ -54,7 +62,9 @@ def _fixed(key: str) -> Arg:
     ``input_dim`` as tuples, the other sizes as integers."""
     if key.startswith("conv_param"):
         return Arg(name=key, to="init_kw", fixed=lambda shapes: conv_param(shapes, key))
-    if key.endswith("_list") or key == "input_dim":
+    if key.endswith("_list"):
+        return Arg(name=key, to="init_kw", fixed=lambda shapes: Sizes(int(v) for v in shapes[key]))
+    if key == "input_dim":
         return Arg(name=key, to="init_kw", fixed=lambda shapes: tuple(int(v) for v in shapes[key]))
     return Arg(name=key, to="init_kw", fixed=lambda shapes: scalar(shapes, key))
 
