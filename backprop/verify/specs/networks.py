@@ -3,9 +3,11 @@
 
 Every entry of a pool fixes the sizes the network is built with; its parameters, inputs and labels are
 drawn. Each distinct entry compiles the gradient of a whole network, so the pools are short. Biases are
-drawn positive, which keeps pre-activations off relu's kink and pooling windows off ties: a network row
-checks the library's conventions there (relu'(0) = 0, the first maximum); check a layer of your own with
-another valid subgradient through its own row. Networks are float64, as the book's are.
+drawn positive, which keeps most pre-activations off relu's kink. Inside a network the row holds the
+library's conventions, relu'(0) = 0 and a pooling tie to its first maximum: shrinking reaches ties (with
+W1 = 0 every window of a convolution's output is tied), so a network built from a pooling that splits ties
+another valid way fails there. Check such a layer through its own row, which accepts it. Networks are
+float64, as the book's are.
 """
 
 from __future__ import annotations
