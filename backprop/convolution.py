@@ -161,12 +161,12 @@ class Convolution:
         s, p = self.stride, self.pad
         if c == 1:  # one channel: the book's order is the same, and one copy of the window view is faster
             return im2col(x, fh, fw, s, p)
-        img = np.ascontiguousarray(_padded(x, p).transpose(0, 2, 3, 1))  # (N, H, W, C): runs of C to copy
-        col = np.empty((n, oh, ow, fh, fw, c), dtype=np.result_type(x, self.W))
-        for i in range(fh):
-            for j in range(fw):
-                col[:, :, :, i, j, :] = img[:, i : i + s * oh : s, j : j + s * ow : s, :]
-        return col.reshape(n * oh * ow, fh * fw * c)
+        img = np.ascontiguousarray(_padded(x, p).transpose(0, 2, 3, 1))  # (N, H, W, C)
+        view = sliding_window_view(img, (fh, fw), axis=(1, 2))[
+            :, : s * (oh - 1) + 1 : s, : s * (ow - 1) + 1 : s
+        ]
+        # (N, oh, ow, C, fh, fw) -> (N, oh, ow, fh, fw, C): one copy that reads runs of fw * C values
+        return view.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, fh * fw * c)
 
     def backward(self, dout: ArrayLike) -> Array:
         if self.x is None or self._col is None:
