@@ -44,10 +44,21 @@ def _geometry(
     return (h + 2 * pad - filter_h) // stride + 1, (w + 2 * pad - filter_w) // stride + 1
 
 
-def _windows(img: Array, filter_h: int, filter_w: int, stride: int, out: tuple[int, int]) -> Array:
-    """A read-only view (N, C, out_h, out_w, filter_h, filter_w) of every window of a padded image."""
-    view = sliding_window_view(img, (filter_h, filter_w), axis=(2, 3))
-    return view[:, :, : stride * (out[0] - 1) + 1 : stride, : stride * (out[1] - 1) + 1 : stride]
+def _windows(
+    img: Array,
+    filter_h: int,
+    filter_w: int,
+    stride: int,
+    out: tuple[int, int],
+    axes: tuple[int, int] = (2, 3),
+) -> Array:
+    """A read-only view of every window of a padded image: (N, C, out_h, out_w, filter_h, filter_w) for
+    NCHW (the image's ``axes`` are its height and width; the window's axes come last)."""
+    view = sliding_window_view(img, (filter_h, filter_w), axis=axes)
+    steps: list[slice] = [slice(None)] * view.ndim
+    for axis, n in zip(axes, out, strict=True):
+        steps[axis] = slice(None, stride * (n - 1) + 1, stride)
+    return view[tuple(steps)]
 
 
 def _padded(x: Array, pad: int, fill: float = 0.0) -> Array:
@@ -145,8 +156,8 @@ class Convolution:
         oh, ow = _geometry("Convolution.forward", xa.shape, fh, fw, self.stride, self.pad)
         self.x, self._out = xa, (oh, ow)
         # The column matrix with channels last, (N*oh*ow, fh*fw*C): it copies from a channel-last image
-        # in contiguous runs, three times faster than the book's (C, fh, fw) order; W is reordered to
-        # match. It is kept for dW.
+        # in contiguous runs, faster than the book's (C, fh, fw) order; W is reordered to match. It is
+        # kept for dW.
         self._col = self._columns(xa, oh, ow)
         y = self._col @ self._filters().T + self.b  # (N * oh * ow, FN)
         return np.ascontiguousarray(y.reshape(xa.shape[0], oh, ow, fn).transpose(0, 3, 1, 2))
@@ -162,9 +173,7 @@ class Convolution:
         if c == 1:  # one channel: the book's order is the same, and one copy of the window view is faster
             return im2col(x, fh, fw, s, p)
         img = np.ascontiguousarray(_padded(x, p).transpose(0, 2, 3, 1))  # (N, H, W, C)
-        view = sliding_window_view(img, (fh, fw), axis=(1, 2))[
-            :, : s * (oh - 1) + 1 : s, : s * (ow - 1) + 1 : s
-        ]
+        view = _windows(img, fh, fw, s, (oh, ow), axes=(1, 2))
         # (N, oh, ow, C, fh, fw) -> (N, oh, ow, fh, fw, C): one copy that reads runs of fw * C values
         return view.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, fh * fw * c)
 
@@ -184,15 +193,11 @@ class Convolution:
         return self._add_columns(dcol, self.x.shape).astype(self.x.dtype, copy=False)
 
     def _add_columns(self, dcol: Array, shape: Shape) -> Array:
-        """col2im for these columns: each filter position's block added into every window at once."""
+        """col2im for these columns: blocks (fh, fw, C, N, oh, ow) added into a (C, N, H, W) image, which
+        is then turned back into NCHW."""
         n, c, h, w = shape
-        fh, fw, _, _, oh, ow = dcol.shape
-        s, p = self.stride, self.pad
-        img = np.zeros((c, n, h + 2 * p, w + 2 * p), dtype=dcol.dtype)
-        for i in range(fh):
-            for j in range(fw):
-                img[:, :, i : i + s * oh : s, j : j + s * ow : s] += dcol[i, j]
-        return np.ascontiguousarray(img[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3))
+        img = _add_blocks(dcol, (c, n, h, w), self.stride, self.pad)
+        return np.ascontiguousarray(img.transpose(1, 0, 2, 3))
 
 
 class Pooling:

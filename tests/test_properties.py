@@ -11,8 +11,8 @@ from hypothesis import assume, given, note, settings, target
 from hypothesis import strategies as st
 
 from backprop.verify import ROWS, Arg, Convention, LayerMismatch, Row, check_example, examples, reference_vjp
-from backprop.verify.stages import with_capture
 from backprop.verify.vocabulary import DTYPES
+from tests.hidden_state import SEED, with_hidden_state
 
 # Each new shape costs a JAX compilation, and the suite must stay quick: a narrower dtype compiles the
 # reference twice per shape (the float64 truth and the native run), so it draws half the profile's examples
@@ -73,7 +73,7 @@ def test_float32_in_gives_float32_out_and_gradients(row: Row, data: st.DataObjec
 def test_cotangent_is_random_and_shaped_like_the_output(row: Row, data: st.DataObject) -> None:
     example = data.draw(examples(row), label="example")
     # the reference's output shapes, traced abstractly (no compilation)
-    values = _with_hidden_state(row, example.values)
+    values = with_hidden_state(row, example.values)
     arrays = {k: v for k, v in values.items() if isinstance(v, np.ndarray | np.generic)}
     plain = {k: v for k, v in values.items() if k not in arrays}
     outs = jax.eval_shape(lambda a: row.reference(**a, **plain), arrays)
@@ -82,21 +82,6 @@ def test_cotangent_is_random_and_shaped_like_the_output(row: Row, data: st.DataO
     for cot, out in zip(example.cotangents, outs, strict=True):
         assert np.shape(cot) == out.shape
         assert not np.all(np.asarray(cot) == 1.0), "a cotangent of ones hides an ignored dout"
-
-
-_SEED = 12345
-
-
-def _with_hidden_state(row: Row, values: Any) -> dict[str, Any]:
-    """The values plus any hidden state the row's reference needs (a dropout mask): that of the library's
-    layer after one forward from a fixed global random state, which ``check_example``'s first forward
-    then draws again (``np.random.seed(_SEED)`` just before it)."""
-    if row.capture is None:
-        return dict(values)
-    np.random.seed(_SEED)
-    layer = row.build(row.layer, dict(values))  # a copy: a network's row rebinds its parameters
-    row.call(layer, dict(values))
-    return with_capture(row, values, layer)
 
 
 def _mutant(row: Row, target: Arg, factor: float) -> type:
@@ -135,7 +120,7 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
     """Testing the tester: on any example, each gradient of the row scaled by each factor whose change shows
     above the tolerance (the true gradient is not all below it) is caught, and only that gradient named."""
     example = data.draw(examples(row), label="example")
-    grads = reference_vjp(row, _with_hidden_state(row, example.values), example.cotangents).grads
+    grads = reference_vjp(row, with_hidden_state(row, example.values), example.cotangents).grads
     tol = row.tolerance(example.dtype)
     mutants = []
     for arg in row.differentiable:
@@ -149,7 +134,7 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
     chosen = data.draw(st.permutations(range(len(mutants))), label="mutants")[:MAX_MUTANTS]
     for arg, factor in (mutants[i] for i in chosen):
         mutant = _mutant(row, arg, factor)
-        np.random.seed(_SEED)  # the first forward draws the mask the visibility above was judged with
+        np.random.seed(SEED)  # the first forward draws the mask the visibility above was judged with
         with pytest.raises(LayerMismatch) as caught:
             check_example(row, mutant, example)
         failure = caught.value.failure

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from backprop.verify import ROWS, NetworkRow, Row, examples, get_row, reference_vjp
-from backprop.verify.stages import with_capture
 from backprop.verify.vocabulary import Feature
 from backprop.verify.witness import directional_derivative, witness
+from tests.hidden_state import with_hidden_state
 
 # A tied maximum has no derivative and finite differences straddle it, and a network's relus and poolings
 # meet kinks and ties inside it that no drawing can steer clear of (shrinking heads straight for them):
@@ -33,11 +33,7 @@ SMOOTH = [r for r in ROWS if r not in ROUGH]
 @given(data=st.data())
 def test_reference_vjp_agrees_with_finite_differences(row: Row, data: st.DataObject) -> None:
     example = data.draw(examples(row), label="example")
-    values = dict(example.values)
-    if row.capture is not None:  # hidden state the reference needs (a dropout mask): the library layer's
-        layer = row.build(row.layer, values)
-        row.call(layer, values)
-        values = with_capture(row, values, layer)
+    values = with_hidden_state(row, example.values)
     direction = {
         a.name: data.draw(
             hnp.arrays(np.float64, np.shape(example.values[a.name]), elements=st.floats(-1, 1)),
@@ -64,8 +60,7 @@ def test_a_rough_rows_reference_agrees_with_finite_differences_off_kinks(
         examples(row, without=[f for f in (Feature.TIE,) if f in row.features]), label="example"
     )
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1), label="seed"))
-    values = _random_point(row, example.values, rng)
-    values = _with_mask(row, values)
+    values = with_hidden_state(row, _random_point(row, example.values, rng))
     # a short direction keeps the differences' steps (1e-3 of it) far inside the nearest relu kink or
     # runner-up of a pooling window
     direction = {
@@ -91,15 +86,6 @@ def _random_point(row: Row, values: dict[str, Any], rng: np.random.Generator) ->
         else:
             out[arg.name] = rng.normal(0.0, 0.3, size=shape)
     return out
-
-
-def _with_mask(row: Row, values: dict[str, Any]) -> dict[str, Any]:
-    """The hidden state the reference takes (a dropout mask), from one run of the library's layer."""
-    if row.capture is None:
-        return values
-    layer = row.build(row.layer, dict(values))
-    row.call(layer, dict(values))
-    return with_capture(row, values, layer)
 
 
 def test_the_step_never_crosses_relu_s_kink() -> None:

@@ -346,13 +346,13 @@ def _kink(s: Situation) -> Diagnosis | None:
         return None
     scale = float(np.max(np.abs(expected), initial=0.0))
     wrong = np.abs(actual - expected) > s.tol.atol + s.tol.rtol * scale
+    conventions = "; ".join(s.conventions) or "the reference's one-sided derivative"
     if (
         np.any(wrong)
         and s.at_kinks is not None
         and s.at_kinks.shape == wrong.shape
         and np.all(s.at_kinks[wrong])
     ):
-        conventions = "; ".join(s.conventions) or "the reference's one-sided derivative"
         return Diagnosis(
             Code.KINK,
             f"{s.ev.check} differs only where {s.ev.primal} has no derivative (a tie), and there it is not a "
@@ -361,7 +361,6 @@ def _kink(s: Situation) -> Diagnosis | None:
         )
     for kink in kinks:
         if np.any(wrong) and np.all(x[wrong] == kink):
-            conventions = "; ".join(s.conventions) or "the reference's one-sided derivative"
             return Diagnosis(
                 Code.KINK,
                 f"{s.ev.check} differs only where {s.ev.primal} == {kink:g}, a point where the function has no derivative.",

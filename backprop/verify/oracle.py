@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from backprop.verify.diagnose import Situation, diagnose
 from backprop.verify.draw import Without, cotangent_arrays, without_set
-from backprop.verify.findings import Findings, Measured
+from backprop.verify.findings import Findings, Measured, kink_bounds
 from backprop.verify.guard import Guard
 from backprop.verify.program import snippet
 from backprop.verify.registry import get_row
@@ -256,13 +256,10 @@ def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
 def _at_kinks(row: Row, example: Example, ev: Any) -> Any:
     """Where the gradient of ``ev`` has more than one valid value, by the row's subgradient; or None."""
     arg = next((a for a in row.differentiable if a.name == ev.primal), None)
-    if row.subgradient is None or arg is None or ev.expected is None:
+    if arg is None or ev.expected is None:
         return None
-    try:
-        low, high = row.subgradient(example.values, example.cotangents, arg.grad, ev.expected)
-    except (ValueError, KeyError, IndexError):
-        return None
-    return np.asarray(low) != np.asarray(high)
+    bounds = kink_bounds(row, arg, example.values, example.cotangents, ev.expected)
+    return None if bounds is None else bounds[0] != bounds[1]
 
 
 def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options) -> None:

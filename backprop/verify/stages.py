@@ -29,7 +29,7 @@ import numpy as np
 
 from backprop.verify.diagnose import Evidence
 from backprop.verify.findings import Findings, kink_bounds, snapshot, unchanged
-from backprop.verify.row import Arg, Read, Row
+from backprop.verify.row import Read, Row
 from backprop.verify.runner import Reference, reference_vjp
 from backprop.verify.vocabulary import Convention, Kind
 
@@ -510,19 +510,15 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     _next_step(case, instance, values, found)
 
 
-def held(row: Row) -> tuple[Arg, ...]:
-    return row.held
-
-
 def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Findings) -> None:
     """The optimizer's step: every parameter updated in place; then forward and backward on new values."""
     row = case.row
-    for arg in held(row):
+    for arg in row.held:
         param = values[arg.name]
         if isinstance(param, np.ndarray):
             param[...] = -0.5 * param + 0.25
     step = shifted(case, values, -0.5, 0.25)
-    step.update({a.name: values[a.name] for a in held(row)})  # the very arrays the layer was built with
+    step.update({a.name: values[a.name] for a in row.held})  # the very arrays the layer was built with
     cots = shifted_cotangents(case, -0.5, 0.25)
     pristine = {k: snapshot(v) for k, v in step.items()}
     probe = found.child()
@@ -562,7 +558,7 @@ def _copied(
     """The parameters whose in-place update the layer missed: with each one put back to the value it was
     built with (the others updated), the results match the reference."""
     row = case.row
-    names = [a.name for a in held(row)]
+    names = [a.name for a in row.held]
     for group in [[n] for n in names] + ([names] if len(names) > 1 else []):
         old = {**pristine, **{n: case.values[n] for n in group}}
         ref = case.reference(old, cots, instance)

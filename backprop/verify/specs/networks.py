@@ -60,8 +60,8 @@ def conv_param(shapes: Shapes, key: str) -> Param:
 
 
 def _fixed(key: str) -> Arg:
-    """A constructor keyword the pool entry fixes: ``conv_param*`` from its four sizes, ``*_list`` and
-    ``input_dim`` as tuples, the other sizes as integers."""
+    """A constructor keyword the pool entry fixes: ``conv_param*`` from its four sizes, ``*_list`` as a
+    list, ``input_dim`` as a tuple, the other sizes as integers."""
     if key.startswith("conv_param"):
         return Arg(name=key, to="init_kw", fixed=lambda shapes: conv_param(shapes, key))
     if key.endswith("_list"):
