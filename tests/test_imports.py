@@ -86,16 +86,25 @@ def test_the_oracle_names_still_import_jax_when_used() -> None:
 
 
 def test_each_registered_reference_lives_in_the_mirrored_reference_module() -> None:
-    """Spec module ``arithmetic`` names functions of ``reference.arithmetic``, and they resolve."""
-    for info in pkgutil.iter_modules(backprop.verify.specs.__path__):
-        module = importlib.import_module(f"backprop.verify.specs.{info.name}")
+    """Spec module ``arithmetic`` names functions of ``reference.arithmetic`` (``nlp.attention`` those of
+    ``reference.nlp.attention``), and they resolve; the layer class comes from the mirrored module of
+    ``backprop`` for the second book."""
+    prefix = "backprop.verify.specs."
+    for info in pkgutil.walk_packages(backprop.verify.specs.__path__, prefix=prefix):
+        module = importlib.import_module(info.name)
+        mirrored = info.name.removeprefix(prefix)
         for row in getattr(module, "ROWS", ()):
             for function in (row.reference, row.epsilon):
                 if function is None:
                     continue
                 assert isinstance(function, LazyFunction)
-                assert function.__module__ == f"reference.{info.name}"
-                assert function.resolve() is getattr(reference, function.__name__)
+                assert function.__module__ == f"reference.{mirrored}"
+                resolved = function.resolve()
+                assert resolved is getattr(importlib.import_module(function.__module__), function.__name__)
+                if "." not in mirrored:  # book 1's references are also names of the package itself
+                    assert resolved is getattr(reference, function.__name__)
+            if mirrored.startswith("nlp.") and row.layer.__module__.startswith("backprop."):
+                assert row.layer.__module__ == f"backprop.{mirrored}", row.name
     assert {row.name for row in ROWS} == set(names())
 
 

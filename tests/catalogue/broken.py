@@ -1552,3 +1552,9 @@ BROKEN += [
         why="gradient() with dropout off",
     ),
 ]
+
+# ==== "Deep Learning from Scratch 2": tests/catalogue/nlp/ ===============================================
+
+from tests.catalogue import nlp  # noqa: E402  (after book 1's, so the lists stay in the books' order)
+
+BROKEN += nlp.BROKEN

@@ -674,3 +674,9 @@ CORRECT += [
         float32=False,
     ),
 ]
+
+# ==== "Deep Learning from Scratch 2": tests/catalogue/nlp/ ===============================================
+
+from tests.catalogue import nlp  # noqa: E402  (after book 1's, so the lists stay in the books' order)
+
+CORRECT += nlp.CORRECT

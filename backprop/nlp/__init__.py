@@ -1,0 +1,15 @@
+"""The layers and models of "Deep Learning from Scratch 2", in that book's convention.
+
+Parameters sit in ``self.params`` and their gradients in ``self.grads``, two lists in the same order;
+``backward`` writes each gradient *in place* (``self.grads[0][...] = dW``), so that a model's list of every
+layer's ``grads`` stays valid. A weight shared by several layers (tied weights) is listed once per layer,
+and its gradient is the sum of the matching ``grads`` entries.
+
+Book 2 reuses the names ``Affine``, ``Sigmoid``, ``SoftmaxWithLoss`` and ``Dropout`` of book 1 with another
+convention, so the whole second book lives here, in one namespace, rather than beside book 1 in
+``backprop``: ``from backprop.nlp import *`` stands for the book's ``common.layers``,
+``common.time_layers`` and the chapters' layer modules. The submodules mirror ``reference.nlp`` and
+``backprop.verify.specs.nlp``.
+"""
+
+__all__: list[str] = []
