@@ -37,7 +37,9 @@ def _indices(layer: str, name: str, value: ArrayLike, size: int, ignore: int | N
     array = np.asarray(value)
     if array.dtype.kind not in "iub":
         if array.dtype.kind != "f" or not np.all(np.isfinite(array)) or np.any(array != np.round(array)):
-            raise ValueError(f"{layer}: {name} of shape {array.shape} and dtype {array.dtype} must hold integers")
+            raise ValueError(
+                f"{layer}: {name} of shape {array.shape} and dtype {array.dtype} must hold integers"
+            )
         array = array.astype(np.int64)
     allowed = (array >= 0) & (array < size)
     if ignore is not None:
@@ -166,7 +168,8 @@ class TimeSoftmaxWithLoss:
         # max(count, 1): no label counts, so nothing is learnt; 0 rather than the book's 0 / 0 = NaN
         loss = np.sum(-picked[mask]) / max(count, 1)  # an empty sum is +0.0, not -0.0
         self.cache = (labels, np.exp(logp), mask, count)
-        return xa.dtype.type(loss)
+        result: np.floating[Any] = xa.dtype.type(loss)  # a scalar of xs's dtype, as the book's
+        return result
 
     def backward(self, dout: ArrayLike = 1) -> Array:
         if self.cache is None:
@@ -220,7 +223,8 @@ class TimeSigmoidWithLoss:
         loss = np.mean(tf * _softplus(-xa) + (1 - tf) * _softplus(xa))
         self.xs_shape = xa.shape
         self.cache = (_sigmoid(xa), tf)
-        return xa.dtype.type(loss)
+        result: np.floating[Any] = xa.dtype.type(loss)
+        return result
 
     def backward(self, dout: ArrayLike = 1) -> Array:
         if self.cache is None:

@@ -187,7 +187,7 @@ class TimeSoftmaxLossBackwardUnmasked(_TimeSoftmaxBase):
     class)."""
 
     def backward(self, dout: Any = 1) -> Array:
-        ts, ys, mask, count, shape = self.cache
+        ts, ys, _, count, shape = self.cache
         dx = ys.copy()
         dx[np.arange(len(ts)), ts] -= 1
         dx *= dout / count
@@ -483,7 +483,7 @@ class TimeSigmoidLossPerStep:
         self.cache: Any = None
 
     def forward(self, xs: Array, ts: Array) -> Any:
-        n, t = xs.shape
+        t = xs.shape[1]
         loss, ys = 0.0, []
         for s in range(t):
             x, y = xs[:, s], ts[:, s]

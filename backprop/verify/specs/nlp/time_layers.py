@@ -292,7 +292,17 @@ def time_dropout_mask(layer: Any) -> dict[str, Any]:
 
 TIME_DROPOUT_POOL: tuple[ShapeDict, ...] = tuple(
     {"xs": s, "out": s}
-    for s in ((1, 1, 8), (1, 8, 1), (2, 2, 2), (2, 4, 3), (3, 2, 4), (1, 4, 2), (4, 2, 8), (12, 2, 2), (2, 3, 32))
+    for s in (
+        (1, 1, 8),
+        (1, 8, 1),
+        (2, 2, 2),
+        (2, 4, 3),
+        (3, 2, 4),
+        (1, 4, 2),
+        (4, 2, 8),
+        (12, 2, 2),
+        (2, 3, 32),
+    )
 )
 """xs (N, T, H) of at least 8 elements, as for book 1's dropout (a layer that ignores its mask is then
 wrong on nearly every draw); N = 1 and T = 1, a large batch and a large H."""
