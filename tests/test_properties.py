@@ -84,6 +84,13 @@ def test_cotangent_is_random_and_shaped_like_the_output(row: Row, data: st.DataO
         assert not np.all(np.asarray(cot) == 1.0), "a cotangent of ones hides an ignored dout"
 
 
+def _held_positions(row: Row, layer: Any, target: Arg) -> list[int]:
+    """Book 2: the ``grads`` entries of a parameter, those whose ``params`` entry is its very array (a tied
+    weight is listed several times)."""
+    held = layer.params[row.params.index(target)]
+    return [i for i, p in enumerate(layer.params) if p is held]
+
+
 def _mutant(row: Row, target: Arg, factor: float) -> type:
     """The library's own layer with one gradient scaled by ``factor``: a bug the oracle must catch."""
     returned = row.read_from("return")
@@ -96,8 +103,12 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
 
         def backward(self, *douts: Any) -> Any:
             result = super().backward(*douts)
+            if target.source != "return" and row.convention(self) == Convention.BOOK2:
+                for i in _held_positions(row, self, target):
+                    self.grads[i][...] = self.grads[i] * factor  # in place, as book 2 writes them
+                return result
             if target.source != "return":
-                # the library's layers keep parameter gradients as the first book's attributes
+                # the first book's layers keep parameter gradients as attributes
                 assert row.convention(self) == Convention.BOOK1, row.convention(self)
                 setattr(self, target.grad, getattr(self, target.grad) * factor)
                 return result
@@ -140,6 +151,9 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
         failure = caught.value.failure
         note(failure.render())
         named = f"grads[{arg.name!r}]" if arg.source == "key" else arg.grad  # a network's dict entry
+        built = row.build(row.layer, example.values) if arg.source == "param" else None
+        if built is not None and row.convention(built) == Convention.BOOK2:  # read where the row says
+            named = "grads[" + "]+grads[".join(map(str, _held_positions(row, built, arg))) + "]"
         assert [m.check for m in failure.mismatches] == [named], mutant.__qualname__
         assert failure.mismatches[0].kind == "value"
         assert mutant.__qualname__ in failure.render()

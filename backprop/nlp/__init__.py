@@ -12,4 +12,17 @@ convention, so the whole second book lives here, in one namespace, rather than b
 ``backprop.verify.specs.nlp``.
 """
 
-__all__: list[str] = []
+from .attention import Attention, AttentionWeight, TimeAttention, WeightSum
+from .time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+
+__all__: list[str] = [
+    "Attention",
+    "AttentionWeight",
+    "TimeAffine",
+    "TimeAttention",
+    "TimeDropout",
+    "TimeEmbedding",
+    "TimeSigmoidWithLoss",
+    "TimeSoftmaxWithLoss",
+    "WeightSum",
+]
