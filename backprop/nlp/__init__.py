@@ -12,4 +12,28 @@ convention, so the whole second book lives here, in one namespace, rather than b
 ``backprop.verify.specs.nlp``.
 """
 
-__all__: list[str] = []
+from backprop.nlp.layers import (
+    Affine,
+    Dropout,
+    Embedding,
+    MatMul,
+    Sigmoid,
+    SigmoidWithLoss,
+    Softmax,
+    SoftmaxWithLoss,
+)
+from backprop.nlp.negative_sampling import EmbeddingDot, NegativeSamplingLoss, UnigramSampler
+
+__all__: list[str] = [
+    "Affine",
+    "Dropout",
+    "Embedding",
+    "EmbeddingDot",
+    "MatMul",
+    "NegativeSamplingLoss",
+    "Sigmoid",
+    "SigmoidWithLoss",
+    "Softmax",
+    "SoftmaxWithLoss",
+    "UnigramSampler",
+]
