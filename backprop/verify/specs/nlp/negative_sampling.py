@@ -111,7 +111,7 @@ def negative_samples(layer: Any) -> dict[str, Any]:
     """
     held = getattr(layer, NEGATIVES, None)
     if held is None:
-        dots = getattr(layer, "embed_dot_layers", None)
+        dots: Any = getattr(layer, "embed_dot_layers", None)
         try:
             held = np.stack([np.asarray(dot.embed.idx) for dot in dots[1:]], axis=1)
         except (AttributeError, IndexError, TypeError, ValueError):
