@@ -164,6 +164,7 @@ NEGATIVE_SAMPLING_LOSS = Row(
         "W is listed once per EmbeddingDot in params: its gradient is the sum of those grads entries",
     ),
     capture=negative_samples,
+    epsilon=lazy("reference.nlp.negative_sampling", "negative_sampling_loss_epsilon"),
 )
 
 ROWS = (EMBEDDING_DOT, NEGATIVE_SAMPLING_LOSS)
