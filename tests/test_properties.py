@@ -89,6 +89,14 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
     returned = row.read_from("return")
 
     class Mutant(row.layer):  # type: ignore[name-defined,misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # the very array the target was built from: book 2's params hold it (a tied one several times)
+            init = [a.name for a in row.placed("init")]
+            self.target_array = (
+                args[init.index(target.name)] if target.name in init else kwargs.get(target.name)
+            )
+
         def gradient(self, *inputs: Any) -> Any:  # a network's backward: scale one entry of its dict
             grads = dict(super().gradient(*inputs))
             grads[target.name] = grads[target.name] * factor
@@ -96,8 +104,14 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
 
         def backward(self, *douts: Any) -> Any:
             result = super().backward(*douts)
+            if target.source != "return" and row.convention(self) == Convention.BOOK2:
+                # scaled in place, as book 2 writes its grads: every entry of the target's array (tied: summed)
+                for param, grad in zip(self.params, self.grads, strict=True):
+                    if param is self.target_array:
+                        grad *= factor
+                return result
             if target.source != "return":
-                # the library's layers keep parameter gradients as the first book's attributes
+                # book 1's layers keep parameter gradients as attributes
                 assert row.convention(self) == Convention.BOOK1, row.convention(self)
                 setattr(self, target.grad, getattr(self, target.grad) * factor)
                 return result
@@ -107,6 +121,18 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
 
     Mutant.__qualname__ = f"{row.layer.__name__}_{target.grad}_x{factor}"
     return Mutant
+
+
+def _book2_where(row: Row, arg: Arg, values: Any) -> str | None:
+    """Where a book-2 layer's gradient of ``arg`` is read: its ``grads`` entries, ``grads[0]+grads[1]`` when
+    ``params`` lists the array several times; None for other layers and arguments."""
+    if arg.source != "param":
+        return None
+    layer = row.build(row.layer, dict(values))
+    if row.convention(layer) != Convention.BOOK2:
+        return None
+    at = [i for i, p in enumerate(layer.params) if p is values[arg.name]]
+    return "grads[" + "]+grads[".join(map(str, at)) + "]"
 
 
 _FACTORS = (-1.0, 0.5, 1.001, 2.0)
@@ -140,6 +166,7 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
         failure = caught.value.failure
         note(failure.render())
         named = f"grads[{arg.name!r}]" if arg.source == "key" else arg.grad  # a network's dict entry
+        named = _book2_where(row, arg, example.values) or named
         assert [m.check for m in failure.mismatches] == [named], mutant.__qualname__
         assert failure.mismatches[0].kind == "value"
         assert mutant.__qualname__ in failure.render()
