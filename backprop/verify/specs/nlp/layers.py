@@ -163,6 +163,9 @@ SIGMOID_WITH_LOSS = Row(
     outputs=("loss",),
     loss=True,
     features=_FEATURES,
+    conventions=(
+        "the loss is exact for any score (no -log(y + 1e-7)); the book's form passes with --allow epsilon",
+    ),
     magnitude=_absolute_scores,
     epsilon=lazy("reference.nlp.layers", "sigmoid_with_loss_epsilon"),
 )

@@ -162,6 +162,8 @@ NEGATIVE_SAMPLING_LOSS = Row(
         "the negative words are the layer's own draws, read after forward (self.negative_sample, or the "
         "book's embed_dot_layers[1 + i].embed.idx)",
         "W is listed once per EmbeddingDot in params: its gradient is the sum of those grads entries",
+        "the loss is exact for any score; the book's SigmoidWithLoss (-log(p + 1e-7)) passes with --allow "
+        "epsilon in float64",
     ),
     capture=negative_samples,
     epsilon=lazy("reference.nlp.negative_sampling", "negative_sampling_loss_epsilon"),
