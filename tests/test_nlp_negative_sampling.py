@@ -216,6 +216,8 @@ def test_negative_sampling_errors() -> None:
         ValueError, match=r"NegativeSamplingLoss.forward: target of shape \(3,\) .* must be \(2,\)"
     ):
         layer.forward(np.ones((2, 2)), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match=r"NegativeSamplingLoss.forward: h of shape \(2,\) must be \(N, D\)"):
+        layer.forward(np.ones(2), np.array([0, 1]))
     layer.forward(np.ones((2, 2)), np.array([0, 1]))
     with pytest.raises(ValueError, match=r"NegativeSamplingLoss.backward: dout of shape \(2,\)"):
         layer.backward(np.ones(2))

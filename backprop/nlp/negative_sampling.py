@@ -156,7 +156,9 @@ class NegativeSamplingLoss:
 
     def forward(self, h: ArrayLike, target: ArrayLike) -> np.floating[Any]:
         ha = np.asarray(h)
-        ids = _word_ids("NegativeSamplingLoss.forward", "target", target, ha.shape[0] if ha.ndim else None)
+        if ha.ndim != 2:
+            raise ValueError(f"NegativeSamplingLoss.forward: h of shape {ha.shape} must be (N, D)")
+        ids = _word_ids("NegativeSamplingLoss.forward", "target", target, ha.shape[0])
         batch_size = ids.shape[0]
         negative_sample = self.sampler.get_negative_sample(ids)
         score = self.embed_dot_layers[0].forward(ha, ids)
