@@ -79,8 +79,8 @@ def _main_lines(layer: type) -> tuple[list[str], str]:
         ], qualname
     if _in_ipython():
         return [
-            f"# {short} was defined in a notebook cell (an IPython session), not in a file Python can import:",
-            f"# run this in a new cell of the same notebook, below the cell that defines {short}",
+            f"# {short} was defined in a notebook cell, not in a file Python can import: run this",
+            f"# in a new cell of the same notebook (or IPython session), below the cell that defines {short}",
         ], qualname
     return [
         f"# {short} was defined in __main__ with no file to import it from (`python -c`, the prompt): run",
