@@ -251,7 +251,9 @@ def verify(
     maps the row's gradient names to the layer's (``{"dW": "d_w"}``); ``timeout`` bounds each call in
     seconds. After a failure, up to ``max_failures`` distinct failures are searched for and, with
     ``scope``, the features the layer is wrong with. Runs are reproducible: the same seed draws the same
-    examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used.
+    examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used. The check runs
+    in this process, so a class defined in a notebook cell or a script's ``__main__`` works; its failure's
+    program then says where to run it (``program.import_lines``).
     """
     problem = _api_problem(layer, against)
     if problem is not None:
