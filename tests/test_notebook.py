@@ -56,10 +56,8 @@ def _tagged(nb: Any, tag: str) -> list[Any]:
     return [c for c in nb.cells if tag in c.get("metadata", {}).get("tags", [])]
 
 
-@pytest.fixture(scope="module")
-def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def _execute(folder: Path) -> Any:
     """The notebook, executed with its solutions, as nbclient leaves it (it raises on any cell's error)."""
-    folder = tmp_path_factory.mktemp("notebook")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nb.cells.insert(0, nbformat.v4.new_code_cell(WHERE))
     km = _kernel(folder / "kernels")
@@ -80,18 +78,18 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return nb
 
 
-def test_the_kernel_is_this_python_and_imports_this_checkout(executed: Any) -> None:
+def _the_kernel_is_this_python_and_imports_this_checkout(executed: Any) -> None:
     prefix, package = _stdout(executed.cells[0]).splitlines()
     assert Path(prefix).resolve() == Path(sys.prefix).resolve()
     assert Path(package).resolve() == (ROOT / "backprop" / "__init__.py").resolve()
 
 
-def test_the_shopping_examples_print_the_seeds_numbers(executed: Any) -> None:
+def _the_shopping_examples_print_the_seeds_numbers(executed: Any) -> None:
     printed = "".join(_stdout(c) for c in _tagged(executed, "shopping"))
     assert printed == EXPECTED["buy_apple.py"] + EXPECTED["buy_apple_orange.py"]
 
 
-def test_every_layer_of_the_chapter_is_checked_and_passes(executed: Any) -> None:
+def _every_layer_of_the_chapter_is_checked_and_passes(executed: Any) -> None:
     verdicts = [m.groups() for c in _tagged(executed, "check") for m in VERDICT.finditer(_stdout(c))]
     assert {row for _, row, _ in verdicts} == CHAPTER_ROWS
     defined = {
@@ -104,7 +102,7 @@ def test_every_layer_of_the_chapter_is_checked_and_passes(executed: Any) -> None
     assert [v for v in verdicts if v[2] != "passed"] == []
 
 
-def test_each_exercise_is_followed_by_its_check(executed: Any) -> None:
+def _each_exercise_is_followed_by_its_check(executed: Any) -> None:
     code = [c for c in executed.cells if c.cell_type == "code"]
     exercises = [i for i, c in enumerate(code) if "# BEGIN SOLUTION" in c.source]
     assert len(exercises) == 3
@@ -117,7 +115,7 @@ def test_each_exercise_is_followed_by_its_check(executed: Any) -> None:
         assert _stdout(check).startswith(f"{name.group(1)} against ")
 
 
-def test_the_mistake_is_shown_and_its_program_reproduces_it_in_the_notebook(executed: Any) -> None:
+def _the_mistake_is_shown_and_its_program_reproduces_it_in_the_notebook(executed: Any) -> None:
     (mistake,) = _tagged(executed, "mistake")
     (rerun,) = _tagged(executed, "reproduce")
     shown = _stdout(mistake)
@@ -129,3 +127,13 @@ def test_the_mistake_is_shown_and_its_program_reproduces_it_in_the_notebook(exec
     assert "dout = 0.0" in shown and "# jax.vjp: np.array([[-0.0, -0.0]" in shown
     numbers = [float(x) for x in re.findall(r"-?\d+\.\d*(?:e-?\d+)?", _stdout(rerun))]
     assert numbers and any(x != 0 for x in numbers), _stdout(rerun)
+
+
+def test_the_chapter_notebook_runs_clean(tmp_path: Path) -> None:
+    # one test, so that the notebook runs once however xdist spreads the tests
+    executed = _execute(tmp_path)
+    _the_kernel_is_this_python_and_imports_this_checkout(executed)
+    _the_shopping_examples_print_the_seeds_numbers(executed)
+    _every_layer_of_the_chapter_is_checked_and_passes(executed)
+    _each_exercise_is_followed_by_its_check(executed)
+    _the_mistake_is_shown_and_its_program_reproduces_it_in_the_notebook(executed)
