@@ -12,15 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
+import nbclient
+import nbformat
+
+# the test extra installs nbclient, nbformat and ipykernel (the kernel); jupyter_client comes with nbclient
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
 
 from tests.test_examples import EXPECTED
-
-nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
-pytest.importorskip("ipykernel")
-from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402 - installed with nbclient
-from jupyter_client.manager import KernelManager  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "notebooks" / "backprop_chapter5.ipynb"

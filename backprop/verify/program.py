@@ -1,6 +1,7 @@
 """The program printed with a failure: Python that rebuilds the shrunk example and replays the calls that
 failed, exactly as the stage that found the mistake made them, then prints each wrong value next to what
-``jax.vjp`` says it should be. It runs from any folder: the layer's own folder goes on ``sys.path``."""
+``jax.vjp`` says it should be. It runs from any folder: the layer's own folder goes on ``sys.path``. A layer
+defined in a notebook cell or ``python -c`` has no file: its program says to run it in that session."""
 
 from __future__ import annotations
 
