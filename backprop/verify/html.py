@@ -37,8 +37,8 @@ padding:0 4px;border-radius:3px}.bpv .hint{margin:2px 0 4px 0;color:#333}
 .bpv .hint::before{content:"hint: ";font-weight:700}
 .bpv pre{background:#f6f6f6;border:1px solid #ddd;padding:8px;overflow:auto;font-size:12.5px;margin:4px 0;
 white-space:pre}
-.bpv .program{position:relative}.bpv button.copy{position:absolute;right:6px;top:6px;font-size:12px;
-padding:2px 10px;cursor:pointer}
+.bpv .program{margin:4px 0}.bpv button.copy{display:block;margin:0 0 -1px auto;font-size:12px;
+padding:1px 12px;cursor:pointer}.bpv button.copy[hidden]{display:none}
 .bpv .maps{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start;margin:6px 0}
 .bpv figure{margin:0}.bpv figcaption{font-size:13px;font-weight:600;margin-bottom:3px}
 .bpv .scale{font-size:12.5px;color:#333;margin:2px 0 10px}
