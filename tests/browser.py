@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -32,9 +33,19 @@ FLAGS = (
     "--disable-extensions",
     "--disable-sync",
     "--mute-audio",
+    "--disable-dev-shm-usage",  # a container's small /dev/shm must not crash the renderer
     "--hide-scrollbars",
     "--remote-debugging-pipe",
 )
+
+
+LAUNCHER = """
+import fcntl, os, sys
+high = [fcntl.fcntl(int(fd), fcntl.F_DUPFD, 10) for fd in sys.argv[1:3]]
+os.dup2(high[0], 3)
+os.dup2(high[1], 4)
+os.execv(sys.argv[3], sys.argv[3:])
+"""
 
 
 def chromium() -> str | None:
@@ -61,17 +72,21 @@ class Browser:
         self.profile = tempfile.TemporaryDirectory(prefix="backprop-chromium-")
         to_child, self._to_browser = os.pipe()
         self._from_browser, from_child = os.pipe()
-
-        def pipes() -> None:  # in the child: the protocol's fixed descriptors 3 and 4
-            os.dup2(to_child, 100)
-            os.dup2(from_child, 101)
-            os.dup2(100, 3)
-            os.dup2(101, 4)
-
+        # A small launcher puts the pipes on the protocol's descriptors 3 and 4 and becomes the browser:
+        # no Python code runs between fork and exec in this (threaded) process.
         self.process = subprocess.Popen(
-            [executable, *FLAGS, f"--user-data-dir={self.profile.name}", "about:blank"],
-            preexec_fn=pipes,
-            close_fds=False,
+            [
+                sys.executable,
+                "-c",
+                LAUNCHER,
+                str(to_child),
+                str(from_child),
+                executable,
+                *FLAGS,
+                f"--user-data-dir={self.profile.name}",
+                "about:blank",
+            ],
+            pass_fds=(to_child, from_child),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -254,11 +254,11 @@ def test_html_writes_the_report_of_the_run(tmp_path: Path, capsys: pytest.Captur
     sys.modules.pop("book_layers", None)
 
 
-@pytest.mark.parametrize("where", ["missing/report.html", ""])
+@pytest.mark.parametrize("where", ["missing/report.html", "", "-"])
 def test_html_to_a_bad_path_exits_2_before_running(
     where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = str(tmp_path / where) if where else ""
+    path = str(tmp_path / where) if where not in ("", "-") else where
     assert main(["relu", "--html", path]) == 2
     out, err = capsys.readouterr()
     assert "--html" in err and "checking" not in err and out == ""

@@ -335,6 +335,8 @@ def _check_output_path(path: str | None, option: str = "--json") -> None:
     """Fail before the run, not after it, when the report could not be written."""
     if path is None or (path == "-" and option == "--json"):
         return
+    if path == "-":
+        raise UsageError(f"{option} writes a file: give a path such as report.html, not -")
     if not path.strip():
         stdout = " (or - for stdout)" if option == "--json" else ""
         raise UsageError(f"{option} needs a file path{stdout}, got an empty string")

@@ -154,8 +154,9 @@ def results_table(layers: Sequence[LayerReport]) -> str:
     head.append("scope and notes")
     rows = []
     for r in layers:
-        notes = [r.scope_sentence()] if r.scope_sentence() else []
-        notes += [escape(n) for n in r.notes]
+        notes = [escape(r.scope_sentence())] if r.scope_sentence() else []
+        if r.notes:
+            notes.append(f"{len(r.notes)} note(s) below")
         cells = [
             f"<td>{escape(label(r))}</td><td>{r.dtype}</td>",
             f'<td class="num">{r.examples}</td><td class="num">{r.distinct_shapes}</td>',
