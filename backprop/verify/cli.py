@@ -5,6 +5,8 @@
     backprop-verify --list                 the registered names and their signatures
     backprop-verify --layer my_layers.py:Affine --against affine
                                            a class of your own, against a registered reference
+    backprop-verify ... --html report.html also write one self-contained HTML page: heat maps of
+                                           every wrong gradient, each passing layer's error histogram
 
 Exit status: 0 every layer passed, 1 some layer failed, 2 bad arguments.
 """

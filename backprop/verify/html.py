@@ -127,7 +127,7 @@ def run_body(run: RunReport, command: str = "") -> str:
     if command:
         parts.append(f'<p class="meta">command: <span class="code">{escape(command)}</span></p>')
     parts.append(results_table(run.layers))
-    parts += [layer_body(r, heading=True) for r in run.layers]
+    parts += [layer_body(r, in_run=True) for r in run.layers]
     return _wrapped("\n".join(parts))
 
 
@@ -151,7 +151,7 @@ def _verdict(report: LayerReport) -> str:
 
 def results_table(layers: Sequence[LayerReport]) -> str:
     head = ["layer", "dtype", "examples", "distinct shapes", "max abs error", "max rel error", "verdict"]
-    head.append("scope and notes")
+    head += ["scope and notes"]
     rows = []
     for r in layers:
         notes = [escape(r.scope_sentence())] if r.scope_sentence() else []
@@ -171,10 +171,10 @@ def results_table(layers: Sequence[LayerReport]) -> str:
 # ---- one layer ---------------------------------------------------------------------------------------------
 
 
-def layer_body(report: LayerReport, heading: bool = False) -> str:
+def layer_body(report: LayerReport, in_run: bool = False) -> str:
     """One layer's verdict and what backs it: its failures, its error, or its errors' histogram."""
     parts = [f"<h2>{escape(label(report))} {report.dtype}: {_verdict(report)}</h2>"]
-    if not heading:  # alone (in a notebook): its row of the table too
+    if not in_run:  # alone (in a notebook): its row of the table too
         parts.append(results_table([report]))
     if report.error is not None:
         parts.append(f'<p class="error">error: {escape(report.error)}</p>')
