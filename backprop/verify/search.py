@@ -48,6 +48,8 @@ class _Search:
     max_rel: float = 0.0
     notes: list[str] = field(default_factory=list)
     convention: str = ""
+    errors: list[float] = field(default_factory=list)
+    """Each generated example's largest relative error (the report's histogram)."""
 
 
 class _NoConstants:
@@ -129,7 +131,10 @@ def _search(
         except LayerMismatch as exc:
             found.failure = found.failure or exc.failure
             raise
-        target(max((r for _, r in measured.errors.values()), default=0.0), label="max relative error")
+        worst = max((r for _, r in measured.errors.values()), default=0.0)
+        target(worst, label="max relative error")
+        if phase == "generate":
+            found.errors.append(worst)
         found.convention = found.convention or measured.convention
         for note in measured.notes:
             if note not in found.notes:
@@ -306,6 +311,7 @@ def _record(report: LayerReport, first: _Search) -> None:
     )
     report.max_abs, report.max_rel = first.max_abs, first.max_rel
     report.notes, report.convention = first.notes, first.convention
+    report.example_errors = first.errors
 
 
 def _finish(
