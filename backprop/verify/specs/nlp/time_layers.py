@@ -13,6 +13,7 @@ from backprop import nlp
 from backprop.verify.draw import Without
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes
+from backprop.verify.specs.nlp.layers import EXTREME_LOGITS, far_apart, logits
 from backprop.verify.vocabulary import Feature
 
 SECTION = (2, 5, 4)  # 5.4: the Time layers of the RNNLM (Embedding, Affine, Softmax with Loss), 6.4 dropout
@@ -142,8 +143,12 @@ def _keep_one(ts: Any) -> Any:
     return ts
 
 
+_far_apart = far_apart("xs")
+
+
 def _target_form(values: Mapping[str, Any]) -> set[Feature]:
-    return {Feature.ONE_HOT if np.ndim(values["ts"]) == 3 else Feature.LABELS}
+    """One-hot or integer targets, and ``extreme`` when one step's scores are far apart (``LOGIT_GAP``)."""
+    return {Feature.ONE_HOT if np.ndim(values["ts"]) == 3 else Feature.LABELS} | _far_apart(values)
 
 
 def _kept(values: Mapping[str, Any]) -> Any:
@@ -178,7 +183,7 @@ TIME_SOFTMAX_WITH_LOSS = Row(
         "cross entropy over the kept labels   (backward(dout=1) -> dxs)"
     ),
     args=(
-        Arg(name="xs", grad="dxs", domain=(-1e4, 1e4), batch=True),
+        Arg(name="xs", grad="dxs", domain=(-1e4, 1e4), values=logits("xs"), batch=True),
         Arg(name="ts", values=time_labels, batch=True),
     ),
     shapes=TIME_SOFTMAX_LOSS_POOL,
@@ -193,6 +198,7 @@ TIME_SOFTMAX_WITH_LOSS = Row(
         Feature.NEGATIVE_ZERO,
     ),
     row_features=_target_form,
+    feature_words=EXTREME_LOGITS,
     conventions=(
         "label -1 is ignored: no loss, a zero gradient, and the mean is over the labels that are kept",
         "one-hot targets are read by their argmax, as in the book (a one-hot target is never ignored)",
