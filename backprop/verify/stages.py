@@ -390,7 +390,7 @@ def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None
         ok, result = backward(case, instance, cots, found, "usual: ")
         if not ok:
             return
-        if row.capture is not None and not _redraws(case, first, instance, values, found):
+        if row.redraws_state and not _redraws(case, first, instance, values, found):
             return
         if row.capture is None:
             same = replace(
@@ -423,9 +423,7 @@ def _same_state(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def _redraws(
-    case: Case, first: FirstUse, instance: Any, values: Mapping[str, Any], found: Findings
-) -> bool:
+def _redraws(case: Case, first: FirstUse, instance: Any, values: Mapping[str, Any], found: Findings) -> bool:
     """Whether ``instance`` draws its hidden state (a dropout mask, negative samples) anew on each forward.
 
     Only asked when the state is random on this example: ``instance``, built under another random state
@@ -433,7 +431,7 @@ def _redraws(
     the same inputs; one that keeps its first draw (cached on self) trains on the same mask or the same
     negatives forever, and its gradients, which match that very state, cannot show it."""
     row = case.row
-    assert row.capture is not None
+    assert row.capture is not None  # redraws_state: a network row draws the same masks on purpose
     try:
         drawn, other = row.capture(instance), row.capture(first.instance)
     except Exception:  # no state to read: the first call has reported it
