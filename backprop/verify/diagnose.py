@@ -330,8 +330,8 @@ def _epsilon(s: Situation) -> Diagnosis | None:
         Code.EPSILON,
         f"{s.ev.check} is computed as -log(y + {eps:g}): it is off by {bias:.3g} here, and no sample's loss "
         f"can exceed -log({eps:g}) = {-np.log(eps):.3g}, which hides large losses.",
-        "Compute the loss from a stable log-softmax (x - max - log(sum(exp(x - max)))), or pass "
-        "--allow epsilon to accept this textbook form.",
+        "Compute the loss from a stable log-softmax (x - max - log(sum(exp(x - max)))) or log-sigmoid "
+        "(-np.logaddexp(0, -x)), or pass --allow epsilon to accept this textbook form.",
     )
 
 

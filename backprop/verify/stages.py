@@ -54,7 +54,27 @@ class Case:
         return {k: snapshot(v) for k, v in self.values.items()}, tuple(snapshot(c) for c in self.cotangents)
 
     def reference(self, values: Mapping[str, Any], cotangents: tuple[Any, ...], instance: Any) -> Reference:
-        return reference_vjp(self.row, with_capture(self.row, values, instance), cotangents, self.dtype)
+        try:
+            return reference_vjp(self.row, with_capture(self.row, values, instance), cotangents, self.dtype)
+        except Exception:
+            # without the state (a test-mode forward draws no mask) a reference that needs none still runs
+            if self.row.capture is None or instance is None:
+                raise
+            try:
+                self.row.capture(instance)
+            except Exception as exc:
+                raise StateUnreadable(str(exc)) from exc
+            raise
+
+
+class StateUnreadable(Exception):
+    """The row's ``capture`` could not read the hidden state the reference needs from the layer (no mask,
+    or one that cannot be right): the layer's finding, in the capture's words."""
+
+
+def _unreadable(found: Findings, exc: Exception) -> None:
+    message = f"after forward(), the row could not read the state its reference needs: {exc}"
+    found.add(Evidence("state", "state", Kind.MISSING, where="forward()"), message)
 
 
 @dataclass
@@ -253,16 +273,9 @@ def _first_reference(case: Case, instance: Any, found: Findings) -> Reference | 
     layer's finding, in the capture's own words; any other failure of the reference is the oracle's."""
     try:
         return case.reference(case.values, case.cotangents, instance)
-    except Exception:
-        if case.row.capture is None:
-            raise
-        try:
-            case.row.capture(instance)
-        except Exception as exc:
-            message = f"after forward(), the row could not read the state its reference needs: {exc}"
-            found.add(Evidence("state", "state", Kind.MISSING, where="forward()"), message)
-            return None
-        raise
+    except StateUnreadable as exc:
+        _unreadable(found, exc)
+        return None
 
 
 def _judge_backward(
@@ -683,5 +696,8 @@ def run_stages(
             break
         if on_stage is not None:
             on_stage(name)
-        stage()
+        try:
+            stage()
+        except StateUnreadable as exc:  # a later forward left state the row cannot read
+            _unreadable(found, exc)
     return first

@@ -1194,6 +1194,17 @@ class DropoutMaskOnce(_DropoutBase):
         return np.asarray(x * self.mask)
 
 
+class DropoutKeepsRatio(_DropoutBase):
+    """``rand < ratio``: keeps the fraction ratio of the elements instead of 1 - ratio."""
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.train = train_flg
+        if not train_flg:
+            return np.asarray(x * (1.0 - self.dropout_ratio))
+        self.mask = np.random.rand(*x.shape) < self.dropout_ratio
+        return np.asarray(x * self.mask)
+
+
 class _BatchNormBase:
     """The correct BatchNormalization (book 1, x (N, D) or (N, C, H, W) seen as (N, C*H*W)); subclasses
     override the step that holds their mistake."""
@@ -1399,6 +1410,14 @@ BROKEN += [
         check="state",
         kinds=_k("stale"),
         why="the mask drawn once and reused by every later forward",
+    ),
+    Case(
+        layer=DropoutKeepsRatio,
+        diagnosis="other",
+        against="dropout",
+        check="state",
+        kinds=_k("missing"),
+        why="rand < ratio: the kept share is ratio, not 1 - ratio",
     ),
     Case(
         layer=BatchNormNoMeanTerm,

@@ -297,6 +297,18 @@ class TimeDropoutMaskOnce(_TimeDropoutBase):
         return xs * self.mask
 
 
+class TimeDropoutKeepsRatio(_TimeDropoutBase):
+    """``rand < ratio``: keeps the fraction ratio of the elements instead of 1 - ratio (its gradients match
+    its own mask, so only the row's count of the kept elements sees it)."""
+
+    def forward(self, xs: Array) -> Array:
+        if not self.train_flg:
+            return xs
+        flg = np.random.rand(*xs.shape) < self.dropout_ratio
+        self.mask = flg.astype(xs.dtype) * self._scale()
+        return xs * self.mask
+
+
 # ==== right, written otherwise ============================================================================
 
 
@@ -674,6 +686,14 @@ BROKEN: list[Case] = [
         check="state",
         kinds=_k("stale"),
         why="the mask drawn once and reused by every later forward",
+    ),
+    Case(
+        layer=TimeDropoutKeepsRatio,
+        diagnosis="other",
+        against="time_dropout",
+        check="state",
+        kinds=_k("missing"),
+        why="rand < ratio: the kept share is ratio, not 1 - ratio",
     ),
 ]
 

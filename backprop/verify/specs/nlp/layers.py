@@ -58,7 +58,7 @@ that does not subtract the max still overflows there)."""
 EXTREME_LOGITS: Mapping[Feature, tuple[str, str]] = {
     Feature.EXTREME: (
         f"logits less than {LOGIT_GAP:g} apart (and |v| < 1e3)",
-        f"the logits of one row are {LOGIT_GAP:g} or more apart (or reach 1e3)",
+        f"the logits of one row (one time step) are {LOGIT_GAP:g} or more apart (or reach 1e3)",
     )
 }
 """The scope sentence's words for ``extreme`` in those rows (``Row.feature_words``)."""
@@ -208,7 +208,7 @@ SIGMOID_WITH_LOSS = Row(
     name="sigmoid_with_loss",
     layer=layers.SigmoidWithLoss,
     reference=lazy("reference.nlp.layers", "sigmoid_with_loss"),
-    signature="SigmoidWithLoss().forward(x[N], t[N] of 0/1) -> mean binary cross entropy   (backward(dout=1) -> dx)",
+    signature="SigmoidWithLoss().forward(x[N], t[N] int labels 0/1) -> mean binary cross entropy   (backward(dout=1) -> dx)",
     args=(
         Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),
         Arg(name="t", values=binary_labels, batch=True),

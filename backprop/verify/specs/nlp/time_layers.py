@@ -14,6 +14,7 @@ from backprop.verify.draw import Without
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes
 from backprop.verify.specs.nlp.layers import EXTREME_LOGITS, far_apart, logits
+from backprop.verify.specs.normalization import check_keep_rate
 from backprop.verify.vocabulary import Feature
 
 SECTION = (2, 5, 4)  # 5.4: the Time layers of the RNNLM (Embedding, Affine, Softmax with Loss), 6.4 dropout
@@ -59,7 +60,7 @@ TIME_EMBEDDING = Row(
     name="time_embedding",
     layer=nlp.TimeEmbedding,
     reference=lazy(_REF, "time_embedding"),
-    signature="TimeEmbedding(W[V,D]).forward(xs[N,T] ids) -> [N,T,D]   (backward -> None; grads [dW])",
+    signature="TimeEmbedding(W[V,D]).forward(xs[N,T] ids) -> [N,T,D]   (backward -> None; grads[0] = dW)",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
         Arg(name="xs", values=word_ids, batch=True),
@@ -94,7 +95,7 @@ TIME_AFFINE = Row(
     name="time_affine",
     layer=nlp.TimeAffine,
     reference=lazy(_REF, "time_affine"),
-    signature="TimeAffine(W[D,M], b[M]).forward(x[N,T,D]) -> [N,T,M]   (backward -> dx; grads [dW, db])",
+    signature="TimeAffine(W[D,M], b[M]).forward(x[N,T,D]) -> [N,T,M]   (backward -> dx; grads = [dW, db])",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
         Arg(name="b", to="init", grad="db", domain=(-1e3, 1e3)),
@@ -293,7 +294,9 @@ def time_dropout_mask(layer: Any) -> dict[str, Any]:
                 f"(attributes: {held})"
             )
         mask = flags[0]
-    return {"mask": (np.asarray(mask) != 0).astype(np.float64)}
+    kept = (np.asarray(mask) != 0).astype(np.float64)
+    check_keep_rate(layer, kept)
+    return {"mask": kept}
 
 
 TIME_DROPOUT_POOL: tuple[ShapeDict, ...] = tuple(
