@@ -12,4 +12,6 @@ convention, so the whole second book lives here, in one namespace, rather than b
 ``backprop.verify.specs.nlp``.
 """
 
-__all__: list[str] = []
+from backprop.nlp.recurrent import GRU, LSTM, RNN, TimeBiLSTM, TimeGRU, TimeLSTM, TimeRNN
+
+__all__: list[str] = ["GRU", "LSTM", "RNN", "TimeBiLSTM", "TimeGRU", "TimeLSTM", "TimeRNN"]
