@@ -62,6 +62,9 @@ class Correct:
     why: str
     float32: bool = True
     """Also right in float32 (within the float32 tolerance); False documents why not in ``why``."""
+    float64: bool = True
+    """Also right in float64; False for the book's own float32 style (``dtype='f'`` buffers), which a float64
+    run flags for its dtype: such a layer is checked in float32 only, as ``--dtype float32`` does."""
 
     @property
     def name(self) -> str:
