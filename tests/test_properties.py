@@ -96,9 +96,17 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
 
         def backward(self, *douts: Any) -> Any:
             result = super().backward(*douts)
+            if target.source == "param" and row.convention(self) == Convention.BOOK2:
+                self.grads[row.params.index(target)][...] *= (
+                    factor  # book 2: in place, as an optimizer reads it
+                )
+                type(self).where = f"grads[{row.params.index(target)}]"  # where the oracle reads it
+                return result
             if target.source != "return":
-                # the library's layers keep parameter gradients as the first book's attributes
-                assert row.convention(self) == Convention.BOOK1, row.convention(self)
+                # book 1's parameter gradients, or a gradient attribute such as a time layer's dh
+                assert target.source == "attr" or row.convention(self) == Convention.BOOK1, row.convention(
+                    self
+                )
                 setattr(self, target.grad, getattr(self, target.grad) * factor)
                 return result
             if len(returned) == 1:
@@ -140,6 +148,7 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
         failure = caught.value.failure
         note(failure.render())
         named = f"grads[{arg.name!r}]" if arg.source == "key" else arg.grad  # a network's dict entry
+        named = getattr(mutant, "where", named)  # book 2's grads entry
         assert [m.check for m in failure.mismatches] == [named], mutant.__qualname__
         assert failure.mismatches[0].kind == "value"
         assert mutant.__qualname__ in failure.render()

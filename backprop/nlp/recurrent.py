@@ -58,11 +58,14 @@ def _check_step(layer: str, D: int, H: int, x: Array, **states: Array) -> None:
 
 def _check_dout(layer: str, name: str, dout: Array, shape: tuple[int, ...]) -> None:
     if dout.shape != shape:
-        raise ValueError(f"{layer}.backward: {name} of shape {dout.shape} does not match the output's {shape}")
+        raise ValueError(
+            f"{layer}.backward: {name} of shape {dout.shape} does not match the output's {shape}"
+        )
 
 
 def _float(value: Any) -> Array:
-    return np.asarray(value)
+    array: Array = np.asarray(value)
+    return array
 
 
 # ==== one time step =====================================================================================
@@ -86,7 +89,7 @@ class RNN:
         x, h_prev = _float(x), _float(h_prev)
         _check_step("RNN", self.D, self.H, x, h_prev=h_prev)
         t = np.dot(h_prev, Wh) + np.dot(x, Wx) + b
-        h_next = np.tanh(t).astype(x.dtype, copy=False)
+        h_next: Array = np.tanh(t).astype(x.dtype, copy=False)
         self.cache = (x, h_prev, h_next)
         return h_next
 
@@ -184,7 +187,7 @@ class GRU:
         z = sigmoid(np.dot(x, Wx[:, :H]) + np.dot(h_prev, Wh[:, :H]) + b[:H])
         r = sigmoid(np.dot(x, Wx[:, H : 2 * H]) + np.dot(h_prev, Wh[:, H : 2 * H]) + b[H : 2 * H])
         h_hat = np.tanh(np.dot(x, Wx[:, 2 * H :]) + np.dot(r * h_prev, Wh[:, 2 * H :]) + b[2 * H :])
-        h_next = ((1 - z) * h_prev + z * h_hat).astype(x.dtype, copy=False)
+        h_next: Array = ((1 - z) * h_prev + z * h_hat).astype(x.dtype, copy=False)
         self.cache = (x, h_prev, z, r, h_hat)
         return h_next
 
@@ -210,7 +213,9 @@ class GRU:
         dh_prev = dh_prev + np.dot(dtz, Whz.T) + np.dot(dtr, Whr.T)
         dx = np.dot(dtz, Wxz.T) + np.dot(dtr, Wxr.T) + np.dot(dth, Wxh.T)
         self.grads[0][...] = np.hstack((np.dot(x.T, dtz), np.dot(x.T, dtr), np.dot(x.T, dth)))
-        self.grads[1][...] = np.hstack((np.dot(h_prev.T, dtz), np.dot(h_prev.T, dtr), np.dot((r * h_prev).T, dth)))
+        self.grads[1][...] = np.hstack(
+            (np.dot(h_prev.T, dtz), np.dot(h_prev.T, dtr), np.dot((r * h_prev).T, dth))
+        )
         self.grads[2][...] = np.hstack((dtz.sum(axis=0), dtr.sum(axis=0), dth.sum(axis=0)))
         return dx.astype(x.dtype, copy=False), dh_prev.astype(h_prev.dtype, copy=False)
 
@@ -222,7 +227,7 @@ class _Time:
     """The loop shared by TimeRNN, TimeLSTM and TimeGRU: one step layer per time step, the hidden state
     carried forward (and across calls when stateful), the gradients summed over time on the way back."""
 
-    step: type[RNN] | type[LSTM] | type[GRU]
+    step: Any  # the step layer's class
     gates = 1
     cell = False  # an LSTM also carries its cell state c
 
@@ -258,14 +263,16 @@ class _Time:
         """hs[:, t] = h_t, the hidden state after step t, for xs (N, T, D); hs (N, T, H)."""
         xs = _float(xs)
         if xs.ndim != 3 or xs.shape[2] != self.D:
-            raise ValueError(f"{type(self).__name__}.forward: xs must have shape (N, T, {self.D}), got {xs.shape}")
+            raise ValueError(
+                f"{type(self).__name__}.forward: xs must have shape (N, T, {self.D}), got {xs.shape}"
+            )
         N, T, _ = xs.shape
         self._start(xs, N)
         self._dtype, self._nt = xs.dtype, (N, T)
         hs = np.empty((N, T, self.H), dtype=xs.dtype)
         self.layers = []
         for t in range(T):
-            layer = self.step(*self.params)
+            layer: Any = self.step(*self.params)
             if self.cell:
                 self.h, self.c = layer.forward(xs[:, t, :], self.h, self.c)
             else:

@@ -60,7 +60,9 @@ class _Calls:
         setter = [f"{who}.{row.set_state}({', '.join(f'{n}{suffix}' for n in state)})"] if state else []
         previous = [a.name for a in row.placed("previous")]
         if previous:  # the call whose final state a stateful layer carries into the checked one
-            setter.append(f"{who}.forward({', '.join(f'{n}{suffix}' for n in previous)})  # the previous call")
+            setter.append(
+                f"{who}.forward({', '.join(f'{n}{suffix}' for n in previous)})  # the previous call"
+            )
         return [*setter, f"{', '.join(row.outputs)} = {row.forward_source(who, call)}"]
 
     def backward(self, args: str | None = None, who: str = "layer") -> str:

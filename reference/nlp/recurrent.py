@@ -80,7 +80,9 @@ def rounding_terms(
     names = list(diff)
 
     def f(*primals: jax.Array) -> Any:
-        return function(**dict(zip(names, primals, strict=True)), **{k: jnp.abs(v) for k, v in consts.items()}, acts=BOUND)
+        return function(
+            **dict(zip(names, primals, strict=True)), **{k: jnp.abs(v) for k, v in consts.items()}, acts=BOUND
+        )
 
     out, pullback = jax.vjp(f, *(jnp.abs(v) for v in diff.values()))
     cots = tuple(jnp.abs(c) for c in cotangent) if isinstance(out, tuple) else jnp.abs(cotangent)
@@ -188,12 +190,14 @@ def time_lstm(
 
 def time_rnn_final(Wx: jax.Array, Wh: jax.Array, b: jax.Array, xs: jax.Array, h: jax.Array) -> jax.Array:
     """The state after the last step of ``time_rnn``: what a stateful layer carries into its next call."""
-    return _rnn_run(Wx, Wh, b, xs, h, EXACT)[0]
+    final: jax.Array = _rnn_run(Wx, Wh, b, xs, h, EXACT)[0]
+    return final
 
 
 def time_gru_final(Wx: jax.Array, Wh: jax.Array, b: jax.Array, xs: jax.Array, h: jax.Array) -> jax.Array:
     """The state after the last step of ``time_gru``."""
-    return _gru_run(Wx, Wh, b, xs, h, EXACT)[0]
+    final: jax.Array = _gru_run(Wx, Wh, b, xs, h, EXACT)[0]
+    return final
 
 
 def time_lstm_final(

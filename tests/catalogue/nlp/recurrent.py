@@ -35,7 +35,7 @@ class _Rnn:
         return h_next
 
     def backward(self, dh_next: Array) -> tuple[Array, Array]:
-        Wx, Wh, _ = self.params
+        Wx = self.params[0]
         x, h_prev, h_next = self.cache
         dt = dh_next * (1 - h_next**2)
         self.grads[0][...] = np.dot(x.T, dt)
@@ -114,7 +114,9 @@ class _Gru:
         dh_prev = dh_prev + np.dot(dtz, Wh[:, :H].T) + np.dot(dtr, Wh[:, H : 2 * H].T)
         dx = np.dot(np.hstack((dtz, dtr, dt)), Wx.T)
         self.grads[0][...] = np.dot(x.T, np.hstack((dtz, dtr, dt)))
-        self.grads[1][...] = np.hstack((np.dot(h_prev.T, dtz), np.dot(h_prev.T, dtr), np.dot((r * h_prev).T, dt)))
+        self.grads[1][...] = np.hstack(
+            (np.dot(h_prev.T, dtz), np.dot(h_prev.T, dtr), np.dot((r * h_prev).T, dt))
+        )
         self.grads[2][...] = np.hstack((dtz, dtr, dt)).sum(axis=0)
         return dx, dh_prev
 
@@ -432,7 +434,12 @@ class LstmEinsum(_Lstm):
         Wx, Wh, b = self.params
         N, H = h_prev.shape
         A = (np.einsum("nd,dk->nk", x, Wx) + np.einsum("nh,hk->nk", h_prev, Wh) + b).reshape(N, 4, H)
-        f, g, i, o = stable_sigmoid(A[:, 0]), np.tanh(A[:, 1]), stable_sigmoid(A[:, 2]), stable_sigmoid(A[:, 3])
+        f, g, i, o = (
+            stable_sigmoid(A[:, 0]),
+            np.tanh(A[:, 1]),
+            stable_sigmoid(A[:, 2]),
+            stable_sigmoid(A[:, 3]),
+        )
         c_next = np.einsum("nh,nh->nh", f, c_prev) + g * i
         h_next = o * np.tanh(c_next)
         self.cache = (x, h_prev, c_prev, i, f, g, o, c_next)
@@ -584,7 +591,12 @@ class TimeLstmProjectedOnce(_TimeLstm):
             dh_t, tanh_c = dhs[:, t] + dh, np.tanh(c)
             ds = dc + dh_t * o * (1 - tanh_c**2)
             dA = np.concatenate(
-                (ds * c_prev * f * (1 - f), ds * i * (1 - g**2), ds * g * i * (1 - i), dh_t * tanh_c * o * (1 - o)),
+                (
+                    ds * c_prev * f * (1 - f),
+                    ds * i * (1 - g**2),
+                    ds * g * i * (1 - i),
+                    dh_t * tanh_c * o * (1 - o),
+                ),
                 axis=1,
             )
             dAs[:, t] = dA
@@ -602,10 +614,12 @@ class TimeGruPerSample(_TimeGru):
     """A TimeGRU whose steps are book-style GRUs run one sample at a time (a batch of N = 1 each), their
     gradients summed over samples and steps."""
 
-    class step(_Gru):  # noqa: N801 (the time layer's step class, as the book names it)
+    class step(_Gru):
         def forward(self, x: Array, h_prev: Array) -> Array:
             self.cells = [_Gru(*self.params) for _ in range(x.shape[0])]
-            return np.concatenate([c.forward(x[n : n + 1], h_prev[n : n + 1]) for n, c in enumerate(self.cells)])
+            return np.concatenate(
+                [c.forward(x[n : n + 1], h_prev[n : n + 1]) for n, c in enumerate(self.cells)]
+            )
 
         def backward(self, dh_next: Array) -> tuple[Array, Array]:
             parts = [c.backward(dh_next[n : n + 1]) for n, c in enumerate(self.cells)]

@@ -258,7 +258,9 @@ def _time_args(cell: bool) -> tuple[Arg, ...]:
     """The parameters, the flag, the first call's state (given to set_state) and input, the checked call's
     input, and the state the checked call starts from (carried; its gradient read from ``.dh``)."""
     first = [Arg(name="h0", to="state", domain=_STATE, batch=True)]
-    carried = [Arg(name="h", to="carried", grad="dh", read="attr", domain=_STATE, values=_zeros("h"), batch=True)]
+    carried = [
+        Arg(name="h", to="carried", grad="dh", read="attr", domain=_STATE, values=_zeros("h"), batch=True)
+    ]
     if cell:  # the book's TimeLSTM keeps no dc: the cell state is carried, its gradient not checked
         first.append(Arg(name="c0", to="state", domain=_CELL, batch=True))
         carried.append(Arg(name="c", to="carried", domain=_CELL, values=_zeros("c"), batch=True))
@@ -324,7 +326,15 @@ TIME_BILSTM = Row(
     args=_BILSTM_ARGS,
     shapes=tuple(
         _bilstm(*s)
-        for s in ((1, 1, 1, 1), (1, 3, 2, 2), (2, 1, 3, 2), (2, 3, 2, 3), (3, 2, 1, 1), (2, 4, 3, 2), (6, 8, 4, 5))
+        for s in (
+            (1, 1, 1, 1),
+            (1, 3, 2, 2),
+            (2, 1, 3, 2),
+            (2, 3, 2, 3),
+            (3, 2, 1, 1),
+            (2, 4, 3, 2),
+            (6, 8, 4, 5),
+        )
     ),
     outputs=("hs",),
     features=FEATURES,
