@@ -225,3 +225,53 @@ def time_bilstm(
     ahead = time_lstm(Wx1, Wh1, b1, xs, zeros, zeros, acts)
     behind = jnp.flip(time_lstm(Wx2, Wh2, b2, jnp.flip(xs, axis=1), zeros, zeros, acts), axis=1)
     return jnp.concatenate([ahead, behind], axis=-1)
+
+
+# ---- the checked call of a stateful time layer -------------------------------------------------------------
+# The rows check a time layer over two calls, set_state(h0), forward(xs_prev), forward(xs): the first call's
+# inputs and the ``stateful`` flag only decide the state the second starts from, which the row computes with
+# ``*_final`` and gives as ``h`` (and ``c``). These take them, as the row passes every value, and use none.
+
+
+def time_rnn_second_call(
+    Wx: jax.Array,
+    Wh: jax.Array,
+    b: jax.Array,
+    xs: jax.Array,
+    h: jax.Array,
+    h0: Any,
+    xs_prev: Any,
+    stateful: bool,
+) -> jax.Array:
+    """``time_rnn`` from the carried state h."""
+    return time_rnn(Wx, Wh, b, xs, h)
+
+
+def time_gru_second_call(
+    Wx: jax.Array,
+    Wh: jax.Array,
+    b: jax.Array,
+    xs: jax.Array,
+    h: jax.Array,
+    h0: Any,
+    xs_prev: Any,
+    stateful: bool,
+) -> jax.Array:
+    """``time_gru`` from the carried state h."""
+    return time_gru(Wx, Wh, b, xs, h)
+
+
+def time_lstm_second_call(
+    Wx: jax.Array,
+    Wh: jax.Array,
+    b: jax.Array,
+    xs: jax.Array,
+    h: jax.Array,
+    c: jax.Array,
+    h0: Any,
+    c0: Any,
+    xs_prev: Any,
+    stateful: bool,
+) -> jax.Array:
+    """``time_lstm`` from the carried states h and c."""
+    return time_lstm(Wx, Wh, b, xs, h, c)

@@ -242,18 +242,6 @@ def _carry(final: str, states: tuple[str, ...]) -> Callable[[Mapping[str, Any]],
     return carry
 
 
-def _second_call(name: str) -> Callable[..., Any]:
-    """The reference of the checked call: it starts from the carried ``h`` (and ``c``) it is given, so the
-    previous call's inputs and the ``stateful`` flag, which only decide that state, are left out."""
-    function = lazy(_MODULE, name)
-
-    def reference(*, h0: Any, xs_prev: Any, stateful: bool, c0: Any = None, **args: Any) -> Any:
-        return function(**args)
-
-    reference.__name__ = reference.__qualname__ = name
-    return reference
-
-
 def _time_args(cell: bool) -> tuple[Arg, ...]:
     """The parameters, the flag, the first call's state (given to set_state) and input, the checked call's
     input, and the state the checked call starts from (carried; its gradient read from ``.dh``)."""
@@ -290,7 +278,7 @@ def _time_row(name: str, layer: type, gates: int, cell: bool = False) -> Row:
     return Row(
         name=name,
         layer=layer,
-        reference=_second_call(name),
+        reference=lazy(_MODULE, f"{name}_second_call"),
         signature=f"{layer.__name__}(Wx[D,{wide}], Wh[H,{wide}], b[{wide}], stateful); set_state({state}); "
         "forward(xs_prev[N,T',D]); forward(xs[N,T,D]) -> hs[N,T,H]   (backward(dhs) -> dxs; .dh)",
         args=args,
