@@ -41,23 +41,27 @@ def _tanh_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[ja
 
 
 @jax.custom_jvp
-def _tanh_bound(x: jax.Array) -> jax.Array:
+def _tanh_slack(x: jax.Array, slack: jax.Array) -> jax.Array:
     return jnp.tanh(x)
 
 
-@_tanh_bound.defjvp
-def _tanh_bound_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
-    return jnp.tanh(primals[0]), tangents[0]  # the derivative's maximum, 1
+@_tanh_slack.defjvp
+def _tanh_slack_jvp(primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, jax.Array]) -> Any:
+    x, slack = primals
+    y = jnp.tanh(x)
+    return y, tangents[0] * (1 - y**2 + slack)
 
 
 @jax.custom_jvp
-def _sigmoid_bound(x: jax.Array) -> jax.Array:
+def _sigmoid_slack(x: jax.Array, slack: jax.Array) -> jax.Array:
     return jax.nn.sigmoid(x)
 
 
-@_sigmoid_bound.defjvp
-def _sigmoid_bound_jvp(primals: tuple[jax.Array], tangents: tuple[jax.Array]) -> tuple[jax.Array, jax.Array]:
-    return jax.nn.sigmoid(primals[0]), 0.25 * tangents[0]  # the derivative's maximum, 1/4
+@_sigmoid_slack.defjvp
+def _sigmoid_slack_jvp(primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, jax.Array]) -> Any:
+    x, slack = primals
+    y = jax.nn.sigmoid(x)
+    return y, tangents[0] * (y * (1 - y) + slack)
 
 
 class Activations(NamedTuple):
@@ -66,27 +70,37 @@ class Activations(NamedTuple):
 
 
 EXACT = Activations(tanh, jax.nn.sigmoid)
-BOUND = Activations(_tanh_bound, _sigmoid_bound)
-"""The activations with their derivatives replaced by their maxima: the VJP of a layer written with them,
-on absolute values, bounds the rounding of a layer that computes 1 - y^2 and y (1 - y) from a rounded y
-(an absolute error of a few eps, however saturated y is). See ``rounding_terms``."""
+
+
+def _with_slack(slack: jax.Array) -> Activations:
+    """The activations with ``slack`` added to their derivatives: an error in every derivative factor."""
+    return Activations(lambda x: _tanh_slack(x, slack), lambda x: _sigmoid_slack(x, slack))
 
 
 def rounding_terms(
     function: Callable[..., Any], diff: dict[str, Any], consts: dict[str, Any], cotangent: Any
 ) -> dict[str, Any]:
-    """The magnitude of the rounding of each gradient of ``function`` in a narrow dtype: its VJP written
-    with ``BOUND`` activations, on the absolute values of every input and of the cotangent."""
+    """The magnitude of the rounding of each gradient of ``function`` in a narrow dtype from its activations'
+    derivatives: a layer computing 1 - y^2 and y (1 - y) from a rounded y errs in each by a few eps
+    absolutely, however saturated y is (all of the factor's relative digits). To first order each such
+    error reaches a gradient through every later factor as it is: the sum, over every derivative factor,
+    of the VJP with that one factor replaced by 1, which is the derivative of the VJP with respect to a
+    slack added to every factor, at slack 0. Evaluated, as the oracle's terms are, on the absolute values
+    of every input and of the cotangent."""
     names = list(diff)
+    fixed = {k: jnp.abs(v) for k, v in consts.items()}
+    cots = tuple(jnp.abs(c) for c in cotangent) if isinstance(cotangent, tuple) else jnp.abs(cotangent)
 
-    def f(*primals: jax.Array) -> Any:
-        return function(
-            **dict(zip(names, primals, strict=True)), **{k: jnp.abs(v) for k, v in consts.items()}, acts=BOUND
-        )
+    def vjp(slack: jax.Array) -> tuple[Any, ...]:
+        def f(*primals: jax.Array) -> Any:
+            return function(**dict(zip(names, primals, strict=True)), **fixed, acts=_with_slack(slack))
 
-    out, pullback = jax.vjp(f, *(jnp.abs(v) for v in diff.values()))
-    cots = tuple(jnp.abs(c) for c in cotangent) if isinstance(out, tuple) else jnp.abs(cotangent)
-    return dict(zip(names, pullback(cots), strict=True))
+        _, pullback = jax.vjp(f, *(jnp.abs(v) for v in diff.values()))
+        return tuple(pullback(cots))
+
+    zero = jnp.zeros((), dtype=jnp.result_type(*diff.values()))
+    _, terms = jax.jvp(vjp, (zero,), (jnp.ones_like(zero),))
+    return dict(zip(names, terms, strict=True))
 
 
 def rnn(
