@@ -15,9 +15,13 @@ convention, so the whole second book lives here, in one namespace, rather than b
 from .attention import Attention, AttentionWeight, TimeAttention, WeightSum
 from .layers import Affine, Dropout, Embedding, MatMul, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss
 from .negative_sampling import EmbeddingDot, NegativeSamplingLoss, UnigramSampler
+from .recurrent import GRU, LSTM, RNN, TimeBiLSTM, TimeGRU, TimeLSTM, TimeRNN
 from .time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
 
 __all__: list[str] = [
+    "GRU",
+    "LSTM",
+    "RNN",
     "Affine",
     "Attention",
     "AttentionWeight",
@@ -32,8 +36,12 @@ __all__: list[str] = [
     "SoftmaxWithLoss",
     "TimeAffine",
     "TimeAttention",
+    "TimeBiLSTM",
     "TimeDropout",
     "TimeEmbedding",
+    "TimeGRU",
+    "TimeLSTM",
+    "TimeRNN",
     "TimeSigmoidWithLoss",
     "TimeSoftmaxWithLoss",
     "UnigramSampler",
