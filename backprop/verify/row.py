@@ -181,18 +181,21 @@ class Row:
     """The layer's methods the row calls: a row whose ``call`` and ``backward`` drive others (a network's
     ``loss`` and ``gradient``) names them here, and ``verify`` refuses a class that lacks one."""
     epsilon: Callable[..., Any] | None = None
+    """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
     shared_scale: bool = False
     """Rounding in a gradient every other one is computed from (a network's gradient at its logits) reaches
     them all, and where it cancels exactly in the reference (equal logits) the run on absolute values does
     not see it: each gradient's rounding is then judged against the largest of the row's gradients."""
-    """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
-    carry: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    carry: Callable[..., dict[str, Any]] | None = None
     """The ``carried`` arguments' values, computed from the others: the state a stateful layer carries from
     the ``previous`` call into the checked one (the reference's final state of that call, or the zeros a
     layer that is not stateful starts from). The reference takes that state as an input of its own and is
     differentiated with respect to it, so that no gradient flows into the previous call: the truncation
     of truncated BPTT. Every example and every set of values a stage builds is completed by it
-    (``complete``), so they always agree."""
+    (``complete``), so they always agree. Called as ``carry(values, native=dtype)`` for the reference's
+    native run in a narrower dtype, it computes the state natively in that dtype, so that the rounding a
+    right layer makes in the previous call, carried into the checked one, shows in that run and widens
+    the tolerance by as much (see ``tolerances``)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(Feature)
@@ -301,9 +304,12 @@ class Row:
         args = [values[a.name] for a in self.placed("init")]
         return layer(*args, **{a.name: values[a.name] for a in self.placed("init_kw")})
 
-    def complete(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """The values with the ``carried`` arguments computed by ``carry`` from the others."""
-        return {**values, **self.carry(values)} if self.carry is not None else dict(values)
+    def complete(self, values: Mapping[str, Any], native: np.dtype[Any] | None = None) -> dict[str, Any]:
+        """The values with the ``carried`` arguments computed by ``carry`` from the others (natively in
+        ``native`` for the reference's run in that dtype)."""
+        if self.carry is None:
+            return dict(values)
+        return {**values, **(self.carry(values) if native is None else self.carry(values, native=native))}
 
     def call(self, instance: Any, values: Mapping[str, Any]) -> Any:
         """Give the state, make the previous call if any, then ``forward(*inputs, **keywords)``; the

@@ -230,15 +230,16 @@ def _carry(final: str, states: tuple[str, ...]) -> Callable[[Mapping[str, Any]],
     final state of the previous call from ``h0`` (``c0``) through ``xs_prev`` when the layer is stateful,
     zeros otherwise; in the dtype of the drawn states."""
 
-    def carry(values: Mapping[str, Any]) -> dict[str, Any]:
+    def carry(values: Mapping[str, Any], native: np.dtype[Any] | None = None) -> dict[str, Any]:
         start = [np.asarray(values[f"{s}0"]) for s in states]
         if not values[STATEFUL]:
             return {s: np.zeros_like(v) for s, v in zip(states, start, strict=True)}
         import reference
 
-        inputs = [np.asarray(values[k], dtype=np.float64) for k in ("Wx", "Wh", "b", "xs_prev")]
+        dtype = native or np.dtype(np.float64)  # native: the rounding of a right layer in that dtype
+        inputs = [np.asarray(values[k], dtype=dtype) for k in ("Wx", "Wh", "b", "xs_prev")]
         with reference.x64():
-            out = _jitted(final)(*inputs, *(v.astype(np.float64) for v in start))
+            out = _jitted(final)(*inputs, *(v.astype(dtype) for v in start))
         out = out if isinstance(out, tuple) else (out,)
         return {s: np.asarray(o, dtype=v.dtype) for s, o, v in zip(states, out, start, strict=True)}
 
