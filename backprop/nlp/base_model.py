@@ -61,7 +61,7 @@ class BaseModel:
                     loaded = [data[f"p{i}"] for i in range(len(data.files))]
             else:
                 with path.open("rb") as f:
-                    loaded = list(pickle.load(f))  # noqa: S301 - the book's format; see the module docstring
+                    loaded = list(pickle.load(f))
         except (OSError, ValueError, KeyError, pickle.UnpicklingError, EOFError, TypeError) as exc:
             raise ValueError(f"{name}.load_params: {str(path)!r} is not a parameter file ({exc})") from None
         if len(loaded) != len(self.params):

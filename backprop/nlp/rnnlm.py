@@ -67,7 +67,9 @@ class _Stack(BaseModel):
             dout = layer.backward(dout)
         return dout
 
-    def generate(self, start_id: int, skip_ids: Iterable[int] | None = None, sample_size: int = 100) -> list[int]:
+    def generate(
+        self, start_id: int, skip_ids: Iterable[int] | None = None, sample_size: int = 100
+    ) -> list[int]:
         """``sample_size`` word ids starting with ``start_id``, each next one drawn from the softmax of
         the model's score (``np.random``), never one of ``skip_ids``; the state carries on from the last
         call (``reset_state()`` first for a fresh start)."""

@@ -69,9 +69,7 @@ def dropout_masks(model: Any) -> dict[str, Any]:
     """The mask of every dropout layer of ``model.layers`` after forward, in order, as ``mask1``, ...:
     the factor each element was multiplied by (a boolean or 0/1 mask is scaled by 1 / (1 - ratio), as
     inverted dropout does)."""
-    found = [
-        layer for layer in getattr(model, "layers", None) or () if hasattr(layer, "dropout_ratio")
-    ]
+    found = [layer for layer in getattr(model, "layers", None) or () if hasattr(layer, "dropout_ratio")]
     if not found:
         raise ValueError(f"{type(model).__name__}.layers holds no dropout layer")
     out = {}

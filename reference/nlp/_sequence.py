@@ -29,7 +29,9 @@ def lstm(
     """The book's LSTM over time: A = x Wx + h Wh + b split into f, g, i, o (in that order), c = f c +
     g i with g = tanh, the others sigmoid, h = o tanh(c); every h_t (N, T, H)."""
 
-    def step(carry: tuple[jax.Array, jax.Array], x: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+    def step(
+        carry: tuple[jax.Array, jax.Array], x: jax.Array
+    ) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
         h, c = carry
         f, g, i, o = jnp.split(x @ Wx + h @ Wh + b, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jnp.tanh(g) * jax.nn.sigmoid(i)

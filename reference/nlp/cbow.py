@@ -11,7 +11,9 @@ import jax.numpy as jnp
 from reference.nlp._sequence import embed
 
 
-def simple_cbow(W_in: jax.Array, W_out: jax.Array, contexts: jax.Array, target: jax.Array, **sizes: Any) -> jax.Array:
+def simple_cbow(
+    W_in: jax.Array, W_out: jax.Array, contexts: jax.Array, target: jax.Array, **sizes: Any
+) -> jax.Array:
     """softmax cross entropy of mean_i(c_i W_in) W_out, for one-hot contexts (N, 2, V) and target (N, V)."""
     h = jnp.mean(jnp.einsum("ncv,vh->nch", contexts.astype(W_in.dtype), W_in), axis=1)
     log_p = jax.nn.log_softmax(h @ W_out, axis=-1)
@@ -26,7 +28,12 @@ def _negative_sampling(W_out: jax.Array, h: jax.Array, target: jax.Array, negati
 
 
 def cbow(
-    W_in: jax.Array, W_out: jax.Array, contexts: jax.Array, target: jax.Array, negatives: jax.Array, **sizes: Any
+    W_in: jax.Array,
+    W_out: jax.Array,
+    contexts: jax.Array,
+    target: jax.Array,
+    negatives: jax.Array,
+    **sizes: Any,
 ) -> jax.Array:
     """Negative sampling loss of the mean context embedding, contexts (N, 2w) and target (N,) ids."""
     h = jnp.mean(embed(W_in, contexts), axis=1)
@@ -34,7 +41,12 @@ def cbow(
 
 
 def skip_gram(
-    W_in: jax.Array, W_out: jax.Array, contexts: jax.Array, target: jax.Array, negatives: jax.Array, **sizes: Any
+    W_in: jax.Array,
+    W_out: jax.Array,
+    contexts: jax.Array,
+    target: jax.Array,
+    negatives: jax.Array,
+    **sizes: Any,
 ) -> jax.Array:
     """Sum over context positions of the negative sampling loss of the target's embedding."""
     h = embed(W_in, target)

@@ -73,7 +73,13 @@ def entry(params: dict[str, tuple[int, ...]], inputs: dict[str, tuple[int, ...]]
 
 
 def model_row(
-    module: str, name: str, layer: type, signature: str, args: tuple[Arg, ...], pool: tuple[ShapeDict, ...], **more: Any
+    module: str,
+    name: str,
+    layer: type,
+    signature: str,
+    args: tuple[Arg, ...],
+    pool: tuple[ShapeDict, ...],
+    **more: Any,
 ) -> ModelRow:
     return ModelRow(
         name=name,

@@ -17,7 +17,10 @@ SECTION = (2, 4, 3)
 
 def _simple(n: int, v: int, h: int) -> ShapeDict:
     return entry(
-        {"W_in": (v, h), "W_out": (h, v)}, {"contexts": (n, 2, v), "target": (n, v)}, vocab_size=v, hidden_size=h
+        {"W_in": (v, h), "W_out": (h, v)},
+        {"contexts": (n, 2, v), "target": (n, v)},
+        vocab_size=v,
+        hidden_size=h,
     )
 
 

@@ -79,7 +79,13 @@ ROWS = (
             ),
             *_DATA,
         ),
-        (_better(1, 1, 2, 1), _better(2, 3, 5, 2), _better(3, 4, 8, 4), _better(4, 2, 6, 3), _better(1, 4, 3, 1)),
+        (
+            _better(1, 1, 2, 1),
+            _better(2, 3, 5, 2),
+            _better(3, 4, 8, 4),
+            _better(4, 2, 6, 3),
+            _better(1, 4, 3, 1),
+        ),
         capture=dropout_masks,
     ),
 )

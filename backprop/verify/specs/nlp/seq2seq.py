@@ -29,7 +29,9 @@ def _entry(n: int, t_in: int, t_out: int, v: int, d: int, h: int, peek: int, con
         "dec_affine_W": (h + peek + context, v),
         "dec_affine_b": (v,),
     }
-    return entry(weights, {"xs": (n, t_in), "ts": (n, t_out + 1)}, vocab_size=v, wordvec_size=d, hidden_size=h)
+    return entry(
+        weights, {"xs": (n, t_in), "ts": (n, t_out + 1)}, vocab_size=v, wordvec_size=d, hidden_size=h
+    )
 
 
 # (N, T_in, T_out, V, D, H), smallest first
