@@ -187,17 +187,29 @@ class Convolution:
         self.db = d.sum(axis=0).astype(self.b.dtype, copy=False)
         dw = (d.T @ self._col).reshape(fn, fh, fw, c).transpose(0, 3, 1, 2)
         self.dW = np.ascontiguousarray(dw, dtype=self.W.dtype)
-        # the column gradient transposed, (fh, fw, C, N, oh, ow): each filter position's block is one
-        # contiguous slice, added into a (C, N, H, W) image
-        dcol = (self._filters().T @ d.T).reshape(fh, fw, c, n, oh, ow)
-        return self._add_columns(dcol, self.x.shape).astype(self.x.dtype, copy=False)
+        return self._dx(d, self.x.shape).astype(self.x.dtype, copy=False)
 
-    def _add_columns(self, dcol: Array, shape: Shape) -> Array:
-        """col2im for these columns: blocks (fh, fw, C, N, oh, ow) added into a (C, N, H, W) image, which
-        is then turned back into NCHW."""
+    def _dx(self, d: Array, shape: Shape) -> Array:
+        """col2im of the column gradient d @ W, (N*oh*ow, FN) -> NCHW, with overlapping windows added."""
         n, c, h, w = shape
-        img = _add_blocks(dcol, (c, n, h, w), self.stride, self.pad)
-        return np.ascontiguousarray(img.transpose(1, 0, 2, 3))
+        _, _, fh, fw = self.W.shape
+        oh, ow = self._out
+        if c == 1:  # one channel: the column gradient in one product, added in the book's layout
+            dcol = (self._filters().T @ d.T).reshape(fh, fw, c, n, oh, ow)
+            return _add_blocks(dcol, (c, n, h, w), self.stride, self.pad).reshape(shape)
+        # several channels: one product per filter position, (N*oh*ow, FN) @ (FN, C), added into a
+        # channel-last image, where each window row is one contiguous run of ow * C values (the
+        # channel-first runs are only ow long, and a strided += over short runs is what col2im spends)
+        s, p = self.stride, self.pad
+        img = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=np.result_type(d, self.W))
+        per_position = self.W.transpose(2, 3, 0, 1)  # (fh, fw, FN, C)
+        for i in range(fh):
+            for j in range(fw):
+                window = img[:, i : i + s * oh : s, j : j + s * ow : s, :]
+                window += (d @ per_position[i, j]).reshape(n, oh, ow, c)
+        if p:
+            img = img[:, p : p + h, p : p + w, :]
+        return np.ascontiguousarray(img.transpose(0, 3, 1, 2))
 
 
 class Pooling:

@@ -47,6 +47,7 @@ class NetworkRow(Row):
     """A network as a row: see the module's docstring."""
 
     methods: tuple[str, ...] = ("loss", "gradient")
+    shared_scale: bool = True
     seed: int = 20261129
     """The global random state ``loss`` and ``gradient`` both start from."""
     _inputs: dict[int, tuple[Any, ...]] = field(default_factory=dict, repr=False)

@@ -174,6 +174,10 @@ class Row:
     """The layer's methods the row calls: a row whose ``call`` and ``backward`` drive others (a network's
     ``loss`` and ``gradient``) names them here, and ``verify`` refuses a class that lacks one."""
     epsilon: Callable[..., Any] | None = None
+    shared_scale: bool = False
+    """Rounding in a gradient every other one is computed from (a network's gradient at its logits) reaches
+    them all, and where it cancels exactly in the reference (equal logits) the run on absolute values does
+    not see it: each gradient's rounding is then judged against the largest of the row's gradients."""
     """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
 
     def __post_init__(self) -> None:

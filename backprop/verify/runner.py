@@ -187,6 +187,18 @@ def _part(which: int, i: int, run: tuple[tuple[Any, ...], tuple[Any, ...]]) -> A
     return run[which][i]
 
 
+def _shared_floor(row: Row, grads: tuple[Any, ...], floor: Mapping[str, Any]) -> dict[str, Any]:
+    """Each gradient's magnitude floor raised to the largest finite element of any of the row's gradients
+    (``Row.shared_scale``)."""
+    largest = max(
+        (float(_per_sample_max(np.asarray(g, dtype=np.float64), False)) for g in grads), default=0.0
+    )
+    return {
+        a.name: np.maximum(np.asarray(floor.get(a.name, 0.0), dtype=np.float64), largest)
+        for a in row.differentiable
+    } | {k: v for k, v in floor.items() if k not in {a.name for a in row.differentiable}}
+
+
 def reference_vjp(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
 ) -> Reference:
@@ -212,6 +224,8 @@ def reference_vjp(
         return Expected(value, terms, None, batched and value.ndim >= 1, later if narrow else None)
 
     batched_outputs = bool(batch_args)
+    if row.shared_scale:
+        floor = _shared_floor(row, runs[0][1], floor)
     return Reference(
         outputs=tuple(
             expected(n, [r[0][i] for r in runs], batched_outputs, functools.partial(_part, 0, i))
