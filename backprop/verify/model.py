@@ -134,6 +134,7 @@ class ModelRow(Row):
 
     seed: int = 20261129
     """The global random state every ``forward`` starts from."""
+    shared_scale: bool = True  # as a network's: every gradient flows from the one at the logits
 
     @property
     def redraws_state(self) -> bool:
