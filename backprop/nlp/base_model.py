@@ -1,8 +1,8 @@
 """What every book-2 model shares (``common/base_model.py``): saving and loading ``params``.
 
 ``save_params``/``load_params`` take a ``.pkl`` file, as the book does (a pickled list of the arrays of
-``params``, in order; the book's own files, saved as float16, load too), or a ``.npz`` file (``p0``,
-``p1``, ... in order; no pickle, so safe to load from anywhere). Only load a ``.pkl`` you trust: unpickling
+``params``, in order; the book's own files, saved as float16, load too), or a ``.npz`` file (``arr_0``,
+``arr_1``, ... in order; no pickle, so safe to load from anywhere). Only load a ``.pkl`` you trust: unpickling
 runs code. Loading writes into the arrays the layers hold, so a model's tied weights stay tied, and keeps
 the model's own dtype.
 """
@@ -46,7 +46,7 @@ class BaseModel:
         arrays = [np.array(p) for p in self.params]
         if path.suffix == ".npz":
             with path.open("wb") as f:  # an open file: np.savez would append .npz to another suffix
-                np.savez(f, **{f"p{i}": a for i, a in enumerate(arrays)})
+                np.savez(f, *arrays)  # arr_0, arr_1, ... in order
             return
         with path.open("wb") as f:
             pickle.dump(arrays, f)
@@ -58,7 +58,7 @@ class BaseModel:
         try:
             if path.suffix == ".npz":
                 with np.load(path, allow_pickle=False) as data:
-                    loaded = [data[f"p{i}"] for i in range(len(data.files))]
+                    loaded = [data[f"arr_{i}"] for i in range(len(data.files))]
             else:
                 with path.open("rb") as f:
                     loaded = list(pickle.load(f))

@@ -31,14 +31,13 @@ def _collect(model: BaseModel, layers: list[Any]) -> None:
 
 
 def _contexts(model: str, contexts: Any, width: int, rank: int) -> Array:
-    contexts = np.asarray(contexts)
-    if contexts.ndim != rank or contexts.shape[1] != width:
+    arr: Array = np.asarray(contexts)
+    if arr.ndim != rank or arr.shape[1] != width:
         axes = "(N, 2 * window_size, V) one-hot" if rank == 3 else "(N, 2 * window_size) word ids"
         raise ValueError(
-            f"{model}.forward: contexts of shape {contexts.shape}, expected {axes} with "
-            f"2 * window_size = {width}"
+            f"{model}.forward: contexts of shape {arr.shape}, expected {axes} with 2 * window_size = {width}"
         )
-    return contexts
+    return arr
 
 
 class SimpleCBOW(BaseModel):
@@ -93,7 +92,7 @@ class CBOW(BaseModel):
 
     def forward(self, contexts: Array, target: Array) -> Any:
         contexts = _contexts("CBOW", contexts, len(self.in_layers), 2)
-        h = 0
+        h: Any = 0
         for i, layer in enumerate(self.in_layers):
             h = h + layer.forward(contexts[:, i])
         h = h * (1 / len(self.in_layers))
@@ -129,13 +128,13 @@ class SkipGram(BaseModel):
     def forward(self, contexts: Array, target: Array) -> Any:
         contexts = _contexts("SkipGram", contexts, len(self.loss_layers), 2)
         h = self.in_layer.forward(target)
-        loss = 0
+        loss: Any = 0
         for i, layer in enumerate(self.loss_layers):
             loss = loss + layer.forward(h, contexts[:, i])
         return loss
 
     def backward(self, dout: Any = 1) -> None:
-        dh = 0
+        dh: Any = 0
         for layer in self.loss_layers:
             dh = dh + layer.backward(dout)
         self.in_layer.backward(dh)
