@@ -11,6 +11,7 @@ from hypothesis import assume, given, note, settings, target
 from hypothesis import strategies as st
 
 from backprop.verify import ROWS, Arg, Convention, LayerMismatch, Row, check_example, examples, reference_vjp
+from backprop.verify.model import distinct_params, transposed_view
 from backprop.verify.vocabulary import DTYPES
 from tests.hidden_state import SEED, with_hidden_state
 
@@ -97,8 +98,14 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
         def backward(self, *douts: Any) -> Any:
             result = super().backward(*douts)
             if target.source != "return":
-                # the library's layers keep parameter gradients as the first book's attributes
-                assert row.convention(self) == Convention.BOOK1, row.convention(self)
+                if row.convention(self) == Convention.BOOK2:
+                    # every grads entry of the parameter (a tied weight's listings, a transposed view's),
+                    # scaled in place: the k-th distinct array of params is the row's k-th parameter
+                    own = distinct_params(self.params)[row.params.index(target)]
+                    for p, g in zip(self.params, self.grads, strict=True):
+                        if p is own or transposed_view(own, p):
+                            g *= factor
+                    return result
                 setattr(self, target.grad, getattr(self, target.grad) * factor)
                 return result
             if len(returned) == 1:
@@ -107,6 +114,20 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
 
     Mutant.__qualname__ = f"{row.layer.__name__}_{target.grad}_x{factor}"
     return Mutant
+
+
+def _where(row: Row, arg: Arg, example: Any) -> str:
+    """Where the row reads ``arg``'s gradient from the library's own layer: a network's dict entry, book
+    1's attribute, or book 2's grads entries (``grads[0]+grads[1]`` for a tied weight)."""
+    if arg.source == "key":
+        return f"grads[{arg.name!r}]"
+    if arg.source != "param":
+        return arg.grad
+    values = dict(example.values)
+    layer = row.build(row.layer, values)
+    row.call(layer, values)
+    result = row.backward(layer, example.cotangents)
+    return next(r.where for r in row.gradients(layer, result, values) if r.arg is arg)
 
 
 _FACTORS = (-1.0, 0.5, 1.001, 2.0)
@@ -139,7 +160,7 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
             check_example(row, mutant, example)
         failure = caught.value.failure
         note(failure.render())
-        named = f"grads[{arg.name!r}]" if arg.source == "key" else arg.grad  # a network's dict entry
+        named = _where(row, arg, example)
         assert [m.check for m in failure.mismatches] == [named], mutant.__qualname__
         assert failure.mismatches[0].kind == "value"
         assert mutant.__qualname__ in failure.render()
