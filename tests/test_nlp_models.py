@@ -209,3 +209,35 @@ def test_eval_seq2seq_scores_an_exact_answer() -> None:
     chars = dict(enumerate("_abc"))
     assert eval_seq2seq(Echo(), np.array([[1, 2, 3]]), np.array([[0, 1, 2, 3]]), chars) == 1
     assert eval_seq2seq(Echo(), np.array([[1, 2, 3]]), np.array([[0, 3, 2, 1]]), chars) == 0
+
+
+def test_the_model_row_reads_a_transposed_tie_and_refuses_a_copied_one() -> None:
+    from backprop.verify import get_row
+
+    row = get_row("better_rnnlm")
+    rng = np.random.default_rng(0)
+    values: dict[str, Any] = {"vocab_size": 5, "wordvec_size": 2, "hidden_size": 2, "dtype": "float64"}
+    values["dropout_ratio"] = 0.5
+    shapes = {a.name: a for a in row.placed("params")}
+    sizes = {"embed_W": (5, 2), "affine_b": (5,)} | {
+        f"lstm_{w}{i}": s for i in (1, 2) for w, s in (("Wx", (2, 8)), ("Wh", (2, 8)), ("b", (8,)))
+    }
+    values |= {name: rng.normal(size=sizes[name]) for name in shapes}
+    values |= {
+        "xs": rng.integers(0, 5, (2, 3)).astype(np.int32),
+        "ts": rng.integers(0, 5, (2, 3)).astype(np.int32),
+    }
+    model = row.build(BetterRnnlm, values)
+    assert model.params[0] is values["embed_W"]  # the drawn values now live in the model's own arrays
+    row.call(model, values)
+    reads = {r.arg.name: r for r in row.gradients(model, row.backward(model, (1.0,)), values)}
+    assert reads["embed_W"].where == "grads[0]+grads[7].T"
+    np.testing.assert_allclose(reads["embed_W"].value, model.grads[0] + model.grads[7].T)
+
+    class CopiedTie(BetterRnnlm):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.params[7] = self.params[7].copy()
+
+    with pytest.raises(ValueError, match=r"holds 9 distinct arrays .* but the row names 8"):
+        row.build(CopiedTie, dict(values))
