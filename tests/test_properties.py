@@ -85,6 +85,14 @@ def test_cotangent_is_random_and_shaped_like_the_output(row: Row, data: st.DataO
         assert not np.all(np.asarray(cot) == 1.0), "a cotangent of ones hides an ignored dout"
 
 
+def _held_positions(row: Row, layer: Any, target: Arg) -> list[int]:
+    """Book 2: the ``grads`` entries of a parameter, those whose ``params`` entry is its very array (a tied
+    weight is listed several times) or its transposed view (BetterRnnlm's tie); the row's k-th parameter
+    is the k-th distinct array of ``params``."""
+    held = distinct_params(layer.params)[row.params.index(target)]
+    return [i for i, p in enumerate(layer.params) if p is held or transposed_view(held, p)]
+
+
 def _mutant(row: Row, target: Arg, factor: float) -> type:
     """The library's own layer with one gradient scaled by ``factor``: a bug the oracle must catch."""
     returned = row.read_from("return")
@@ -97,15 +105,13 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
 
         def backward(self, *douts: Any) -> Any:
             result = super().backward(*douts)
+            if target.source != "return" and row.convention(self) == Convention.BOOK2:
+                for i in _held_positions(row, self, target):
+                    self.grads[i][...] = self.grads[i] * factor  # in place, as book 2 writes them
+                return result
             if target.source != "return":
-                if row.convention(self) == Convention.BOOK2:
-                    # every grads entry of the parameter (a tied weight's listings, a transposed view's),
-                    # scaled in place: the k-th distinct array of params is the row's k-th parameter
-                    own = distinct_params(self.params)[row.params.index(target)]
-                    for p, g in zip(self.params, self.grads, strict=True):
-                        if p is own or transposed_view(own, p):
-                            g *= factor
-                    return result
+                # the first book's layers keep parameter gradients as attributes
+                assert row.convention(self) == Convention.BOOK1, row.convention(self)
                 setattr(self, target.grad, getattr(self, target.grad) * factor)
                 return result
             if len(returned) == 1:

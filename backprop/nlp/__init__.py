@@ -12,4 +12,30 @@ convention, so the whole second book lives here, in one namespace, rather than b
 ``backprop.verify.specs.nlp``.
 """
 
-__all__: list[str] = []
+from .attention import Attention, AttentionWeight, TimeAttention, WeightSum
+from .layers import Affine, Dropout, Embedding, MatMul, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss
+from .negative_sampling import EmbeddingDot, NegativeSamplingLoss, UnigramSampler
+from .time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+
+__all__: list[str] = [
+    "Affine",
+    "Attention",
+    "AttentionWeight",
+    "Dropout",
+    "Embedding",
+    "EmbeddingDot",
+    "MatMul",
+    "NegativeSamplingLoss",
+    "Sigmoid",
+    "SigmoidWithLoss",
+    "Softmax",
+    "SoftmaxWithLoss",
+    "TimeAffine",
+    "TimeAttention",
+    "TimeDropout",
+    "TimeEmbedding",
+    "TimeSigmoidWithLoss",
+    "TimeSoftmaxWithLoss",
+    "UnigramSampler",
+    "WeightSum",
+]

@@ -34,6 +34,7 @@ from backprop.verify.stages import (
     run_stages,
     shifted,
     shifted_cotangents,
+    with_capture,
 )
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature, Kind
 
@@ -168,7 +169,7 @@ def _allowed(case: Case, first: FirstUse | None, found: Findings, opts: Options)
     keep = []
     for mismatch, ev in zip(found.mismatches, found.evidence, strict=True):
         eps = (
-            _epsilon_match(case, ev.actual)
+            _epsilon_match(case, ev.actual, first.instance)
             if ev.check in case.row.outputs and ev.kind == Kind.VALUE
             else None
         )
@@ -188,17 +189,21 @@ def _epsilon_loss(row: Row, values: Mapping[str, Any], eps: float) -> np.ndarray
         return None
     import reference  # the oracle's references, in float64
 
-    args = {a.name: np.asarray(values[a.name]) for a in row.args}
+    # the row's arguments, and any hidden state captured from the layer (negative samples)
+    args = {k: np.asarray(v) for k, v in values.items()}
     with reference.x64():
         return np.asarray(row.epsilon(**args, eps=eps), dtype=np.float64)
 
 
-def _epsilon_match(case: Case, actual: Any) -> float | None:
-    if actual is None:
+def _epsilon_match(case: Case, actual: Any, instance: Any = None) -> float | None:
+    """The eps of ``-log(y + eps)`` that ``actual`` matches; for a row that captures hidden state, only with
+    the ``instance`` that drew the state behind ``actual``."""
+    if actual is None or (case.row.capture is not None and instance is None):
         return None
+    values = with_capture(case.row, case.values, instance)
     tol = case.row.tolerance(case.dtype)
     for eps in _EPSILONS:
-        expected = _epsilon_loss(case.row, case.values, eps)
+        expected = _epsilon_loss(case.row, values, eps)
         if expected is not None and np.allclose(actual, expected, rtol=64 * tol.rtol, atol=tol.atol):
             return eps
     return None

@@ -62,6 +62,9 @@ class Correct:
     why: str
     float32: bool = True
     """Also right in float32 (within the float32 tolerance); False documents why not in ``why``."""
+    float64: bool = True
+    """Also right in float64; False for code in the second book's style, whose ``dtype='f'`` buffers give
+    float32 results whatever the input (right with ``--dtype float32`` only)."""
 
     @property
     def name(self) -> str:

@@ -1,0 +1,209 @@
+"""Rows for ``backprop.nlp.layers`` (MatMul, Softmax, SigmoidWithLoss, Embedding) against
+``reference.nlp.layers``.
+
+Book 2's Affine, Sigmoid, SoftmaxWithLoss and Dropout compute what book 1's rows of the same names check
+(``affine`` without N-D input, since book 2's Affine does not flatten): they have no rows of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from backprop.nlp import layers
+from backprop.verify.draw import Without
+from backprop.verify.lazy import lazy
+from backprop.verify.row import Arg, Row, ShapeDict, Shapes
+from backprop.verify.vocabulary import Feature
+
+SECTION = (2, 1, 3)  # 1.3: the layer classes of common/layers.py (Embedding: 4.1, SigmoidWithLoss: 4.2)
+
+INT_BITS = "int_bits"
+"""The width of an entry's integer indices or labels, (32,) or (64,): the book's negative samples and
+labels are int32, NumPy's default int64. Fixed per entry, since each dtype compiles its own reference."""
+
+_FEATURES = (Feature.BATCH, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO)
+
+
+def word_ids(name: str) -> Any:
+    """Draws ``name`` (an integer array of its pool shape) in [0, V), V = W's rows, in the entry's width.
+
+    Hypothesis shrinks towards word 0, so examples repeat words often, the more so as the vocabularies of
+    the pools are small next to the batches: an embedding that overwrites a repeated word's gradient
+    instead of adding fails within a few examples."""
+
+    def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis.extra import numpy as hnp  # 0.3 s to import: not needed by --list
+
+        vocab = shapes["W"][0]
+        width = np.int32 if shapes[INT_BITS] == (32,) else np.int64
+        return hnp.arrays(width, shapes[name], elements=st.integers(0, vocab - 1))
+
+    return values
+
+
+# ==== MatMul ==============================================================================================
+
+
+def _matmul(n: int, d: int, h: int) -> ShapeDict:
+    return {"x": (n, d), "W": (d, h), "out": (n, h)}
+
+
+MATMUL_POOL: tuple[ShapeDict, ...] = (
+    _matmul(1, 1, 1),  # the smallest
+    _matmul(1, 2, 3),  # a batch of one
+    _matmul(2, 3, 4),  # nothing square
+    _matmul(3, 2, 2),  # W square, N differs
+    _matmul(2, 1, 3),  # D = 1
+    _matmul(4, 3, 1),  # H = 1
+    _matmul(3, 3, 3),  # all square: hides a transpose, as real layers can be
+    _matmul(5, 4, 2),
+    _matmul(32, 5, 3),  # a large batch
+    _matmul(2, 64, 32),  # large axes
+)
+"""x (N, D), W (D, H): 1 x 1 x 1, a batch of one, D = 1, H = 1, square and non-square, a large batch and
+large axes."""
+
+MATMUL = Row(
+    name="matmul",
+    layer=layers.MatMul,
+    reference=lazy("reference.nlp.layers", "matmul"),
+    signature="MatMul(W[D,H]).forward(x[N,D]) -> [N,H]   (backward -> dx; grads[0] = dW)",
+    args=(
+        Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
+        Arg(name="x", grad="dx", domain=(-1e3, 1e3), batch=True),
+    ),
+    shapes=MATMUL_POOL,
+    features=_FEATURES,
+)
+
+# ==== Softmax =============================================================================================
+
+SOFTMAX_POOL: tuple[ShapeDict, ...] = tuple(
+    {"x": s, "out": s}
+    for s in ((1, 1), (1, 2), (2, 3), (3, 2), (2, 2), (4, 5), (1, 4), (5, 1), (32, 5), (3, 64))
+)
+"""x (N, C), the book's softmax of each row: one class (out = 1, dx = 0), a batch of one, square and not,
+a large batch and many classes."""
+
+
+def _softmax_terms(values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> dict[str, Any]:
+    """dx = y * (dout - sum(y * dout)) subtracts two terms of up to y * (|dout| + sum(y |dout|)), which can
+    cancel to nearly 0; the reference on absolute values subtracts too, and bounds nothing."""
+    x = np.asarray(values["x"], dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    y = e / e.sum(axis=-1, keepdims=True)
+    dout = np.abs(np.asarray(cotangents[0], dtype=np.float64))
+    return {"x": y * (dout + np.sum(y * dout, axis=-1, keepdims=True))}
+
+
+SOFTMAX = Row(
+    name="softmax",
+    layer=layers.Softmax,
+    reference=lazy("reference.nlp.layers", "softmax"),
+    signature="Softmax().forward(x[N,C]) -> softmax of each row   (backward -> dx)",
+    # logits up to 1e4 apart: a softmax without the max subtracted overflows, and most rows are one-hot
+    args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),),
+    shapes=SOFTMAX_POOL,
+    features=_FEATURES,
+    magnitude=_softmax_terms,
+)
+
+# ==== SigmoidWithLoss =====================================================================================
+
+
+def _scores(n: int, bits: int) -> ShapeDict:
+    return {"x": (n,), "t": (n,), "loss": (), INT_BITS: (bits,)}
+
+
+SIGMOID_LOSS_POOL: tuple[ShapeDict, ...] = (
+    _scores(1, 32),
+    _scores(1, 0),
+    _scores(2, 64),
+    _scores(3, 0),
+    _scores(4, 32),
+    _scores(5, 0),
+    _scores(8, 64),
+    _scores(7, 0),
+    _scores(32, 32),  # a large batch
+    _scores(64, 0),
+)
+"""x (N,) scores and t (N,) labels: int32 (the book's ``np.ones(N, dtype=np.int32)``), int64, or 0.0 / 1.0
+in the run's dtype (``INT_BITS`` 0)."""
+
+
+def binary_labels(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+    """Labels 0 and 1, as integers of the entry's width or as floats in the run's dtype."""
+    from hypothesis.extra import numpy as hnp
+
+    bits = shapes[INT_BITS][0]
+    kind = {32: np.int32, 64: np.int64}.get(bits, dtype)
+    return hnp.arrays(kind, shapes["t"], elements=st.integers(0, 1))
+
+
+def _absolute_scores(values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> dict[str, Any]:
+    """softplus(x) - t x cancels to about eps * |x| in any form but the one that drops the two linear terms
+    (max(x, 0) - t x + log1p(exp(-|x|))): the loss is known to eps * mean|x|."""
+    return {"loss": float(np.mean(np.abs(np.asarray(values["x"], dtype=np.float64))))}
+
+
+SIGMOID_WITH_LOSS = Row(
+    name="sigmoid_with_loss",
+    layer=layers.SigmoidWithLoss,
+    reference=lazy("reference.nlp.layers", "sigmoid_with_loss"),
+    signature="SigmoidWithLoss().forward(x[N], t[N] of 0/1) -> mean binary cross entropy   (backward(dout=1) -> dx)",
+    args=(
+        Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),
+        Arg(name="t", values=binary_labels, batch=True),
+    ),
+    shapes=SIGMOID_LOSS_POOL,
+    outputs=("loss",),
+    loss=True,
+    features=_FEATURES,
+    conventions=(
+        "the loss is exact for any score (no -log(y + 1e-7)); the book's form passes with --allow epsilon",
+    ),
+    magnitude=_absolute_scores,
+    epsilon=lazy("reference.nlp.layers", "sigmoid_with_loss_epsilon"),
+)
+
+# ==== Embedding ===========================================================================================
+
+
+def _embedding(vocab: int, d: int, idx: tuple[int, ...], bits: int = 64) -> ShapeDict:
+    return {"W": (vocab, d), "idx": idx, "out": (*idx, d), INT_BITS: (bits,)}
+
+
+EMBEDDING_POOL: tuple[ShapeDict, ...] = (
+    _embedding(1, 1, (1,)),  # the smallest
+    _embedding(1, 2, (3,), 32),  # one word: every index repeats
+    _embedding(2, 3, (4,)),
+    _embedding(3, 2, (5,), 32),
+    _embedding(5, 1, (8,)),
+    _embedding(3, 3, (3,), 32),  # square
+    _embedding(4, 2, (2, 3)),  # a batch of contexts, as CBOW's (N, C)
+    _embedding(2, 4, (3, 2), 32),
+    _embedding(10, 3, (32,)),  # a large batch
+    _embedding(6, 32, (4,), 32),  # a large dimension
+    _embedding(40, 2, (6,)),  # a large vocabulary: repeats are rare
+)
+"""W (V, D) and integer idx (N,) or (N, C), out idx.shape + (D,): vocabularies smaller than the batch in
+most entries, so that words repeat."""
+
+EMBEDDING = Row(
+    name="embedding",
+    layer=layers.Embedding,
+    reference=lazy("reference.nlp.layers", "embedding"),
+    signature="Embedding(W[V,D]).forward(idx[N] | idx[N,C] of ints in [0, V)) -> W[idx]   (backward -> None; grads[0] = dW)",
+    args=(
+        Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
+        Arg(name="idx", values=word_ids("idx"), batch=True),
+    ),
+    shapes=EMBEDDING_POOL,
+    features=_FEATURES,
+)
+
+ROWS = (MATMUL, SOFTMAX, SIGMOID_WITH_LOSS, EMBEDDING)

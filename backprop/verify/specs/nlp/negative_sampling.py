@@ -1,0 +1,172 @@
+"""Rows for ``backprop.nlp.negative_sampling`` (EmbeddingDot, NegativeSamplingLoss) against
+``reference.nlp.negative_sampling``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from backprop.nlp import negative_sampling
+from backprop.verify.draw import Without
+from backprop.verify.lazy import lazy
+from backprop.verify.row import Arg, Row, ShapeDict, Shapes
+from backprop.verify.specs.nlp.layers import INT_BITS, word_ids
+from backprop.verify.vocabulary import Feature
+
+SECTION = (2, 4, 2)  # 4.2: EmbeddingDot, UnigramSampler, NegativeSamplingLoss
+
+_FEATURES = (Feature.BATCH, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO)
+
+# ==== EmbeddingDot ========================================================================================
+
+
+def _dot(n: int, d: int, vocab: int, bits: int = 64) -> ShapeDict:
+    return {"h": (n, d), "W": (vocab, d), "idx": (n,), "out": (n,), INT_BITS: (bits,)}
+
+
+EMBEDDING_DOT_POOL: tuple[ShapeDict, ...] = (
+    _dot(1, 1, 1),  # the smallest
+    _dot(2, 2, 1, 32),  # one word: every index repeats
+    _dot(3, 2, 2),
+    _dot(4, 3, 2, 32),
+    _dot(2, 3, 5),
+    _dot(5, 2, 3, 32),
+    _dot(3, 3, 3),  # square
+    _dot(8, 4, 3),
+    _dot(32, 3, 5, 32),  # a large batch
+    _dot(4, 32, 3),  # a large dimension
+    _dot(6, 2, 40),  # a large vocabulary: repeats are rare
+)
+"""h (N, D), W (V, D), idx (N,), out (N,): vocabularies smaller than the batch in most entries."""
+
+EMBEDDING_DOT = Row(
+    name="embedding_dot",
+    layer=negative_sampling.EmbeddingDot,
+    reference=lazy("reference.nlp.negative_sampling", "embedding_dot"),
+    signature="EmbeddingDot(W[V,D]).forward(h[N,D], idx[N] of ints in [0, V)) -> [N]   (backward -> dh; grads[0] = dW)",
+    args=(
+        Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
+        Arg(name="h", grad="dh", domain=(-1e3, 1e3), batch=True),
+        Arg(name="idx", values=word_ids("idx"), batch=True),
+    ),
+    shapes=EMBEDDING_DOT_POOL,
+    features=_FEATURES,
+)
+
+# ==== NegativeSamplingLoss ================================================================================
+
+NEGATIVES = "negative_sample"
+"""The captured negative words, (N, sample_size): the entry's shape for them fixes ``sample_size``."""
+
+
+def _loss(n: int, d: int, vocab: int, sample_size: int, corpus: int, bits: int = 64) -> ShapeDict:
+    return {
+        "h": (n, d),
+        "W": (vocab, d),
+        "target": (n,),
+        "corpus": (corpus,),
+        NEGATIVES: (n, sample_size),
+        "loss": (),
+        INT_BITS: (bits,),
+    }
+
+
+NEGATIVE_SAMPLING_POOL: tuple[ShapeDict, ...] = (
+    _loss(1, 1, 2, 1, 2),  # the smallest: one negative, the only other word
+    _loss(2, 2, 3, 1, 5, 32),
+    _loss(3, 2, 4, 2, 6),
+    _loss(4, 3, 3, 2, 7, 32),  # every other word is a negative
+    _loss(2, 3, 6, 5, 10),  # the book's sample_size
+    _loss(5, 2, 7, 5, 12, 32),
+    _loss(8, 4, 6, 3, 9),
+    _loss(1, 5, 8, 5, 16, 32),  # a batch of one
+    _loss(32, 4, 10, 5, 20),  # a large batch
+    _loss(3, 32, 7, 2, 8, 32),  # a large dimension
+    _loss(4, 2, 40, 5, 60),  # a large vocabulary
+)
+"""h (N, D), W (V, D), target (N,), a corpus of every word 0 .. V-1 and more, sample_size negatives per
+sample (V > sample_size: they are distinct and exclude the target). Targets and negatives repeat across
+the batch, and a target of one sample is a negative of another."""
+
+
+def corpus(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+    """Every word id 0 .. V-1 once (the book's sampler counts the vocabulary as the distinct ids), then
+    more drawn ids: the unigram distribution differs from entry to entry."""
+    from hypothesis.extra import numpy as hnp
+
+    vocab, length = shapes["W"][0], shapes["corpus"][0]
+    extra = hnp.arrays(np.int64, (length - vocab,), elements=st.integers(0, vocab - 1))
+    return extra.map(lambda more: np.concatenate([np.arange(vocab, dtype=np.int64), more]))
+
+
+def negative_samples(layer: Any) -> dict[str, Any]:
+    """The negative words the layer drew in its last forward, (N, sample_size), for the reference.
+
+    Read from ``layer.negative_sample`` (the name of the book's local variable), or else from the book's
+    structure: the indices held by ``embed_dot_layers[1 + i].embed.idx``, one column per negative. Raises
+    ``LookupError`` naming the layer's attributes when neither is there: the oracle reports it as the
+    layer's failure.
+    """
+    held = getattr(layer, NEGATIVES, None)
+    if held is None:
+        dots: Any = getattr(layer, "embed_dot_layers", None)
+        try:
+            held = np.stack([np.asarray(dot.embed.idx) for dot in dots[1:]], axis=1)
+        except (AttributeError, IndexError, TypeError, ValueError):
+            attrs = ", ".join(sorted(getattr(layer, "__dict__", {}))) or "none"
+            raise LookupError(
+                f"{type(layer).__name__} keeps no negative samples after forward(h, target): the row reads "
+                f"self.negative_sample (N, sample_size), or the book's embed_dot_layers[1 + i].embed.idx "
+                f"(attributes: {attrs})"
+            ) from None
+    words = np.asarray(held)
+    if words.ndim != 2 or words.dtype.kind not in "iu":
+        raise ValueError(
+            f"{type(layer).__name__}.negative_sample of shape {words.shape} and dtype {words.dtype} is not "
+            "(N, sample_size) integer word ids"
+        )
+    return {NEGATIVES: words.astype(np.int64)}
+
+
+def _sample_size(shapes: Shapes) -> int:
+    return int(shapes[NEGATIVES][1])
+
+
+def _power(shapes: Shapes) -> float:
+    return 0.75
+
+
+NEGATIVE_SAMPLING_LOSS = Row(
+    name="negative_sampling_loss",
+    layer=negative_sampling.NegativeSamplingLoss,
+    reference=lazy("reference.nlp.negative_sampling", "negative_sampling_loss"),
+    signature=(
+        "NegativeSamplingLoss(W[V,D], corpus, power=0.75, sample_size=k).forward(h[N,D], target[N]) -> "
+        "loss of the target and k drawn negatives   (backward(dout=1) -> dh; W tied: sum of grads)"
+    ),
+    args=(
+        Arg(name="W", to="init", grad="dW", domain=(-10.0, 10.0)),
+        Arg(name="corpus", to="init", values=corpus),
+        Arg(name="power", to="init_kw", fixed=_power),
+        Arg(name="sample_size", to="init_kw", fixed=_sample_size),
+        Arg(name="h", grad="dh", domain=(-10.0, 10.0), batch=True),
+        Arg(name="target", values=word_ids("target"), batch=True),
+    ),
+    shapes=NEGATIVE_SAMPLING_POOL,
+    outputs=("loss",),
+    loss=True,
+    features=(Feature.BATCH, Feature.LARGE, Feature.NEGATIVE_ZERO),
+    conventions=(
+        "the negative words are the layer's own draws, read after forward (self.negative_sample, or the "
+        "book's embed_dot_layers[1 + i].embed.idx)",
+        "W is listed once per EmbeddingDot in params: its gradient is the sum of those grads entries",
+        "the loss is exact for any score; the book's SigmoidWithLoss (-log(p + 1e-7)) passes with --allow "
+        "epsilon in float64",
+    ),
+    capture=negative_samples,
+    epsilon=lazy("reference.nlp.negative_sampling", "negative_sampling_loss_epsilon"),
+)
+
+ROWS = (EMBEDDING_DOT, NEGATIVE_SAMPLING_LOSS)

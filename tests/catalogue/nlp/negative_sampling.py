@@ -1,0 +1,256 @@
+"""Catalogue for book 2's chapter-4 rows: embedding_dot and negative_sampling_loss.
+
+The book-style NegativeSamplingLoss keeps the book's structure (``embed_dot_layers``, ``loss_layers``, no
+attribute for the negative words, which the row then reads from each EmbeddingDot's Embedding); the
+vectorized one scores all words at once, lists W once in ``params`` and keeps ``self.negative_sample``.
+Both draw their negatives with the library's UnigramSampler, whose own tests are in
+``tests/test_nlp_negative_sampling.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backprop.nlp import UnigramSampler
+from tests.catalogue import Array, Case, Correct, stable_sigmoid
+from tests.catalogue.nlp.layers import (
+    BookEmbedding,
+    BookSigmoidWithLoss,
+    EmbeddingOverwrites,
+    SigmoidLossLogaddexp,
+)
+
+
+def _k(*kinds: str) -> frozenset[str]:
+    return frozenset(kinds)
+
+
+# ==== EmbeddingDot ========================================================================================
+
+
+class BookEmbeddingDot:
+    """The book's EmbeddingDot: an inner Embedding whose params and grads lists it shares."""
+
+    embedding: type = BookEmbedding
+
+    def __init__(self, W: Array) -> None:
+        self.embed = self.embedding(W)
+        self.params = self.embed.params
+        self.grads = self.embed.grads
+        self.cache: tuple[Array, Array] | None = None
+
+    def forward(self, h: Array, idx: Array) -> Array:
+        target_W = self.embed.forward(idx)
+        self.cache = (h, target_W)
+        return np.sum(target_W * h, axis=1)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.cache is not None
+        h, target_W = self.cache
+        dout = dout.reshape(dout.shape[0], 1)
+        self.embed.backward(dout * h)
+        return dout * target_W
+
+
+class EmbeddingDotEinsum:
+    """einsum for the scores and both gradients; the rows of dW added with np.add.at into grads[0]."""
+
+    def __init__(self, W: Array) -> None:
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.h: Array | None = None
+        self.idx: Array | None = None
+
+    def forward(self, h: Array, idx: Array) -> Array:
+        self.h, self.idx = h, idx
+        return np.einsum("nd,nd->n", self.params[0][idx], h)
+
+    def backward(self, dout: Array) -> Array:
+        assert self.h is not None and self.idx is not None
+        dW = self.grads[0]
+        dW[...] = 0
+        np.add.at(dW, self.idx, np.einsum("n,nd->nd", dout, self.h))
+        return np.einsum("n,nd->nd", dout, self.params[0][self.idx])
+
+
+class EmbeddingDotDhFromH(BookEmbeddingDot):
+    """dh = dout * h: the dW line copied for dh, with h where the target rows of W belong."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.cache is not None
+        h, _ = self.cache
+        dout = dout.reshape(dout.shape[0], 1)
+        self.embed.backward(dout * h)
+        return dout * h
+
+
+class EmbeddingDotOverwrites(BookEmbeddingDot):
+    """The inner Embedding overwrites (``dW[idx] = dout``): a word scored twice gets one sample's row."""
+
+    embedding = EmbeddingOverwrites
+
+
+# ==== NegativeSamplingLoss ================================================================================
+
+
+class BookNegativeSamplingLoss:
+    """The book's structure: one EmbeddingDot and one SigmoidWithLoss for the target and each negative,
+    int32 labels, dh summed over them; the negatives are not kept as an attribute."""
+
+    sigmoid_loss: type = SigmoidLossLogaddexp
+    label_dtype: Any = np.int32
+
+    def __init__(self, W: Array, corpus: Array, power: float = 0.75, sample_size: int = 5) -> None:
+        self.sample_size = sample_size
+        self.sampler = UnigramSampler(corpus, power, sample_size)
+        self.loss_layers = [self.sigmoid_loss() for _ in range(sample_size + 1)]
+        self.embed_dot_layers = [BookEmbeddingDot(W) for _ in range(sample_size + 1)]
+        self.params: list[Array] = []
+        self.grads: list[Array] = []
+        for layer in self.embed_dot_layers:
+            self.params += layer.params
+            self.grads += layer.grads
+
+    def forward(self, h: Array, target: Array) -> Any:
+        batch_size = target.shape[0]
+        negative_sample = self.sampler.get_negative_sample(target)
+        score = self.embed_dot_layers[0].forward(h, target)
+        loss = self.loss_layers[0].forward(score, np.ones(batch_size, dtype=self.label_dtype))
+        negative_label = np.zeros(batch_size, dtype=self.label_dtype)
+        for i in range(self.sample_size):
+            score = self.embed_dot_layers[1 + i].forward(h, negative_sample[:, i])
+            loss += self.loss_layers[1 + i].forward(score, negative_label)
+        return loss
+
+    def backward(self, dout: float = 1) -> Array:
+        dh: Any = 0
+        for l0, l1 in zip(self.loss_layers, self.embed_dot_layers, strict=True):
+            dh += l1.backward(l0.backward(dout))
+        return np.asarray(dh)
+
+
+class NegativeSamplingFloatLabels(BookNegativeSamplingLoss):
+    """Labels allocated as ``dtype='f'`` buffers: float32 0.0 / 1.0, which promote to float64 in a
+    float64 run and stay float32 in a float32 one."""
+
+    label_dtype = "f"
+
+
+class BookNegativeSamplingEpsilon(BookNegativeSamplingLoss):
+    """Exactly the book's: its SigmoidWithLoss computes -log(p + 1e-7). Not in ``CORRECT``: it is right only
+    under ``--allow epsilon`` (``tests/test_nlp_negative_sampling.py``)."""
+
+    sigmoid_loss = BookSigmoidWithLoss
+
+
+class NegativeSamplingVectorized:
+    """All 1 + sample_size words scored at once with einsum; W listed once in params, its gradient from
+    one np.add.at; the loss as a softplus of the signed scores."""
+
+    def __init__(self, W: Array, corpus: Array, power: float = 0.75, sample_size: int = 5) -> None:
+        self.sampler = UnigramSampler(corpus, power, sample_size)
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.negative_sample: Array | None = None
+        self.cache: tuple[Array, Array, Array, Array] | None = None
+
+    def forward(self, h: Array, target: Array) -> Any:
+        self.negative_sample = self.sampler.get_negative_sample(target)
+        words = np.concatenate([target[:, None], self.negative_sample], axis=1)
+        sign = np.where(np.arange(words.shape[1]) == 0, 1, -1).astype(h.dtype)
+        rows = self.params[0][words]  # (N, 1 + k, D)
+        score = np.einsum("nkd,nd->nk", rows, h)
+        self.cache = (h, words, rows, sign)
+        return np.sum(np.logaddexp(0, -sign * score)) / h.shape[0]
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.cache is not None
+        h, words, rows, sign = self.cache
+        score = np.einsum("nkd,nd->nk", rows, h)
+        # d softplus(-s x) / dx = -s sigmoid(-s x): sigmoid(x) - 1 for the target, sigmoid(x) for negatives
+        dscore = -sign * stable_sigmoid(-sign * score) * (dout / h.shape[0])
+        dW = self.grads[0]
+        dW[...] = 0
+        np.add.at(dW, words, np.einsum("nk,nd->nkd", dscore, h))
+        return np.einsum("nk,nkd->nd", dscore, rows)
+
+
+class NegativeSamplingPositiveOnly(BookNegativeSamplingLoss):
+    """backward runs only the target's layers: the negative words' gradients are left out."""
+
+    def backward(self, dout: float = 1) -> Array:
+        dscore = self.loss_layers[0].backward(dout)
+        return np.asarray(self.embed_dot_layers[0].backward(dscore))
+
+
+class NegativeSamplingLastOnly(BookNegativeSamplingLoss):
+    """``dh = l1.backward(dscore)`` instead of ``+=``: dh keeps only the last negative's gradient."""
+
+    def backward(self, dout: float = 1) -> Array:
+        dh: Any = 0
+        for l0, l1 in zip(self.loss_layers, self.embed_dot_layers, strict=True):
+            dh = l1.backward(l0.backward(dout))
+        return np.asarray(dh)
+
+
+# ==== the catalogue =======================================================================================
+
+
+BROKEN: list[Case] = [
+    Case(
+        layer=EmbeddingDotDhFromH,
+        diagnosis="other",
+        against="embedding_dot",
+        check="dh",
+        kinds=_k("value", "shape"),
+        why="dh = dout * h instead of dout * W[idx]",
+    ),
+    Case(
+        layer=EmbeddingDotOverwrites,
+        diagnosis="other",
+        against="embedding_dot",
+        check="grads[0]",
+        kinds=_k("value"),
+        why="the inner Embedding's dW[idx] = dout",
+    ),
+    Case(
+        layer=NegativeSamplingPositiveOnly,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        # W's gradient (tied: the sum of the grads entries): shrinking ends on one negative (grads[0] and
+        # grads[1]), where W's negative row is 0 and dh is right but dW is not
+        check="grads[0]+grads[1]",
+        kinds=_k("value"),
+        why="backward uses only the positive example's gradient",
+    ),
+    Case(
+        layer=NegativeSamplingLastOnly,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        check="dh",
+        kinds=_k("value"),
+        why="dh = instead of dh += over the sample_size + 1 layers",
+    ),
+]
+
+CORRECT: list[Correct] = [
+    Correct(layer=BookEmbeddingDot, against="embedding_dot", why="the book's, through a book Embedding"),
+    Correct(layer=EmbeddingDotEinsum, against="embedding_dot", why="einsum, np.add.at into grads[0]"),
+    Correct(
+        layer=BookNegativeSamplingLoss,
+        against="negative_sampling_loss",
+        why="the book's structure (negatives read from embed_dot_layers), a stable SigmoidWithLoss",
+    ),
+    Correct(
+        layer=NegativeSamplingFloatLabels,
+        against="negative_sampling_loss",
+        why="the book's structure with dtype='f' label buffers",
+    ),
+    Correct(
+        layer=NegativeSamplingVectorized,
+        against="negative_sampling_loss",
+        why="einsum over all words at once, W listed once in params, one np.add.at",
+    ),
+]
