@@ -174,6 +174,8 @@ def plot(history: History, path: Path) -> None:
     right.plot(epochs, history.test_acc, marker="o")
     left.set(xlabel="epoch", ylabel="mean training loss", title="AttentionSeq2seq on dates")
     right.set(xlabel="epoch", ylabel="exact-match accuracy", title="test accuracy", ylim=(0, 1.02))
+    for ax in (left, right):
+        ax.set_xticks(list(epochs))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
