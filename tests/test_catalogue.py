@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from backprop.verify import names, verify
+from backprop.verify.html import fragment
 from backprop.verify.report import LayerReport
 from backprop.verify.vocabulary import CODES
 from tests.catalogue import Case, Correct
@@ -47,6 +48,20 @@ def _assert_passes(case: Correct, report: LayerReport) -> None:
     assert report.error is None, f"{case.name}: {report.error}"
     assert report.passed
     assert report.examples >= 1
+    assert 'class="histogram"' in fragment(report)  # the HTML report renders every row, in each dtype
+
+
+def _assert_rendered(report: LayerReport) -> None:
+    """The HTML report of a failure draws three heat maps for each check with both arrays."""
+    assert report.failure is not None
+    arrays = sum(
+        ev.expected is not None
+        and ev.actual is not None
+        and ev.expected.shape == ev.actual.shape
+        and ev.expected.size > 0
+        for ev in report.failure.evidence
+    )
+    assert fragment(report).count('class="heatmap"') == 3 * arrays
 
 
 @pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
@@ -64,6 +79,7 @@ def test_broken_layer_is_caught_and_named(case: Case) -> None:
     hit = next(m for m in report.failure.mismatches if m.check == case.check and m.kind in case.kinds)
     assert hit.diagnosis == case.diagnosis, f"{case.name}: diagnosed {hit.diagnosis!r}\n{rendered}"
     assert f"[{case.diagnosis}] " in rendered and hit.explanation and hit.hint
+    _assert_rendered(report)
 
 
 def test_every_diagnosis_class_has_a_broken_layer() -> None:

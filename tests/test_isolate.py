@@ -6,13 +6,17 @@ import faulthandler
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from backprop.verify.isolate import ChildDied, ChildRaised, run_isolated
+
+ROOT = Path(__file__).resolve().parents[1]
 
 pytestmark = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="the tests pass closures, which need fork"
@@ -110,3 +114,54 @@ def test_a_child_that_does_not_finish_is_stopped() -> None:
 def test_a_non_positive_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="timeout"):
         run_isolated(print, timeout=-1)
+
+
+# A class of __main__ sent to a fresh (spawned) child: from `python -c` (as from a notebook cell) the child
+# cannot import it, so run_isolated says so before starting; from a script it reruns the file and works.
+_MAIN = """
+import pickle
+import sys
+
+from backprop.verify.isolate import run_isolated
+
+
+class Layer:
+    pass
+
+
+def name(cls):
+    return cls.__name__
+
+
+if __name__ == "__main__":
+    for args in ((name, Layer), (len, [Layer()])):
+        try:
+            print(run_isolated(*args, fresh=True))
+        except pickle.PicklingError as exc:
+            print(f"PicklingError: {exc}")
+"""
+
+
+@pytest.mark.parametrize("how", ["-c", "script"])
+def test_a_main_class_goes_to_a_fresh_child_only_from_a_file(tmp_path: Path, how: str) -> None:
+    script = tmp_path / "main_class.py"
+    script.write_text(_MAIN)
+    result = subprocess.run(
+        [sys.executable, *(["-c", _MAIN] if how == "-c" else [str(script)])],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    if how == "script":
+        assert result.stdout.splitlines() == ["Layer", "1"], result.stderr
+    else:
+        lines = result.stdout.splitlines()
+        assert [line.split(" is defined in __main__")[0] for line in lines] == [
+            "PicklingError: name",
+            "PicklingError: Layer",
+        ], result.stderr
+        assert all("a fresh Python process cannot import" in line for line in lines)
+        assert "Traceback" not in result.stderr  # no child was started to die unpickling it

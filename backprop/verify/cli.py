@@ -5,6 +5,8 @@
     backprop-verify --list                 the registered names and their signatures
     backprop-verify --layer my_layers.py:Affine --against affine
                                            a class of your own, against a registered reference
+    backprop-verify ... --html report.html also write one self-contained HTML page: heat maps of
+                                           every wrong gradient, each passing layer's error histogram
 
 Exit status: 0 every layer passed, 1 some layer failed, 2 bad arguments.
 """
@@ -181,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compile every reference afresh: do not read or write the persistent compilation cache",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the report as JSON ('-' for stdout)")
+    parser.add_argument(
+        "--html",
+        metavar="PATH",
+        help="also write the report as one self-contained HTML page: heat maps of every wrong gradient",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     return parser
 
@@ -326,24 +333,27 @@ def _named_targets(args: argparse.Namespace) -> list[Target]:
     return targets
 
 
-def _check_json_path(path: str | None) -> None:
+def _check_output_path(path: str | None, option: str = "--json") -> None:
     """Fail before the run, not after it, when the report could not be written."""
-    if path is None or path == "-":
+    if path is None or (path == "-" and option == "--json"):
         return
+    if path == "-":
+        raise UsageError(f"{option} writes a file: give a path such as report.html, not -")
     if not path.strip():
-        raise UsageError("--json needs a file path (or - for stdout), got an empty string")
+        stdout = " (or - for stdout)" if option == "--json" else ""
+        raise UsageError(f"{option} needs a file path{stdout}, got an empty string")
     parent = Path(path).parent
     if not parent.is_dir():
-        raise UsageError(f"--json {path}: no such directory: {parent}")
+        raise UsageError(f"{option} {path}: no such directory: {parent}")
     if Path(path).is_dir():
-        raise UsageError(f"--json {path}: is a directory")
+        raise UsageError(f"{option} {path}: is a directory")
     existed = Path(path).exists()
     try:
         with open(path, "a", encoding="utf-8") as f:
             f.write("\n")  # a device that refuses data (/dev/full) fails here, before the run
             f.flush()
     except OSError as exc:
-        raise UsageError(f"--json {path}: cannot write: {exc.strerror or exc}") from None
+        raise UsageError(f"{option} {path}: cannot write: {exc.strerror or exc}") from None
     if not existed and Path(path).is_file():
         Path(path).unlink()
 
@@ -612,6 +622,14 @@ def print_list(only: Sequence[str] = ()) -> None:
             print(f"{'':<{width}}  convention: {convention}")
 
 
+def write_html(run: RunReport, path: str, command: str) -> None:
+    """The self-contained HTML page of the run (``backprop.verify.html``)."""
+    from backprop.verify.html import document
+
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(document(run, command))
+
+
 def write_json(run: RunReport, path: str, stdout: IO[str]) -> None:
     if path == "-":
         json.dump(run.to_json(), stdout, indent=2, allow_nan=False)
@@ -633,7 +651,8 @@ def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[Target]]:
         for name in args.names:
             _check_name(name)
         return args, []
-    _check_json_path(args.json)
+    _check_output_path(args.json)
+    _check_output_path(args.html, "--html")
     return args, _targets(args)
 
 
@@ -676,6 +695,13 @@ def main(argv: list[str] | None = None) -> int:
             write_json(run, args.json, stdout)
         except OSError as exc:
             print(f"{PROG}: error: cannot write --json {args.json}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+    if args.html is not None:
+        command = shlex.join([PROG, *(sys.argv[1:] if argv is None else argv)])
+        try:
+            write_html(run, args.html, command)
+        except OSError as exc:
+            print(f"{PROG}: error: cannot write --html {args.html}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     return 0 if run.passed else 1
 

@@ -7,7 +7,11 @@ end the caller: the caller gets the return value, or a ``ChildDied`` that says h
 - **Start method.** ``fork`` where the platform has it (Linux, macOS): the child is a copy of the caller, so
   ``fn`` may be a closure or a method of a class loaded from a user's file, and nothing needs to be
   importable. Elsewhere (Windows) it falls back to ``spawn``: then ``fn`` and ``args`` are pickled, so ``fn``
-  must be a module-level function of an importable module. Forking a process that runs threads (JAX starts
+  must be a module-level function of an importable module. A class or function of ``__main__`` travels
+  only when ``__main__`` is a file the child can run again (a script, ``python -m``); from a notebook cell,
+  ``python -c`` or the prompt it cannot, and ``run_isolated`` raises ``pickle.PicklingError`` saying so
+  before starting the child (as pickle does for a closure), instead of reporting the child's death.
+  ``verify()`` itself never starts a process, so such a class is checked in the caller's process. Forking a process that runs threads (JAX starts
   some once it computes) is only safe if the child does not need them; JAX may warn about it.
 - **Result.** Sent back pickled over a pipe. A result that cannot be pickled in the child or unpickled here
   gives a ``ChildDied`` saying so (the child ends normally; nothing hangs).
@@ -22,14 +26,17 @@ end the caller: the caller gets the return value, or a ``ChildDied`` that says h
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import pickle
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # ForkContext does not exist at run time on Windows
@@ -66,6 +73,42 @@ def _context(fresh: bool = False) -> ForkContext | SpawnContext:
     if not fresh and "fork" in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+class _MainFinder(pickle.Pickler):
+    """A pickler that only notes the classes and functions of ``__main__`` that the pickle refers to."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL)
+        self.found: list[str] = []
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type | FunctionType) and getattr(obj, "__module__", None) == "__main__":
+            self.found.append(obj.__qualname__)
+        return NotImplemented  # pickle as usual
+
+
+def _main_without_file() -> bool:
+    """Whether a spawned child cannot rebuild ``__main__`` (multiprocessing reruns its file or module)."""
+    main = sys.modules.get("__main__")
+    return getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None
+
+
+def _refuse_main(fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Raise PicklingError, naming it, if ``fn`` or ``args`` refer to an object of a ``__main__`` that a
+    fresh interpreter cannot import; left alone, the child would die unpickling it."""
+    if not _main_without_file():
+        return
+    finder = _MainFinder()
+    try:
+        finder.dump((fn, args))
+    except Exception:  # unpicklable for another reason: process.start() raises that error itself
+        return
+    if finder.found:
+        raise pickle.PicklingError(
+            f"{finder.found[0]} is defined in __main__ (a notebook cell, `python -c` or the prompt), which a "
+            "fresh Python process cannot import; call it in this process, or move it into a module"
+        )
 
 
 def _child(send: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
@@ -157,13 +200,15 @@ def run_isolated(
     """``fn(*args)`` called in a child process: its return value, or a ``ChildDied``.
 
     Raises what ``fn`` raised (an ``Exception``; see the module docstring) and ``KeyboardInterrupt`` on
-    Ctrl-C. ``timeout`` is in seconds, ``None`` for no limit. ``fresh`` starts a new interpreter (spawn)
+    Ctrl-C; ``pickle.PicklingError`` if a fresh child could not rebuild ``fn`` or ``args``. ``timeout`` is in seconds, ``None`` for no limit. ``fresh`` starts a new interpreter (spawn)
     rather than forking this one: needed once this process runs JAX, whose threads do not survive a fork;
     ``fn`` and its arguments must then be importable and picklable.
     """
     if timeout is not None and not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     ctx = _context(fresh)
+    if ctx.get_start_method() == "spawn":
+        _refuse_main(fn, args)
     receive, send = ctx.Pipe(duplex=False)
     process = ctx.Process(target=_child, args=(send, fn, args), name="backprop-isolated")
     try:

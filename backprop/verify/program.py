@@ -1,6 +1,7 @@
 """The program printed with a failure: Python that rebuilds the shrunk example and replays the calls that
 failed, exactly as the stage that found the mistake made them, then prints each wrong value next to what
-``jax.vjp`` says it should be. It runs from any folder: the layer's own folder goes on ``sys.path``."""
+``jax.vjp`` says it should be. It runs from any folder: the layer's own folder goes on ``sys.path``. A layer
+defined in a notebook cell or ``python -c`` has no file: its program says to run it in that session."""
 
 from __future__ import annotations
 
@@ -20,25 +21,86 @@ PRINTED = frozenset(
 
 
 def import_lines(layer: type) -> tuple[list[str], str]:
-    """How the program gets the class: its file's folder on sys.path (so it runs from anywhere), then an
-    import; a class made inside a function or a notebook cell cannot be imported and must be pasted."""
+    """How the program gets the class, and the name it is called by there: its file's folder on sys.path
+    (so it runs from anywhere), then an import. A class of ``__main__`` is found as ``_main_lines`` says;
+    one made inside a function cannot be imported and must be pasted."""
     name, qualname = layer.__module__, layer.__qualname__
+    if "<locals>" not in qualname and name == "__main__":
+        return _main_lines(layer)
     file = getattr(sys.modules.get(name), "__file__", None)
-    if "<locals>" in qualname or name == "__main__" or file is None:
-        where = "a notebook cell or __main__" if name == "__main__" else f"a function of {name}"
+    if "<locals>" in qualname or file is None:
         short = layer.__name__
+        where = f"a function of {name}" if "<locals>" in qualname else f"{name}, which has no file"
         return [
             f"# {short} is defined in {where}: define it (or assign it) here before running",
             f"{short} = globals()[{short!r}]",
         ], short
+    return _import(name, file, qualname), qualname
+
+
+def _import(module: str, file: str, qualname: str) -> list[str]:
+    """``from module import Class``, with the folder that holds the module's top package on sys.path."""
     root = Path(file).resolve().parent
-    for _ in range(name.count(".")):
+    for _ in range(module.count(".")):
         root = root.parent
     return [
         "import sys",
         f"sys.path.insert(0, {str(root)!r})",
-        f"from {name} import {qualname.split('.')[0]}",
+        f"from {module} import {qualname.split('.')[0]}",
+    ]
+
+
+def _main_lines(layer: type) -> tuple[list[str], str]:
+    """A class of ``__main__``: run with ``python -m pkg.mod``, it is imported from that module; from a
+    script, the script's definitions are run again (``runpy.run_path``: its ``if __name__ == "__main__":``
+    block does not run). A notebook cell, ``python -c`` and the prompt have no file to import from: the
+    program uses the class by name and says to run it in that session, after the class is defined."""
+    main, qualname, short = sys.modules.get("__main__"), layer.__qualname__, layer.__name__
+    top = qualname.split(".")[0]
+    # runpy.run_module(..., run_name="__main__") runs a file as __main__ without making it sys.modules'
+    # __main__: then that module's file is not where the class is
+    held = _attribute(main, qualname) is layer
+    spec = getattr(main, "__spec__", None) if held else None
+    file = getattr(main, "__file__", None) if held else None
+    if spec is not None and spec.name not in ("__main__", "") and file is not None:
+        return [
+            f"# {short} was defined in {spec.name}, run as `python -m {spec.name}`: importing it runs",
+            '# its definitions again (not its `if __name__ == "__main__":` block)',
+            *_import(spec.name, file, qualname),
+        ], qualname
+    if isinstance(file, str) and Path(file).is_file():
+        path = Path(file).resolve()
+        return [
+            f"# {short} was defined in the script {path.name}: this runs the script's definitions again",
+            '# (its `if __name__ == "__main__":` block does not run; put the script\'s own checks there)',
+            "import runpy",
+            "import sys",
+            f"sys.path.insert(0, {str(path.parent)!r})",
+            f"{top} = runpy.run_path({str(path)!r})[{top!r}]",
+        ], qualname
+    if _in_ipython():
+        return [
+            f"# {short} was defined in a notebook cell, not in a file Python can import: run this",
+            f"# in a new cell of the same notebook (or IPython session), below the cell that defines {short}",
+        ], qualname
+    return [
+        f"# {short} was defined in __main__ with no file to import it from (`python -c`, the prompt): run",
+        f"# this in that same session after {short} is defined, or move {short} into a .py file and import it",
     ], qualname
+
+
+def _attribute(obj: object, qualname: str) -> object:
+    """``obj.A.B`` for the qualified name ``A.B``, or None."""
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _in_ipython() -> bool:
+    """Whether this process is an IPython shell or a Jupyter kernel (IPython is not imported to find out)."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return callable(get) and get() is not None
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,8 @@ class LayerReport:
     """References this run needed that the process had not built before."""
     cached: int = 0
     """Of those, how many the persistent cache supplied (the rest were compiled)."""
+    example_errors: list[float] = field(default_factory=list, repr=False)
+    """Each generated example's largest relative error over its passed checks (the HTML histogram)."""
 
     @property
     def failure(self) -> Failure | None:
@@ -243,6 +245,12 @@ class LayerReport:
             "compiles": {"hits": self.cached, "misses": self.compiles - self.cached},
         }
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the verdict with its heat maps (the HTML report of this layer alone)."""
+        from backprop.verify.html import fragment
+
+        return fragment(self)
+
 
 @dataclass
 class RunReport:
@@ -264,6 +272,12 @@ class RunReport:
             "max_examples": self.max_examples,
             "layers": [r.to_json() for r in self.layers],
         }
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the HTML report: the results table, then each layer's details."""
+        from backprop.verify.html import fragment
+
+        return fragment(self)
 
 
 def example_lines(example: Example) -> str:

@@ -48,6 +48,8 @@ class _Search:
     max_rel: float = 0.0
     notes: list[str] = field(default_factory=list)
     convention: str = ""
+    errors: list[float] = field(default_factory=list)
+    """Each generated example's largest relative error (the report's histogram)."""
 
 
 class _NoConstants:
@@ -129,7 +131,10 @@ def _search(
         except LayerMismatch as exc:
             found.failure = found.failure or exc.failure
             raise
-        target(max((r for _, r in measured.errors.values()), default=0.0), label="max relative error")
+        worst = max((r for _, r in measured.errors.values()), default=0.0)
+        target(worst, label="max relative error")
+        if phase == "generate":
+            found.errors.append(worst)
         found.convention = found.convention or measured.convention
         for note in measured.notes:
             if note not in found.notes:
@@ -251,7 +256,9 @@ def verify(
     maps the row's gradient names to the layer's (``{"dW": "d_w"}``); ``timeout`` bounds each call in
     seconds. After a failure, up to ``max_failures`` distinct failures are searched for and, with
     ``scope``, the features the layer is wrong with. Runs are reproducible: the same seed draws the same
-    examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used.
+    examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used. The check runs
+    in this process, so a class defined in a notebook cell or a script's ``__main__`` works; its failure's
+    program then says where to run it (``program.import_lines``).
     """
     problem = _api_problem(layer, against)
     if problem is not None:
@@ -304,6 +311,7 @@ def _record(report: LayerReport, first: _Search) -> None:
     )
     report.max_abs, report.max_rel = first.max_abs, first.max_rel
     report.notes, report.convention = first.notes, first.convention
+    report.example_errors = first.errors
 
 
 def _finish(
