@@ -273,3 +273,77 @@ def test_dropout_errors() -> None:
     layer.forward(np.ones((1, 2, 3)))
     with pytest.raises(ValueError, match=r"TimeDropout\.backward: dout of shape"):
         layer.backward(np.ones((1, 2)))
+
+
+# ==== the row's meaning of extreme: logits far apart ======================================================
+
+
+class _LogOfSoftmax:
+    """TimeSoftmaxWithLoss as book 2 writes it: the softmax of each step (max subtracted), then np.log of
+    the label's probability with no epsilon, which is -inf once that probability underflows to 0."""
+
+    def __init__(self) -> None:
+        self.params: list[np.ndarray] = []
+        self.grads: list[np.ndarray] = []
+        self.cache: tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, ...]] | None = None
+
+    def forward(self, xs: np.ndarray, ts: np.ndarray) -> float:
+        n, t, v = xs.shape
+        labels = (ts.argmax(axis=2) if ts.ndim == 3 else ts).reshape(n * t)
+        kept = labels != -1
+        e = np.exp(xs.reshape(n * t, v) - xs.reshape(n * t, v).max(axis=1, keepdims=True))
+        ys = e / e.sum(axis=1, keepdims=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loss = -np.sum(np.log(ys[np.arange(n * t), labels]) * kept) / kept.sum()
+        self.cache = (labels, ys, kept, xs.shape)
+        return float(loss)
+
+    def backward(self, dout: float = 1) -> np.ndarray:
+        assert self.cache is not None
+        labels, ys, kept, shape = self.cache
+        dx = ys.copy()
+        dx[np.arange(len(labels)), labels] -= 1
+        dx *= dout / kept.sum()
+        dx *= kept[:, None]
+        return dx.reshape(shape).astype(ys.dtype)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_log_of_softmax_is_right_without_extreme_logits(dtype: str) -> None:
+    """The book's np.log(softmax) fails only where one step's logits are far apart: the scope search says
+    so in the row's own words, and ``--without extreme`` (logits less than 80 apart) passes it."""
+    from backprop.verify import verify
+
+    report = verify(_LogOfSoftmax, "time_softmax_with_loss", max_examples=60, dtype=dtype, max_failures=1)
+    assert not report.passed
+    assert report.passes_without == ("extreme",)
+    assert "right on logits less than 80 apart" in report.scope_sentence()
+    within = verify(
+        _LogOfSoftmax, "time_softmax_with_loss", max_examples=60, dtype=dtype, without=["extreme"]
+    )
+    assert within.passed, within.failure.render() if within.failure else within.error
+
+
+def test_without_extreme_draws_logits_less_than_the_gap_apart_below_1e3() -> None:
+    from hypothesis import given, settings
+
+    from backprop.verify.registry import get_row
+    from backprop.verify.specs.nlp.layers import LOGIT_GAP
+    from backprop.verify.vocabulary import Feature
+
+    row = get_row("time_softmax_with_loss")
+    arg = next(a for a in row.args if a.name == "xs")
+    spreads = []
+
+    @settings(max_examples=60, database=None, deadline=None)
+    @given(arg.strategy({"xs": (3, 2, 5), "ts": (3, 2)}, np.dtype("float32"), frozenset({Feature.EXTREME})))
+    def draw(xs: np.ndarray) -> None:
+        assert xs.dtype == np.float32
+        assert np.max(np.abs(xs)) < 1e3
+        spreads.append(float(np.max(np.ptp(xs.astype(np.float64), axis=-1))))
+        assert Feature.EXTREME not in row.features_of({"xs": xs, "ts": np.zeros((3, 2), dtype=np.int64)})
+
+    draw()
+    assert max(spreads) < LOGIT_GAP
+    far = np.array([[[0.0, LOGIT_GAP]]])
+    assert Feature.EXTREME in row.features_of({"xs": far, "ts": np.zeros((1, 1), dtype=np.int64)})

@@ -618,6 +618,8 @@ def print_list(only: Sequence[str] = ()) -> None:
         print(f"{row.name:<{width}}  {row.signature}")
         if row.features:
             print(f"{'':<{width}}  features: {', '.join(f.value for f in row.features)}")
+            for feature, (_, wrong) in row.feature_words.items():  # a feature in this row's own sense
+                print(f"{'':<{width}}  {feature.value}: {wrong}")
         for convention in row.conventions:
             print(f"{'':<{width}}  convention: {convention}")
 

@@ -149,7 +149,8 @@ _BY_KIND: dict[str, tuple[Code, str, str]] = {
     Kind.DTYPE: (
         Code.DTYPE,
         "{check} does not keep its input's dtype.",
-        "Avoid mixing float64 arrays or constants into float32 work (cast with .astype(x.dtype)); a layer meant "
+        "Avoid mixing float64 arrays or constants, or integer labels (float32 - int32 is float64 in NumPy), "
+        "into float32 work (cast with .astype(x.dtype)); a layer meant "
         "for float32 only (book 2 writes dtype='f') should be checked with --dtype float32.",
     ),
 }
@@ -177,13 +178,22 @@ def _returns_none(s: Situation) -> Diagnosis | None:
 
 
 def _missing(s: Situation) -> Diagnosis | None:
+    if s.ev.kind == Kind.STALE and s.ev.where == "forward()":  # the hidden state a row captures, kept
+        return Diagnosis(
+            Code.STALE,
+            "forward() reuses the hidden random state of an earlier call (a dropout mask, negative samples) "
+            "instead of drawing it anew.",
+            "Draw the mask or the negative samples on every forward call, never only the first time.",
+        )
     if s.ev.kind != Kind.MISSING:
         return None
     if s.ev.where == "forward()":  # a row's capture found no hidden state (a dropout mask) after forward
         return Diagnosis(
             Code.OTHER,
-            "After forward(), the layer does not hold the state the reference needs (such as a dropout mask).",
-            "Keep it on self under the book's name and with the book's values (self.mask = rand > ratio).",
+            "After forward(), the layer does not hold valid state the reference needs (such as a dropout mask "
+            "or its negative samples).",
+            "Keep it on self under the book's name and with the book's values (self.mask = rand > ratio; "
+            "distinct negatives that exclude the target).",
         )
     if s.ev.renamed:
         return Diagnosis(
@@ -244,10 +254,17 @@ def _overflow(s: Situation) -> Diagnosis | None:
         ),
         default=0,
     )
+    hint = "exp() overflows for large inputs: use a stable form (subtract the max before exponentiating)."
+    if s.ev.check == "loss":  # a loss is also infinite where a probability underflows to 0 and is logged
+        hint = (
+            "exp() overflows for large inputs, and a probability far below the largest underflows to 0, "
+            "whose log is -inf: subtract the max before exponentiating, and take the log of the "
+            "probability as x - max - log(sum(exp(x - max))), not np.log(softmax(x))."
+        )
     return Diagnosis(
         Code.OVERFLOW,
         f"{s.ev.check} is NaN or infinite where the correct value is finite (inputs reach |{big:g}|).",
-        "exp() overflows for large inputs: use a stable form (subtract the max before exponentiating).",
+        hint,
     )
 
 
@@ -313,8 +330,8 @@ def _epsilon(s: Situation) -> Diagnosis | None:
         Code.EPSILON,
         f"{s.ev.check} is computed as -log(y + {eps:g}): it is off by {bias:.3g} here, and no sample's loss "
         f"can exceed -log({eps:g}) = {-np.log(eps):.3g}, which hides large losses.",
-        "Compute the loss from a stable log-softmax (x - max - log(sum(exp(x - max)))), or pass "
-        "--allow epsilon to accept this textbook form.",
+        "Compute the loss from a stable log-softmax (x - max - log(sum(exp(x - max)))) or log-sigmoid "
+        "(-np.logaddexp(0, -x)), or pass --allow epsilon to accept this textbook form.",
     )
 
 

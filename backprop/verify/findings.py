@@ -54,6 +54,8 @@ def unchanged(before: Any, after: Any) -> bool:
             and before.shape == after.shape
             and bool(np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
         )
+    if before is after:  # the same object: a scalar (a NaN loss too, though NaN != NaN) cannot have changed
+        return True
     try:
         return bool(before == after)
     except Exception:  # an array-like whose comparison is not a bool: compare as arrays

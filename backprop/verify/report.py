@@ -173,6 +173,8 @@ class LayerReport:
     """Features turned off for this run (``--without``): the verdict holds only without them."""
     passes_without: tuple[str, ...] = ()
     """After a failure: each feature whose absence makes the layer pass."""
+    words: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """The row's own words for a feature in the scope sentence (``Row.feature_words``)."""
     notes: list[str] = field(default_factory=list)
     """What a passing layer should still know: the subgradient it chose, its warnings, what was allowed."""
     compiles: int = 0
@@ -215,7 +217,7 @@ class LayerReport:
         if self.scope:
             words.append("checked without " + ", ".join(self.scope))
         for name in self.passes_without:
-            right, wrong = FEATURE_WORDS[Feature(name)]
+            right, wrong = self.words.get(name) or FEATURE_WORDS[Feature(name)]
             words.append(f"right on {right}; wrong when {wrong}")
         return "; ".join(words)
 

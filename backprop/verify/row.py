@@ -149,6 +149,10 @@ class Row:
     """Features the row's examples can exercise; ``--without`` may turn each off."""
     row_features: Callable[[Mapping[str, Any]], set[Feature]] | None = None
     """Features only this row can see in an example (broadcasting, one-hot targets, N-D input)."""
+    feature_words: Mapping[Feature, tuple[str, str]] = field(default_factory=dict)
+    """The scope sentence's words for a feature this row draws in its own sense (where the layer is right
+    without it, where it is wrong with it), in place of ``vocabulary.FEATURE_WORDS``: book 2's softmax
+    rows count logits far apart as ``extreme``."""
     condition: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
     """Factors, by output or argument name, by which rounding grows beyond the summed terms' magnitude;
     arrays broadcast against the checked value, so one sample's condition cannot cover another's."""

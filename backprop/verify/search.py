@@ -278,6 +278,7 @@ def verify(
         against=row.name,
         dtype=dtype,
         scope=tuple(sorted(f.value for f in off)),
+        words={f.value: w for f, w in row.feature_words.items()},
     )
     start, compiled = time.perf_counter(), compilations()
 

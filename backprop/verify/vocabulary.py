@@ -113,7 +113,7 @@ class Feature(StrEnum):
     RANK4 = "rank4"  # a 4-D input (a convolutional feature map)
     ONE_HOT = "one_hot"  # targets given as one-hot arrays
     LABELS = "labels"  # targets given as integer labels
-    EXTREME = "extreme"  # magnitudes of 1e3 and more
+    EXTREME = "extreme"  # magnitudes of 1e3 and more (book 2's softmax rows: also logits 80 apart)
     BATCH = "batch"  # a batch of more than one sample
     LARGE = "large"  # a batch past 8 or an axis past 27 (up to 32 and 64)
     NEGATIVE_ZERO = "negative_zero"  # -0.0 among the values

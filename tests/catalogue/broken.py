@@ -1182,6 +1182,29 @@ class DropoutIgnoresMask(_DropoutBase):
         return np.array(dout, copy=True)
 
 
+class DropoutMaskOnce(_DropoutBase):
+    """The mask drawn on the first train-mode forward and kept for every later batch of its shape."""
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.train = train_flg
+        if not train_flg:
+            return np.asarray(x * (1.0 - self.dropout_ratio))
+        if self.mask is None or self.mask.shape != x.shape:
+            self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+        return np.asarray(x * self.mask)
+
+
+class DropoutKeepsRatio(_DropoutBase):
+    """``rand < ratio``: keeps the fraction ratio of the elements instead of 1 - ratio."""
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.train = train_flg
+        if not train_flg:
+            return np.asarray(x * (1.0 - self.dropout_ratio))
+        self.mask = np.random.rand(*x.shape) < self.dropout_ratio
+        return np.asarray(x * self.mask)
+
+
 class _BatchNormBase:
     """The correct BatchNormalization (book 1, x (N, D) or (N, C, H, W) seen as (N, C*H*W)); subclasses
     override the step that holds their mistake."""
@@ -1379,6 +1402,22 @@ BROKEN += [
         check="dx",
         kinds=_k("value"),
         why="dx = dout: the mask is not applied in backward",
+    ),
+    Case(
+        layer=DropoutMaskOnce,
+        diagnosis="stale",
+        against="dropout",
+        check="state",
+        kinds=_k("stale"),
+        why="the mask drawn once and reused by every later forward",
+    ),
+    Case(
+        layer=DropoutKeepsRatio,
+        diagnosis="other",
+        against="dropout",
+        check="state",
+        kinds=_k("missing"),
+        why="rand < ratio: the kept share is ratio, not 1 - ratio",
     ),
     Case(
         layer=BatchNormNoMeanTerm,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -65,7 +66,38 @@ def dropout_mask(layer: Any) -> dict[str, Any]:
             f"{type(layer).__name__}.{name} holds values other than 0 and 1: the first book's Dropout keeps "
             "or drops each element (mask = rand > ratio) and never rescales the kept ones"
         )
-    return {"mask": np.asarray(mask, dtype=np.float64)}
+    kept = np.asarray(mask, dtype=np.float64)
+    check_keep_rate(layer, kept)
+    return {"mask": kept}
+
+
+KEEP_RATE_P = 1e-9
+"""A mask whose count of kept elements is this unlikely under keep probability 1 - ratio (either tail) is
+the layer's mistake: ``rand < ratio`` keeps the fraction ratio. A right layer is flagged about once in 10^9
+examples; the fractions are told apart from about 24 elements at ratio 0.2 or 0.75."""
+
+
+def _binomial_tails(k: int, n: int, p: float) -> tuple[float, float]:
+    """P(K <= k) and P(K >= k) for K ~ Binomial(n, p)."""
+    pmf = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
+    return float(sum(pmf[: k + 1])), float(sum(pmf[k:]))
+
+
+def check_keep_rate(layer: Any, kept: Any) -> None:
+    """Raise ``ValueError`` when the layer's mask keeps a share of elements that keep probability
+    1 - dropout_ratio makes all but impossible (the layer's ``dropout_ratio``, as in both books)."""
+    ratio = getattr(layer, "dropout_ratio", None)
+    n = int(np.size(kept))
+    if not isinstance(ratio, int | float) or not 0.0 < ratio < 1.0 or n == 0:
+        return
+    k = int(np.count_nonzero(kept))
+    low, high = _binomial_tails(k, n, 1.0 - float(ratio))
+    if min(low, high) < KEEP_RATE_P:
+        raise ValueError(
+            f"{type(layer).__name__} kept {k} of {n} elements with dropout_ratio = {ratio:g}, where about "
+            f"{n * (1 - ratio):.0f} are expected: an element is kept with probability 1 - ratio "
+            "(mask = rand > ratio)"
+        )
 
 
 DROPOUT_POOL: tuple[ShapeDict, ...] = tuple(

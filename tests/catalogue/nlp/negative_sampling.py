@@ -18,6 +18,7 @@ from tests.catalogue import Array, Case, Correct, stable_sigmoid
 from tests.catalogue.nlp.layers import (
     BookEmbedding,
     BookSigmoidWithLoss,
+    EmbeddingNotZeroed,
     EmbeddingOverwrites,
     SigmoidLossLogaddexp,
 )
@@ -195,6 +196,61 @@ class NegativeSamplingLastOnly(BookNegativeSamplingLoss):
         return np.asarray(dh)
 
 
+class NegativeSamplingOneColumn(BookNegativeSamplingLoss):
+    """``negative_sample[:, 0]`` for every negative: the same word scored sample_size times (the reference,
+    given the words the layer used, agreed with it until the row checked that they are distinct)."""
+
+    def forward(self, h: Array, target: Array) -> Any:
+        batch_size = target.shape[0]
+        negative_sample = self.sampler.get_negative_sample(target)
+        score = self.embed_dot_layers[0].forward(h, target)
+        loss = self.loss_layers[0].forward(score, np.ones(batch_size, dtype=self.label_dtype))
+        negative_label = np.zeros(batch_size, dtype=self.label_dtype)
+        for i in range(self.sample_size):
+            score = self.embed_dot_layers[1 + i].forward(h, negative_sample[:, 0])
+            loss += self.loss_layers[1 + i].forward(score, negative_label)
+        return loss
+
+
+class NegativeSamplingDrawnOnce(BookNegativeSamplingLoss):
+    """The negatives drawn on the first forward and kept on self: every later batch trains on the same
+    words (its gradients match those very words, so only the row's redraw check sees it)."""
+
+    kept: Array | None = None
+
+    def forward(self, h: Array, target: Array) -> Any:
+        if self.kept is None or self.kept.shape[0] != target.shape[0]:
+            self.kept = self.sampler.get_negative_sample(target)
+        batch_size = target.shape[0]
+        score = self.embed_dot_layers[0].forward(h, target)
+        loss = self.loss_layers[0].forward(score, np.ones(batch_size, dtype=self.label_dtype))
+        negative_label = np.zeros(batch_size, dtype=self.label_dtype)
+        for i in range(self.sample_size):
+            score = self.embed_dot_layers[1 + i].forward(h, self.kept[:, i])
+            loss += self.loss_layers[1 + i].forward(score, negative_label)
+        return loss
+
+
+class _EmbeddingDotNotZeroed(BookEmbeddingDot):
+    embedding = EmbeddingNotZeroed
+
+
+class NegativeSamplingEpsilonNotZeroed(BookNegativeSamplingLoss):
+    """The book's loss (-log(p + 1e-7)), allowed by --allow epsilon, over Embeddings that add into dW
+    without zeroing it: each backward adds to the last one's gradient (the allowed loss once stopped the
+    later stages, so that this passed)."""
+
+    sigmoid_loss = BookSigmoidWithLoss
+
+    def __init__(self, W: Array, corpus: Array, power: float = 0.75, sample_size: int = 5) -> None:
+        super().__init__(W, corpus, power, sample_size)
+        self.embed_dot_layers = [_EmbeddingDotNotZeroed(W) for _ in range(sample_size + 1)]
+        self.params, self.grads = [], []
+        for layer in self.embed_dot_layers:
+            self.params += layer.params
+            self.grads += layer.grads
+
+
 # ==== the catalogue =======================================================================================
 
 
@@ -232,6 +288,32 @@ BROKEN: list[Case] = [
         check="dh",
         kinds=_k("value"),
         why="dh = instead of dh += over the sample_size + 1 layers",
+    ),
+    Case(
+        layer=NegativeSamplingOneColumn,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        check="state",
+        kinds=_k("missing"),
+        why="negative_sample[:, 0] scored for every negative: the negatives repeat",
+    ),
+    Case(
+        layer=NegativeSamplingDrawnOnce,
+        diagnosis="stale",
+        against="negative_sampling_loss",
+        check="state",
+        kinds=_k("stale"),
+        why="the negatives drawn once and reused by every later forward",
+    ),
+    Case(
+        layer=NegativeSamplingEpsilonNotZeroed,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        # W's gradient (tied): shrinking ends on one negative, grads[0] and grads[1]
+        check="grads[0]+grads[1]",
+        kinds=_k("value"),
+        why="the book's epsilon loss, allowed, over Embeddings whose dW is never zeroed",
+        options={"allow": ("epsilon",)},
     ),
 ]
 

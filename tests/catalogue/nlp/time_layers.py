@@ -284,6 +284,31 @@ class TimeDropoutBackwardIgnoresMask(_TimeDropoutBase):
         return dout / (1.0 - self.dropout_ratio)
 
 
+class TimeDropoutMaskOnce(_TimeDropoutBase):
+    """The mask drawn on the first forward and kept for every later batch of its shape: its gradients match
+    that very mask, so only the row's check that each forward draws anew sees it."""
+
+    def forward(self, xs: Array) -> Array:
+        if not self.train_flg:
+            return xs
+        if self.mask is None or self.mask.shape != xs.shape:
+            flg = np.random.rand(*xs.shape) > self.dropout_ratio
+            self.mask = flg.astype(xs.dtype) * self._scale()
+        return xs * self.mask
+
+
+class TimeDropoutKeepsRatio(_TimeDropoutBase):
+    """``rand < ratio``: keeps the fraction ratio of the elements instead of 1 - ratio (its gradients match
+    its own mask, so only the row's count of the kept elements sees it)."""
+
+    def forward(self, xs: Array) -> Array:
+        if not self.train_flg:
+            return xs
+        flg = np.random.rand(*xs.shape) < self.dropout_ratio
+        self.mask = flg.astype(xs.dtype) * self._scale()
+        return xs * self.mask
+
+
 # ==== right, written otherwise ============================================================================
 
 
@@ -653,6 +678,22 @@ BROKEN: list[Case] = [
         check="dxs",
         kinds=_k("value"),
         why="dxs without the mask",
+    ),
+    Case(
+        layer=TimeDropoutMaskOnce,
+        diagnosis="stale",
+        against="time_dropout",
+        check="state",
+        kinds=_k("stale"),
+        why="the mask drawn once and reused by every later forward",
+    ),
+    Case(
+        layer=TimeDropoutKeepsRatio,
+        diagnosis="other",
+        against="time_dropout",
+        check="state",
+        kinds=_k("missing"),
+        why="rand < ratio: the kept share is ratio, not 1 - ratio",
     ),
 ]
 

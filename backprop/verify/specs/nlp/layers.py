@@ -7,16 +7,16 @@ Book 2's Affine, Sigmoid, SoftmaxWithLoss and Dropout compute what book 1's rows
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
 
 from backprop.nlp import layers
-from backprop.verify.draw import Without
+from backprop.verify.draw import EXTREME, Without, float_arrays, float_elements
 from backprop.verify.lazy import lazy
-from backprop.verify.row import Arg, Row, ShapeDict, Shapes
+from backprop.verify.row import Arg, Row, ShapeDict, Shapes, ValuesFn
 from backprop.verify.vocabulary import Feature
 
 SECTION = (2, 1, 3)  # 1.3: the layer classes of common/layers.py (Embedding: 4.1, SigmoidWithLoss: 4.2)
@@ -41,6 +41,57 @@ def word_ids(name: str) -> Any:
         vocab = shapes["W"][0]
         width = np.int32 if shapes[INT_BITS] == (32,) else np.int64
         return hnp.arrays(width, shapes[name], elements=st.integers(0, vocab - 1))
+
+    return values
+
+
+# ==== logits far apart: book 2's meaning of ``extreme`` for its softmax rows ===============================
+
+LOGIT_GAP = 80.0
+"""Logits of one row (one time step) this far apart are ``extreme`` in book 2's softmax rows, as values of
+1e3 and more are everywhere: a probability exp(-80) is still a normal float32 (exp(-87.3) is the smallest),
+but past that it loses digits and reaches 0 (past 745 in float64), and the book's TimeSoftmaxWithLoss takes
+``np.log`` of it with no epsilon. Its verdict is then "right without extreme logits", and it passes with
+``--without extreme``, which draws logits less than 80 apart around an offset of up to +-920 (a softmax
+that does not subtract the max still overflows there)."""
+
+EXTREME_LOGITS: Mapping[Feature, tuple[str, str]] = {
+    Feature.EXTREME: (
+        f"logits less than {LOGIT_GAP:g} apart (and |v| < 1e3)",
+        f"the logits of one row (one time step) are {LOGIT_GAP:g} or more apart (or reach 1e3)",
+    )
+}
+"""The scope sentence's words for ``extreme`` in those rows (``Row.feature_words``)."""
+
+
+def far_apart(name: str) -> Callable[[Mapping[str, Any]], set[Feature]]:
+    """``extreme`` when the float argument ``name`` has a row (its last axis) spanning ``LOGIT_GAP`` or more."""
+
+    def features(values: Mapping[str, Any]) -> set[Feature]:
+        x = np.asarray(values[name], dtype=np.float64)
+        if x.size and np.max(np.ptp(x, axis=-1)) >= LOGIT_GAP:
+            return {Feature.EXTREME}
+        return set()
+
+    return features
+
+
+def logits(name: str) -> ValuesFn:
+    """Draws the float argument ``name`` of its pool shape: in ``low, high`` (the row's domain) as any float
+    argument, or, without ``extreme``, less than ``LOGIT_GAP`` apart around one offset, all below 1e3."""
+
+    def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        shape = shapes[name]
+        if Feature.EXTREME not in without:
+            return float_arrays(shape, -1e4, 1e4, dtype, without)
+        half = LOGIT_GAP / 2 - 1.0  # an ulp of rounding in the offset's sum stays inside the gap
+        offsets = float_elements(-(EXTREME - LOGIT_GAP), EXTREME - LOGIT_GAP, dtype, without)
+
+        def shifted(drawn: tuple[Any, float]) -> Any:
+            x, offset = drawn
+            return x if offset == 0 else (x + offset).astype(dtype)  # 0: keeps a -0.0
+
+        return st.tuples(float_arrays(shape, -half, half, dtype, without), offsets).map(shifted)
 
     return values
 
@@ -106,9 +157,11 @@ SOFTMAX = Row(
     reference=lazy("reference.nlp.layers", "softmax"),
     signature="Softmax().forward(x[N,C]) -> softmax of each row   (backward -> dx)",
     # logits up to 1e4 apart: a softmax without the max subtracted overflows, and most rows are one-hot
-    args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),),
+    args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), values=logits("x"), batch=True),),
     shapes=SOFTMAX_POOL,
     features=_FEATURES,
+    row_features=far_apart("x"),
+    feature_words=EXTREME_LOGITS,
     magnitude=_softmax_terms,
 )
 
@@ -121,18 +174,19 @@ def _scores(n: int, bits: int) -> ShapeDict:
 
 SIGMOID_LOSS_POOL: tuple[ShapeDict, ...] = (
     _scores(1, 32),
-    _scores(1, 0),
+    _scores(1, 64),
     _scores(2, 64),
-    _scores(3, 0),
+    _scores(3, 32),
     _scores(4, 32),
-    _scores(5, 0),
+    _scores(5, 64),
     _scores(8, 64),
-    _scores(7, 0),
+    _scores(7, 32),
     _scores(32, 32),  # a large batch
-    _scores(64, 0),
+    _scores(64, 64),
 )
-"""x (N,) scores and t (N,) labels: int32 (the book's ``np.ones(N, dtype=np.int32)``), int64, or 0.0 / 1.0
-in the run's dtype (``INT_BITS`` 0)."""
+"""x (N,) scores and t (N,) labels: int32 (the book's ``np.ones(N, dtype=np.int32)``) or int64. Never 0.0 /
+1.0 floats (``INT_BITS`` 0, which ``binary_labels`` can draw): the book's SigmoidWithLoss indexes its
+probabilities with t, and would raise IndexError on labels it is never given."""
 
 
 def binary_labels(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
@@ -154,7 +208,7 @@ SIGMOID_WITH_LOSS = Row(
     name="sigmoid_with_loss",
     layer=layers.SigmoidWithLoss,
     reference=lazy("reference.nlp.layers", "sigmoid_with_loss"),
-    signature="SigmoidWithLoss().forward(x[N], t[N] of 0/1) -> mean binary cross entropy   (backward(dout=1) -> dx)",
+    signature="SigmoidWithLoss().forward(x[N], t[N] int labels 0/1) -> mean binary cross entropy   (backward(dout=1) -> dx)",
     args=(
         Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),
         Arg(name="t", values=binary_labels, batch=True),

@@ -127,7 +127,33 @@ def negative_samples(layer: Any) -> dict[str, Any]:
             f"{type(layer).__name__}.negative_sample of shape {words.shape} and dtype {words.dtype} is not "
             "(N, sample_size) integer word ids"
         )
+    _distinct(layer, words)
     return {NEGATIVES: words.astype(np.int64)}
+
+
+def _distinct(layer: Any, words: Any) -> None:
+    """The book's sampler draws each sample's negatives without replacement and never its target: negatives
+    that repeat (one column used for every negative) or hold the target are the layer's mistake, which
+    the reference, given those very words, would not see. The target is read from the book's
+    ``embed_dot_layers[0].embed.idx`` when the layer has it."""
+    for n, row in enumerate(words):
+        if len(set(row.tolist())) < len(row):
+            raise ValueError(
+                f"the negative samples of sample {n} repeat a word ({row.tolist()}): each sample's "
+                "sample_size negatives must be distinct words (the book draws them with replace=False)"
+            )
+    try:
+        target = np.asarray(layer.embed_dot_layers[0].embed.idx).reshape(-1)
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return
+    if target.shape[0] == words.shape[0]:
+        hit = np.nonzero(np.any(words == target[:, None], axis=1))[0]
+        if hit.size:
+            n = int(hit[0])
+            raise ValueError(
+                f"the negative samples of sample {n} ({words[n].tolist()}) hold its target word "
+                f"{int(target[n])}: the book's sampler sets the target's probability to 0"
+            )
 
 
 def _sample_size(shapes: Shapes) -> int:

@@ -13,6 +13,8 @@ from backprop import nlp
 from backprop.verify.draw import Without
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes
+from backprop.verify.specs.nlp.layers import EXTREME_LOGITS, far_apart, logits
+from backprop.verify.specs.normalization import check_keep_rate
 from backprop.verify.vocabulary import Feature
 
 SECTION = (2, 5, 4)  # 5.4: the Time layers of the RNNLM (Embedding, Affine, Softmax with Loss), 6.4 dropout
@@ -58,7 +60,7 @@ TIME_EMBEDDING = Row(
     name="time_embedding",
     layer=nlp.TimeEmbedding,
     reference=lazy(_REF, "time_embedding"),
-    signature="TimeEmbedding(W[V,D]).forward(xs[N,T] ids) -> [N,T,D]   (backward -> None; grads [dW])",
+    signature="TimeEmbedding(W[V,D]).forward(xs[N,T] ids) -> [N,T,D]   (backward -> None; grads[0] = dW)",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
         Arg(name="xs", values=word_ids, batch=True),
@@ -93,7 +95,7 @@ TIME_AFFINE = Row(
     name="time_affine",
     layer=nlp.TimeAffine,
     reference=lazy(_REF, "time_affine"),
-    signature="TimeAffine(W[D,M], b[M]).forward(x[N,T,D]) -> [N,T,M]   (backward -> dx; grads [dW, db])",
+    signature="TimeAffine(W[D,M], b[M]).forward(x[N,T,D]) -> [N,T,M]   (backward -> dx; grads = [dW, db])",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
         Arg(name="b", to="init", grad="db", domain=(-1e3, 1e3)),
@@ -142,8 +144,12 @@ def _keep_one(ts: Any) -> Any:
     return ts
 
 
+_far_apart = far_apart("xs")
+
+
 def _target_form(values: Mapping[str, Any]) -> set[Feature]:
-    return {Feature.ONE_HOT if np.ndim(values["ts"]) == 3 else Feature.LABELS}
+    """One-hot or integer targets, and ``extreme`` when one step's scores are far apart (``LOGIT_GAP``)."""
+    return {Feature.ONE_HOT if np.ndim(values["ts"]) == 3 else Feature.LABELS} | _far_apart(values)
 
 
 def _kept(values: Mapping[str, Any]) -> Any:
@@ -178,7 +184,7 @@ TIME_SOFTMAX_WITH_LOSS = Row(
         "cross entropy over the kept labels   (backward(dout=1) -> dxs)"
     ),
     args=(
-        Arg(name="xs", grad="dxs", domain=(-1e4, 1e4), batch=True),
+        Arg(name="xs", grad="dxs", domain=(-1e4, 1e4), values=logits("xs"), batch=True),
         Arg(name="ts", values=time_labels, batch=True),
     ),
     shapes=TIME_SOFTMAX_LOSS_POOL,
@@ -193,6 +199,7 @@ TIME_SOFTMAX_WITH_LOSS = Row(
         Feature.NEGATIVE_ZERO,
     ),
     row_features=_target_form,
+    feature_words=EXTREME_LOGITS,
     conventions=(
         "label -1 is ignored: no loss, a zero gradient, and the mean is over the labels that are kept",
         "one-hot targets are read by their argmax, as in the book (a one-hot target is never ignored)",
@@ -287,7 +294,9 @@ def time_dropout_mask(layer: Any) -> dict[str, Any]:
                 f"(attributes: {held})"
             )
         mask = flags[0]
-    return {"mask": (np.asarray(mask) != 0).astype(np.float64)}
+    kept = (np.asarray(mask) != 0).astype(np.float64)
+    check_keep_rate(layer, kept)
+    return {"mask": kept}
 
 
 TIME_DROPOUT_POOL: tuple[ShapeDict, ...] = tuple(
