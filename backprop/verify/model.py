@@ -213,6 +213,8 @@ class ModelRow(Row):
             "# its distinct parameter arrays, in the order params lists them first (a tie is one array)",
             f"_own = [p for i, p in enumerate({who}.params) if not any(np.shares_memory(p, q) "
             f"for q in {who}.params[:i])]",
+            f"assert len(_own) == {len(names)}, f'params holds {{len(_own)}} distinct arrays, the row names "
+            f"{len(names)}: a shared weight copied?'",
             f"for _p, _v in zip(_own, [{', '.join(names)}]):",
             "    _p[...] = _v",
             f"{', '.join(names)}{',' if len(names) == 1 else ''} = _own",
