@@ -105,13 +105,15 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
 
         def backward(self, *douts: Any) -> Any:
             result = super().backward(*douts)
-            if target.source != "return" and row.convention(self) == Convention.BOOK2:
+            if target.source == "param" and row.convention(self) == Convention.BOOK2:
                 for i in _held_positions(row, self, target):
                     self.grads[i][...] = self.grads[i] * factor  # in place, as book 2 writes them
                 return result
             if target.source != "return":
-                # the first book's layers keep parameter gradients as attributes
-                assert row.convention(self) == Convention.BOOK1, row.convention(self)
+                # book 1's parameter gradients, or a gradient attribute such as a time layer's dh
+                assert target.source == "attr" or row.convention(self) == Convention.BOOK1, row.convention(
+                    self
+                )
                 setattr(self, target.grad, getattr(self, target.grad) * factor)
                 return result
             if len(returned) == 1:

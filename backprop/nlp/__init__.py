@@ -17,6 +17,7 @@ from .base_model import BaseModel
 from .cbow import CBOW, SimpleCBOW, SkipGram
 from .layers import Affine, Dropout, Embedding, MatMul, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss
 from .negative_sampling import EmbeddingDot, NegativeSamplingLoss, UnigramSampler
+from .recurrent import GRU, LSTM, RNN, TimeBiLSTM, TimeGRU, TimeLSTM, TimeRNN
 from .rnnlm import BetterRnnlm, Rnnlm, SimpleRnnlm
 from .seq2seq import (
     AttentionDecoder,
@@ -33,6 +34,9 @@ from .trainer import RnnlmTrainer, Trainer, clip_grads, eval_perplexity, eval_se
 
 __all__: list[str] = [
     "CBOW",
+    "GRU",
+    "LSTM",
+    "RNN",
     "Affine",
     "Attention",
     "AttentionDecoder",
@@ -62,8 +66,12 @@ __all__: list[str] = [
     "SoftmaxWithLoss",
     "TimeAffine",
     "TimeAttention",
+    "TimeBiLSTM",
     "TimeDropout",
     "TimeEmbedding",
+    "TimeGRU",
+    "TimeLSTM",
+    "TimeRNN",
     "TimeSigmoidWithLoss",
     "TimeSoftmaxWithLoss",
     "Trainer",

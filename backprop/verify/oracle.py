@@ -101,8 +101,11 @@ def _at_shape(
     cots = st.tuples(
         *(cotangent_arrays(shapes[out], dtype, low, high, scalar=row.loss) for out in row.outputs)
     )
+    # the state carried from a previous call is computed, not drawn: the example shows its true value
     return st.tuples(values, cots).map(
-        lambda drawn: Example(row=row.name, dtype=dtype.name, values=drawn[0], cotangents=drawn[1])
+        lambda drawn: Example(
+            row=row.name, dtype=dtype.name, values=row.complete(drawn[0]), cotangents=drawn[1]
+        )
     )
 
 

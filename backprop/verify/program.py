@@ -120,6 +120,11 @@ class _Calls:
             [f"{n}{suffix}" for n in self.inputs] + [f"{a.name}={a.name}" for a in row.placed("keyword")]
         )
         setter = [f"{who}.{row.set_state}({', '.join(f'{n}{suffix}' for n in state)})"] if state else []
+        previous = [a.name for a in row.placed("previous")]
+        if previous:  # the call whose final state a stateful layer carries into the checked one
+            setter.append(
+                f"{who}.forward({', '.join(f'{n}{suffix}' for n in previous)})  # the previous call"
+            )
         return [*setter, f"{', '.join(row.outputs)} = {row.forward_source(who, call)}"]
 
     def backward(self, args: str | None = None, who: str = "layer") -> str:
@@ -147,7 +152,7 @@ def _usual(calls: _Calls, kinds: set[str]) -> list[str] | None:
 
 def _second_use(calls: _Calls) -> list[str]:
     row = calls.row
-    same = [a.name for a in (*row.placed("state"), *row.placed("keyword"))]
+    same = [a.name for a in (*row.placed("state"), *row.placed("previous"), *row.placed("keyword"))]
     return [
         *calls.forward(),
         *[f"{n}_b = -{n}" for n in calls.inputs if n in {a.name for a in row.differentiable}],
@@ -164,7 +169,7 @@ def _second_use(calls: _Calls) -> list[str]:
 
 def _training(calls: _Calls, next_step: bool, other: Mapping[str, Any] | None) -> list[str]:
     row = calls.row
-    given = calls.inputs + [a.name for a in row.placed("state")]
+    given = calls.inputs + [a.name for a in (*row.placed("state"), *row.placed("previous"))]
     lines = [f"{k}_other = {literal(v)}" for k, v in (other or {}).items() if k in given]
     lines += [*(calls.forward(suffix="_other") if other else []), "# then this batch:", *calls.use()]
     if not next_step:

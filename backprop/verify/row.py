@@ -27,7 +27,7 @@ Shapes = Mapping[str, tuple[int, ...]]
 ShapeDict = dict[str, tuple[int, ...]]
 ShapeStrategy = Callable[[Without], st.SearchStrategy[ShapeDict]]
 ValuesFn = Callable[[Shapes, np.dtype[Any], Without], st.SearchStrategy[Any]]
-Place = Literal["init", "init_kw", "forward", "keyword", "state", "params"]
+Place = Literal["init", "init_kw", "forward", "keyword", "state", "params", "previous", "carried"]
 Source = Literal["return", "param", "attr", "key"]
 Subgradient = Callable[
     [Mapping[str, Any], tuple[Any, ...], str, NDArray[np.float64]],
@@ -50,8 +50,11 @@ class Arg:
 
     to:   where the value goes: ``init`` (constructor, positional), ``init_kw`` (constructor keyword),
           ``forward`` (forward, positional), ``keyword`` (forward keyword), ``state`` (given to the row's
-          ``set_state`` method before forward) or ``params`` (written into a network's ``params`` dict
-          once it is built; see ``backprop.verify.network.NetworkRow``).
+          ``set_state`` method before forward), ``params`` (written into a network's ``params`` dict
+          once it is built; see ``backprop.verify.network.NetworkRow``), ``previous`` (given to a
+          forward call made just before the checked one, on the same instance, after ``set_state``: the
+          previous chunk of a stateful time layer) or ``carried`` (never given to the layer: the row's
+          ``carry`` computes it from the other values; the state the layer carries into the checked call).
     grad: the name of its gradient (``dx``, ``dW``, ``dh``); empty when it is not differentiated.
     read: where that gradient is read: ``return`` (backward's return value, in order), ``param`` (the
           attribute ``grad`` in book 1, the matching ``grads`` entries in book 2), ``attr`` (the attribute
@@ -183,6 +186,13 @@ class Row:
     them all, and where it cancels exactly in the reference (equal logits) the run on absolute values does
     not see it: each gradient's rounding is then judged against the largest of the row's gradients."""
     """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
+    carry: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    """The ``carried`` arguments' values, computed from the others: the state a stateful layer carries from
+    the ``previous`` call into the checked one (the reference's final state of that call, or the zeros a
+    layer that is not stateful starts from). The reference takes that state as an input of its own and is
+    differentiated with respect to it, so that no gradient flows into the previous call: the truncation
+    of truncated BPTT. Every example and every set of values a stage builds is completed by it
+    (``complete``), so they always agree."""
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(Feature)
@@ -206,6 +216,8 @@ class Row:
                     )
             if not self.shapes:
                 raise ValueError(f"row {self.name!r}: the shape pool is empty")
+        if self.placed("carried") and self.carry is None:
+            raise ValueError(f"row {self.name!r}: carried arguments need carry=, which computes them")
 
     def draw_shapes(self, without: Without = frozenset()) -> st.SearchStrategy[ShapeDict]:
         """The row's shapes as a strategy, none exercising a feature in ``without``; ValueError when none
@@ -289,11 +301,19 @@ class Row:
         args = [values[a.name] for a in self.placed("init")]
         return layer(*args, **{a.name: values[a.name] for a in self.placed("init_kw")})
 
+    def complete(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The values with the ``carried`` arguments computed by ``carry`` from the others."""
+        return {**values, **self.carry(values)} if self.carry is not None else dict(values)
+
     def call(self, instance: Any, values: Mapping[str, Any]) -> Any:
-        """Give the state, then ``forward(*inputs, **keywords)``; forward's raw return value."""
+        """Give the state, make the previous call if any, then ``forward(*inputs, **keywords)``; the
+        checked forward's raw return value."""
         state = self.placed("state")
         if state:
             getattr(instance, self.set_state)(*[values[a.name] for a in state])
+        previous = self.placed("previous")
+        if previous:
+            instance.forward(*[values[a.name] for a in previous])
         args = [values[a.name] for a in self.placed("forward")]
         return instance.forward(*args, **{a.name: values[a.name] for a in self.placed("keyword")})
 

@@ -90,9 +90,12 @@ class FirstUse:
 
 
 def with_capture(row: Row, values: Mapping[str, Any], instance: Any) -> dict[str, Any]:
-    """The example's values plus any hidden state the layer drew in forward (a dropout mask)."""
+    """The example's values, with the state carried from a previous call computed from the others (so a
+    stage that moves the values moves it too), plus any hidden state the layer drew in forward (a dropout
+    mask)."""
+    values = row.complete(values)
     if row.capture is None or instance is None:
-        return dict(values)
+        return values
     try:
         return {**values, **row.capture(instance)}
     except Exception:  # the layer lacks the declared state: the comparison will show what is wrong

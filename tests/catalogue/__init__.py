@@ -38,6 +38,13 @@ class Case:
     dtype: str = "float64"
     options: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``verify`` keywords the case needs (``strict=True`` for a kink convention)."""
+    or_checks: frozenset[str] = frozenset()
+    """Other checks the same mistake may show in, whichever the shrunk example exercises (a lost state shows
+    in the outputs when Wh != 0, and only in dWh when Wh = 0)."""
+
+    @property
+    def checks(self) -> frozenset[str]:
+        return frozenset({self.check}) | self.or_checks
 
     def __post_init__(self) -> None:
         if self.diagnosis not in CODES:
