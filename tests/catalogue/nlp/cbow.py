@@ -47,6 +47,16 @@ class SkipGramLastContextOnly(SkipGram):
         return None
 
 
+class CBOWNoMean(CBOW):
+    """Forgets that h is the mean of the context embeddings: each Embedding receives the whole dh."""
+
+    def backward(self, dout: Any = 1) -> None:
+        dh = self.ns_loss.backward(dout)
+        for layer in self.in_layers:
+            layer.backward(dh)
+        return None
+
+
 class CBOWOneEmbedding(CBOW):
     """One Embedding looks up every context word at once (ids of shape (N, 2w)), so W_in is listed once;
     the mean over the window is taken with einsum."""
@@ -91,6 +101,14 @@ BROKEN: list[Case] = [
         kinds=_k("value"),
         diagnosis="scale",
         why="da not halved for the mean of two contexts",
+    ),
+    Case(
+        layer=CBOWNoMean,
+        against="cbow",
+        check="grads[0]+grads[1]",
+        kinds=_k("value"),
+        diagnosis="scale",
+        why="dh not divided by the 2 * window_size context words",
     ),
     Case(
         layer=SkipGramLastContextOnly,
