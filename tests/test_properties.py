@@ -11,6 +11,7 @@ from hypothesis import assume, given, note, settings, target
 from hypothesis import strategies as st
 
 from backprop.verify import ROWS, Arg, Convention, LayerMismatch, Row, check_example, examples, reference_vjp
+from backprop.verify.model import distinct_params, transposed_view
 from backprop.verify.vocabulary import DTYPES
 from tests.hidden_state import SEED, with_hidden_state
 
@@ -86,9 +87,10 @@ def test_cotangent_is_random_and_shaped_like_the_output(row: Row, data: st.DataO
 
 def _held_positions(row: Row, layer: Any, target: Arg) -> list[int]:
     """Book 2: the ``grads`` entries of a parameter, those whose ``params`` entry is its very array (a tied
-    weight is listed several times)."""
-    held = layer.params[row.params.index(target)]
-    return [i for i, p in enumerate(layer.params) if p is held]
+    weight is listed several times) or its transposed view (BetterRnnlm's tie); the row's k-th parameter
+    is the k-th distinct array of ``params``."""
+    held = distinct_params(layer.params)[row.params.index(target)]
+    return [i for i, p in enumerate(layer.params) if p is held or transposed_view(held, p)]
 
 
 def _mutant(row: Row, target: Arg, factor: float) -> type:
@@ -122,6 +124,20 @@ def _mutant(row: Row, target: Arg, factor: float) -> type:
     return Mutant
 
 
+def _where(row: Row, arg: Arg, example: Any) -> str:
+    """Where the row reads ``arg``'s gradient from the library's own layer: a network's dict entry, book
+    1's attribute, or book 2's grads entries (``grads[0]+grads[1]`` for a tied weight)."""
+    if arg.source == "key":
+        return f"grads[{arg.name!r}]"
+    if arg.source != "param":
+        return arg.grad
+    values = dict(example.values)
+    layer = row.build(row.layer, values)
+    row.call(layer, values)
+    result = row.backward(layer, example.cotangents)
+    return next(r.where for r in row.gradients(layer, result, values) if r.arg is arg)
+
+
 _FACTORS = (-1.0, 0.5, 1.001, 2.0)
 MAX_MUTANTS = 12
 
@@ -152,10 +168,7 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
             check_example(row, mutant, example)
         failure = caught.value.failure
         note(failure.render())
-        named = f"grads[{arg.name!r}]" if arg.source == "key" else arg.grad  # a network's dict entry
-        built = row.build(row.layer, example.values) if arg.source == "param" else None
-        if built is not None and row.convention(built) == Convention.BOOK2:  # read where the row says
-            named = "grads[" + "]+grads[".join(map(str, _held_positions(row, built, arg))) + "]"
+        named = _where(row, arg, example)
         assert [m.check for m in failure.mismatches] == [named], mutant.__qualname__
         assert failure.mismatches[0].kind == "value"
         assert mutant.__qualname__ in failure.render()

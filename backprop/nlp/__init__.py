@@ -13,25 +13,55 @@ convention, so the whole second book lives here, in one namespace, rather than b
 """
 
 from .attention import Attention, AttentionWeight, TimeAttention, WeightSum
+from .base_model import BaseModel
+from .cbow import CBOW, SimpleCBOW, SkipGram
 from .layers import Affine, Dropout, Embedding, MatMul, Sigmoid, SigmoidWithLoss, Softmax, SoftmaxWithLoss
 from .negative_sampling import EmbeddingDot, NegativeSamplingLoss, UnigramSampler
 from .recurrent import GRU, LSTM, RNN, TimeBiLSTM, TimeGRU, TimeLSTM, TimeRNN
+from .rnnlm import BetterRnnlm, Rnnlm, SimpleRnnlm
+from .seq2seq import (
+    AttentionDecoder,
+    AttentionEncoder,
+    AttentionSeq2seq,
+    Decoder,
+    Encoder,
+    PeekyDecoder,
+    PeekySeq2seq,
+    Seq2seq,
+)
 from .time_layers import TimeAffine, TimeDropout, TimeEmbedding, TimeSigmoidWithLoss, TimeSoftmaxWithLoss
+from .trainer import RnnlmTrainer, Trainer, clip_grads, eval_perplexity, eval_seq2seq, remove_duplicate
 
 __all__: list[str] = [
+    "CBOW",
     "GRU",
     "LSTM",
     "RNN",
     "Affine",
     "Attention",
+    "AttentionDecoder",
+    "AttentionEncoder",
+    "AttentionSeq2seq",
     "AttentionWeight",
+    "BaseModel",
+    "BetterRnnlm",
+    "Decoder",
     "Dropout",
     "Embedding",
     "EmbeddingDot",
+    "Encoder",
     "MatMul",
     "NegativeSamplingLoss",
+    "PeekyDecoder",
+    "PeekySeq2seq",
+    "Rnnlm",
+    "RnnlmTrainer",
+    "Seq2seq",
     "Sigmoid",
     "SigmoidWithLoss",
+    "SimpleCBOW",
+    "SimpleRnnlm",
+    "SkipGram",
     "Softmax",
     "SoftmaxWithLoss",
     "TimeAffine",
@@ -44,6 +74,11 @@ __all__: list[str] = [
     "TimeRNN",
     "TimeSigmoidWithLoss",
     "TimeSoftmaxWithLoss",
+    "Trainer",
     "UnigramSampler",
     "WeightSum",
+    "clip_grads",
+    "eval_perplexity",
+    "eval_seq2seq",
+    "remove_duplicate",
 ]

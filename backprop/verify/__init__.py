@@ -12,6 +12,7 @@ from backprop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from backprop.verify.findings import Measured
+    from backprop.verify.model import ModelRow
     from backprop.verify.network import NetworkRow
     from backprop.verify.oracle import LayerMismatch, Options, check_example, examples
     from backprop.verify.registry import ROWS, get_row, names
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 _SUBMODULE = {
     "Measured": "findings",
+    "ModelRow": "model",
     "NetworkRow": "network",
     **dict.fromkeys(("LayerMismatch", "Options", "check_example", "examples"), "oracle"),
     **dict.fromkeys(("ROWS", "get_row", "names"), "registry"),
@@ -55,6 +57,7 @@ __all__ = [
     "LayerReport",
     "Measured",
     "Mismatch",
+    "ModelRow",
     "NetworkRow",
     "Options",
     "Read",
