@@ -31,7 +31,7 @@ except ImportError:  # run from a checkout without installing
     import backprop
 
 from backprop.nlp.seq2seq import AttentionSeq2seq
-from backprop.nlp.trainer import clip_grads, remove_duplicate
+from backprop.nlp.trainer import train_step
 
 START = "_"
 FIRST_DAY, DAYS = dt.date(1950, 1, 1).toordinal(), 100 * 365 + 24  # 1950-01-01 .. 2049-12-31
@@ -148,11 +148,7 @@ def train(
         batches = batches[:max_iters] if max_iters else batches
         task = progress.add_task(f"epoch {epoch + 1}", total=len(batches)) if progress else None
         for batch in batches:
-            losses.append(float(model.forward(data.x_train[batch], data.t_train[batch])))
-            model.backward()
-            params, grads = remove_duplicate(model.params, model.grads)
-            clip_grads(grads, max_grad)
-            optimizer.update(params, grads)
+            losses.append(train_step(model, optimizer, data.x_train[batch], data.t_train[batch], max_grad))
             if progress is not None:
                 progress.update(task, advance=1, description=f"epoch {epoch + 1} loss {losses[-1]:.3f}")
         history.seconds.append(time.perf_counter() - start)

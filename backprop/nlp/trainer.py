@@ -130,13 +130,7 @@ class Trainer:
             for iters in range(max_iters):
                 batch_x = x[iters * batch_size : (iters + 1) * batch_size]
                 batch_t = t[iters * batch_size : (iters + 1) * batch_size]
-                loss = model.forward(batch_x, batch_t)
-                model.backward()
-                params, grads = remove_duplicate(model.params, model.grads)
-                if max_grad is not None:
-                    clip_grads(grads, max_grad)
-                optimizer.update(params, grads)
-                total_loss += float(loss)
+                total_loss += train_step(model, optimizer, batch_x, batch_t, max_grad)
                 loss_count += 1
                 if eval_interval is not None and iters % eval_interval == 0:
                     avg_loss = total_loss / loss_count
@@ -152,6 +146,18 @@ class Trainer:
     def plot(self, ylim: tuple[float, float] | None = None, path: str | None = None) -> None:
         """The loss curve (matplotlib); saved to ``path`` when given, shown otherwise."""
         _plot(self.loss_list, "loss", self.eval_interval, ylim, path)
+
+
+def train_step(model: Any, optimizer: Any, batch_x: Any, batch_t: Any, max_grad: float | None) -> float:
+    """One optimizer step, as both trainers take it: forward, backward, tied gradients summed
+    (``remove_duplicate``), clipped to ``max_grad`` when given, then the update; the batch's loss."""
+    loss = model.forward(batch_x, batch_t)
+    model.backward()
+    params, grads = remove_duplicate(model.params, model.grads)
+    if max_grad is not None:
+        clip_grads(grads, max_grad)
+    optimizer.update(params, grads)
+    return float(loss)
 
 
 class RnnlmTrainer:
@@ -203,13 +209,7 @@ class RnnlmTrainer:
         for _ in range(max_epoch):
             for iters in range(max_iters):
                 batch_x, batch_t = self.get_batch(xs, ts, batch_size, time_size)
-                loss = model.forward(batch_x, batch_t)
-                model.backward()
-                params, grads = remove_duplicate(model.params, model.grads)
-                if max_grad is not None:
-                    clip_grads(grads, max_grad)
-                optimizer.update(params, grads)
-                total_loss += float(loss)
+                total_loss += train_step(model, optimizer, batch_x, batch_t, max_grad)
                 loss_count += 1
                 if eval_interval is not None and iters % eval_interval == 0:
                     ppl = float(np.exp(total_loss / loss_count))
