@@ -5,7 +5,8 @@
 the window it came from, so where windows overlap (a stride smaller than the filter) values are summed,
 never overwritten. Both work on strided views (``sliding_window_view``) rather than a Python loop over
 the output; ``Convolution`` multiplies a column matrix by the filters with BLAS, as the book does, and
-keeps it for ``dW`` (its own, with channels last, which copies faster).
+keeps it for ``dW`` (its own: transposed, with a row of ones for the bias). At stride 1 its ``dx`` is one
+product of dout laid out on the padded image's grid, added back as fh*fw shifted contiguous blocks.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
 from ._errors import check_dout, not_ready
@@ -44,21 +45,11 @@ def _geometry(
     return (h + 2 * pad - filter_h) // stride + 1, (w + 2 * pad - filter_w) // stride + 1
 
 
-def _windows(
-    img: Array,
-    filter_h: int,
-    filter_w: int,
-    stride: int,
-    out: tuple[int, int],
-    axes: tuple[int, int] = (2, 3),
-) -> Array:
-    """A read-only view of every window of a padded image: (N, C, out_h, out_w, filter_h, filter_w) for
-    NCHW (the image's ``axes`` are its height and width; the window's axes come last)."""
-    view = sliding_window_view(img, (filter_h, filter_w), axis=axes)
-    steps: list[slice] = [slice(None)] * view.ndim
-    for axis, n in zip(axes, out, strict=True):
-        steps[axis] = slice(None, stride * (n - 1) + 1, stride)
-    return view[tuple(steps)]
+def _windows(img: Array, filter_h: int, filter_w: int, stride: int, out: tuple[int, int]) -> Array:
+    """A read-only view of every window of a padded NCHW image: (N, C, out_h, out_w, filter_h, filter_w)."""
+    view = sliding_window_view(img, (filter_h, filter_w), axis=(2, 3))
+    out_h, out_w = out
+    return view[:, :, : stride * (out_h - 1) + 1 : stride, : stride * (out_w - 1) + 1 : stride]
 
 
 def _padded(x: Array, pad: int, fill: float = 0.0) -> Array:
@@ -115,6 +106,29 @@ def col2im(
     return _add_windows(grad, shape, stride, pad)
 
 
+WORKSPACE_BYTES = 32 * 2**20
+"""How much memory a Convolution may keep for work arrays between calls (see ``_kept``)."""
+
+
+def _kept(store: dict[str, Array], name: str, shape: Shape, dtype: Any, zeros: bool = False) -> Array:
+    """A work array kept in ``store`` between calls while its shape and dtype hold.
+
+    A fresh array of a few MB pays a page fault per 4 KB page on first touch and arrives cold in the cache;
+    a kept one does neither. Like a cuDNN workspace, the store is capped (``WORKSPACE_BYTES``): past the cap
+    arrays are made per call, so a large network keeps no more than before. ``zeros`` arrays start zeroed
+    and callers write only what changes, so their zero borders stay zero. Outputs and gradients never come
+    from here: they are always new arrays.
+    """
+    buf = store.get(name)
+    if buf is not None and buf.shape == shape and buf.dtype == dtype:
+        return buf
+    store.pop(name, None)
+    buf = np.zeros(shape, dtype) if zeros else np.empty(shape, dtype)
+    if sum(b.nbytes for b in store.values()) + buf.nbytes <= WORKSPACE_BYTES:
+        store[name] = buf
+    return buf
+
+
 def _of_rank(layer: str, name: str, value: Any, ndim: int) -> Array:
     arr = value if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.ndim != ndim:
@@ -140,10 +154,15 @@ class Convolution:
             )
         self.stride, self.pad = stride, pad
         self.x: Array | None = None
-        self._col: Array | None = None
+        self._col_t: Array | None = None
         self._out = (0, 0)
+        self._work: dict[str, Array] = {}  # see _kept
         self.dW: Array | None = None
         self.db: Array | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and deep-copied without the work arrays (they are rebuilt on the next call)."""
+        return {**self.__dict__, "_work": {}}
 
     def forward(self, x: ArrayLike) -> Array:
         xa = _of_rank("Convolution.forward", "x", x, 4)
@@ -155,61 +174,95 @@ class Convolution:
             )
         oh, ow = _geometry("Convolution.forward", xa.shape, fh, fw, self.stride, self.pad)
         self.x, self._out = xa, (oh, ow)
-        # The column matrix with channels last, (N*oh*ow, fh*fw*C): it copies from a channel-last image
-        # in contiguous runs, faster than the book's (C, fh, fw) order; W is reordered to match. It is
-        # kept for dW.
-        self._col = self._columns(xa, oh, ow)
-        y = self._col @ self._filters().T + self.b  # (N * oh * ow, FN)
-        return np.ascontiguousarray(y.reshape(xa.shape[0], oh, ow, fn).transpose(0, 3, 1, 2))
+        n = xa.shape[0]
+        # The book's column matrix transposed, (C*fh*fw + 1, N*oh*ow), kept for dW. Its rows are W's own
+        # (C, fh, fw) order, and the product W @ col_t comes out filter-major, so reordering it to NCHW
+        # copies runs of oh*ow values (the book's col @ W.T would copy runs of one value). Its last row
+        # is ones, so b is one more column of the filters: the product adds it, and dW's row for it is db.
+        self._col_t = col_t = self._columns_t(xa, oh, ow)
+        filters = np.concatenate((self.W.reshape(fn, -1), self.b[:, None]), axis=1)
+        y = _kept(self._work, "y", (fn, col_t.shape[1]), np.result_type(col_t, filters))
+        np.matmul(filters, col_t, out=y)
+        out = np.empty((n, fn, oh, ow), dtype=y.dtype)
+        out.reshape(n, fn, oh * ow)[...] = y.reshape(fn, n, oh * ow).transpose(1, 0, 2)
+        return out
 
-    def _filters(self) -> Array:
-        """W as (FN, fh*fw*C), in the column matrix's order."""
-        return self.W.transpose(0, 2, 3, 1).reshape(self.W.shape[0], -1)
-
-    def _columns(self, x: Array, oh: int, ow: int) -> Array:
-        n, c = x.shape[:2]
+    def _columns_t(self, x: Array, oh: int, ow: int) -> Array:
+        """col_t[(c, i, j), (n, y, x)] = padded[n, c, y*stride + i, x*stride + j], and a last row of ones:
+        one copy of a strided view of the padded image, each run ow values long."""
+        n, c, h, w = x.shape
         _, _, fh, fw = self.W.shape
         s, p = self.stride, self.pad
-        if c == 1:  # one channel: the book's order is the same, and one copy of the window view is faster
-            return im2col(x, fh, fw, s, p)
-        img = np.ascontiguousarray(_padded(x, p).transpose(0, 2, 3, 1))  # (N, H, W, C)
-        view = _windows(img, fh, fw, s, (oh, ow), axes=(1, 2))
-        # (N, oh, ow, C, fh, fw) -> (N, oh, ow, fh, fw, C): one copy that reads runs of fw * C values
-        return view.transpose(0, 1, 2, 4, 5, 3).reshape(n * oh * ow, fh * fw * c)
+        img = x
+        if p:  # the padded image; its zero border is never written
+            img = _kept(self._work, "image", (n, c, h + 2 * p, w + 2 * p), x.dtype, zeros=True)
+            img[:, :, p : p + h, p : p + w] = x
+        sn, sc, sh, sw = img.strides
+        view = as_strided(img, (c, fh, fw, n, oh, ow), (sc, sh, sw, sn, s * sh, s * sw), writeable=False)
+        col_t = _kept(self._work, "col_t", (c * fh * fw + 1, n * oh * ow), x.dtype)
+        col_t[:-1].reshape(view.shape)[...] = view
+        col_t[-1] = 1
+        return col_t
 
     def backward(self, dout: ArrayLike) -> Array:
-        if self.x is None or self._col is None:
+        if self.x is None or self._col_t is None:
             raise not_ready("Convolution")
-        fn, c, fh, fw = self.W.shape
+        fn, c = self.W.shape[:2]
         n, (oh, ow) = self.x.shape[0], self._out
         check_dout("Convolution", dout, (n, fn, oh, ow))
-        d = np.asarray(dout).transpose(0, 2, 3, 1).reshape(-1, fn)  # (N * oh * ow, FN)
-        self.db = d.sum(axis=0).astype(self.b.dtype, copy=False)
-        dw = (d.T @ self._col).reshape(fn, fh, fw, c).transpose(0, 3, 1, 2)
-        self.dW = np.ascontiguousarray(dw, dtype=self.W.dtype)
-        return self._dx(d, self.x.shape).astype(self.x.dtype, copy=False)
+        dout_a = np.asarray(dout)
+        # dout as (N*oh*ow, FN), the column matrix's rows against the filters
+        d = _kept(self._work, "dout", (n * oh * ow, fn), dout_a.dtype)
+        d.reshape(n, oh, ow, fn)[...] = dout_a.transpose(0, 2, 3, 1)
+        grads = (self._col_t @ d).T  # (FN, C*fh*fw + 1): dW, then db from the row of ones
+        self.dW = np.ascontiguousarray(grads[:, :-1].reshape(self.W.shape), dtype=self.W.dtype)
+        self.db = np.ascontiguousarray(grads[:, -1], dtype=self.b.dtype)
+        if c > 1 and self.stride == 1:
+            dx = self._dx_shifted(dout_a, self.x.shape)
+        else:
+            dx = self._dx_blocks(d, self.x.shape)
+        return dx.astype(self.x.dtype, copy=False)
 
-    def _dx(self, d: Array, shape: Shape) -> Array:
-        """col2im of the column gradient d @ W, (N*oh*ow, FN) -> NCHW, with overlapping windows added."""
+    def _dx_blocks(self, d: Array, shape: Shape) -> Array:
+        """col2im of the column gradient: one product, (C, fh, fw, N, oh, ow), added back one filter
+        position at a time (for one channel its blocks are already the image's)."""
         n, c, h, w = shape
-        _, _, fh, fw = self.W.shape
+        fn, _, fh, fw = self.W.shape
         oh, ow = self._out
-        if c == 1:  # one channel: the column gradient in one product, added in the book's layout
-            dcol = (self._filters().T @ d.T).reshape(fh, fw, c, n, oh, ow)
-            return _add_blocks(dcol, (c, n, h, w), self.stride, self.pad).reshape(shape)
-        # several channels: one product per filter position, (N*oh*ow, FN) @ (FN, C), added into a
-        # channel-last image, where each window row is one contiguous run of ow * C values (the
-        # channel-first runs are only ow long, and a strided += over short runs is what col2im spends)
-        s, p = self.stride, self.pad
-        img = np.zeros((n, h + 2 * p, w + 2 * p, c), dtype=np.result_type(d, self.W))
-        per_position = self.W.transpose(2, 3, 0, 1)  # (fh, fw, FN, C)
+        dcol = (self.W.reshape(fn, -1).T @ d.T).reshape(c, fh, fw, n, oh, ow)
+        if c == 1:
+            return _add_blocks(dcol[0][:, :, None], (c, n, h, w), self.stride, self.pad).reshape(shape)
+        return _add_blocks(dcol.transpose(1, 2, 3, 0, 4, 5), shape, self.stride, self.pad)
+
+    def _dx_shifted(self, dout: Array, shape: Shape) -> Array:
+        """dx at stride 1, where col2im is a sum of shifted copies of one product.
+
+        Lay dout out channel-first on the padded image's own grid, D[f, (n, y, x)] = dout[n, f, y, x] for
+        y < oh, x < ow and 0 elsewhere, flattened. Then filter position (i, j) sends flat index s to
+        s + i*Wp + j, so dpadded[c] = sum over (i, j) of (W[:, c, i, j] @ D) shifted by i*Wp + j: one
+        product and fh*fw contiguous adds (the zeros of D absorb every window that would wrap a row).
+        """
+        n, c, h, w = shape
+        fn, _, fh, fw = self.W.shape
+        oh, ow = self._out
+        hp, wp = h + 2 * self.pad, w + 2 * self.pad
+        size = n * hp * wp
+        dtype = np.result_type(dout, self.W)
+        grid = _kept(self._work, "grid", (fn, n, hp, wp), dtype, zeros=True)
+        grid[:, :, :oh, :ow] = dout.transpose(1, 0, 2, 3)
+        per_position = self.W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)  # rows (i, j, c)
+        products = _kept(self._work, "products", (fh * fw * c, size), dtype)
+        np.matmul(per_position, grid.reshape(fn, size), out=products)
+        img = _kept(self._work, "dimage", (c, size + (fh - 1) * wp + fw - 1), dtype)
+        img[:, :size] = products[:c]  # position (0, 0) is not shifted: a copy, not zeros and an add
+        img[:, size:] = 0  # the tail past the last image is discarded, but no add may meet stale inf
         for i in range(fh):
-            for j in range(fw):
-                window = img[:, i : i + s * oh : s, j : j + s * ow : s, :]
-                window += (d @ per_position[i, j]).reshape(n, oh, ow, c)
-        if p:
-            img = img[:, p : p + h, p : p + w, :]
-        return np.ascontiguousarray(img.transpose(0, 3, 1, 2))
+            for j in range(1 if i == 0 else 0, fw):
+                k = (i * fw + j) * c
+                img[:, i * wp + j : i * wp + j + size] += products[k : k + c]
+        p = self.pad
+        padded = img[:, :size].reshape(c, n, hp, wp)[:, :, p : p + h, p : p + w]
+        return np.ascontiguousarray(padded.transpose(1, 0, 2, 3))
 
 
 class Pooling:

@@ -136,3 +136,64 @@ def test_pooling_keeps_an_infinite_dout_at_the_maximum_only() -> None:
     pool = Pooling(2, 2, stride=2)
     pool.forward(np.array([[[[1.0, 3.0], [2.0, 0.0]]]]))
     np.testing.assert_array_equal(pool.backward(np.array([[[[np.inf]]]])), [[[[0.0, np.inf], [0.0, 0.0]]]])
+
+
+def _conv_pass(layer: Convolution, x: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, ...]:
+    out = layer.forward(x)
+    dx = layer.backward(dout)
+    assert layer.dW is not None and layer.db is not None
+    return out, dx, layer.dW, layer.db
+
+
+def _by_the_book(
+    w: np.ndarray, b: np.ndarray, stride: int, pad: int, x: np.ndarray, dout: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The book's im2col formulas, through this module's im2col and col2im (no work arrays)."""
+    fn, _, fh, fw = w.shape
+    col = im2col(x, fh, fw, stride, pad)
+    d = dout.transpose(0, 2, 3, 1).reshape(-1, fn)
+    out = (col @ w.reshape(fn, -1).T + b).reshape(dout.shape[0], *dout.shape[2:], fn).transpose(0, 3, 1, 2)
+    dx = col2im(d @ w.reshape(fn, -1), x.shape, fh, fw, stride, pad)
+    return out, dx, (col.T @ d).T.reshape(w.shape), d.sum(axis=0)
+
+
+@pytest.mark.parametrize(("channels", "stride", "pad"), [(3, 1, 1), (3, 1, 0), (3, 2, 1), (1, 1, 2)])
+def test_kept_work_arrays_never_leak_into_results(channels: int, stride: int, pad: int) -> None:
+    """Convolution keeps its work arrays between calls (convolution._kept). Alternating batch sizes must
+    give the book's formulas, with zero borders still zero, and no result may share memory with a work
+    array or change when the next call reuses them."""
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(4, channels, 3, 3)), rng.normal(size=4)
+    layer = Convolution(w, b, stride, pad)
+    kept: list[tuple[np.ndarray, ...]] = []
+    for n in (3, 2, 3, 3):
+        x = rng.normal(size=(n, channels, 7, 6))
+        oh, ow = (7 + 2 * pad - 3) // stride + 1, (6 + 2 * pad - 3) // stride + 1
+        dout = rng.normal(size=(n, 4, oh, ow))
+        results = _conv_pass(layer, x, dout)
+        for got, want in zip(results, _by_the_book(w, b, stride, pad, x, dout), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+            assert not any(np.shares_memory(got, work) for work in layer._work.values())
+        kept.append(tuple(r.copy() for r in results) + results)
+    for saved in kept:  # what each call returned is untouched by the later calls
+        for copy, result in zip(saved[:4], saved[4:], strict=True):
+            np.testing.assert_array_equal(copy, result)
+
+
+def test_kept_work_arrays_stay_within_the_workspace_and_are_not_pickled() -> None:
+    import pickle
+
+    from backprop.convolution import WORKSPACE_BYTES
+
+    rng = np.random.default_rng(1)
+    small = Convolution(rng.normal(size=(8, 4, 3, 3)), np.zeros(8))
+    _conv_pass(small, rng.normal(size=(2, 4, 9, 9)), rng.normal(size=(2, 8, 7, 7)))
+    assert set(small._work) >= {"col_t", "y", "dout", "grid", "products", "dimage"}
+    big = Convolution(rng.normal(size=(16, 16, 3, 3)), np.zeros(16), pad=1)
+    x = rng.normal(size=(40, 16, 28, 28))
+    _conv_pass(big, x, rng.normal(size=(40, 16, 28, 28)))
+    assert 0 < sum(a.nbytes for a in big._work.values()) <= WORKSPACE_BYTES
+    assert "products" not in big._work  # 9*16 x 40*30*30 float64: 41 MB, made per call
+    copy = pickle.loads(pickle.dumps(small))
+    assert copy._work == {} and small._work
+    np.testing.assert_array_equal(copy.forward(np.ones((1, 4, 9, 9))), small.forward(np.ones((1, 4, 9, 9))))
