@@ -5,7 +5,7 @@
 the window it came from, so where windows overlap (a stride smaller than the filter) values are summed,
 never overwritten. Both work on strided views (``sliding_window_view``) rather than a Python loop over
 the output; ``Convolution`` multiplies a column matrix by the filters with BLAS, as the book does, and
-keeps it for ``dW`` (its own: transposed, with a row of ones for the bias). At stride 1 its ``dx`` is one
+keeps it for ``dW`` (its own, transposed). At stride 1 its ``dx`` is one
 product of dout laid out on the padded image's grid, added back as fh*fw shifted contiguous blocks.
 """
 
@@ -106,26 +106,29 @@ def col2im(
     return _add_windows(grad, shape, stride, pad)
 
 
-WORKSPACE_BYTES = 32 * 2**20
+WORKSPACE_BYTES = 16 * 2**20
 """How much memory a Convolution may keep for work arrays between calls (see ``_kept``)."""
 
+Work = dict[str, tuple[tuple[Any, ...], Array]]
+"""A layer's kept work arrays: name -> (the key they were made for, the array)."""
 
-def _kept(store: dict[str, Array], name: str, shape: Shape, dtype: Any, zeros: bool = False) -> Array:
+
+def _kept(store: Work, name: str, shape: Shape, dtype: Any, zeros: tuple[Any, ...] | None = None) -> Array:
     """A work array kept in ``store`` between calls while its shape and dtype hold.
 
     A fresh array of a few MB pays a page fault per 4 KB page on first touch and arrives cold in the cache;
     a kept one does neither. Like a cuDNN workspace, the store is capped (``WORKSPACE_BYTES``): past the cap
-    arrays are made per call, so a large network keeps no more than before. ``zeros`` arrays start zeroed
-    and callers write only what changes, so their zero borders stay zero. Outputs and gradients never come
-    from here: they are always new arrays.
+    arrays are made per call, so a large network keeps little more than before. An array with ``zeros``
+    starts zeroed and its callers write only the region that ``zeros`` (the geometry) determines, so its
+    border stays zero; another geometry gets a new array. Outputs and gradients never come from here.
     """
-    buf = store.get(name)
-    if buf is not None and buf.shape == shape and buf.dtype == dtype:
-        return buf
+    key = (shape, np.dtype(dtype), zeros)
+    if name in store and store[name][0] == key:
+        return store[name][1]
     store.pop(name, None)
-    buf = np.zeros(shape, dtype) if zeros else np.empty(shape, dtype)
-    if sum(b.nbytes for b in store.values()) + buf.nbytes <= WORKSPACE_BYTES:
-        store[name] = buf
+    buf = np.empty(shape, dtype) if zeros is None else np.zeros(shape, dtype)
+    if sum(b.nbytes for _, b in store.values()) + buf.nbytes <= WORKSPACE_BYTES:
+        store[name] = (key, buf)
     return buf
 
 
@@ -156,13 +159,16 @@ class Convolution:
         self.x: Array | None = None
         self._col_t: Array | None = None
         self._out = (0, 0)
-        self._work: dict[str, Array] = {}  # see _kept
+        self._work: Work = {}  # see _kept
         self.dW: Array | None = None
         self.db: Array | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled and deep-copied without the work arrays (they are rebuilt on the next call)."""
-        return {**self.__dict__, "_work": {}}
+        """Pickled and copied without the work arrays (they are rebuilt on the next call); the column
+        matrix is a work array, so a copy takes its own (even a shallow copy, whose original would
+        otherwise overwrite it)."""
+        col_t = None if self._col_t is None else self._col_t.copy()
+        return {**self.__dict__, "_work": {}, "_col_t": col_t}
 
     def forward(self, x: ArrayLike) -> Array:
         xa = _of_rank("Convolution.forward", "x", x, 4)
@@ -175,33 +181,34 @@ class Convolution:
         oh, ow = _geometry("Convolution.forward", xa.shape, fh, fw, self.stride, self.pad)
         self.x, self._out = xa, (oh, ow)
         n = xa.shape[0]
-        # The book's column matrix transposed, (C*fh*fw + 1, N*oh*ow), kept for dW. Its rows are W's own
+        # The book's column matrix transposed, (C*fh*fw, N*oh*ow), kept for dW. Its rows are W's own
         # (C, fh, fw) order, and the product W @ col_t comes out filter-major, so reordering it to NCHW
-        # copies runs of oh*ow values (the book's col @ W.T would copy runs of one value). Its last row
-        # is ones, so b is one more column of the filters: the product adds it, and dW's row for it is db.
+        # copies runs of oh*ow values (the book's col @ W.T would copy runs of one value). The bias is
+        # added after the product, as the book and the reference do: carried inside the product as a row
+        # of ones it would round differently, and flip rounding-level ties in a max pooling downstream.
         self._col_t = col_t = self._columns_t(xa, oh, ow)
-        filters = np.concatenate((self.W.reshape(fn, -1), self.b[:, None]), axis=1)
+        filters = self.W.reshape(fn, -1)
         y = _kept(self._work, "y", (fn, col_t.shape[1]), np.result_type(col_t, filters))
         np.matmul(filters, col_t, out=y)
-        out = np.empty((n, fn, oh, ow), dtype=y.dtype)
+        out = np.empty((n, fn, oh, ow), dtype=np.result_type(y, self.b))
         out.reshape(n, fn, oh * ow)[...] = y.reshape(fn, n, oh * ow).transpose(1, 0, 2)
+        out += self.b[:, None, None]
         return out
 
     def _columns_t(self, x: Array, oh: int, ow: int) -> Array:
-        """col_t[(c, i, j), (n, y, x)] = padded[n, c, y*stride + i, x*stride + j], and a last row of ones:
-        one copy of a strided view of the padded image, each run ow values long."""
+        """col_t[(c, i, j), (n, y, x)] = padded[n, c, y*stride + i, x*stride + j]: one copy of a strided
+        view of the padded image, each run ow values long."""
         n, c, h, w = x.shape
         _, _, fh, fw = self.W.shape
         s, p = self.stride, self.pad
         img = x
         if p:  # the padded image; its zero border is never written
-            img = _kept(self._work, "image", (n, c, h + 2 * p, w + 2 * p), x.dtype, zeros=True)
+            img = _kept(self._work, "image", (n, c, h + 2 * p, w + 2 * p), x.dtype, zeros=(p,))
             img[:, :, p : p + h, p : p + w] = x
         sn, sc, sh, sw = img.strides
         view = as_strided(img, (c, fh, fw, n, oh, ow), (sc, sh, sw, sn, s * sh, s * sw), writeable=False)
-        col_t = _kept(self._work, "col_t", (c * fh * fw + 1, n * oh * ow), x.dtype)
-        col_t[:-1].reshape(view.shape)[...] = view
-        col_t[-1] = 1
+        col_t = _kept(self._work, "col_t", (c * fh * fw, n * oh * ow), x.dtype)
+        col_t.reshape(view.shape)[...] = view
         return col_t
 
     def backward(self, dout: ArrayLike) -> Array:
@@ -211,13 +218,16 @@ class Convolution:
         n, (oh, ow) = self.x.shape[0], self._out
         check_dout("Convolution", dout, (n, fn, oh, ow))
         dout_a = np.asarray(dout)
-        # dout as (N*oh*ow, FN), the column matrix's rows against the filters
-        d = _kept(self._work, "dout", (n * oh * ow, fn), dout_a.dtype)
+        # dout as (N*oh*ow, FN), the column matrix's rows against the filters; integers and booleans
+        # become float64, so that the sums (db is one) cannot wrap around
+        dtype = dout_a.dtype if dout_a.dtype.kind in "fc" else np.dtype(np.float64)
+        d = _kept(self._work, "dout", (n * oh * ow, fn), dtype)
         d.reshape(n, oh, ow, fn)[...] = dout_a.transpose(0, 2, 3, 1)
-        grads = (self._col_t @ d).T  # (FN, C*fh*fw + 1): dW, then db from the row of ones
-        self.dW = np.ascontiguousarray(grads[:, :-1].reshape(self.W.shape), dtype=self.W.dtype)
-        self.db = np.ascontiguousarray(grads[:, -1], dtype=self.b.dtype)
-        if c > 1 and self.stride == 1:
+        # db: the column sums as one vector-matrix product (a third of the time of sum(axis=0))
+        self.db = (np.ones(d.shape[0], dtype=d.dtype) @ d).astype(self.b.dtype, copy=False)
+        self.dW = np.ascontiguousarray((self._col_t @ d).T.reshape(self.W.shape), dtype=self.W.dtype)
+        # the shifted-grid product multiplies W by the grid's zeros too: exact unless W holds inf or NaN
+        if c > 1 and self.stride == 1 and np.isfinite(self.W).all():
             dx = self._dx_shifted(dout_a, self.x.shape)
         else:
             dx = self._dx_blocks(d, self.x.shape)
@@ -248,7 +258,7 @@ class Convolution:
         hp, wp = h + 2 * self.pad, w + 2 * self.pad
         size = n * hp * wp
         dtype = np.result_type(dout, self.W)
-        grid = _kept(self._work, "grid", (fn, n, hp, wp), dtype, zeros=True)
+        grid = _kept(self._work, "grid", (fn, n, hp, wp), dtype, zeros=(oh, ow))
         grid[:, :, :oh, :ow] = dout.transpose(1, 0, 2, 3)
         per_position = self.W.transpose(2, 3, 1, 0).reshape(fh * fw * c, fn)  # rows (i, j, c)
         products = _kept(self._work, "products", (fh * fw * c, size), dtype)
@@ -262,7 +272,9 @@ class Convolution:
                 img[:, i * wp + j : i * wp + j + size] += products[k : k + c]
         p = self.pad
         padded = img[:, :size].reshape(c, n, hp, wp)[:, :, p : p + h, p : p + w]
-        return np.ascontiguousarray(padded.transpose(1, 0, 2, 3))
+        dx = np.empty(shape, dtype=dtype)  # always new: at N = 1 the transposed view is contiguous
+        dx[...] = padded.transpose(1, 0, 2, 3)
+        return dx
 
 
 class Pooling:

@@ -3,8 +3,10 @@
 Each line times the library layer's forward + backward and ``jax.jit`` of ``jax.vjp`` of the reference
 (compiled first, results blocked on), on the same arrays, as the best of several repeats; a ratio at
 or below 1.0 means the hand-written NumPy layer is at least as fast as compiled JAX on this machine.
+The whole measurement runs ``--rounds`` times; each line gives the best times over all rounds, their
+ratio, and the range of the rounds' own ratios (a 0.1 ms call moves by a third between rounds).
 
-    python benchmarks/layer_speed.py [--repeats 7]
+    python benchmarks/layer_speed.py [--repeats 21] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -45,8 +47,23 @@ def _jax(f: Callable[..., Any], args: tuple[Any, ...], cot: Any) -> Callable[[],
     return lambda: jax.block_until_ready(step(*args))
 
 
+Timings = dict[str, list[tuple[float, float]]]
+"""label -> (ours, jax) seconds, one pair per round."""
+
+TIMINGS: Timings = {}
+
+
 def _line(label: str, ours: float, theirs: float) -> None:
-    print(f"{label:<52} {ours * 1e3:>9.2f} {theirs * 1e3:>9.2f} {ours / theirs:>7.2f}")
+    TIMINGS.setdefault(label, []).append((ours, theirs))
+
+
+def _report(timings: Timings) -> None:
+    print(f"{'forward + backward':<52} {'ms':>9} {'jax ms':>9} {'ratio':>7}   rounds")
+    for label, pairs in timings.items():
+        ours, theirs = min(p[0] for p in pairs), min(p[1] for p in pairs)
+        ratios = sorted(p[0] / p[1] for p in pairs)
+        spread = f"{ratios[0]:.2f}-{ratios[-1]:.2f}" if len(ratios) > 1 else ""
+        print(f"{label:<52} {ours * 1e3:>9.2f} {theirs * 1e3:>9.2f} {ours / theirs:>7.2f}   {spread}")
 
 
 def convolution(repeats: int) -> None:
@@ -117,12 +134,16 @@ def two_layer_step(repeats: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=21)
+    parser.add_argument("--repeats", type=int, default=21, help="timed calls per line and round (21)")
+    parser.add_argument("--rounds", type=int, default=5, help="times the whole measurement runs (5)")
     args = parser.parse_args()
-    print(f"{'forward + backward':<52} {'ms':>9} {'jax ms':>9} {'ratio':>7}")
-    convolution(args.repeats)
-    pooling_and_batchnorm(args.repeats)
-    two_layer_step(args.repeats)
+    if args.repeats < 1 or args.rounds < 1:
+        parser.error("--repeats and --rounds must be at least 1")
+    for _ in range(args.rounds):
+        convolution(args.repeats)
+        pooling_and_batchnorm(args.repeats)
+        two_layer_step(args.repeats)
+    _report(TIMINGS)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ these tests pin what the rows cannot: the book's exact column layout, the errors
 
 from __future__ import annotations
 
+import copy
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -173,11 +176,11 @@ def test_kept_work_arrays_never_leak_into_results(channels: int, stride: int, pa
         results = _conv_pass(layer, x, dout)
         for got, want in zip(results, _by_the_book(w, b, stride, pad, x, dout), strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-            assert not any(np.shares_memory(got, work) for work in layer._work.values())
+            assert not any(np.shares_memory(got, work) for _, work in layer._work.values())
         kept.append(tuple(r.copy() for r in results) + results)
     for saved in kept:  # what each call returned is untouched by the later calls
-        for copy, result in zip(saved[:4], saved[4:], strict=True):
-            np.testing.assert_array_equal(copy, result)
+        for before, result in zip(saved[:4], saved[4:], strict=True):
+            np.testing.assert_array_equal(before, result)
 
 
 def test_kept_work_arrays_stay_within_the_workspace_and_are_not_pickled() -> None:
@@ -192,8 +195,66 @@ def test_kept_work_arrays_stay_within_the_workspace_and_are_not_pickled() -> Non
     big = Convolution(rng.normal(size=(16, 16, 3, 3)), np.zeros(16), pad=1)
     x = rng.normal(size=(40, 16, 28, 28))
     _conv_pass(big, x, rng.normal(size=(40, 16, 28, 28)))
-    assert 0 < sum(a.nbytes for a in big._work.values()) <= WORKSPACE_BYTES
+    assert 0 < sum(a.nbytes for _, a in big._work.values()) <= WORKSPACE_BYTES
     assert "products" not in big._work  # 9*16 x 40*30*30 float64: 41 MB, made per call
-    copy = pickle.loads(pickle.dumps(small))
-    assert copy._work == {} and small._work
-    np.testing.assert_array_equal(copy.forward(np.ones((1, 4, 9, 9))), small.forward(np.ones((1, 4, 9, 9))))
+    loaded = pickle.loads(pickle.dumps(small))
+    assert loaded._work == {} and small._work
+    np.testing.assert_array_equal(loaded.forward(np.ones((1, 4, 9, 9))), small.forward(np.ones((1, 4, 9, 9))))
+
+
+def test_dx_is_new_even_when_its_transposed_view_is_contiguous() -> None:
+    """A 1x1 filter on one sample makes the stride-1 dx view contiguous; it must still be a new array."""
+    rng = np.random.default_rng(2)
+    layer = Convolution(rng.normal(size=(2, 3, 1, 1)), np.zeros(2))
+    x = rng.normal(size=(1, 3, 4, 4))
+    layer.forward(x)
+    dx = layer.backward(np.ones((1, 2, 4, 4)))
+    saved = dx.copy()
+    layer.forward(x)
+    layer.backward(np.zeros((1, 2, 4, 4)))
+    np.testing.assert_array_equal(dx, saved)
+
+
+def test_an_infinite_weight_spreads_no_further_than_the_windows_it_is_in() -> None:
+    w = np.ones((1, 2, 2, 2))
+    w[0, 0, 0, 0] = np.inf
+    layer = Convolution(w, np.zeros(1))
+    layer.forward(np.ones((1, 2, 3, 3)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dx = layer.backward(np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(dx[0, 0], [[np.inf, np.inf, 1], [np.inf, np.inf, 2], [1, 2, 1]])
+
+
+def test_reassigned_filters_and_padding_get_fresh_zero_borders() -> None:
+    """Kept arrays with zero borders are keyed by the geometry that decides where they are written."""
+    rng = np.random.default_rng(3)
+    w3, w1, b = rng.normal(size=(2, 3, 3, 3)), rng.normal(size=(2, 3, 1, 1)), rng.normal(size=2)
+    layer = Convolution(w3, b, pad=1)
+    for w, pad, side in ((w3, 1, 5), (w1, 1, 5), (w3, 1, 5), (w3, 2, 3), (w3, 1, 5)):
+        layer.W, layer.pad = w, pad
+        x = rng.normal(size=(2, 3, side, side))
+        oh = side + 2 * pad - w.shape[2] + 1
+        dout = rng.normal(size=(2, 2, oh, oh))
+        results = _conv_pass(layer, x, dout)
+        for got, want in zip(results, _by_the_book(w, b, 1, pad, x, dout), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_shallow_copy_keeps_its_own_column_matrix() -> None:
+    rng = np.random.default_rng(4)
+    layer = Convolution(rng.normal(size=(2, 3, 3, 3)), np.zeros(2))
+    x, dout = rng.normal(size=(2, 3, 5, 5)), rng.normal(size=(2, 2, 3, 3))
+    layer.forward(x)
+    twin = copy.copy(layer)
+    layer.forward(rng.normal(size=(2, 3, 5, 5)))
+    twin.backward(dout)
+    assert twin.dW is not None
+    np.testing.assert_allclose(twin.dW, _by_the_book(layer.W, layer.b, 1, 0, x, dout)[2], rtol=1e-12)
+
+
+def test_integer_douts_sum_without_wrapping_around() -> None:
+    layer = Convolution(np.ones((1, 1, 1, 1), dtype=np.uint8), np.zeros(1, dtype=np.float64))
+    layer.forward(np.ones((1, 1, 20, 15), dtype=np.uint8))
+    layer.backward(np.ones((1, 1, 20, 15), dtype=np.uint8))
+    assert layer.db is not None and layer.db[0] == 300.0

@@ -102,11 +102,12 @@ def _at_shape(
         *(cotangent_arrays(shapes[out], dtype, low, high, scalar=row.loss) for out in row.outputs)
     )
     # the state carried from a previous call is computed, not drawn: the example shows its true value
-    return st.tuples(values, cots).map(
+    drawn = st.tuples(values, cots).map(
         lambda drawn: Example(
             row=row.name, dtype=dtype.name, values=row.complete(drawn[0]), cotangents=drawn[1]
         )
     )
+    return drawn.filter(lambda example: row.judgeable(example.values))
 
 
 # ---- one example ------------------------------------------------------------------------------------------

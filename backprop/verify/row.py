@@ -287,6 +287,11 @@ class Row:
             raise ValueError(f"{self.name}: no tolerance for dtype {key}; known: {sorted(self.tolerances)}")
         return self.tolerances[key]
 
+    def judgeable(self, values: Mapping[str, Any]) -> bool:
+        """Whether the reference can judge this example at all; a row draws only such examples (a network
+        row refuses those where a kink inside it is met within rounding)."""
+        return True
+
     def features_of(self, values: Mapping[str, Any]) -> set[Feature]:
         """The features this example exercises (the generic ones and the row's own)."""
         found = generic_features(dict(values), {a.name for a in self.args if a.is_float})
