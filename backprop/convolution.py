@@ -18,6 +18,8 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
 from ._errors import check_dout, not_ready
+from ._work import Work
+from ._work import kept as _kept
 
 __all__ = ["Col2im", "Convolution", "Im2col", "Pooling", "col2im", "im2col"]
 
@@ -104,32 +106,6 @@ def col2im(
         )
     grad = c_arr.reshape(n, out_h, out_w, c, filter_h, filter_w).transpose(0, 3, 1, 2, 4, 5)
     return _add_windows(grad, shape, stride, pad)
-
-
-WORKSPACE_BYTES = 16 * 2**20
-"""How much memory a Convolution may keep for work arrays between calls (see ``_kept``)."""
-
-Work = dict[str, tuple[tuple[Any, ...], Array]]
-"""A layer's kept work arrays: name -> (the key they were made for, the array)."""
-
-
-def _kept(store: Work, name: str, shape: Shape, dtype: Any, zeros: tuple[Any, ...] | None = None) -> Array:
-    """A work array kept in ``store`` between calls while its shape and dtype hold.
-
-    A fresh array of a few MB pays a page fault per 4 KB page on first touch and arrives cold in the cache;
-    a kept one does neither. Like a cuDNN workspace, the store is capped (``WORKSPACE_BYTES``): past the cap
-    arrays are made per call, so a large network keeps little more than before. An array with ``zeros``
-    starts zeroed and its callers write only the region that ``zeros`` (the geometry) determines, so its
-    border stays zero; another geometry gets a new array. Outputs and gradients never come from here.
-    """
-    key = (shape, np.dtype(dtype), zeros)
-    if name in store and store[name][0] == key:
-        return store[name][1]
-    store.pop(name, None)
-    buf = np.empty(shape, dtype) if zeros is None else np.zeros(shape, dtype)
-    if sum(b.nbytes for _, b in store.values()) + buf.nbytes <= WORKSPACE_BYTES:
-        store[name] = (key, buf)
-    return buf
 
 
 def _of_rank(layer: str, name: str, value: Any, ndim: int) -> Array:

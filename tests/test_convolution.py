@@ -186,7 +186,7 @@ def test_kept_work_arrays_never_leak_into_results(channels: int, stride: int, pa
 def test_kept_work_arrays_stay_within_the_workspace_and_are_not_pickled() -> None:
     import pickle
 
-    from backprop.convolution import WORKSPACE_BYTES
+    from backprop._work import WORKSPACE_BYTES
 
     rng = np.random.default_rng(1)
     small = Convolution(rng.normal(size=(8, 4, 3, 3)), np.zeros(8))

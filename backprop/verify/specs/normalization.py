@@ -248,7 +248,8 @@ def _magnitudes(
     to cancellation, which xn carries divided by std; so xn is known to ``spread`` = max|xn| +
     (max|x| + |mean|) / std in units of eps, out to |gamma| spread + |beta| and dgamma to sum|dout| spread.
     In train mode dx = gamma / std * (dout - mean(dout) - xn mean(dout xn)) sums terms of gamma / std *
-    max|dout| * (2 + max|xn| spread), which cancel to nearly 0 for N = 2 (every xn is +-1); in test mode
+    max|dout| * (2 + (max|xn| + eps spread) spread), which cancel to nearly 0 for N = 2 (every xn is +-1),
+    and whose last term is all rounding on a channel constant but for it; in test mode
     dx = gamma * dout / std sums nothing. Each is allowed 4 (R + 1) eps of the run's dtype, expressed in
     the tolerance's rtol so that float64's wide rtol is not widened further."""
 
@@ -262,12 +263,16 @@ def _magnitudes(
         else:
             mean, var = (np.asarray(values[k], dtype=np.float64) for k in ("running_mean", "running_var"))
         std = np.sqrt(var + EPS)
+        eps = float(np.finfo(x.dtype).eps)
         xn = np.max(np.abs(rows - mean), axis=0, initial=0.0) / std
         spread = xn + (np.max(np.abs(rows), axis=0, initial=0.0) + np.abs(mean)) / std
         late = dout.max(axis=0, initial=0.0) * gamma / std
-        dx = late * (2.0 + xn * spread) if values["train_flg"] else 2.0 * late
+        # the computed xn is off by up to eps * spread, and dx multiplies it by sum(dout xn): on a channel
+        # that is constant but for rounding (var 0, std = sqrt(EPS)) that square is all of xn, and float32's
+        # eps * spread reaches 0.04 (a 1e-3 relative error of dx that no right layer avoids)
+        dx = late * (2.0 + (xn + eps * spread) * spread) if values["train_flg"] else 2.0 * late
         tol = TOLERANCES[x.dtype.name]
-        units = 4.0 * (rows.shape[0] + 1) * float(np.finfo(x.dtype).eps) / tol.rtol
+        units = 4.0 * (rows.shape[0] + 1) * eps / tol.rtol
         return {
             "out": columns((gamma * spread + beta) * units, x.shape),
             "x": columns(dx * units, x.shape),  # by argument name: dx is x's gradient
