@@ -10,6 +10,7 @@ in ``dtype`` (``'f'`` by default).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -46,6 +47,17 @@ def _weights(V: int, D: int, H: int, dt: np.dtype[Any], lstm_in: int, affine_in:
         (rn(affine_in, V) / np.sqrt(affine_in)).astype(dt),
         np.zeros(V, dtype=dt),
     ]
+
+
+def _greedy(step: Callable[[int], Array], start_id: int, sample_size: int) -> list[int]:
+    """The books' greedy decoding: sample_size ids, each the argmax of the scores ``step`` gives for the
+    one before (the first from start_id)."""
+    sampled: list[int] = []
+    sample_id = start_id
+    for _ in range(sample_size):
+        sample_id = int(np.argmax(step(sample_id).flatten()))
+        sampled.append(sample_id)
+    return sampled
 
 
 def _ids(x: Any) -> Array:
@@ -108,16 +120,12 @@ class Decoder:
         return self.lstm.dh
 
     def generate(self, h: Array, start_id: int, sample_size: int) -> list[int]:
-        sampled = []
-        sample_id = start_id
         self.lstm.set_state(h)
-        for _ in range(sample_size):
-            out = self.embed.forward(_ids(sample_id))
-            out = self.lstm.forward(out)
-            score = self.affine.forward(out)
-            sample_id = int(np.argmax(score.flatten()))
-            sampled.append(sample_id)
-        return sampled
+
+        def step(sample_id: int) -> Array:
+            return self.affine.forward(self.lstm.forward(self.embed.forward(_ids(sample_id))))
+
+        return _greedy(step, start_id, sample_size)
 
 
 class Seq2seq(BaseModel):
@@ -202,19 +210,15 @@ class PeekyDecoder(Decoder):
         return self.lstm.dh + np.sum(dhs0 + dhs1, axis=1)
 
     def generate(self, h: Array, start_id: int, sample_size: int) -> list[int]:
-        sampled = []
-        char_id = start_id
         self.lstm.set_state(h)
         peeky_h = h.reshape(1, 1, h.shape[1])
-        for _ in range(sample_size):
-            out = self.embed.forward(_ids(char_id))
-            out = np.concatenate((peeky_h, out), axis=2)
-            out = self.lstm.forward(out)
-            out = np.concatenate((peeky_h, out), axis=2)
-            score = self.affine.forward(out)
-            char_id = int(np.argmax(score.flatten()))
-            sampled.append(char_id)
-        return sampled
+
+        def step(char_id: int) -> Array:
+            out = np.concatenate((peeky_h, self.embed.forward(_ids(char_id))), axis=2)
+            out = np.concatenate((peeky_h, self.lstm.forward(out)), axis=2)
+            return self.affine.forward(out)
+
+        return _greedy(step, start_id, sample_size)
 
 
 class PeekySeq2seq(Seq2seq):
@@ -276,18 +280,14 @@ class AttentionDecoder:
         return denc_hs
 
     def generate(self, enc_hs: Array, start_id: int, sample_size: int) -> list[int]:
-        sampled = []
-        sample_id = start_id
         self.lstm.set_state(enc_hs[:, -1])
-        for _ in range(sample_size):
-            out = self.embed.forward(_ids(sample_id))
-            dec_hs = self.lstm.forward(out)
+
+        def step(sample_id: int) -> Array:
+            dec_hs = self.lstm.forward(self.embed.forward(_ids(sample_id)))
             c = self.attention.forward(enc_hs, dec_hs)
-            out = np.concatenate((c, dec_hs), axis=2)
-            score = self.affine.forward(out)
-            sample_id = int(np.argmax(score.flatten()))
-            sampled.append(sample_id)
-        return sampled
+            return self.affine.forward(np.concatenate((c, dec_hs), axis=2))
+
+        return _greedy(step, start_id, sample_size)
 
 
 class AttentionSeq2seq(Seq2seq):

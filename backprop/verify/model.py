@@ -19,28 +19,17 @@ batches is the time layers' rows' concern.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from backprop.verify.network import seeded
 from backprop.verify.row import Arg, Read, Row
 from backprop.verify.vocabulary import Kind
 
 __all__ = ["ModelRow", "distinct_params", "dropout_masks", "negative_samples"]
-
-
-@contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    """NumPy's global generator seeded for the call, and restored afterwards."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
 
 
 def transposed_view(a: Any, b: Any) -> bool:
@@ -179,7 +168,7 @@ class ModelRow(Row):
         if callable(reset):
             reset()
         args = [values[a.name] for a in self.placed("forward")]
-        with _seeded(self.seed):
+        with seeded(self.seed):
             return instance.forward(*args, **{a.name: values[a.name] for a in self.placed("keyword")})
 
     def _from_grads(self, instance: Any, arg: Arg, values: Mapping[str, Any]) -> Read:

@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 __all__ = ["NEAR", "near_kink"]
@@ -34,15 +33,14 @@ def _relu_near(x: NDArray[Any]) -> bool:
 
 def _pool_near(x: NDArray[Any], pool: Any) -> bool:
     """A window whose largest entry is positive and its runner-up within NEAR of it (a tie included)."""
-    if pool.pool_h * pool.pool_w < 2:
+    from backprop.convolution import _geometry, _padded, _windows
+
+    size = pool.pool_h * pool.pool_w
+    if size < 2:
         return False
-    p = pool.pad
-    padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf) if p else x
-    windows = sliding_window_view(padded, (pool.pool_h, pool.pool_w), axis=(2, 3))
-    windows = windows[:, :, :: pool.stride, :: pool.stride].reshape(
-        *windows.shape[:2], -1, pool.pool_h * pool.pool_w
-    )
-    top2 = np.sort(windows, axis=-1)[..., -2:]
+    out = _geometry("near_kink", x.shape, pool.pool_h, pool.pool_w, pool.stride, pool.pad, "pool")
+    windows = _windows(_padded(x, pool.pad, -np.inf), pool.pool_h, pool.pool_w, pool.stride, out)
+    top2 = np.sort(windows.reshape(*windows.shape[:4], size), axis=-1)[..., -2:]
     scale = float(np.max(np.abs(x), initial=0.0))
     return bool(np.any((top2[..., 1] > 0) & (top2[..., 1] - top2[..., 0] <= NEAR * scale)))
 

@@ -21,11 +21,11 @@ import numpy as np
 from backprop.verify.near_kinks import near_kink
 from backprop.verify.row import Row
 
-__all__ = ["NetworkRow"]
+__all__ = ["NetworkRow", "seeded"]
 
 
 @contextmanager
-def _seeded(seed: int) -> Iterator[None]:
+def seeded(seed: int) -> Iterator[None]:
     """NumPy's global generator seeded for the call, and restored afterwards."""
     state = np.random.get_state()
     np.random.seed(seed)
@@ -89,7 +89,7 @@ class NetworkRow(Row):
         if len(self._inputs) > 256:  # ids of networks long gone; each call sets its own before use
             self._inputs.clear()
         self._inputs[id(instance)] = inputs
-        with _seeded(self.seed):
+        with seeded(self.seed):
             return instance.loss(*inputs, **{a.name: values[a.name] for a in self.placed("keyword")})
 
     def backward(self, instance: Any, cotangents: tuple[Any, ...] | None) -> Any:
@@ -97,7 +97,7 @@ class NetworkRow(Row):
         # Training loops call gradient(x, t) without loss(x, t) first: a loss on other inputs in between
         # makes a gradient() that backpropagates whatever forward pass ran last show it.
         instance.loss(*decoy(inputs))
-        with _seeded(self.seed):
+        with seeded(self.seed):
             grads = instance.gradient(*inputs)
         if cotangents is None or not isinstance(grads, Mapping):
             return grads
