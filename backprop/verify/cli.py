@@ -305,9 +305,12 @@ def _named_targets(args: argparse.Namespace) -> list[Target]:
         if args.against is None:
             raise UsageError(f"--layer {args.layer} needs --against NAME; known: {', '.join(names())}")
         # a registered row may drive other methods than forward/backward (a network's loss and gradient)
-        methods = get_row(args.against).methods if args.against in names() else None
+        known = args.against in names()
+        methods = get_row(args.against).methods if known else None
+        function = known and get_row(args.against).function is not None  # im2col: the book's function
         try:
-            cls = load_class(args.layer, methods)  # first, so that its module keeps the file's own name
+            # first, so that its module keeps the file's own name
+            cls = load_class(args.layer, methods, function)
         except LoadError as exc:
             raise UsageError(str(exc)) from None
         against = _against(args.against)

@@ -178,6 +178,23 @@ def _returns_none(s: Situation) -> Diagnosis | None:
 
 
 def _missing(s: Situation) -> Diagnosis | None:
+    if s.ev.kind == Kind.STALE and s.ev.where == "training: then test mode":
+        return Diagnosis(
+            Code.STALE,
+            f"{s.ev.check} is right in test mode on a fresh layer, but wrong in test mode after a train-mode "
+            "call on the same instance: what train mode leaves for test mode (the running statistics, a "
+            "mask) is wrong.",
+            "In every train-mode forward update running = momentum * running + (1 - momentum) * the batch's "
+            "statistic (mean, and the biased variance), and let test mode use only those, never a training mask.",
+        )
+    if s.ev.kind == Kind.STALE and s.ev.where.startswith("training: after reset_state()"):
+        return Diagnosis(
+            Code.STALE,
+            f"{s.ev.check} is right on a fresh layer, but after reset_state() the next sequence does not start "
+            "from zeros: the layer kept state from the sequence before.",
+            "reset_state() must forget every carried state (self.h = None and, in an LSTM, self.c = None), so "
+            "that the next forward starts from zeros.",
+        )
     if s.ev.kind == Kind.STALE and s.ev.where == "forward()":  # the hidden state a row captures, kept
         return Diagnosis(
             Code.STALE,

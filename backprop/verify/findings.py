@@ -141,7 +141,12 @@ class Findings:
             return False
         as_f64 = arr.astype(np.float64)
         judged = self._at_kinks(check, primal, ref.value, as_f64, bounds)
-        if dtype is not None and arr.dtype != dtype and self._narrower_but_right(arr, ref.value, judged, ref):
+        if (
+            dtype is not None
+            and arr.dtype != dtype
+            and not _wider_float(arr.dtype, dtype)
+            and self._narrower_but_right(arr, ref.value, judged, ref)
+        ):
             # right to the precision of its own, narrower dtype: the dtype is the one mistake
             return self._wrong_dtype(check, primal, arr, dtype)
         cmp = compare(ref.value, judged, self.tol, ref.terms, ref.native, ref.batched)
@@ -153,6 +158,14 @@ class Findings:
         old = self.measured.errors.get(check, (0.0, 0.0))
         self.measured.errors[check] = (max(old[0], cmp.max_abs), max(old[1], cmp.max_rel))
         if dtype is not None and arr.dtype != dtype:
+            if _wider_float(arr.dtype, dtype):
+                # right, in a wider float (the book allocates float64 buffers): no precision is lost, so
+                # training is unaffected; only memory and speed are
+                self.note(
+                    f"{check}: returned as {arr.dtype} for {dtype} input (values right); "
+                    f"{arr.dtype} buffers or labels promote it, which costs memory, not correctness"
+                )
+                return True
             return self._wrong_dtype(check, primal, arr, dtype)
         return True
 
@@ -265,6 +278,11 @@ class Findings:
             ):
                 message = f"{check} shares memory with the {whose}{name}; return a new array"
                 self.add(Evidence(check, primal, Kind.ALIASED), message)
+
+
+def _wider_float(got: np.dtype[Any], wanted: np.dtype[Any]) -> bool:
+    """Whether ``got`` is a float type that holds every value of the float type ``wanted`` and more."""
+    return got.kind == "f" and wanted.kind == "f" and got.itemsize > wanted.itemsize
 
 
 def kink_bounds(

@@ -41,14 +41,19 @@ class LoadError(ValueError):
         super().__init__(_one_line(message))
 
 
-def load_class(spec: str, methods: tuple[str, ...] | None = None) -> type:
-    """The class named by ``spec`` (``file.py:Class``, ``package.module:Class``; ``Class.Inner`` works).
+def load_class(spec: str, methods: tuple[str, ...] | None = None, function: bool = False) -> Any:
+    """The class named by ``spec`` (``file.py:Class``, ``package.module:Class``; ``Class.Inner`` works),
+    or with ``function`` the function it names (a row whose book form is one: im2col).
 
     Raises ``LoadError`` if the file or module is missing or raises on import, if there is no such class,
     or if the class lacks ``forward``/``backward`` (or the ``methods`` its row drives, such as a
     network's ``loss`` and ``gradient``).
     """
     module, where, attrs = _module_of(spec)
+    if function:
+        obj = _walk(module, where, attrs)
+        if inspect.isroutine(obj):
+            return obj
     cls = _resolve(module, where, attrs)
     _check_api(cls, spec, methods or _API)
     return cls

@@ -20,10 +20,20 @@ PRINTED = frozenset(
 """The kinds whose program prints the wrong value next to the expected one."""
 
 
-def import_lines(layer: type) -> tuple[list[str], str]:
+def import_lines(layer: Any) -> tuple[list[str], str]:
     """How the program gets the class, and the name it is called by there: its file's folder on sys.path
     (so it runs from anywhere), then an import. A class of ``__main__`` is found as ``_main_lines`` says;
     one made inside a function cannot be imported and must be pasted."""
+    wraps = getattr(layer, "__wraps__", None)
+    if wraps is not None:  # a function driven as the row's layer (im2col): rebuilt from the function
+        factory_module, factory, function = wraps
+        lines, fn = import_lines(function)
+        short = factory.removesuffix("_layer").capitalize()
+        return [
+            *lines,
+            f"from {factory_module} import {factory}",
+            f"{short} = {factory}({fn})  # drives {fn} as a layer: forward = {fn}, backward = its adjoint",
+        ], short
     name, qualname = layer.__module__, layer.__qualname__
     if "<locals>" not in qualname and name == "__main__":
         return _main_lines(layer)
@@ -109,6 +119,29 @@ class _Calls:
 
     row: Row
     douts: list[str]
+    values: Mapping[str, Any]
+    """The example's values: which inputs ``stages.moved`` rolls depends on them."""
+
+    def moved(self, target: str, source: str, *, in_place: bool = False) -> list[str]:
+        """``stages.moved(-0.5, 0.25)`` as lines: each differentiated input v -> -0.5 v + 0.25, each other
+        input array rolled by one sample; into ``source`` itself (a batch buffer refilled) or as
+        ``{name}{target}``."""
+        row, differentiated = self.row, {a.name for a in self.row.differentiable}
+        lines = []
+        for name in self.inputs + [a.name for a in row.placed("keyword")]:
+            if name in differentiated:
+                expr = f"-0.5 * {name}{source} + 0.25"
+            elif row.rolled(name, self.values.get(name)):
+                expr = f"np.roll({name}{source}, 1, axis=0)"
+            else:
+                if not in_place:
+                    lines.append(f"{name}{target} = {name}{source}")
+                continue
+            if in_place:
+                lines.append(f"{name}{source}[...] = {expr}  # the batch buffer, refilled in place")
+            else:
+                lines.append(f"{name}{target} = np.asarray({expr}, dtype={name}{source}.dtype)")
+        return lines
 
     @property
     def inputs(self) -> list[str]:
@@ -152,14 +185,11 @@ def _usual(calls: _Calls, kinds: set[str]) -> list[str] | None:
 
 def _second_use(calls: _Calls) -> list[str]:
     row = calls.row
-    same = [a.name for a in (*row.placed("state"), *row.placed("previous"), *row.placed("keyword"))]
+    same = [a.name for a in (*row.placed("state"), *row.placed("previous"))]
     return [
         *calls.forward(),
-        *[f"{n}_b = -{n}" for n in calls.inputs if n in {a.name for a in row.differentiable}],
-        *[
-            f"{n}_b = {n}"
-            for n in same + [n for n in calls.inputs if n not in {a.name for a in row.differentiable}]
-        ],
+        *calls.moved("_b", ""),
+        *[f"{n}_b = {n}" for n in same],
         *row.build_source("other", "{cls}", "{ctor}"),
         *calls.forward("other", "_b"),
         row.backward_source("other", ", ".join("-" + d for d in calls.douts)),
@@ -175,14 +205,26 @@ def _training(calls: _Calls, next_step: bool, other: Mapping[str, Any] | None) -
     if not next_step:
         return lines
     held = [a.name for a in row.held]
-    moved = [n for n in calls.inputs if n in {a.name for a in row.differentiable}]
     lines += [f"{p}[...] = -0.5 * {p} + 0.25  # an optimizer's in-place step" for p in held]
-    lines += [f"{n} = np.asarray(-0.5 * {n} + 0.25, dtype={n}.dtype)" for n in moved]
+    lines += calls.moved("", "", in_place=True)
     if row.loss:
         lines += [f"{d} = float(-0.5 * {d} + 0.25)" for d in calls.douts]
     else:
         lines += [f"{d} = np.asarray(-0.5 * {d} + 0.25, dtype={d}.dtype)" for d in calls.douts]
     return [*lines, "# the next step, on new values:", *calls.use()]
+
+
+def _then_test_mode(calls: _Calls) -> list[str]:
+    """Train mode, then test mode on new inputs on the same instance (``stages._then_test_mode``)."""
+    row = calls.row
+    moved = [n for n in calls.inputs if n in {a.name for a in row.differentiable}]
+    return [
+        *calls.use(),
+        "# then test mode on the same instance, on new inputs:",
+        *[f"{n} = np.asarray(0.5 * {n} + 0.25, dtype={n}.dtype)" for n in moved],
+        f"{row.mode} = False",
+        *calls.forward(),
+    ]
 
 
 def _steps(calls: _Calls, failure: Failure | None, other: Mapping[str, Any] | None) -> list[str]:
@@ -194,6 +236,15 @@ def _steps(calls: _Calls, failure: Failure | None, other: Mapping[str, Any] | No
         return usual
     if "second use" in wheres:
         return _second_use(calls)
+    if "training: then test mode" in wheres:
+        return _then_test_mode(calls)
+    if "training: after reset_state()" in wheres:
+        return [
+            *_training(calls, True, other),
+            "layer.reset_state()  # a new sequence: the next forward starts from zeros",
+            *calls.forward()[-1:],  # without set_state and without the previous call
+            calls.backward(),
+        ]
     if any(w.startswith("training") for w in wheres):
         return _training(calls, "training: next step" in wheres, other)
     return calls.use()
@@ -218,7 +269,7 @@ def snippet(
     )
     steps = [
         line.replace("{cls}", name).replace("{ctor}", ctor)
-        for line in _steps(_Calls(row, douts), failure, other)
+        for line in _steps(_Calls(row, douts, example.values), failure, other)
     ]
     lines = [first, *imports, *rest, *row.build_source("layer", name, ctor), *steps]
     returned = {a.grad for a in row.read_from("return")}

@@ -167,6 +167,23 @@ class Row:
     capture: Callable[[Any], dict[str, Any]] | None = None
     """Hidden state read from the layer after ``forward`` and passed to the reference (a dropout mask);
     the randomness it declares is exempt from the determinism check."""
+    function: Callable[[Callable[..., Any]], type] | None = None
+    """For a row whose book form is a function (im2col, col2im): given the user's function, the class that
+    drives it as the row's layer (its VJP from the same module). ``verify`` and the CLI accept the
+    function itself."""
+    mode: str = ""
+    """The keyword argument that switches train mode (``train_flg``; False is test mode). A layer that
+    raises in ``backward`` after a test-mode forward on a fresh instance leaves test-mode backward out of
+    its contract (the books do): such examples are judged on forward alone, with a note. The training
+    stage also runs test mode after train mode on one instance, as training and evaluation do."""
+    after_train: Callable[[Mapping[str, Any], Any], dict[str, Any]] | None = None
+    """The state a train-mode forward on these values leaves in the layer, as argument values (batch
+    normalization's running statistics, from the instance's ``momentum``): the reference of a test-mode
+    call that follows on the same instance."""
+    reset: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None
+    """For a layer that carries state between calls: the values under which the reference starts from the
+    state ``reset_state()`` leaves (zeros). The training stage calls ``reset_state()`` on its instance, then
+    forward without ``set_state`` and without the previous call, and judges that call with these values."""
     subgradient: Subgradient | None = None
     """The gradient ``grad`` with the left and with the right one-sided derivative at every element (equal
     off the kinks): a user's layer may choose any value in between at a kink, and is told which it chose."""
@@ -281,6 +298,17 @@ class Row:
         in place: book 1's attributes, book 2's ``params`` list, a network's ``params`` dict."""
         return tuple(a for a in self.differentiable if a.to in ("init", "init_kw", "params"))
 
+    def test_mode(self, values: Mapping[str, Any]) -> bool:
+        """Whether these values call the layer in test mode (the ``mode`` keyword is False)."""
+        return bool(self.mode) and not values[self.mode]
+
+    def rolled(self, name: str, value: Any) -> bool:
+        """Whether new inputs for a later call roll this value by one sample instead of moving it: an input
+        array of the forward call that is not differentiated (labels, ids, one-hot targets, a network's
+        x) and holds more than one sample."""
+        plain = {a.name for a in self.placed("forward", "keyword") if not a.differentiable}
+        return name in plain and isinstance(value, np.ndarray) and value.ndim > 0 and value.shape[0] > 1
+
     def tolerance(self, dtype: np.dtype[Any] | str) -> Tolerance:
         key = np.dtype(dtype).name
         if key not in self.tolerances:
@@ -325,6 +353,10 @@ class Row:
         previous = self.placed("previous")
         if previous:
             instance.forward(*[values[a.name] for a in previous])
+        return self.call_alone(instance, values)
+
+    def call_alone(self, instance: Any, values: Mapping[str, Any]) -> Any:
+        """``forward(*inputs, **keywords)`` alone, from whatever state the layer holds."""
         args = [values[a.name] for a in self.placed("forward")]
         return instance.forward(*args, **{a.name: values[a.name] for a in self.placed("keyword")})
 
@@ -357,6 +389,12 @@ class Row:
         params = self.params
         if not params:
             return Convention.NETWORK if self.read_from("key") else Convention.NO_PARAMS
+        # the grads list is what book 2's models and optimizers read: it decides even where the layer
+        # also sets a dW attribute of its own (else a list never written would go unchecked)
+        if isinstance(getattr(instance, "grads", None), list | tuple) and isinstance(
+            getattr(instance, "params", None), list | tuple
+        ):
+            return Convention.BOOK2
         if any(hasattr(instance, names.get(a.grad, a.grad)) for a in params):
             return Convention.BOOK1
         return (

@@ -179,6 +179,18 @@ def _witnesses(row: Row, failure: Failure) -> list[Witness]:
 # ---- arguments ---------------------------------------------------------------------------------------------
 
 
+def as_layer(layer: Any, against: str | Row) -> Any:
+    """``layer``, or the class that drives it when it is a function and the row's book form is one
+    (im2col): ``Row.function``."""
+    if isinstance(layer, type) or not callable(layer):
+        return layer
+    try:
+        wrap = get_row(against).function
+    except ValueError:  # an unknown row is reported by the caller
+        return layer
+    return wrap(layer) if wrap is not None else layer
+
+
 def _api_problem(layer: Any, against: str | Row) -> str | None:
     """Why ``layer`` cannot be driven by the row: the book's forward/backward API, or the methods a row
     that drives others declares (a network's loss and gradient). An unknown row is reported after this."""
@@ -260,6 +272,7 @@ def verify(
     in this process, so a class defined in a notebook cell or a script's ``__main__`` works; its failure's
     program then says where to run it (``program.import_lines``).
     """
+    layer = as_layer(layer, against)
     problem = _api_problem(layer, against)
     if problem is not None:
         raise TypeError(problem)
@@ -291,6 +304,9 @@ def verify(
         report.error = f"the layer gave different results on the same example (nondeterministic): {exc}"
         first = _Search()
     _record(report, first)
+    note = getattr(layer, "__note__", "")
+    if note:  # a function driven with the library's adjoint says so
+        report.notes.append(note)
     if first.failure is not None:
         _more_failures(
             report, row, layer, opts, (first, first.failure), search, max_failures, (seed, n, dtype)

@@ -36,6 +36,7 @@ from backprop.verify.vocabulary import Convention, Kind
 STAGES = ("first_use", "usual_calls", "training", "second_use")
 # the steps a failure can come from, stamped on its evidence so that the printed program replays them
 THIS_BATCH, NEXT_STEP, SECOND_USE = "training: this batch", "training: next step", "second use"
+TEST_AFTER_TRAIN, AFTER_RESET = "training: then test mode", "training: after reset_state()"
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,11 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
         )
     judge_outputs(case, held, ref, found, dtype=dtype)
     attrs = {k: id(v) for k, v in vars(instance).items()} if hasattr(instance, "__dict__") else {}
-    ok, result = backward(case, instance, cots, found)
+    called = _first_backward(case, instance, cots, found)
+    if called is None:  # test-mode backward is outside this layer's contract: forward was the check
+        _unmutated(case, callers, found)
+        return None
+    ok, result = called
     if ok:
         for name, old, new in zip(row.outputs, held, outs, strict=False):
             if not unchanged(old, new):
@@ -268,6 +273,41 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
         return None
     reads = row.gradients(instance, result, values, case.grad_names)
     return FirstUse(instance, held, {r.arg.name: snapshot(r.value) for r in reads}, ref, values)
+
+
+NO_TEST_BACKWARD = (
+    "backward() after a test-mode forward ({mode}=False) raised {error} on a fresh instance: test-mode "
+    "backward is outside this layer's contract (both books leave it undefined), so test mode is judged on "
+    "forward alone"
+)
+
+
+def _first_backward(
+    case: Case, instance: Any, cots: tuple[Any, ...], found: Findings
+) -> tuple[bool, Any] | None:
+    """backward on the first use. After a test-mode forward, a backward that raises says the layer
+    defines no test-mode backward (the books' Dropout and BatchNormalization): None, and a note. One
+    that returns is judged here, and wherever test mode follows train mode (``_then_test_mode``)."""
+    if not case.row.test_mode(case.values):
+        return backward(case, instance, cots, found)
+    probe = found.child()
+    ok, result = backward(case, instance, cots, probe)
+    if not ok and probe.evidence[0].kind == Kind.EXCEPTION:
+        error = probe.mismatches[0].message.partition(" raised ")[2].partition(":")[0] or "an exception"
+        found.note(NO_TEST_BACKWARD.format(mode=case.row.mode, error=error))
+        return None
+    for mismatch, ev in zip(probe.mismatches, probe.evidence, strict=True):
+        found.add(ev, mismatch.message)  # an exit or a hang is a finding in either mode
+    return ok, result
+
+
+def defines_test_backward(case: Case, values: Mapping[str, Any], cots: tuple[Any, ...], found: Findings) -> bool:
+    """Whether a fresh instance returns from backward after a test-mode forward on ``values``."""
+    probe = found.child(ignore=True)
+    instance = build(case, values, probe, "fresh: ")
+    if probe.failed or forward(case, instance, values, probe, "fresh: ") is None:
+        return False
+    return backward(case, instance, cots, probe, "fresh: ")[0]
 
 
 def _first_reference(case: Case, instance: Any, found: Findings) -> Reference | None:
@@ -555,11 +595,22 @@ def shifted(case: Case, values: Mapping[str, Any], scale: float, offset: float) 
     }
 
 
+def moved(case: Case, values: Mapping[str, Any], scale: float, offset: float) -> dict[str, Any]:
+    """New inputs for the same parameters: ``shifted``, and every input that is not differentiated rolled
+    by one sample along its first axis, so that a cache kept by shape (labels, ids) shows too; a roll
+    keeps labels, ids and one-hot rows valid."""
+    out = shifted(case, values, scale, offset)
+    for name, value in out.items():
+        if case.row.rolled(name, value):
+            out[name] = np.roll(value, 1, axis=0)
+    return out
+
+
 def other_batch(case: Case) -> dict[str, Any]:
     """Another batch for the same parameters: a different batch size where the row has a batch axis,
     different values otherwise."""
     batch = [a.name for a in case.row.args if a.batch and np.ndim(case.values[a.name])]
-    values = shifted(case, case.values, 0.75, 0.5)
+    values = moved(case, case.values, 0.75, 0.5)
     if batch:
         n = np.shape(case.values[batch[0]])[0]
         rows = np.arange(n + 1 if n < 4 else n - 1) % n
@@ -593,18 +644,135 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
         _later(case, Kind.STALE),
     ):
         return
-    _next_step(case, instance, values, found)
+    _next_step(case, instance, values, found, tuple(snapshot(o) for o in outs))
+    if not found.failed:
+        _then_test_mode(case, found)
+    if not found.failed:
+        _after_reset(case, instance, values, found)
 
 
-def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Findings) -> None:
-    """The optimizer's step: every parameter updated in place; then forward and backward on new values."""
+def _after_reset(case: Case, instance: Any, values: Mapping[str, Any], found: Findings) -> None:
+    """``reset_state()`` on the trained instance, then forward and backward without ``set_state`` on the
+    last step's ``values`` (its parameters as updated): the call must start from zeros, as a new sequence
+    does (a kept cell state or a stale h shows here)."""
+    row = case.row
+    if row.reset is None or not callable(getattr(instance, "reset_state", None)):
+        return
+    probe = found.child()
+    probe.stage = AFTER_RESET
+    if not probe.call("training: reset_state()", instance.reset_state)[0]:
+        _adopt(probe, found, Kind.STALE)
+        return
+    pristine = row.reset({k: snapshot(v) for k, v in values.items()})
+    given, cots = {k: snapshot(v) for k, v in values.items()}, case.fresh()[1]
+    label = "training, after reset_state(): "
+    ok, raw = probe.call(f"{label}forward()", lambda: row.call_alone(instance, given))
+    if ok:
+        ref = case.reference(pristine, case.cotangents, instance)
+        if judge_outputs(case, row.outputs_of(raw), ref, probe):
+            ok, result = backward(case, instance, cots, probe, label)
+            if ok:
+                reads = row.gradients(instance, result, values, case.grad_names)
+                judge_grads(case, reads, ref, pristine, case.cotangents, probe)
+    if probe.failed:
+        _adopt(probe, found, Kind.STALE)
+
+
+def _then_test_mode(case: Case, found: Findings) -> None:
+    """Train mode, then test mode on one instance, as training and then evaluation run a layer: forward
+    and backward in train mode, then forward on new values in test mode (and backward, where the layer
+    defines it), judged with the state the train-mode call left (``after_train``: running statistics)."""
+    row = case.row
+    if not row.mode or row.test_mode(case.values):
+        return
+    values, cots = case.fresh()
+    instance = build(case, values, found, "training: ")
+    if found.failed or forward(case, instance, values, found, "training: ") is None:
+        return
+    if not backward(case, instance, cots, found, "training: ")[0]:
+        return
+    inputs = {a.name for a in row.placed("forward")}  # new inputs; the parameters stay the layer's
+    moved = shifted(case, case.values, 0.5, 0.25)
+    later = {**case.values, **{k: moved[k] for k in inputs}, row.mode: False}
+    if row.after_train is not None:
+        later.update(row.after_train(case.values, instance))
+    pristine = {k: snapshot(v) for k, v in later.items()}
+    probe = found.child()
+    probe.stage = TEST_AFTER_TRAIN
+    label = "training, then test mode: "
+    outs = forward(case, instance, {k: snapshot(v) for k, v in later.items()}, probe, label)
+    if outs is None and not probe.failed:
+        return
+    if outs is not None:
+        ref = case.reference(pristine, cots, instance)
+        if judge_outputs(case, outs, ref, probe) and defines_test_backward(case, later, cots, found):
+            ok, result = backward(case, instance, tuple(snapshot(c) for c in cots), probe, label)
+            if ok:
+                reads = row.gradients(instance, result, later, case.grad_names)
+                judge_grads(case, reads, ref, pristine, cots, probe)
+    if probe.failed and _test_mode_control(case, pristine, cots, found):
+        why = "in test mode after a train-mode call on the same instance" + _left_state(case, instance, later)
+        probe.mismatches = [replace(m, message=f"{m.message}; {why}") for m in probe.mismatches]
+        # no mask redrawn can hide this: test mode draws none, and a fresh instance is right there
+        _adopt(probe, found, Kind.STALE)
+
+
+def _left_state(case: Case, instance: Any, expected: Mapping[str, Any]) -> str:
+    """What the train-mode call left in the layer's attributes of the ``after_train`` names that differs
+    from what it should have left (the running statistics), as words for the report."""
+    if case.row.after_train is None:
+        return ""
+    wrong = []
+    for name in case.row.after_train(case.values, instance):
+        held = getattr(instance, name, None)
+        want = np.asarray(expected[name], dtype=np.float64)
+        try:
+            got = np.asarray(held, dtype=np.float64)
+            differs = got.shape != want.shape or not np.allclose(got, want, rtol=1e-5, atol=1e-8)
+        except (TypeError, ValueError):
+            differs = True
+        if differs:
+            wrong.append(f"{name} should be {np.round(want, 6).tolist()}, the layer holds {held!r}")
+    return (": " + "; ".join(wrong)) if wrong else ""
+
+
+def _test_mode_control(case: Case, values: Mapping[str, Any], cots: tuple[Any, ...], found: Findings) -> bool:
+    """Whether a fresh instance, built with the state training should have left, is right in test mode
+    at these values (then a wrong result after training is the training's: a running statistic not
+    updated as the book does, a mask kept into test mode); its backward is judged only where defined."""
+    probe = found.child()
+    fresh = {k: snapshot(v) for k, v in values.items()}
+    instance = build(case, fresh, probe)
+    outs = forward(case, instance, fresh, probe) if not probe.failed else None
+    if outs is None:
+        return False
+    ref = case.reference(values, cots, instance)
+    if not judge_outputs(case, outs, ref, probe):
+        return False
+    if not defines_test_backward(case, values, cots, found):
+        return True
+    ok, result = backward(case, instance, tuple(snapshot(c) for c in cots), probe)
+    reads = case.row.gradients(instance, result, fresh, case.grad_names) if ok else []
+    return ok and judge_grads(case, reads, ref, values, cots, probe)
+
+
+def _next_step(
+    case: Case, instance: Any, values: dict[str, Any], found: Findings, before: tuple[Any, ...]
+) -> None:
+    """The optimizer's step: every parameter updated in place; then forward and backward on new values.
+    ``before`` holds the outputs of the step before: a forward that returns them again kept them."""
     row = case.row
     for arg in row.held:
         param = values[arg.name]
         if isinstance(param, np.ndarray):
             param[...] = -0.5 * param + 0.25
-    step = shifted(case, values, -0.5, 0.25)
+    step = moved(case, values, -0.5, 0.25)
     step.update({a.name: values[a.name] for a in row.held})  # the very arrays the layer was built with
+    for arg in row.placed("forward"):  # a training loop's batch buffer: the same arrays, refilled in place
+        buffer, new = values[arg.name], step[arg.name]
+        if isinstance(buffer, np.ndarray) and isinstance(new, np.ndarray) and buffer.shape == new.shape:
+            buffer[...] = new
+            step[arg.name] = buffer
     cots = shifted_cotangents(case, -0.5, 0.25)
     pristine = {k: snapshot(v) for k, v in step.items()}
     probe = found.child()
@@ -623,7 +791,8 @@ def _next_step(case: Case, instance: Any, values: dict[str, Any], found: Finding
     if probe.failed and not _first_use_at(case, pristine, cots, found):
         return  # a fresh layer is wrong here too: a plain bug, for the first stage to find on its own
     if probe.failed:
-        copied = _copied(case, instance, pristine, cots, outs, result, found) if outs is not None else []
+        kept = outs is not None and all(unchanged(b, o) for b, o in zip(before, outs, strict=False))
+        copied = _copied(case, instance, pristine, cots, outs, result, found) if outs and not kept else []
         if copied:
             for i, m in enumerate(probe.mismatches):
                 probe.mismatches[i] = replace(
@@ -677,8 +846,13 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
     values, cots = case.fresh()
     forward(case, first.instance, values, second, "second ")
     ref = case.reference(case.values, case.cotangents, first.instance) if row.capture else first.ref
-    inputs = {a.name for a in row.placed("forward") if a.differentiable}
-    other = {k: np.array(-v, dtype=v.dtype) if k in inputs else snapshot(v) for k, v in case.values.items()}
+    # independent values, not -x: batch statistics and attention scores are the same for -x, and would
+    # hide a cache that the two instances share
+    inputs = {a.name for a in row.placed("forward", "keyword")}
+    other = {
+        k: v if k in inputs else snapshot(case.values[k])
+        for k, v in moved(case, case.values, -0.5, 0.25).items()
+    }
     b = build(case, other, second, "another instance's ")
     if not second.failed:
         forward(case, b, other, second, "another instance's ")

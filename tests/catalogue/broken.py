@@ -301,15 +301,6 @@ class SigmoidFloat32Grad(_SigmoidBase):
         return np.asarray(dout * self.out * (1 - self.out)).astype(np.float32)
 
 
-class SigmoidFloat64Grad(_SigmoidBase):
-    """dx is promoted to float64 (``np.asarray(dout, dtype=float)``) for a float32 input."""
-
-    def backward(self, dout: Array) -> Array:
-        assert self.out is not None
-        out = self.out.astype(float)
-        return np.asarray(np.asarray(dout, dtype=float) * out * (1 - out))
-
-
 class SigmoidBackwardReusesOut(_SigmoidBase):
     """backward computes dx in the buffer forward returned: the caller's ``out`` changes after the fact,
     dx aliases it, and a second backward() gives a different (wrong) answer."""
@@ -700,15 +691,6 @@ BROKEN: list[Case] = [
         check="dx",
         kinds=_k("dtype", "value"),
         why="dx downcast",
-    ),
-    Case(
-        layer=SigmoidFloat64Grad,
-        diagnosis="dtype",
-        against="sigmoid",
-        check="dx",
-        kinds=_k("dtype"),
-        why="dx promoted to float64 for float32 x",
-        dtype="float32",
     ),
     # out is compared as forward returned it, then checked again after backward: it was overwritten
     Case(

@@ -562,6 +562,24 @@ class SoftmaxWithLossInPlace:
 
 # ==== the catalogue =====================================================================================
 
+
+class SigmoidFloat64Grad:
+    """Correct, but dx is promoted to float64 (``np.asarray(dout, dtype=float)``) for a float32 input, as
+    the book's float64 buffers do: values right in a wider float pass, with a note."""
+
+    def __init__(self) -> None:
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        out = 1 / (1 + np.exp(-np.clip(x, -500, 500)))
+        self.out = np.asarray(out, dtype=x.dtype)
+        return self.out
+
+    def backward(self, dout: Array) -> Array:
+        assert self.out is not None
+        out = self.out.astype(float)
+        return np.asarray(np.asarray(dout, dtype=float) * out * (1 - out))
+
 LEARNER: list[Expect] = [
     # mul: the book's naive MulLayer is right without broadcasting
     Expect(
@@ -633,6 +651,14 @@ LEARNER: list[Expect] = [
         notes=("overflow",),
     ),
     Expect(layer=JaxSigmoid, against="sigmoid", why="jnp, x64 on, JAX arrays", verdict="pass"),
+    Expect(
+        layer=SigmoidFloat64Grad,
+        against="sigmoid",
+        why="dx promoted to float64 for float32 x: right values in a wider float pass with a note",
+        verdict="pass",
+        notes=("dx: returned as float64 for float32 input",),
+        dtype="float32",
+    ),
     Expect(
         layer=JaxSigmoidDefaultConfig,
         against="sigmoid",

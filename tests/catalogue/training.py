@@ -429,6 +429,181 @@ class SoftmaxLossNoneMeansOne(_SoftmaxWithLoss):
 
 # ==== the catalogue =====================================================================================
 
+
+# ---- train mode, then test mode on one instance (chapter 6) -------------------------------------------------
+
+
+class BookDropout:
+    """Book 1's Dropout as printed: backward after a test-mode forward is left undefined (mask is None)."""
+
+    def __init__(self, dropout_ratio: float = 0.5) -> None:
+        self.dropout_ratio = dropout_ratio
+        self.mask: Array | None = None
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        if train_flg:
+            self.mask = np.random.rand(*x.shape) > self.dropout_ratio
+            return x * self.mask
+        return x * (1.0 - self.dropout_ratio)
+
+    def backward(self, dout: Array) -> Array:
+        return dout * self.mask  # type: ignore[operator]
+
+
+class DropoutMaskInTestMode(BookDropout):
+    """Test mode reuses the last training mask (right on a fresh instance, which has none yet)."""
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        if train_flg or self.mask is None:
+            return super().forward(x, train_flg)
+        return x * self.mask * (1.0 - self.dropout_ratio)
+
+
+class _BookBatchNorm:
+    """Book 1's BatchNormalization, x (N, D) or (N, C, H, W) seen as (N, D); its running statistics are
+    updated by ``_running``, which holds the mistake of a subclass."""
+
+    def __init__(
+        self,
+        gamma: Array,
+        beta: Array,
+        momentum: float = 0.9,
+        running_mean: Array | None = None,
+        running_var: Array | None = None,
+    ) -> None:
+        self.gamma, self.beta, self.momentum = gamma, beta, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+        self.shape: tuple[int, ...] = ()
+        self.xc: Array = np.zeros(0)
+        self.xn: Array = np.zeros(0)
+        self.std: Array = np.zeros(0)
+        self.dgamma: Array | None = None
+        self.dbeta: Array | None = None
+
+    def _running(self, mu: Array, var: Array) -> None:
+        m = self.momentum
+        self.running_mean = m * self.running_mean + (1 - m) * mu
+        self.running_var = m * self.running_var + (1 - m) * var
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.shape = x.shape
+        x2 = _flatten(x)
+        if train_flg:
+            mu = x2.mean(axis=0)
+            self.xc = x2 - mu
+            var = np.mean(self.xc**2, axis=0)
+            self.std = np.sqrt(var + 10e-7)
+            self.xn = self.xc / self.std
+            self._running(mu, var)
+        else:
+            self.xn = (x2 - self.running_mean) / np.sqrt(self.running_var + 10e-7)
+        return np.asarray(self.gamma * self.xn + self.beta, dtype=x.dtype).reshape(x.shape)
+
+    def backward(self, dout: Array) -> Array:
+        d = _flatten(dout)
+        n = d.shape[0]
+        self.dbeta = d.sum(axis=0)
+        self.dgamma = np.sum(self.xn * d, axis=0)
+        dxn = self.gamma * d
+        dxc = dxn / self.std
+        dstd = -np.sum((dxn * self.xc) / (self.std * self.std), axis=0)
+        dvar = 0.5 * dstd / self.std
+        dxc += (2.0 / n) * self.xc * dvar
+        dx = dxc - np.sum(dxc, axis=0) / n
+        return np.asarray(dx, dtype=dout.dtype).reshape(self.shape)
+
+
+class BatchNormMomentumSwapped(_BookBatchNorm):
+    """running = (1 - momentum) * running + momentum * batch: the weights of the moving average swapped."""
+
+    def _running(self, mu: Array, var: Array) -> None:
+        m = self.momentum
+        self.running_mean = (1 - m) * self.running_mean + m * mu
+        self.running_var = (1 - m) * self.running_var + m * var
+
+
+class BatchNormRunningVarNeverUpdated(_BookBatchNorm):
+    """Only the running mean is updated; the running variance keeps its initial value."""
+
+    def _running(self, mu: Array, var: Array) -> None:
+        self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
+
+
+# ---- caches the earlier stages could not see: by shape, by object, shared between instances -----------------
+
+
+class SoftmaxLossLabelsByShape(_SoftmaxWithLoss):
+    """The one-hot targets are built once per shape of x ("the labels do not change"): a later batch of the
+    same size trains on the earlier batch's labels."""
+
+    def forward(self, x: Array, t: Array) -> Any:
+        if self.t is None or self.t.shape != x.shape:
+            self.t = _one_hot(t, x)
+        log_y = _log_softmax(x)
+        self.y = np.exp(log_y)
+        self.loss = -np.sum(self.t * log_y) / x.shape[0]
+        return self.loss
+
+
+class AffineSkipsTheSameBatch(_Affine):
+    """Skips the product when given the very array it saw last: a training loop that refills one batch
+    buffer in place gets the previous batch's output."""
+
+    def __init__(self, W: Array, b: Array) -> None:
+        super().__init__(W, b)
+        self.seen: Array | None = None
+        self.out: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        if x is self.seen and self.out is not None:
+            return self.out
+        self.seen, self.out = x, super().forward(x)
+        return self.out
+
+
+class BatchNormClassStd(_BookBatchNorm):
+    """Keeps std on the class, shared by every instance: another instance's forward replaces it before this
+    one's backward (-x has the same std, so B must see other values for it to show)."""
+
+    shared_std: Array = np.zeros(0)
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        out = super().forward(x, train_flg)
+        BatchNormClassStd.shared_std = self.std
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        self.std = BatchNormClassStd.shared_std
+        return super().backward(dout)
+
+
+class MatMulSetsDW:
+    """Book 2's MatMul, but backward sets self.dW and never writes grads[0], which optimizers read."""
+
+    def __init__(self, W: Array) -> None:
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.x: Array | None = None
+        self.dW: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        return np.dot(x, self.params[0])
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        self.dW = np.dot(self.x.T, dout)
+        return np.dot(dout, self.params[0].T)
+
+
+class MatMulSetsBoth(MatMulSetsDW):
+    """Right: writes grads[0] as the book does, and keeps self.dW too."""
+
+    def backward(self, dout: Array) -> Array:
+        dx = super().backward(dout)
+        self.grads[0][...] = self.dW
+        return dx
+
 TRAINING: list[Expect] = [
     # state kept from the first call
     Expect(
@@ -551,6 +726,79 @@ TRAINING: list[Expect] = [
         diagnoses=codes("timeout"),
         options={"timeout": 0.5, "max_failures": 1, "scope": False},
     ),
+    # train mode, then test mode on one instance
+    Expect(
+        layer=DropoutMaskInTestMode,
+        against="dropout",
+        why="test mode reuses the last training mask",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"max_failures": 1, "scope": False},
+    ),
+    Expect(
+        layer=BatchNormMomentumSwapped,
+        against="batch_normalization",
+        why="running = (1 - m) * running + m * batch",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"max_failures": 1, "scope": False},
+    ),
+    Expect(
+        layer=BatchNormRunningVarNeverUpdated,
+        against="batch_normalization",
+        why="the running variance is never updated",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"max_failures": 1, "scope": False},
+    ),
+    Expect(
+        layer=_BookBatchNorm,
+        against="batch_normalization",
+        why="book 1's BatchNormalization: no backward after a test-mode forward",
+        verdict="pass",
+        notes=("test-mode backward is outside this layer's contract",),
+    ),
+    Expect(
+        layer=BookDropout,
+        against="dropout",
+        why="book 1's Dropout: no backward after a test-mode forward",
+        verdict="pass",
+        notes=("test-mode backward is outside this layer's contract",),
+    ),
+    # caches by shape, by object, between instances; a book-2 layer's grads list
+    Expect(
+        layer=SoftmaxLossLabelsByShape,
+        against="softmax_with_loss",
+        why="one-hot targets built once per shape",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"max_failures": 1, "scope": False},
+    ),
+    Expect(
+        layer=AffineSkipsTheSameBatch,
+        against="affine",
+        why="returns the last output when given the same array object (a refilled batch buffer)",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"max_failures": 1, "scope": False},
+    ),
+    Expect(
+        layer=BatchNormClassStd,
+        against="batch_normalization",
+        why="std kept on the class, shared by every instance",
+        verdict="fail",
+        diagnoses=codes("stateful"),
+        options={"max_failures": 1, "scope": False},
+    ),
+    Expect(
+        layer=MatMulSetsDW,
+        against="matmul",
+        why="backward sets self.dW, never grads[0]",
+        verdict="fail",
+        any_of=codes("other", "scale"),
+        options={"max_failures": 1, "scope": False},
+    ),
+    Expect(layer=MatMulSetsBoth, against="matmul", why="grads[0] written, self.dW kept too", verdict="pass"),
     # correct
     Expect(layer=ReluWithHistory, against="relu", why="keeps all masks, uses the latest", verdict="pass"),
     Expect(layer=AffineBookkeeping, against="affine", why="counters that affect nothing", verdict="pass"),

@@ -8,7 +8,8 @@ and images, one channel and several, a filter as large as the image, and a large
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -225,6 +226,61 @@ def _window(height: str, width: str) -> tuple[Arg, ...]:
 
 _FILTER = _window("filter_h", "filter_w")
 
+# ---- the book's functions, driven as layers ------------------------------------------------------------------
+
+Function = Callable[..., Any]
+
+
+def _partner(function: Function, name: str) -> tuple[Function, str]:
+    """``function``'s adjoint ``name`` from the same module (book 1's common.util has both), else the
+    library's; with a note when it is the library's."""
+    own = getattr(sys.modules.get(getattr(function, "__module__", "") or ""), name, None)
+    if callable(own) and own is not function:
+        return own, ""
+    return getattr(backprop, name), f"backward is backprop.{name} (your module has no {name}): only forward is yours"
+
+
+def _named(cls: type, function: Function, factory: str, note: str) -> type:
+    """The wrapper named after the function it drives, so that reports say ``common.util.im2col``;
+    ``__wraps__`` tells the printed program how to rebuild it."""
+    cls.__module__ = getattr(function, "__module__", cls.__module__) or cls.__module__
+    cls.__qualname__ = cls.__name__ = getattr(function, "__qualname__", cls.__name__)
+    cls.__wraps__ = (__name__, factory, function)  # type: ignore[attr-defined]
+    cls.__note__ = note  # type: ignore[attr-defined]
+    return cls
+
+
+def im2col_layer(im2col: Function) -> type:
+    """``im2col(x, filter_h, filter_w, stride, pad)`` as the row's layer; its VJP is the same module's
+    ``col2im(dcol, x.shape, filter_h, filter_w, stride, pad)``."""
+    col2im, note = _partner(im2col, "col2im")
+
+    class Im2colFunction(Im2col):
+        def forward(self, x: Any) -> Any:
+            self.input_shape = np.shape(x)
+            return im2col(x, self.filter_h, self.filter_w, self.stride, self.pad)
+
+        def backward(self, dout: Any) -> Any:
+            return col2im(dout, self.input_shape, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    return _named(Im2colFunction, im2col, "im2col_layer", note)
+
+
+def col2im_layer(col2im: Function) -> type:
+    """``col2im(col, input_shape, filter_h, filter_w, stride, pad)`` as the row's layer; its VJP is the same
+    module's ``im2col(dx, filter_h, filter_w, stride, pad)``."""
+    im2col, note = _partner(col2im, "im2col")
+
+    class Col2imFunction(Col2im):
+        def forward(self, col: Any) -> Any:
+            return col2im(col, self.input_shape, self.filter_h, self.filter_w, self.stride, self.pad)
+
+        def backward(self, dout: Any) -> Any:
+            return im2col(dout, self.filter_h, self.filter_w, self.stride, self.pad)
+
+    return _named(Col2imFunction, col2im, "col2im_layer", note)
+
+
 ROWS = (
     Row(
         name="im2col",
@@ -235,6 +291,7 @@ ROWS = (
         args=(*_FILTER, Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True)),
         shapes=WINDOW_POOL,
         outputs=("col",),
+        function=im2col_layer,
         features=(*_FEATURES, Feature.NEGATIVE_ZERO),
         row_features=_filter_features,
     ),
@@ -251,6 +308,7 @@ ROWS = (
         ),
         shapes=tuple({**entry, "img": entry["x"]} for entry in WINDOW_POOL),
         outputs=("img",),
+        function=col2im_layer,
         # no ``large``: col's first axis is N * out_h * out_w, not a batch, and would read as one
         features=(Feature.OVERLAP, Feature.PADDING, Feature.EXTREME, Feature.NEGATIVE_ZERO),
         row_features=_filter_features,

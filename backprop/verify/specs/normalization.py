@@ -119,6 +119,7 @@ DROPOUT = Row(
         Arg(name="x", grad="dx", domain=(-1e4, 1e4)),
         Arg(name="train_flg", to="keyword", values=_both_modes),
     ),
+    mode="train_flg",
     shapes=DROPOUT_POOL,
     # never 0: the shrinker would zero dout wherever the first mask drops an element, so that a backward
     # ignoring the mask is right on the first call and only a later call's fresh mask shows it (reported
@@ -127,7 +128,8 @@ DROPOUT = Row(
     features=(Feature.RANK4, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO),
     conventions=(
         "non-inverted dropout: kept elements are not rescaled in train mode; test mode scales by 1 - ratio",
-        "backward after a test-mode forward is its derivative, dout * (1 - ratio) (the book leaves it undefined)",
+        "backward after a test-mode forward is its derivative, dout * (1 - ratio); a layer whose backward "
+        "raises there (the book leaves it undefined) is judged on test-mode forward alone, with a note",
     ),
     capture=dropout_mask,
 )
@@ -282,6 +284,27 @@ def _magnitudes(
     return magnitude
 
 
+def _running(rows_of: Layout) -> Callable[[Mapping[str, Any], Any], dict[str, Any]]:
+    """The running statistics a train-mode forward on ``values`` leaves, with the layer's own ``momentum``
+    (the book's name; 0.9, the book's default, where it has none): momentum * running + (1 - momentum) *
+    the batch's mean and biased variance, in the run's dtype."""
+
+    def after_train(values: Mapping[str, Any], layer: Any) -> dict[str, Any]:
+        try:
+            momentum = float(getattr(layer, "momentum", 0.9))
+        except (TypeError, ValueError):
+            momentum = 0.9
+        x = np.asarray(values["x"])
+        rows = rows_of(x.astype(np.float64))
+        batch = {"running_mean": rows.mean(axis=0), "running_var": rows.var(axis=0)}
+        return {
+            k: np.asarray(momentum * np.asarray(values[k], dtype=np.float64) + (1.0 - momentum) * v, x.dtype)
+            for k, v in batch.items()
+        }
+
+    return after_train
+
+
 _CONVENTIONS = (
     "eps = 10e-7 under the square root and the biased batch variance, as in the book",
     "test mode: the running statistics are constants (no gradient flows into them)",
@@ -309,6 +332,8 @@ BATCH_NORMALIZATION = Row(
     row_features=_nd,
     conventions=_CONVENTIONS,
     magnitude=_magnitudes(_flat_rows, _flat_columns),
+    mode="train_flg",
+    after_train=_running(_flat_rows),
 )
 
 CHANNEL_BATCH_NORMALIZATION = Row(
@@ -324,6 +349,8 @@ CHANNEL_BATCH_NORMALIZATION = Row(
     features=(Feature.BATCH, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO),
     conventions=_CONVENTIONS,
     magnitude=_magnitudes(_channel_rows, _channel_columns),
+    mode="train_flg",
+    after_train=_running(_channel_rows),
 )
 
 ROWS = (DROPOUT, BATCH_NORMALIZATION, CHANNEL_BATCH_NORMALIZATION)

@@ -309,6 +309,20 @@ class TimeRnnForgetsState(_TimeRnn):
         pass
 
 
+class TimeLstmResetKeepsCell(_TimeLstm):
+    """reset_state() forgets h but keeps the cell state c: a new sequence starts from the old memory."""
+
+    def reset_state(self) -> None:
+        self.h = None
+
+
+class TimeRnnResetDoesNothing(_TimeRnn):
+    """reset_state() is there, but empty: a stateful layer carries its state into the next sequence."""
+
+    def reset_state(self) -> None:
+        pass
+
+
 class TimeRnnNoTruncation(_TimeRnn):
     """Stateful, and the step layers of the previous call are kept: backward runs through both calls, so
     the gradients (and dh) are those of the whole history, not truncated at the call's first step."""
@@ -730,6 +744,22 @@ BROKEN: list[Case] = [
         kinds=_k("value"),
         diagnosis="other",
         why="dc not carried back",
+    ),
+    Case(
+        layer=TimeLstmResetKeepsCell,
+        against="time_lstm",
+        check="hs",
+        kinds=_k("stale"),
+        diagnosis="stale",
+        why="reset_state() keeps the cell state",
+    ),
+    Case(
+        layer=TimeRnnResetDoesNothing,
+        against="time_rnn",
+        check="hs",
+        kinds=_k("stale"),
+        diagnosis="stale",
+        why="reset_state() does nothing",
     ),
     Case(
         layer=TimeBiLstmDxNotReversed,

@@ -292,7 +292,13 @@ def _time_row(name: str, layer: type, gates: int, cell: bool = False) -> Row:
         features=FEATURES,
         conventions=_TIME_CONVENTIONS,
         carry=_carry(f"{name}_final", ("h", "c") if cell else ("h",)),
+        reset=_from_zeros,
     )
+
+
+def _from_zeros(values: Mapping[str, Any]) -> dict[str, Any]:
+    """After ``reset_state()`` a forward starts from zeros, as a layer that is not stateful does."""
+    return {**values, STATEFUL: False}
 
 
 TIME_RNN = _time_row("time_rnn", recurrent.TimeRNN, 1)
