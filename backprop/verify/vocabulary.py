@@ -120,6 +120,7 @@ class Feature(StrEnum):
     OVERLAP = "overlap"  # filter windows that overlap (a stride smaller than the filter)
     PADDING = "padding"  # a border padded around the image (pad > 0)
     TIE = "tie"  # a pooling window whose maximum is shared by several elements
+    IGNORED = "ignored"  # a label -1 that a time loss ignores
 
 
 FEATURE_WORDS: dict[Feature, tuple[str, str]] = {
@@ -136,6 +137,7 @@ FEATURE_WORDS: dict[Feature, tuple[str, str]] = {
     Feature.OVERLAP: ("windows that do not overlap", "the windows overlap (stride < filter)"),
     Feature.PADDING: ("no padding (pad = 0)", "the image is padded (pad > 0)"),
     Feature.TIE: ("windows with a unique maximum", "a window's maximum is tied"),
+    Feature.IGNORED: ("targets with no ignored label (-1)", "a label is -1, which the loss must ignore"),
 }
 
 

@@ -1212,7 +1212,11 @@ class _BatchNormBase:
     def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
         assert self.running_mean is not None and self.running_var is not None
         if train:
-            return x.mean(axis=0), x.var(axis=0)
+            mu, var = x.mean(axis=0), x.var(axis=0)
+            m = self.momentum  # the running statistics that test mode uses later, as the book keeps them
+            self.running_mean = m * self.running_mean + (1 - m) * mu
+            self.running_var = m * self.running_var + (1 - m) * var
+            return mu, var
         return self.running_mean, self.running_var
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
@@ -1260,6 +1264,7 @@ class BatchNormRunningStatsInTraining(_BatchNormBase):
     """Train mode normalizes with the running statistics instead of the batch's own."""
 
     def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
+        super()._stats(x, train)  # the running statistics are still updated, as the book does
         return super()._stats(x, False)
 
 
@@ -1292,6 +1297,10 @@ class ChannelBatchNormPerPosition(_BatchNormBase):
         rm, rv = self.running_mean, self.running_var
         assert rm is not None and rv is not None
         mu, var = (x.mean(axis=0), x.var(axis=0)) if train_flg else (rm[:, None, None], rv[:, None, None])
+        if train_flg:  # the running statistics per channel, right: the mistake is in the normalization
+            m = self.momentum
+            self.running_mean = m * rm + (1 - m) * x.mean(axis=(0, 2, 3))
+            self.running_var = m * rv + (1 - m) * x.var(axis=(0, 2, 3))
         self.xc = x - mu
         self.std = np.broadcast_to(np.sqrt(var + _EPS), x.shape[1:])
         self.xn = self.xc / self.std

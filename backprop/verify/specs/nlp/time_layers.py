@@ -134,7 +134,7 @@ def time_labels(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.Se
     n, t, v = shapes["xs"]
     if shapes["ts"] == (n, t, v):
         return _integers((n, t), 0, v - 1).map(lambda ts: np.eye(v, dtype=dtype)[ts])
-    return _integers((n, t), -1, v - 1).map(_keep_one)
+    return _integers((n, t), 0 if Feature.IGNORED in without else -1, v - 1).map(_keep_one)
 
 
 def _keep_one(ts: Any) -> Any:
@@ -149,7 +149,8 @@ _far_apart = far_apart("xs")
 
 def _target_form(values: Mapping[str, Any]) -> set[Feature]:
     """One-hot or integer targets, and ``extreme`` when one step's scores are far apart (``LOGIT_GAP``)."""
-    return {Feature.ONE_HOT if np.ndim(values["ts"]) == 3 else Feature.LABELS} | _far_apart(values)
+    ignored = {Feature.IGNORED} if np.ndim(values["ts"]) == 2 and np.any(values["ts"] == -1) else set()
+    return {Feature.ONE_HOT if np.ndim(values["ts"]) == 3 else Feature.LABELS} | _far_apart(values) | ignored
 
 
 def _kept(values: Mapping[str, Any]) -> Any:
@@ -197,6 +198,7 @@ TIME_SOFTMAX_WITH_LOSS = Row(
         Feature.LARGE,
         Feature.EXTREME,
         Feature.NEGATIVE_ZERO,
+        Feature.IGNORED,
     ),
     row_features=_target_form,
     feature_words=EXTREME_LOGITS,
