@@ -1264,7 +1264,6 @@ class BatchNormRunningStatsInTraining(_BatchNormBase):
     """Train mode normalizes with the running statistics instead of the batch's own."""
 
     def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
-        super()._stats(x, train)  # the running statistics are still updated, as the book does
         return super()._stats(x, False)
 
 
@@ -1420,11 +1419,13 @@ BROKEN += [
     ),
     Case(
         layer=BatchNormRunningStatsInTraining,
-        diagnosis="other",
+        # the shrunk example is x = 0 with running mean 0, where train mode's output is right by chance:
+        # then the running statistics this layer never updates are what a later test-mode call shows
+        diagnosis="stale",
         against="batch_normalization",
         check="out",
-        kinds=_k("value"),
-        why="train mode normalizes with the running statistics",
+        kinds=_k("value", "stale"),
+        why="train mode normalizes with the running statistics (and never updates them)",
     ),
     Case(
         layer=BatchNormDgammaNotSummed,
