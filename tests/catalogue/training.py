@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tests.catalogue.broken import _BatchNormBase
 from tests.catalogue.learner import Array, Expect, codes
 
 # ---- shared plain-NumPy pieces, written out once so each class below differs only in its mistake ---------
@@ -459,74 +460,37 @@ class DropoutMaskInTestMode(BookDropout):
         return x * self.mask * (1.0 - self.dropout_ratio)
 
 
-class _BookBatchNorm:
-    """Book 1's BatchNormalization, x (N, D) or (N, C, H, W) seen as (N, D); its running statistics are
-    updated by ``_running``, which holds the mistake of a subclass."""
-
-    def __init__(
-        self,
-        gamma: Array,
-        beta: Array,
-        momentum: float = 0.9,
-        running_mean: Array | None = None,
-        running_var: Array | None = None,
-    ) -> None:
-        self.gamma, self.beta, self.momentum = gamma, beta, momentum
-        self.running_mean, self.running_var = running_mean, running_var
-        self.shape: tuple[int, ...] = ()
-        self.xc: Array = np.zeros(0)
-        self.xn: Array = np.zeros(0)
-        self.std: Array = np.zeros(0)
-        self.dgamma: Array | None = None
-        self.dbeta: Array | None = None
-
-    def _running(self, mu: Array, var: Array) -> None:
-        m = self.momentum
-        self.running_mean = m * self.running_mean + (1 - m) * mu
-        self.running_var = m * self.running_var + (1 - m) * var
-
-    def forward(self, x: Array, train_flg: bool = True) -> Array:
-        self.shape = x.shape
-        x2 = _flatten(x)
-        if train_flg:
-            mu = x2.mean(axis=0)
-            self.xc = x2 - mu
-            var = np.mean(self.xc**2, axis=0)
-            self.std = np.sqrt(var + 10e-7)
-            self.xn = self.xc / self.std
-            self._running(mu, var)
-        else:
-            self.xn = (x2 - self.running_mean) / np.sqrt(self.running_var + 10e-7)
-        return np.asarray(self.gamma * self.xn + self.beta, dtype=x.dtype).reshape(x.shape)
+class BookBatchNorm(_BatchNormBase):
+    """Book 1's BatchNormalization: right in train mode and in a test-mode forward, and, as the book's,
+    no backward after a test-mode forward (it reads what only train mode computes)."""
 
     def backward(self, dout: Array) -> Array:
-        d = _flatten(dout)
-        n = d.shape[0]
-        self.dbeta = d.sum(axis=0)
-        self.dgamma = np.sum(self.xn * d, axis=0)
-        dxn = self.gamma * d
-        dxc = dxn / self.std
-        dstd = -np.sum((dxn * self.xc) / (self.std * self.std), axis=0)
-        dvar = 0.5 * dstd / self.std
-        dxc += (2.0 / n) * self.xc * dvar
-        dx = dxc - np.sum(dxc, axis=0) / n
-        return np.asarray(dx, dtype=dout.dtype).reshape(self.shape)
+        if not self.train:
+            raise AttributeError("'BookBatchNorm' object has no attribute 'batch_size'")
+        return super().backward(dout)
 
 
-class BatchNormMomentumSwapped(_BookBatchNorm):
+class BatchNormMomentumSwapped(_BatchNormBase):
     """running = (1 - momentum) * running + momentum * batch: the weights of the moving average swapped."""
 
-    def _running(self, mu: Array, var: Array) -> None:
-        m = self.momentum
+    def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
+        if not train:
+            return super()._stats(x, train)
+        mu, var, m = x.mean(axis=0), x.var(axis=0), self.momentum
         self.running_mean = (1 - m) * self.running_mean + m * mu
         self.running_var = (1 - m) * self.running_var + m * var
+        return mu, var
 
 
-class BatchNormRunningVarNeverUpdated(_BookBatchNorm):
+class BatchNormRunningVarNeverUpdated(_BatchNormBase):
     """Only the running mean is updated; the running variance keeps its initial value."""
 
-    def _running(self, mu: Array, var: Array) -> None:
+    def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
+        if not train:
+            return super()._stats(x, train)
+        mu, var = x.mean(axis=0), x.var(axis=0)
         self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
+        return mu, var
 
 
 # ---- caches the earlier stages could not see: by shape, by object, shared between instances -----------------
@@ -561,7 +525,7 @@ class AffineSkipsTheSameBatch(_Affine):
         return self.out
 
 
-class BatchNormClassStd(_BookBatchNorm):
+class BatchNormClassStd(_BatchNormBase):
     """Keeps std on the class, shared by every instance: another instance's forward replaces it before this
     one's backward (-x has the same std, so B must see other values for it to show)."""
 
@@ -752,7 +716,7 @@ TRAINING: list[Expect] = [
         options={"max_failures": 1, "scope": False},
     ),
     Expect(
-        layer=_BookBatchNorm,
+        layer=BookBatchNorm,
         against="batch_normalization",
         why="book 1's BatchNormalization: no backward after a test-mode forward",
         verdict="pass",
