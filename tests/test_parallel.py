@@ -33,6 +33,29 @@ def test_a_layer_that_ends_its_worker_fails_alone(tmp_path: Path) -> None:
     assert "exit code 3" in dead.error and "--isolate" in dead.error, dead.error
 
 
+def test_a_worker_does_not_call_a_layer_again_in_its_other_dtype_once_it_timed_out(tmp_path: Path) -> None:
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text(
+        "import time\nfrom backprop import Relu\n\nclass Hangs(Relu):\n    def backward(self, dout):\n"
+        "        time.sleep(1000)\n"
+    )
+    keywords = {**KEYWORDS, "timeout": 1.0}
+    jobs = [
+        Job((f"{hangs}:Hangs", "relu"), "relu", "hangs.Hangs", dtype, {**keywords, "dtype": dtype})
+        for dtype in ("float64", "float32")
+    ]
+    sigmoid = [Job(None, "sigmoid", "backprop.activations.Sigmoid", "float64", KEYWORDS)]
+    (timed_out, skipped), (alive,) = run_groups([jobs, sigmoid], 2)
+    assert alive.passed
+    assert timed_out.verdict == "timeout" and timed_out.failure is not None
+    assert timed_out.failure.mismatches[0].message == "backward() did not return within 1 s"
+    assert skipped.verdict == "timeout" and skipped.dtype == "float32" and skipped.examples == 0
+    assert skipped.error == (
+        "not checked: its float64 check timed out (backward() did not return within 1 s), so it is not called "
+        "again"
+    )
+
+
 def _two_workers() -> subprocess.Popen[str]:
     """``backprop-verify`` checking two rows in two worker processes for a long while, once started."""
     proc = start_cli("relu", "sigmoid", "--examples", "100000", "--jobs", "2", stdout=subprocess.DEVNULL)
