@@ -327,7 +327,7 @@ def verify(
         if scope and not report.timed_out:
             report.passes_without, hung = _scope(row, first.failure, off, opts, search)
             if hung is not None and hung.hang is not None:
-                report.failures.append(finish(hung.hang, hung))
+                report.failures = _ending_with(report.failures, finish(hung.hang, hung), max_failures)
                 report.timed_out = True
     report.seconds = time.perf_counter() - start
     built, cached = compilations()
@@ -366,6 +366,11 @@ def _found(failure: Failure, search: _Search, finish: Callable[[Failure, _Search
     return found
 
 
+def _ending_with(failures: list[Failure], hang: Failure, max_failures: int) -> list[Failure]:
+    """``failures`` then ``hang``, at most ``max_failures`` in all: the hang, which ended the check, stays."""
+    return [*failures[: max_failures - 1], hang]
+
+
 def _more_failures(
     report: LayerReport,
     opts: Options,
@@ -375,7 +380,7 @@ def _more_failures(
     max_failures: int,
 ) -> None:
     """The first failure, then the next ones with each failed (check, kind) set aside; none after a call
-    timed out, which ends the check (the hang is kept even past ``max_failures``)."""
+    timed out, which ends the check."""
     if first.failure is None:
         return
     failures = _found(first.failure, first, finish)
@@ -389,8 +394,8 @@ def _more_failures(
             break
         failures += _found(again.failure, again, finish)
         hung = again.hang is not None
-    if len(failures) > max_failures:
-        failures = [*failures[: max_failures - 1], failures[-1]]
+    if len(failures) > max_failures:  # the hang found while shrinking the last one
+        failures = _ending_with(failures[:-1], failures[-1], max_failures)
     report.failures = failures
     report.timed_out = hung
     for failure in failures:
