@@ -3,16 +3,20 @@ the layer it was checking."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from backprop.verify.parallel import Job, run_groups
+from backprop.verify.report import RunReport
 from tests.processes import start_cli
 
+ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS = {"max_examples": 3, "seed": 0, "dtype": "float64"}
 
 
@@ -54,6 +58,10 @@ def test_a_worker_does_not_call_a_layer_again_in_its_other_dtype_once_it_timed_o
         "not checked: its float64 check timed out (backward() did not return within 1 s), so it is not called "
         "again"
     )
+    schema = json.loads((ROOT / "backprop" / "verify" / "report.schema.json").read_text())
+    run = RunReport(seed=0, max_examples=3, layers=[timed_out, skipped])
+    jsonschema.validate(run.to_json(), schema)
+    assert [(r["verdict"], r["timed_out"]) for r in run.to_json()["layers"]] == [("timeout", True)] * 2
 
 
 def _two_workers() -> subprocess.Popen[str]:
