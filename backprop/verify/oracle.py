@@ -144,7 +144,8 @@ def check_example(
 
     ``diagnosed=False`` skips the diagnosis (the search diagnoses only the final, shrunk example); a
     ``guard`` shared by many examples summarises their warnings once (otherwise they are this example's
-    notes).
+    notes) and, once a call has timed out under it, calls the layer no more: every later example fails
+    with that timeout.
     """
     row = get_row(row)
     opts = options or Options()
