@@ -13,6 +13,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -468,6 +469,93 @@ def test_the_module_runs_as_a_command_with_clean_piped_output() -> None:
         in proc.stdout
     )
     assert "\x1b[" not in proc.stdout + proc.stderr
+
+
+# ---- a layer that hangs ----------------------------------------------------------------------------------
+
+_HANGS = """\
+import time
+
+
+class Relu:
+    def __init__(self):
+        self.mask = None
+
+    def forward(self, x):
+        self.mask = x <= 0
+        out = x.copy()
+        out[self.mask] = 0
+        return out
+
+    def backward(self, dout):
+        dx = dout.copy()
+        dx[self.mask] = 0
+        return dx
+
+
+class SleepsInForward(Relu):
+    def forward(self, x):
+        time.sleep(1000)
+
+
+class SpinsInBackward(Relu):
+    def backward(self, dout):
+        while True:
+            pass
+
+
+class HangsOnItsSecondBackward(Relu):  # right once; hangs in training's next step
+    def backward(self, dout):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls > 1:
+            time.sleep(1000)
+        return super().backward(dout)
+
+
+class SleepsInItsConstructor(Relu):
+    def __init__(self):
+        time.sleep(1000)
+"""
+
+
+@pytest.mark.parametrize(
+    ("cls", "call"),
+    [
+        ("SleepsInForward", "forward() did not return within 3 s"),
+        ("SpinsInBackward", "backward() did not return within 3 s"),
+        ("HangsOnItsSecondBackward", "training, next step: backward() did not return within 3 s"),
+        ("SleepsInItsConstructor", "constructor() did not return within 3 s"),
+    ],
+)
+def test_a_hanging_layer_ends_its_check_at_the_first_timeout(tmp_path: Path, cls: str, call: str) -> None:
+    """Each further search (shrinking, more mistakes, scope, the other dtype) would call the layer again, a
+    whole timeout each time: the first timeout ends the layer's check, in both dtypes, well within 30 s."""
+    (tmp_path / "hangs.py").write_text(_HANGS)
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PYTHONPATH")}
+    env["PYTHONPATH"] = str(ROOT)
+    argv = [sys.executable, "-m", "backprop.verify.cli", "--layer", f"hangs.py:{cls}", "--against", "relu"]
+    started = time.monotonic()
+    proc = subprocess.run(
+        [*argv, "--timeout", "3"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    assert elapsed < 30, f"{elapsed:.1f} s"
+    assert "Traceback" not in proc.stderr
+    label = f"hangs.{cls} vs relu"
+    rows = [[c.strip() for c in re.split("│", line)[1:-1]] for line in proc.stdout.splitlines()]
+    verdicts = [(r[1], r[-1]) for r in rows if r and r[0] == label]
+    assert verdicts == [("float64", "timeout"), ("float32", "timeout")]
+    check = call.split("(")[0].split()[-1]
+    assert f"FAIL hangs.{cls} (checked against 'relu'): {check} timed out" in proc.stdout
+    assert f"{check}: {call}" in proc.stdout  # which call hung, in which stage
+    assert "failing example as drawn (not shrunk" in proc.stdout
+    assert f"reproduce: backprop-verify --layer hangs.py:{cls} --against relu --seed 0" in proc.stdout
+    assert (
+        f"TIMEOUT {label} float32: not checked: its float64 check timed out ({call}), so it is not called "
+        "again" in proc.stdout
+    )
+    assert "2 of 2 failed" in proc.stdout
 
 
 # ---- the second book's convention, dtypes and the JSON schema ---------------------------------------------

@@ -320,6 +320,41 @@ def test_repeated_warnings_are_counted_whatever_the_callers_filter(callers_filte
     assert guard.notes() == ["RuntimeWarning: overflow encountered in exp (90 times, first in forward())"]
 
 
+def _filters(*installs: tuple[str, str, type[Warning]]) -> tuple[tuple[Any, ...], ...]:
+    """The entries of ``warnings.filters`` that ``filterwarnings(action, message, category)`` installs."""
+    with warnings.catch_warnings():
+        for action, message, category in installs:
+            warnings.filterwarnings(action, message, category)  # type: ignore[arg-type]
+        return tuple(warnings.filters[: len(installs)])
+
+
+def test_the_layers_own_filters_hold_inside_its_calls_whatever_the_callers() -> None:
+    before = list(warnings.filters)
+    own = _filters(("error", "", RuntimeWarning))
+    with Guard(filters=own) as guard:
+        outcome = guard.call("forward", _overflow)
+    assert (outcome.kind, outcome.message) == (
+        Kind.EXCEPTION,
+        "raised RuntimeWarning: overflow encountered in exp",
+    )
+    assert guard.warnings == []  # raised, as in the layer's own process; not counted as a warning
+    assert warnings.filters == before
+
+
+def test_the_layers_own_filters_keep_their_order_message_and_category() -> None:
+    # first the later filterwarnings call, as warnings.filters holds them: overflow ignored, others errors
+    own = _filters(("error", "", UserWarning), ("ignore", "OVERFLOW", RuntimeWarning))
+    with Guard(filters=own) as guard:
+        quiet = guard.call("forward", _overflow)
+        loud = guard.call("backward", lambda: warnings.warn("clipped", UserWarning, stacklevel=1))
+        counted = guard.call(
+            "backward", lambda: warnings.warn("deprecated", DeprecationWarning, stacklevel=1)
+        )
+    assert quiet.ok and counted.ok
+    assert (loud.kind, loud.message) == (Kind.EXCEPTION, "raised UserWarning: clipped")
+    assert guard.notes() == ["DeprecationWarning: deprecated (once, in backward())"]
+
+
 def test_warnings_differing_only_in_numbers_are_one_entry_across_calls() -> None:
     with Guard() as guard:
         guard.call("forward", lambda: warnings.warn("clipped 3 values to 1e-7", UserWarning, stacklevel=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -14,7 +15,7 @@ import backprop
 import reference
 from backprop.verify import verify
 from backprop.verify.cli import main
-from backprop.verify.loader import LoadError, api_problem, load_class
+from backprop.verify.loader import LoadError, api_problem, load_class, warning_filters
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = "tests/fixtures/loader"
@@ -256,3 +257,28 @@ def test_generator_exit_at_import_is_not_turned_into_a_load_error(tmp_path: Path
     with pytest.raises(GeneratorExit):
         load_class(f"{tmp_path}/closes.py:Relu")
     assert "closes" not in sys.modules
+
+
+# ---- warning filters the module installs ----------------------------------------------------------------
+
+WARNINGS_AS_ERRORS = "tests/fixtures/warnings/warnings_as_errors.py"
+
+
+def test_the_filters_a_module_installs_are_its_own_not_the_oracles() -> None:
+    before = list(warnings.filters)
+    cls = load_class(f"{WARNINGS_AS_ERRORS}:ExpSigmoidWarningsAsErrors")
+    assert warnings.filters == before  # the oracle's own code does not run under "error"
+    assert warning_filters(cls) == (("error", None, Warning, None, 0),)
+    assert (
+        warning_filters(backprop.Sigmoid) == ()
+    )  # not loaded here: the caller's process, the caller's filters
+
+
+def test_an_overflow_that_raises_in_its_own_process_raises_under_the_oracle() -> None:
+    cls = load_class(f"{WARNINGS_AS_ERRORS}:ExpSigmoidWarningsAsErrors")
+    report = verify(cls, "sigmoid", max_examples=20, max_failures=1, scope=False)
+    assert report.failure is not None, report.notes
+    first = report.failure.mismatches[0]
+    assert first.diagnosis == "exception"
+    assert first.message == "forward() raised RuntimeWarning: overflow encountered in exp"
+    assert not any("overflow" in note for note in report.notes)  # the exception, not a note

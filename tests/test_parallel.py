@@ -3,16 +3,20 @@ the layer it was checking."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from backprop.verify.parallel import Job, run_groups
+from backprop.verify.report import RunReport
 from tests.processes import start_cli
 
+ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS = {"max_examples": 3, "seed": 0, "dtype": "float64"}
 
 
@@ -31,6 +35,33 @@ def test_a_layer_that_ends_its_worker_fails_alone(tmp_path: Path) -> None:
     assert alive.passed and alive.name == "sigmoid" and alive.examples == 3
     assert not dead.passed and dead.error is not None
     assert "exit code 3" in dead.error and "--isolate" in dead.error, dead.error
+
+
+def test_a_worker_does_not_call_a_layer_again_in_its_other_dtype_once_it_timed_out(tmp_path: Path) -> None:
+    hangs = tmp_path / "hangs.py"
+    hangs.write_text(
+        "import time\nfrom backprop import Relu\n\nclass Hangs(Relu):\n    def backward(self, dout):\n"
+        "        time.sleep(1000)\n"
+    )
+    keywords = {**KEYWORDS, "timeout": 1.0}
+    jobs = [
+        Job((f"{hangs}:Hangs", "relu"), "relu", "hangs.Hangs", dtype, {**keywords, "dtype": dtype})
+        for dtype in ("float64", "float32")
+    ]
+    sigmoid = [Job(None, "sigmoid", "backprop.activations.Sigmoid", "float64", KEYWORDS)]
+    (timed_out, skipped), (alive,) = run_groups([jobs, sigmoid], 2)
+    assert alive.passed
+    assert timed_out.verdict == "timeout" and timed_out.failure is not None
+    assert timed_out.failure.mismatches[0].message == "backward() did not return within 1 s"
+    assert skipped.verdict == "timeout" and skipped.dtype == "float32" and skipped.examples == 0
+    assert skipped.error == (
+        "not checked: its float64 check timed out (backward() did not return within 1 s), so it is not called "
+        "again"
+    )
+    schema = json.loads((ROOT / "backprop" / "verify" / "report.schema.json").read_text())
+    run = RunReport(seed=0, max_examples=3, layers=[timed_out, skipped])
+    jsonschema.validate(run.to_json(), schema)
+    assert [(r["verdict"], r["timed_out"]) for r in run.to_json()["layers"]] == [("timeout", True)] * 2
 
 
 def _two_workers() -> subprocess.Popen[str]:

@@ -92,10 +92,31 @@ def test_a_wrong_forward_shape_gets_forward_words() -> None:
 def test_a_hang_fails_with_timeout_naming_the_call() -> None:
     start = time.perf_counter()
     report = verify(Hangs, "relu", max_examples=3, timeout=0.3, max_failures=1, scope=False)
-    assert report.failure is not None
+    assert report.failure is not None and report.verdict == "timeout"
     assert time.perf_counter() - start < 60
     mismatch = report.failure.mismatches[0]
-    assert mismatch.diagnosis == "timeout" and "backward() did not return within 0.3 s" in mismatch.message
+    assert mismatch.diagnosis == "timeout" and mismatch.message == "backward() did not return within 0.3 s"
+
+
+def test_a_hang_while_shrinking_ends_the_check_and_keeps_the_failure_found() -> None:
+    calls: list[int] = []
+
+    class WrongThenHangs(Relu):
+        def backward(self, dout: Any) -> Any:
+            calls.append(1)
+            if len(calls) > 1:  # the first example fails; Hypothesis calls again to shrink it
+                while True:
+                    time.sleep(0.01)
+            return super().backward(dout) + 1
+
+    report = verify(WrongThenHangs, "relu", max_examples=20, timeout=0.3)
+    assert len(calls) == 2  # no call after the one that hung: no more shrinking, searching or diagnosing
+    assert report.verdict == "timeout" and report.timed_out and not report.passed
+    wrong, hang = report.failures
+    assert [m.kind for m in wrong.mismatches] == ["value"] and not wrong.shrunk
+    assert [m.diagnosis for m in hang.mismatches] == ["timeout"] and not hang.shrunk
+    assert report.passes_without == ()
+    assert "failing example as drawn (not shrunk" in hang.render()
 
 
 def test_a_layers_error_state_does_not_leak_to_the_caller() -> None:

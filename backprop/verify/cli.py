@@ -379,7 +379,7 @@ def _progress(console: Console, live: bool) -> Progress:
 def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Console) -> RunReport:
     """Verify every target, showing live progress on a terminal or one line per layer otherwise; the rows
     go to worker processes when there are several and ``--jobs`` allows it."""
-    from backprop.verify.report import RunReport
+    from backprop.verify.report import RunReport, after_timeout
 
     live = not args.quiet and err.is_terminal
     run = RunReport(seed=args.seed, max_examples=args.examples)
@@ -396,12 +396,18 @@ def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Consol
         if workers > 1 and len(groups) > 1 and not args.isolate:
             run.layers.extend(_run_parallel(targets, groups, args, err, (progress, tasks), workers))
             return run
+        hung: dict[str, LayerReport] = {}  # by label: a layer that timed out is not called again
         for target, task in zip(targets, tasks, strict=True):
             progress.start_task(task)
-            if not args.quiet and not live:
-                # said before the run, so that a layer that hangs can be seen in a CI log
-                err.print(f"checking {target.label} {target.dtype} ...", markup=False, highlight=False)
-            report = _verify_one(target, args, _ticker(progress, task, args.examples))
+            if target.label in hung:
+                report = after_timeout(hung[target.label], target.dtype)
+            else:
+                if not args.quiet and not live:
+                    # said before the run, so that a layer that hangs can be seen in a CI log
+                    err.print(f"checking {target.label} {target.dtype} ...", markup=False, highlight=False)
+                report = _verify_one(target, args, _ticker(progress, task, args.examples))
+                if report.timed_out:
+                    hung[target.label] = report
             run.layers.append(report)
             _finished(target, report, args, err, (progress, task))
     return run
@@ -598,9 +604,10 @@ def print_results(targets: Sequence[Target], run: RunReport, file: IO[str]) -> N
         if report.failures and scope:
             _plain(console, f"  scope: {scope}")
         if report.error is not None:
+            heading = "TIMEOUT" if report.timed_out else "ERROR"
             _plain(
                 console,
-                f"\nERROR {target.label} {target.dtype}: {report.error}\n  reproduce: {target.reproduce}",
+                f"\n{heading} {target.label} {target.dtype}: {report.error}\n  reproduce: {target.reproduce}",
             )
     failed = [f"{t.label} {t.dtype}" for t, r in zip(targets, run.layers, strict=True) if not r.passed]
     total = len(run.layers)

@@ -106,19 +106,46 @@ class Findings:
             self.measured.notes.append(text)
 
     def call(self, what: str, fn: Callable[[], Any]) -> tuple[bool, Any]:
-        """Run the layer's ``what`` (e.g. ``forward``); a failure of any kind becomes a finding."""
+        """Run the layer's ``what`` (e.g. ``forward``); a failure of any kind becomes a finding.
+
+        Once a call has timed out, the layer is not called again, since each call of a layer that hangs
+        would cost the whole time limit: the call fails with no finding of its own (``hung`` puts the
+        timeout on record)."""
+        if self.guard.timed_out is not None:
+            return False, None
         outcome = self.guard.call(what, fn)
         if outcome.kind is not None:
-            stage = what.split("(")[0].split()[-1]
-            kind = outcome.kind
-            # an exception only on a later use is that stage's finding (a cache from an earlier batch)
-            if kind == Kind.EXCEPTION and what.startswith("training"):
-                kind = Kind.STALE
-            elif kind == Kind.EXCEPTION and what.startswith(("second", "another")):
-                kind = Kind.STATEFUL
-            self.add(Evidence(stage, stage, kind, where=what), f"{what} {outcome.message}")
+            evidence, message = self._failed_call(what, outcome.kind, outcome.message)
+            self.add(evidence, message)
             return False, None
         return True, outcome.value
+
+    @staticmethod
+    def _failed_call(what: str, kind: Kind, message: str) -> tuple[Evidence, str]:
+        stage = what.split("(")[0].split()[-1]
+        # an exception only on a later use is that stage's finding (a cache from an earlier batch)
+        if kind == Kind.EXCEPTION and what.startswith("training"):
+            kind = Kind.STALE
+        elif kind == Kind.EXCEPTION and what.startswith(("second", "another")):
+            kind = Kind.STATEFUL
+        # the guard's message may name the call already ("backward() did not return within 3 s")
+        text = message if message.startswith(what) else f"{what} {message}"
+        return Evidence(stage, stage, kind, where=what), text
+
+    def hung(self) -> bool:
+        """Whether a call of the layer timed out. Its finding is then in this notebook, even when a probe
+        that set its findings aside made the call, or the search had set that check aside: a hang ends the
+        check, whatever else was found."""
+        timed_out = self.guard.timed_out
+        if timed_out is None:
+            return False
+        if not any(ev.kind == Kind.TIMEOUT for ev in self.evidence):
+            what, outcome = timed_out
+            evidence, message = self._failed_call(what, Kind.TIMEOUT, outcome.message)
+            self.failed_checks.add(evidence.check)
+            self.evidence.append(evidence)
+            self.mismatches.append(Mismatch(check=evidence.check, kind=evidence.kind, message=message))
+        return True
 
     def value(
         self,

@@ -3,8 +3,10 @@
 A ``Guard`` turns everything a call can do besides returning into an ``Outcome``: an exception, a
 ``sys.exit()``, a ``KeyboardInterrupt`` raised by the code itself, or a call that never returns (a time
 limit per call). A real Ctrl-C is told apart from a raised ``KeyboardInterrupt`` and always propagates, as
-``Interrupted``, so the CLI can stop with exit status 130. Each call also runs with the caller's NumPy error
-state and warning filters saved and restored, and the warnings it raises are counted, never printed::
+``Interrupted``, so the CLI can stop with exit status 130. ``timed_out`` keeps the first call that timed out,
+so that a caller can stop calling a layer that hangs. Each call also runs with the caller's NumPy error state
+and warning filters saved and restored, under the filters the layer's own module installed (``filters``),
+and the warnings it raises are counted, never printed::
 
     with Guard(timeout=60) as guard:
         outcome = guard.call("forward", lambda: layer.forward(x))
@@ -27,7 +29,7 @@ import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
@@ -37,7 +39,10 @@ import numpy as np
 
 from backprop.verify.vocabulary import Kind
 
-__all__ = ["Guard", "Interrupted", "Outcome", "WarningSummary", "is_real_interrupt"]
+__all__ = ["Filter", "Guard", "Interrupted", "Outcome", "WarningSummary", "is_real_interrupt"]
+
+Filter = tuple[Any, ...]
+"""One entry of ``warnings.filters``: (action, message regex, category, module regex, line number)."""
 
 # After the deadline the timeout is raised again at this interval, so that a call which catches it once
 # (``except BaseException``) and carries on is interrupted again.
@@ -97,6 +102,18 @@ def _label(what: str) -> str:
     return what if what.endswith(")") else f"{what}()"
 
 
+def _install(filters: Sequence[Filter]) -> None:
+    """Put ``filters`` (entries of ``warnings.filters``) first, in their order, through the public API."""
+    for action, message, category, module, lineno in reversed(filters):
+        warnings.filterwarnings(
+            action,
+            getattr(message, "pattern", message or ""),
+            category,
+            getattr(module, "pattern", module or ""),
+            lineno,
+        )
+
+
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -111,16 +128,21 @@ def _async_raise(thread_id: int, exc: type[BaseException] | None) -> None:
 class Guard:
     """Runs the calls of one layer run; enter it (``with Guard(...) as guard``) to tell Ctrl-C apart.
 
-    ``timeout`` is the limit in seconds for each call, or ``None`` for none. Entered in the main thread, it
+    ``timeout`` is the limit in seconds for each call, or ``None`` for none; ``filters`` are warning filters
+    (entries of ``warnings.filters``) that the layer's own module installed, which take precedence inside
+    every call as they would in the layer's own process. Entered in the main thread, it
     installs a SIGINT handler (restoring the previous one on exit) that marks real interrupts; without it, a
     ``KeyboardInterrupt`` in the main thread cannot be told apart and is let through, so that a Ctrl-C is
     never mistaken for the layer's own doing. Not thread-safe: one guard per thread.
     """
 
-    def __init__(self, timeout: float | None = None) -> None:
+    def __init__(self, timeout: float | None = None, filters: Sequence[Filter] = ()) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self.timeout = timeout
+        self.filters = tuple(filters)
+        self.timed_out: tuple[str, Outcome] | None = None
+        """The first call that did not return in time: its name and outcome."""
         self._summaries: dict[tuple[str, str], WarningSummary] = {}
         self._watching = False
         self._previous_sigint: Any = None
@@ -172,9 +194,11 @@ class Guard:
         saved_err, saved_errcall = np.geterr(), np.geterrcall()
         try:
             # catch_warnings restores the filters, so a layer's simplefilter() stays inside the call; "always"
-            # records every occurrence, which the summary counts.
+            # records every occurrence, which the summary counts, except where the layer's own module said
+            # otherwise ("error" makes its warnings raise, as they do in its own process).
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                _install(self.filters)
                 self._in_call = True
                 try:
                     value, error, timed_out = self._attempt(fn)
@@ -186,7 +210,10 @@ class Guard:
         # A real Ctrl-C wins over whatever the code made of it (caught it, exited, timed out).
         self._deliver(error if isinstance(error, Interrupted) else None)
         self._summarise(caught, what)
-        return self._outcome(what, value, error, timed_out)
+        outcome = self._outcome(what, value, error, timed_out)
+        if timed_out and self.timed_out is None:
+            self.timed_out = (what, outcome)
+        return outcome
 
     def _outcome(self, what: str, value: Any, error: BaseException | None, timed_out: bool) -> Outcome:
         label = _label(what)

@@ -6,6 +6,10 @@ process already imported under the same name (a user's own ``reference.py`` or `
 put back in ``sys.modules`` once the file has run. A dotted module is imported the way ``python -m``
 would find it: with the current directory on ``sys.path``. Every problem is a ``LoadError`` with a
 one-line message meant for the command line.
+
+Warning filters that the import installs (``warnings.filterwarnings("error")`` at the top of the file) are
+the module's own: the oracle's filters are put back once it has run, and ``warning_filters(cls)`` gives
+them to the guard, which applies them inside every call into the class, as the module's own process would.
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ import inspect
 import os
 import re
 import sys
+import warnings
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-__all__ = ["LoadError", "api_problem", "load_class", "load_row"]
+__all__ = ["LoadError", "api_problem", "load_class", "load_row", "warning_filters"]
 
 _USAGE = "expected FILE.py:CLASS or MODULE:CLASS, got {spec!r}"
 _API = ("forward", "backward")
@@ -56,7 +63,18 @@ def load_class(spec: str, methods: tuple[str, ...] | None = None, function: bool
             return obj
     cls = _resolve(module, where, attrs)
     _check_api(cls, spec, methods or _API)
+    _LAYER_FILTERS[cls] = _MODULE_FILTERS.get(module.__name__, ())
     return cls
+
+
+def warning_filters(layer: Any) -> tuple[tuple[Any, ...], ...]:
+    """The warning filters the module of a loaded ``layer`` installed when it was imported, in the order of
+    ``warnings.filters``; none for a class that was not loaded here (one defined in the caller's process
+    already runs under the caller's filters, which are the oracle's own)."""
+    try:
+        return _LAYER_FILTERS.get(layer, ())
+    except TypeError:  # not weakly referenceable, so never recorded
+        return ()
 
 
 def load_row(spec: str) -> Any:
@@ -75,10 +93,28 @@ def _module_of(spec: str) -> tuple[ModuleType, str, list[str]]:
     if not source or not all(a.isidentifier() for a in attrs):
         raise LoadError(_USAGE.format(spec=spec))
     if _is_file(source):
-        return _load_file(source), source, attrs
+        return _importing(_load_file, source), source, attrs
     if not all(part.isidentifier() for part in source.split(".")):
         raise LoadError(_USAGE.format(spec=spec))
-    return _load_module(source), f"module {source}", attrs
+    return _importing(_load_module, source), f"module {source}", attrs
+
+
+# The filters each module's import installed, by module name, and those of each loaded class.
+_MODULE_FILTERS: dict[str, tuple[tuple[Any, ...], ...]] = {}
+_LAYER_FILTERS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], ...]] = weakref.WeakKeyDictionary()
+
+
+def _importing(load: Callable[[str], ModuleType], source: str) -> ModuleType:
+    """``load(source)``, with the warning filters as they were before: the ones the import installed are
+    recorded as the module's own. A module imported before keeps the filters recorded then."""
+    with warnings.catch_warnings():
+        before = list(warnings.filters)  # held, so that no new filter can reuse an old one's id
+        module = load(source)
+        old = {id(f) for f in before}
+        added = tuple(f for f in warnings.filters if id(f) not in old)
+    if added or module.__name__ not in _MODULE_FILTERS:
+        _MODULE_FILTERS[module.__name__] = added
+    return module
 
 
 def _is_file(source: str) -> bool:

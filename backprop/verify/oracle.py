@@ -21,6 +21,7 @@ from backprop.verify.diagnose import Situation, diagnose
 from backprop.verify.draw import Without, cotangent_arrays, without_set
 from backprop.verify.findings import Findings, Measured, kink_bounds
 from backprop.verify.guard import Guard
+from backprop.verify.loader import warning_filters
 from backprop.verify.program import snippet
 from backprop.verify.registry import get_row
 from backprop.verify.report import Example, Failure
@@ -38,7 +39,7 @@ from backprop.verify.stages import (
 )
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature, Kind
 
-__all__ = ["DTYPES", "LayerMismatch", "Options", "check_example", "examples"]
+__all__ = ["DTYPES", "LayerMismatch", "Options", "check_example", "examples", "guard_for"]
 
 
 class LayerMismatch(AssertionError):
@@ -59,6 +60,12 @@ class Options:
     timeout: float | None = 60.0
     ignore: frozenset[tuple[str, str]] = frozenset()
     """(check, kind) pairs already reported: set aside, so the search can find the next mistake."""
+
+
+def guard_for(layer: Any, opts: Options) -> Guard:
+    """The guard for calls into ``layer``: the time limit asked for, and the warning filters its own module
+    installed."""
+    return Guard(opts.timeout, warning_filters(layer))
 
 
 # ---- drawing examples ---------------------------------------------------------------------------------
@@ -137,17 +144,19 @@ def check_example(
 
     ``diagnosed=False`` skips the diagnosis (the search diagnoses only the final, shrunk example); a
     ``guard`` shared by many examples summarises their warnings once (otherwise they are this example's
-    notes).
+    notes) and, once a call has timed out under it, calls the layer no more: every later example fails
+    with that timeout.
     """
     row = get_row(row)
     opts = options or Options()
     dtype = np.dtype(example.dtype)
     case = Case(row, layer, example.values, example.cotangents, dtype, opts.grad_names)
-    with contextlib.nullcontext(guard) if guard is not None else Guard(opts.timeout) as active:
+    with contextlib.nullcontext(guard) if guard is not None else guard_for(layer, opts) as active:
         found = Findings(row, row.tolerance(dtype), active, opts.ignore, opts.strict)
         first = run_stages(
             case, found, _seed_of(example), allow=lambda first, found: _allowed(case, first, found, opts)
         )
+        found.hung()  # a call that timed out fails the example, whichever stage or probe made it
         if guard is None:
             found.measured.notes.extend(active.notes())
     if not found.failed:
@@ -240,7 +249,7 @@ def _rerun(
         case = replace(
             base, values=shifted(base, base.values, 0.75, 0.5), cotangents=shifted_cotangents(base, 0.75, 0.5)
         )
-    with Guard(opts.timeout) as guard:
+    with guard_for(layer, opts) as guard:
         run = fresh_run(case, Findings(row, row.tolerance(case.dtype), guard))
     if run is None:
         return None
@@ -275,20 +284,27 @@ def _at_kinks(row: Row, example: Example, ev: Any) -> Any:
     return None if bounds is None else bounds[0] != bounds[1]
 
 
-def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options) -> None:
-    """Give every mismatch of ``failure`` its diagnosis, and the failure its reproducing program."""
+def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, rerun: bool = True) -> None:
+    """Give every mismatch of ``failure`` its diagnosis, and the failure its reproducing program.
+
+    The diagnosis may run the layer again on variants of the example, unless ``rerun`` is False or a call
+    timed out on it: a layer that hung is not called again, as each call could cost the whole time limit.
+    """
     example = failure.example
     tol = row.tolerance(example.dtype)
+    hung = not rerun or any(m.kind == Kind.TIMEOUT for m in failure.mismatches)
 
     def again(mode: str, check: str) -> tuple[Any, Any] | None:
-        return _rerun(row, layer, example, opts, mode, check)
+        return None if hung else _rerun(row, layer, example, opts, mode, check)
 
     def epsilon(actual: Any) -> float | None:
         case = Case(row, layer, dict(example.values), example.cotangents, np.dtype(example.dtype))
         if row.capture is None:
             return _epsilon_match(case, actual)
+        if hung:
+            return None
         # the loss depends on the state the layer drew (its negatives): match a fresh run's own loss
-        with Guard(opts.timeout) as guard:
+        with guard_for(layer, opts) as guard:
             run = fresh_run(case, Findings(row, row.tolerance(case.dtype), guard))
         if run is None or len(row.outputs) != 1:
             return None

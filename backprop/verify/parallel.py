@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from backprop.verify.registry import get_row
-from backprop.verify.report import LayerReport
+from backprop.verify.report import LayerReport, after_timeout
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,16 @@ def verify_job(
 
 
 def _run_group(jobs: Sequence[Job], quiet_stdout: bool = False) -> list[LayerReport]:
+    """One layer's jobs (its dtypes) in turn; once one timed out, the layer is not called again."""
     if quiet_stdout:
         stdout_to_stderr()
-    return [verify_job(job.specs, job.name, job.keywords) for job in jobs]
+    reports: list[LayerReport] = []
+    for job in jobs:
+        hung = next((r for r in reports if r.timed_out), None)
+        reports.append(
+            after_timeout(hung, job.dtype) if hung else verify_job(job.specs, job.name, job.keywords)
+        )
+    return reports
 
 
 def _died(job: Job, why: str) -> LayerReport:

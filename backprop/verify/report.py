@@ -101,6 +101,8 @@ class Failure:
     convention: str = ""
     evidence: list[Evidence] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list)
+    shrunk: bool = True
+    """False when the search ended on a call that timed out: the example is as drawn."""
 
     @property
     def diagnosis(self) -> str:
@@ -109,8 +111,14 @@ class Failure:
         return next((c.value for c in SPECIFICITY if c.value in codes), Code.OTHER.value)
 
     def headline(self) -> str:
-        checks = ", ".join(dict.fromkeys(m.check for m in self.mismatches))
-        return f"{self.layer} (checked against '{self.against}'): {checks} wrong"
+        hung = list(dict.fromkeys(m.check for m in self.mismatches if m.kind == "timeout"))
+        wrong = [c for c in dict.fromkeys(m.check for m in self.mismatches) if c not in hung]
+        said = [
+            f"{', '.join(checks)} {what}"
+            for checks, what in ((wrong, "wrong"), (hung, "timed out"))
+            if checks
+        ]
+        return f"{self.layer} (checked against '{self.against}'): {'; '.join(said)}"
 
     def render(self, *, blob: bool = True) -> str:
         shapes = ", ".join(f"{k} {v}" for k, v in self.shapes.items())
@@ -119,7 +127,12 @@ class Failure:
             lines.append(f"  convention: {self.convention}")
         lines += ["  " + m.render().replace("\n", "\n  ") for m in self.mismatches]
         lines += [f"  third witness, {w.sentence()}" for w in self.witnesses]
-        lines.append("  smallest failing example (shrunk by Hypothesis):")
+        if self.shrunk:
+            lines.append("  smallest failing example (shrunk by Hypothesis):")
+        else:
+            lines.append(
+                "  failing example as drawn (not shrunk: a layer that timed out is not called again):"
+            )
         lines += ["    " + line for line in (self.program or example_lines(self.example)).splitlines()]
         if self.reproduce:
             lines.append(f"  reproduce: {self.reproduce}")
@@ -149,6 +162,7 @@ class Failure:
             "seed": self.seed,
             "hypothesis_blob": self.blob,
             "reproduce": self.reproduce,
+            "shrunk": self.shrunk,
         }
 
 
@@ -183,6 +197,9 @@ class LayerReport:
     """Of those, how many the persistent cache supplied (the rest were compiled)."""
     example_errors: list[float] = field(default_factory=list, repr=False)
     """Each generated example's largest relative error over its passed checks (the HTML histogram)."""
+    timed_out: bool = False
+    """A call into the layer did not return within the time limit: the check ended there, or (``error``)
+    was not run, because the same layer's check in another dtype had timed out."""
 
     @property
     def failure(self) -> Failure | None:
@@ -204,6 +221,8 @@ class LayerReport:
 
     @property
     def verdict(self) -> str:
+        if self.timed_out:
+            return "timeout"
         if self.error:
             return "error"
         if self.failures:
@@ -240,6 +259,7 @@ class LayerReport:
             "failures": [f.to_json() for f in self.failures],
             "mistakes": self.mistakes,
             "error": self.error,
+            "timed_out": self.timed_out,
             "scope": list(self.scope),
             "passes_without": list(self.passes_without),
             "scope_sentence": self.scope_sentence(),
@@ -252,6 +272,24 @@ class LayerReport:
         from backprop.verify.html import fragment
 
         return fragment(self)
+
+
+def after_timeout(hung: LayerReport, dtype: str) -> LayerReport:
+    """The report of ``hung``'s layer in another ``dtype``, not checked: a layer that hung once is not
+    called again (another dtype's check would cost at least the whole time limit again)."""
+    call = next(
+        (m.message for f in hung.failures for m in f.mismatches if m.kind == "timeout"), "a call timed out"
+    )
+    return LayerReport(
+        name=hung.name,
+        layer=hung.layer,
+        against=hung.against,
+        dtype=dtype,
+        scope=hung.scope,
+        words=hung.words,
+        timed_out=True,
+        error=f"not checked: its {hung.dtype} check timed out ({call}), so it is not called again",
+    )
 
 
 @dataclass

@@ -3,7 +3,9 @@
 ``verify`` searches once; when it finds a failure it searches again with each failed check set aside (up to
 ``MAX_FAILURES`` distinct failures, each with its own shrunk example), then once more without each feature
 the first failing example used, to say where the layer is right ("right on same-shape inputs; wrong when
-the inputs broadcast").
+the inputs broadcast"). A call into the layer that times out ends the whole check there: the example it
+hung on is reported as it was drawn, unshrunk, and no further search calls the layer again, since each
+call of a hanging layer would cost the whole time limit.
 """
 
 from __future__ import annotations
@@ -22,9 +24,15 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 
 from backprop.verify.draw import Without, without_set
-from backprop.verify.guard import Guard
 from backprop.verify.loader import api_problem
-from backprop.verify.oracle import LayerMismatch, Options, check_example, diagnose_failure, examples
+from backprop.verify.oracle import (
+    LayerMismatch,
+    Options,
+    check_example,
+    diagnose_failure,
+    examples,
+    guard_for,
+)
 from backprop.verify.registry import ROWS, get_row
 from backprop.verify.report import Failure, LayerReport, RunReport
 from backprop.verify.row import BOOK_API, Row
@@ -50,6 +58,18 @@ class _Search:
     convention: str = ""
     errors: list[float] = field(default_factory=list)
     """Each generated example's largest relative error (the report's histogram)."""
+    hang: Failure | None = None
+    """The example on which a call timed out, which ended the search (``failure`` too, unless the search
+    was shrinking an earlier failure: then that one stays, unshrunk)."""
+
+
+class _Hung(BaseException):
+    """Ends a Hypothesis run at the example where a call timed out: shrinking it, or drawing more, would
+    call a hanging layer again. Not an ``Exception``, so that Hypothesis lets it through untouched."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.headline())
+        self.failure = failure
 
 
 class _NoConstants:
@@ -129,6 +149,8 @@ def _search(
         try:
             measured = check_example(row, layer, example, opts, diagnosed=False, guard=guard)
         except LayerMismatch as exc:
+            if guard.timed_out is not None:
+                raise _Hung(exc.failure) from None
             found.failure = found.failure or exc.failure
             raise
         worst = max((r for _, r in measured.errors.values()), default=0.0)
@@ -142,11 +164,15 @@ def _search(
         for abs_err, rel_err in measured.errors.values():
             found.max_abs, found.max_rel = max(found.max_abs, abs_err), max(found.max_rel, rel_err)
 
-    with Guard(opts.timeout) as guard, _own_constants():
+    with guard_for(layer, opts) as guard, _own_constants():
         try:
             run()
         except LayerMismatch as exc:
             found.failure, found.blob = exc.failure, _blob(exc)
+        except _Hung as hung:
+            found.hang = hung.failure
+            found.failure = found.failure or hung.failure
+            found.failure.shrunk = found.hang.shrunk = False
     found.notes += [f"your layer warned: {note}" for note in guard.notes()]
     return found
 
@@ -308,11 +334,17 @@ def verify(
     if note:  # a function driven with the library's adjoint says so
         report.notes.append(note)
     if first.failure is not None:
-        _more_failures(
-            report, row, layer, opts, (first, first.failure), search, max_failures, (seed, n, dtype)
-        )
-        if scope:
-            report.passes_without = _scope(row, first.failure, off, opts, search)
+        call = f"verify({layer.__qualname__}, {row.name!r}, seed={seed}, max_examples={n}, dtype={dtype!r})"
+
+        def finish(failure: Failure, found: _Search) -> Failure:
+            return _finish(failure, row, layer, opts, found, seed, call)
+
+        _more_failures(report, opts, first, search, finish, max_failures)
+        if scope and not report.timed_out:
+            report.passes_without, hung = _scope(row, first.failure, off, opts, search)
+            if hung is not None and hung.hang is not None:
+                report.failures = _ending_with(report.failures, finish(hung.hang, hung), max_failures)
+                report.timed_out = True
     report.seconds = time.perf_counter() - start
     built, cached = compilations()
     report.compiles, report.cached = built - compiled[0], cached - compiled[1]
@@ -334,36 +366,54 @@ def _record(report: LayerReport, first: _Search) -> None:
 def _finish(
     failure: Failure, row: Row, layer: type, opts: Options, search: _Search, seed: int, call: str
 ) -> Failure:
-    diagnose_failure(failure, row, layer, opts)
+    # a layer that hung in this search is not run again to diagnose a failure (each run could hang)
+    diagnose_failure(failure, row, layer, opts, rerun=search.hang is None)
     failure.seed, failure.blob = seed, search.blob
     failure.witnesses = _witnesses(row, failure)
     failure.reproduce = call
     return failure
 
 
+def _found(failure: Failure, search: _Search, finish: Callable[[Failure, _Search], Failure]) -> list[Failure]:
+    """A search's failure, and the example a call timed out on when that was another (while shrinking)."""
+    found = [finish(failure, search)]
+    if search.hang is not None and search.hang is not failure:
+        found.append(finish(search.hang, search))
+    return found
+
+
+def _ending_with(failures: list[Failure], hang: Failure, max_failures: int) -> list[Failure]:
+    """``failures`` then ``hang``, at most ``max_failures`` in all: the hang, which ended the check, stays."""
+    return [*failures[: max_failures - 1], hang]
+
+
 def _more_failures(
     report: LayerReport,
-    row: Row,
-    layer: type,
     opts: Options,
-    first: tuple[_Search, Failure],
+    first: _Search,
     search: Callable[[Without, Options], _Search],
+    finish: Callable[[Failure, _Search], Failure],
     max_failures: int,
-    run: tuple[int, int, str],
 ) -> None:
-    """The first failure, then the next ones with each failed (check, kind) set aside."""
-    seed, n, dtype = run
-    call = f"verify({layer.__qualname__}, {row.name!r}, seed={seed}, max_examples={n}, dtype={dtype!r})"
-    failures = [_finish(first[1], row, layer, opts, first[0], seed, call)]
+    """The first failure, then the next ones with each failed (check, kind) set aside; none after a call
+    timed out, which ends the check."""
+    if first.failure is None:
+        return
+    failures = _found(first.failure, first, finish)
+    hung = first.hang is not None
     off = without_set(report.scope)
     ignore = set(opts.ignore)
-    while len(failures) < max_failures:
+    while not hung and len(failures) < max_failures:
         ignore |= {(m.check, m.kind) for m in failures[-1].mismatches}
         again = search(off, replace(opts, ignore=frozenset(ignore)))
         if again.failure is None:
             break
-        failures.append(_finish(again.failure, row, layer, opts, again, seed, call))
+        failures += _found(again.failure, again, finish)
+        hung = again.hang is not None
+    if len(failures) > max_failures:  # the hang found while shrinking the last one
+        failures = _ending_with(failures[:-1], failures[-1], max_failures)
     report.failures = failures
+    report.timed_out = hung
     for failure in failures:
         for m in failure.mismatches:
             if m.max_abs is not None and m.max_rel is not None:
@@ -375,12 +425,20 @@ def _more_failures(
 
 def _scope(
     row: Row, failure: Failure, off: Without, opts: Options, search: Callable[[Without, Options], _Search]
-) -> tuple[str, ...]:
-    """Each feature of the failing example whose absence makes the layer pass."""
+) -> tuple[tuple[str, ...], _Search | None]:
+    """Each feature of the failing example whose absence makes the layer pass; and the search in which a
+    call timed out, if one did (the scope is then unknown, and no further search runs)."""
     used = sorted(row.features_of(failure.example.values) - off)
-    return tuple(
-        f.value for f in used if _drawable(row, off | {f}) and search(off | {f}, opts).failure is None
-    )
+    passes = []
+    for feature in used:
+        if not _drawable(row, off | {feature}):
+            continue
+        found = search(off | {feature}, opts)
+        if found.hang is not None:
+            return (), found
+        if found.failure is None:
+            passes.append(feature.value)
+    return tuple(passes), None
 
 
 def _drawable(row: Row, without: Without) -> bool:

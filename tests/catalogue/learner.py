@@ -12,8 +12,10 @@ lists both the failure and the ``verify()`` options under which the same class p
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -23,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from backprop.verify import verify
+from backprop.verify.loader import load_class
 from backprop.verify.registry import names as row_names
 from backprop.verify.vocabulary import CODES, DTYPES, Allowance, Feature
 
@@ -560,6 +563,25 @@ class SoftmaxWithLossInPlace:
         return dx
 
 
+# ==== a module that makes its warnings errors =============================================================
+
+
+def _loaded(name: str) -> type:
+    """A class of ``fixtures/warnings/warnings_as_errors.py``, loaded as ``--layer`` loads it: the loader
+    records the warning filters its module installs at import (here ``filterwarnings("error")``), which then
+    hold inside every call into the class. ``sys.path`` is left as it was."""
+    path = list(sys.path)
+    try:
+        return load_class(f"{Path(__file__).parents[1] / 'fixtures/warnings/warnings_as_errors.py'}:{name}")
+    finally:
+        sys.path[:] = path
+
+
+BookSigmoidWarningsAsErrors = _loaded("BookSigmoidWarningsAsErrors")
+ExpSigmoidWarningsAsErrors = _loaded("ExpSigmoidWarningsAsErrors")
+StableSigmoidWarningsAsErrors = _loaded("StableSigmoidWarningsAsErrors")
+
+
 # ==== the catalogue =====================================================================================
 
 
@@ -649,6 +671,27 @@ LEARNER: list[Expect] = [
         why="book 1's 1 / (1 + np.exp(-x)): overflow warnings, right values",
         verdict="pass",
         notes=("overflow",),
+    ),
+    Expect(
+        layer=BookSigmoidWarningsAsErrors,
+        against="sigmoid",
+        why="the same code in a module that sets warnings.filterwarnings('error'): its overflow raises "
+        "RuntimeWarning, in its own process and under the oracle alike",
+        verdict="fail",
+        diagnoses=codes("exception"),
+    ),
+    Expect(
+        layer=ExpSigmoidWarningsAsErrors,
+        against="sigmoid",
+        why="exp(x) / (1 + exp(x)) in that module: the overflow raises where it would give inf / inf = NaN",
+        verdict="fail",
+        diagnoses=codes("exception"),
+    ),
+    Expect(
+        layer=StableSigmoidWarningsAsErrors,
+        against="sigmoid",
+        why="an overflow-free sigmoid in that module: the filter it installs causes no false alarm",
+        verdict="pass",
     ),
     Expect(layer=JaxSigmoid, against="sigmoid", why="jnp, x64 on, JAX arrays", verdict="pass"),
     Expect(
