@@ -262,7 +262,7 @@ def _magnitudes(
             mean, var = rows.mean(axis=0), rows.var(axis=0)
         else:
             mean, var = (np.asarray(values[k], dtype=np.float64) for k in ("running_mean", "running_var"))
-        std = np.sqrt(var + EPS)
+        std = np.sqrt(var + values.get("eps", EPS))  # the row's eps (``Row.at_eps`` may change it)
         eps = float(np.finfo(x.dtype).eps)
         xn = np.max(np.abs(rows - mean), axis=0, initial=0.0) / std
         spread = xn + (np.max(np.abs(rows), axis=0, initial=0.0) + np.abs(mean)) / std
@@ -309,6 +309,7 @@ BATCH_NORMALIZATION = Row(
     row_features=_nd,
     conventions=_CONVENTIONS,
     magnitude=_magnitudes(_flat_rows, _flat_columns),
+    eps=EPS,
 )
 
 CHANNEL_BATCH_NORMALIZATION = Row(
@@ -324,6 +325,7 @@ CHANNEL_BATCH_NORMALIZATION = Row(
     features=(Feature.BATCH, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO),
     conventions=_CONVENTIONS,
     magnitude=_magnitudes(_channel_rows, _channel_columns),
+    eps=EPS,
 )
 
 ROWS = (DROPOUT, BATCH_NORMALIZATION, CHANNEL_BATCH_NORMALIZATION)
