@@ -292,6 +292,7 @@ BATCH_NORMALIZATION = Row(
     name="batch_normalization",
     layer=backprop.BatchNormalization,
     reference=lazy("reference.normalization", "batch_normalization"),
+    eps=EPS,  # the book's, under the square root; Row.at_eps checks a layer at its own
     signature=(
         "BatchNormalization(gamma[D], beta[D], running_mean=[D], running_var=[D]).forward(x[N,D] | "
         "x[N,C,H,W], D=C*H*W, train_flg) -> [x's shape]   (backward -> dx; .dgamma, .dbeta)"
@@ -309,13 +310,13 @@ BATCH_NORMALIZATION = Row(
     row_features=_nd,
     conventions=_CONVENTIONS,
     magnitude=_magnitudes(_flat_rows, _flat_columns),
-    eps=EPS,
 )
 
 CHANNEL_BATCH_NORMALIZATION = Row(
     name="channel_batch_normalization",
     layer=backprop.ChannelBatchNormalization,
     reference=lazy("reference.normalization", "channel_batch_normalization"),
+    eps=EPS,  # the book's, under the square root; Row.at_eps checks a layer at its own
     signature=(
         "ChannelBatchNormalization(gamma[C], beta[C], running_mean=[C], running_var=[C])"
         ".forward(x[N,C,H,W], train_flg) -> [N,C,H,W]   (per channel over N, H, W; backward -> dx; .dgamma, .dbeta)"
@@ -325,7 +326,6 @@ CHANNEL_BATCH_NORMALIZATION = Row(
     features=(Feature.BATCH, Feature.LARGE, Feature.EXTREME, Feature.NEGATIVE_ZERO),
     conventions=_CONVENTIONS,
     magnitude=_magnitudes(_channel_rows, _channel_columns),
-    eps=EPS,
 )
 
 ROWS = (DROPOUT, BATCH_NORMALIZATION, CHANNEL_BATCH_NORMALIZATION)
