@@ -555,16 +555,15 @@ def _summed_axis(s: Situation) -> Diagnosis | None:
     if pair is None or s.is_output:
         return None
     a, e = pair
+
+    def summed(e: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+        return np.broadcast_to(np.sum(e, axis=axis, keepdims=True), e.shape)
+
     for axis in range(e.ndim):
-        if e.shape[axis] < 2:
-            continue
-        summed = np.broadcast_to(np.sum(e, axis=axis, keepdims=True), e.shape)
-        if not _close(a, summed, s.tol):
+        if e.shape[axis] < 2 or not _close(a, summed(e, axis), s.tol):
             continue
         other = s.again("shifted", s.ev.check)  # the same on another example: not a coincidence of this one
-        if other is not None and _close(
-            other[0], np.sum(other[1], axis=axis, keepdims=True) + 0 * other[1], s.tol
-        ):
+        if other is not None and _close(other[0], summed(other[1], axis), s.tol):
             return Diagnosis(
                 Code.SHAPE,
                 f"{s.ev.check} holds the correct gradient summed over axis {axis} and repeated along it: a "
