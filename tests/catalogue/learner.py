@@ -745,6 +745,17 @@ class MatMulDwSummedAgain(_MatMul):
         return np.dot(dout, W.T)
 
 
+class MatMulOuterOfSums(_MatMul):
+    """dW as the outer product of x and dout each summed over the batch: right for a batch of one, and on a
+    batch of equal rows exactly N times dW, which is no constant factor."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        (W,) = self.params
+        self.grads[0][...] = np.outer(np.sum(self.x, axis=0), np.sum(dout, axis=0))
+        return np.dot(dout, W.T)
+
+
 class MatMulDxNoTranspose(_MatMul):
     """dx = dout @ W without the .T: an exception unless W is square, and there a wrong dx."""
 
@@ -1022,6 +1033,14 @@ LEARNER: list[Expect] = [
         diagnoses=codes("shape"),
         words=("summed over axis 0",),
         not_words=("[scale]",),
+    ),
+    Expect(
+        layer=MatMulOuterOfSums,
+        against="matmul",
+        why="outer(sum x, sum dout): N times dW only on a batch of equal rows",
+        verdict="fail",
+        passes_without=("batch",),
+        not_words=("[scale]", "Divide by the batch size"),
     ),
     Expect(
         layer=MatMulDxNoTranspose,
