@@ -40,8 +40,9 @@ def _normalize(
     stats: tuple[jax.Array, jax.Array] | None,
     gamma: jax.Array,
     beta: jax.Array,
+    eps: float | jax.Array = EPS,
 ) -> jax.Array:
-    """gamma * (x - mean) / sqrt(var + EPS) + beta, with the statistics of ``x`` over ``axes`` (train
+    """gamma * (x - mean) / sqrt(var + eps) + beta, with the statistics of ``x`` over ``axes`` (train
     mode) or the given ``stats`` (test mode); every statistic broadcast back with its reduced axes kept."""
     keep = [1 if i in axes else n for i, n in enumerate(x.shape)]
     if stats is None:
@@ -49,7 +50,7 @@ def _normalize(
         var = jnp.var(x, axis=axes, keepdims=True)
     else:
         mean, var = jnp.reshape(stats[0], keep), jnp.reshape(stats[1], keep)
-    return (x - mean) * jax.lax.rsqrt(var + EPS) * jnp.reshape(gamma, keep) + jnp.reshape(beta, keep)
+    return (x - mean) * jax.lax.rsqrt(var + eps) * jnp.reshape(gamma, keep) + jnp.reshape(beta, keep)
 
 
 def batch_normalization(
@@ -59,12 +60,13 @@ def batch_normalization(
     running_mean: jax.Array,
     running_var: jax.Array,
     train_flg: bool = True,
+    eps: float | jax.Array = EPS,
 ) -> jax.Array:
     """The book's BatchNormalization: x (N, D) or (N, C, H, W) is seen as (N, D) with D = C*H*W, and each
     of the D features is normalized over the batch (train) or with the running statistics (test)."""
     flat = jnp.reshape(x, (x.shape[0], -1))
     stats = None if train_flg else (running_mean, running_var)
-    return jnp.reshape(_normalize(flat, (0,), stats, gamma, beta), x.shape)
+    return jnp.reshape(_normalize(flat, (0,), stats, gamma, beta, eps), x.shape)
 
 
 def batch_normalization_running(
@@ -84,11 +86,12 @@ def channel_batch_normalization(
     running_mean: jax.Array,
     running_var: jax.Array,
     train_flg: bool = True,
+    eps: float | jax.Array = EPS,
 ) -> jax.Array:
     """Per-channel (spatial) batch normalization of x (N, C, H, W): each channel normalized over N, H and
     W together; gamma, beta and the running statistics have shape (C,)."""
     stats = None if train_flg else (running_mean, running_var)
-    return _normalize(x, _PER_CHANNEL, stats, gamma, beta)
+    return _normalize(x, _PER_CHANNEL, stats, gamma, beta, eps)
 
 
 def channel_batch_normalization_running(

@@ -391,6 +391,9 @@ def test_the_books_affine_without_the_batch_reshape_is_caught(capsys: pytest.Cap
         (["--dtype", "float16"], "invalid choice: 'float16'"),
         (["relu", "--json", "no/such/dir/report.json"], "--json no/such/dir/report.json: no such directory"),
         (["--bogus"], "unrecognized arguments: --bogus"),
+        (["relu", "--eps", "1e-7"], "--eps: the row 'relu' has no eps to set"),
+        (["batch_normalization", "--eps", "-1"], "--eps: eps must be a number >= 0, got -1.0"),
+        (["batch_normalization", "--eps", "small"], "--eps: invalid float value: 'small'"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(

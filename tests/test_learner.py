@@ -45,6 +45,10 @@ def test_the_verdict_is_exactly_the_pinned_one(case: Expect) -> None:
     assert set(case.passes_without) <= set(report.passes_without), (
         f"{case.layer.__name__}: expected scope {case.passes_without}, got {report.passes_without}\n{rendered}"
     )
+    for words in case.words:
+        assert words in rendered, f"{case.layer.__name__}: {words!r} missing from\n{rendered}"
+    for words in case.not_words:
+        assert words not in rendered, f"{case.layer.__name__}: {words!r} must not be said\n{rendered}"
     for failure in report.failures:
         assert case.layer.__name__ in failure.render()
         assert all(m.hint and m.explanation for m in failure.mismatches), rendered

@@ -221,6 +221,13 @@ def _add_check_options(parser: argparse.ArgumentParser) -> None:
         help="the attribute names your layer uses for the row's gradients",
     )
     parser.add_argument(
+        "--eps",
+        type=float,
+        default=None,
+        metavar="EPS",
+        help="check a batch normalization at the eps it uses under the square root (the book's is 10e-7)",
+    )
+    parser.add_argument(
         "--timeout",
         type=_seconds,
         default=DEFAULT_TIMEOUT,
@@ -237,6 +244,8 @@ def _options(args: argparse.Namespace, dtype: str) -> str:
         extra.append("--grad-names " + ",".join(f"{k}={v}" for k, v in args.grad_names.items()))
     if args.timeout != DEFAULT_TIMEOUT:
         extra.append(f"--timeout {args.timeout:g}")
+    if args.eps is not None:
+        extra.append(f"--eps {args.eps:g}")
     if args.isolate:
         extra.append("--isolate")
     return " ".join([f"--seed {args.seed} --examples {args.examples} --dtype {dtype}", *extra])
@@ -503,6 +512,7 @@ def _keywords(args: argparse.Namespace, dtype: str) -> dict[str, Any]:
         "allow": args.allow,
         "grad_names": args.grad_names,
         "timeout": args.timeout,
+        "eps": args.eps,
     }
 
 
@@ -665,7 +675,14 @@ def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[Target]]:
         return args, []
     _check_output_path(args.json)
     _check_output_path(args.html, "--html")
-    return args, _targets(args)
+    targets = _targets(args)
+    if args.eps is not None:
+        for target in targets:
+            try:
+                get_row(target.against).at_eps(args.eps)
+            except ValueError as exc:
+                raise UsageError(f"--eps: {exc}") from None
+    return args, targets
 
 
 @contextlib.contextmanager

@@ -20,6 +20,9 @@ from backprop.verify.vocabulary import CODES, Code, Kind
 __all__ = ["CODES", "RULES", "Diagnosis", "Evidence", "Situation", "diagnose"]
 
 Rerun = Callable[[str, str], tuple[Any, Any] | None]
+ExpectAt = Callable[[str, Mapping[str, Any]], NDArray[np.float64] | None]
+"""The reference's value of a check at the example's values with some of them replaced (``{"W": W.T}``,
+``{"eps": 1e-7}``); None when the reference cannot be computed there."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,11 @@ class Situation:
     at_kinks: NDArray[np.bool_] | None = None
     """Where the gradient has more than one valid value (the row's subgradient bounds differ): a tie of
     max pooling, which no single kink value of the input marks."""
+    warned: Callable[[], tuple[str, ...]] | None = None
+    """The warnings (NumPy's RuntimeWarning texts) the layer raised when the example is run again."""
+    expect_at: ExpectAt | None = None
+    eps: float | None = None
+    """The eps a normalization row adds to the variance under the square root (the reference's)."""
 
     @property
     def is_output(self) -> bool:
@@ -260,6 +268,40 @@ def _in_place(s: Situation) -> Diagnosis | None:
     )
 
 
+def _division(s: Situation) -> Diagnosis | None:
+    """NaN or inf from a division NumPy warned about, with no overflowing exp behind it: 0/0 (a constant
+    column's zero variance, a count of windows that is 0) or x/0."""
+    if s.ev.kind != Kind.NAN or s.warned is None:
+        return None
+    said = s.warned()
+    if any("overflow encountered in exp" in w for w in said):
+        return None  # exp overflowed first (inf / inf is also an invalid division): the overflow words
+    hint = (
+        "Find the denominator that is 0 on this example, such as a count of windows that is 0 where no "
+        "window reaches: col2im adds overlapping windows up (+=), it never averages them."
+    )
+    if s.eps is not None:  # a normalization row
+        hint = (
+            f"Add eps to the variance under the square root, np.sqrt(var + {s.eps:g}) as in the book: a "
+            "column whose values are all equal has variance 0."
+        )
+    if any(w.startswith("invalid value encountered in") and "divide" in w for w in said):
+        return Diagnosis(
+            Code.ZERO_DIVISION,
+            f"{s.ev.check} is NaN where the correct value is finite: the layer divides zero by zero "
+            "(NumPy warned: invalid value encountered in divide), such as a zero variance or a zero count.",
+            hint,
+        )
+    if any(w.startswith("divide by zero encountered in") and "divide" in w for w in said):
+        return Diagnosis(
+            Code.ZERO_DIVISION,
+            f"{s.ev.check} is infinite or NaN where the correct value is finite: the layer divides by zero "
+            "(NumPy warned: divide by zero encountered in divide), such as a zero variance or a zero count.",
+            hint,
+        )
+    return None
+
+
 def _overflow(s: Situation) -> Diagnosis | None:
     if s.ev.kind != Kind.NAN:
         return None
@@ -271,8 +313,11 @@ def _overflow(s: Situation) -> Diagnosis | None:
         ),
         default=0,
     )
+    said = s.warned() if s.warned is not None else ()
     hint = "exp() overflows for large inputs: use a stable form (subtract the max before exponentiating)."
-    if s.ev.check == "loss":  # a loss is also infinite where a probability underflows to 0 and is logged
+    if said and not any("in exp" in w for w in said):  # NumPy names the operation: no exp is behind it
+        hint = f"NumPy warned: {said[0]}. Look for that operation and keep its operands in range."
+    elif s.ev.check == "loss":  # a loss is also infinite where a probability underflows to 0 and is logged
         hint = (
             "exp() overflows for large inputs, and a probability far below the largest underflows to 0, "
             "whose log is -inf: subtract the max before exponentiating, and take the log of the "
@@ -288,11 +333,33 @@ def _overflow(s: Situation) -> Diagnosis | None:
 # ---- rules on shapes -------------------------------------------------------------------------------------
 
 
+def _uncropped(s: Situation, exp_shape: tuple[int, ...], act_shape: tuple[int, ...]) -> Diagnosis | None:
+    """An image returned with its padding border (H + 2*pad, or the book's buffer H + 2*pad + stride - 1)."""
+    pad, stride = s.values.get("pad"), s.values.get("stride", 1)
+    if not isinstance(pad, int | np.integer) or not isinstance(stride, int | np.integer) or pad <= 0:
+        return None
+    if len(exp_shape) != 4 or len(act_shape) != 4 or exp_shape[:2] != act_shape[:2]:
+        return None
+    grown = [a - e for a, e in zip(act_shape[2:], exp_shape[2:], strict=True)]
+    if not all(2 * pad <= g <= 2 * pad + stride - 1 for g in grown):
+        return None
+    h, w = exp_shape[2:]
+    return Diagnosis(
+        Code.SHAPE,
+        f"{s.ev.check} has shape {act_shape} but must have shape {exp_shape}: it is the padded image "
+        f"(H + 2*pad = {h + 2 * pad}, W + 2*pad = {w + 2 * pad} with pad = {pad}), whose padding was not cropped.",
+        "Return the image without its border: img[:, :, pad:H + pad, pad:W + pad].",
+    )
+
+
 def _shape(s: Situation) -> Diagnosis | None:
     ev = s.ev
     if ev.kind != Kind.SHAPE or ev.expected_shape is None or ev.actual_shape is None:
         return None
     exp_shape, act_shape, check = ev.expected_shape, ev.actual_shape, ev.check
+    uncropped = _uncropped(s, exp_shape, act_shape)
+    if uncropped is not None:
+        return uncropped
     if s.is_output:
         return Diagnosis(
             Code.SHAPE,
@@ -352,10 +419,52 @@ def _epsilon(s: Situation) -> Diagnosis | None:
     )
 
 
+NORMALIZATION_EPS = (1e-7, 0.0, 1e-8, 1e-5, 1e-3, 1e-4, 2e-5, 1e-9, 1e-10, 1e-12, 1e-2, 1e-6)
+"""The eps values learners write under a normalization's square root, the likeliest first."""
+
+
+def _normalization_eps(s: Situation) -> Diagnosis | None:
+    """A normalization right but for its eps: the reference at another eps matches the layer's numbers."""
+    pair = _values(s)
+    if pair is None or s.eps is None or s.expect_at is None:
+        return None
+    key = s.ev.check if s.is_output else s.ev.primal
+    for eps in NORMALIZATION_EPS:
+        if eps == s.eps:
+            continue
+        expected = s.expect_at(key, {"eps": eps})
+        if expected is None or not _close(pair[0], expected, s.tol):
+            continue
+        if eps == 0:
+            return Diagnosis(
+                Code.EPSILON,
+                f"{s.ev.check} matches the formula with no eps under the square root (eps = 0), where this "
+                f"row, as the book, adds eps = {s.eps:g} to the variance.",
+                f"Add eps under the square root, np.sqrt(var + {s.eps:g}) (the book writes 10e-7): without "
+                "it a column whose values are all equal divides zero by zero.",
+            )
+        return Diagnosis(
+            Code.EPSILON,
+            f"{s.ev.check} matches the formula with eps = {eps:g} under the square root, where this row, as "
+            f"the book, uses eps = {s.eps:g}"
+            + (" (the book's 10e-7 is 1e-6, not 1e-7)." if eps == 1e-7 else "."),
+            f"Use the book's np.sqrt(var + 10e-7), or check the layer at its own eps: --eps {eps:g} "
+            f"(verify(..., eps={eps:g})).",
+        )
+    return None
+
+
 def _all_zero(s: Situation) -> Diagnosis | None:
     pair = _values(s)
     if pair is None or np.any(pair[0]) or not np.any(pair[1]):
         return None
+    if s.is_output and pair[1].ndim == 0:
+        return Diagnosis(
+            Code.OTHER,
+            f"forward() returned {s.ev.check} = 0 where the correct value is {float(pair[1]):.6g}.",
+            "Check that forward uses every input in the form it is given (a target may come as integer "
+            "labels or one-hot), and returns its result.",
+        )
     if s.is_output:
         return Diagnosis(
             Code.OTHER,
@@ -456,6 +565,55 @@ def _scale(s: Situation) -> Diagnosis | None:
     )
 
 
+def _summed_axis(s: Situation) -> Diagnosis | None:
+    """The correct gradient summed over one axis and stretched back over it: a sum over the wrong axis
+    (``np.sum(dW, axis=0)`` written into ``grads[0][...]``, which broadcasts)."""
+    pair = _values(s)
+    if pair is None or s.is_output:
+        return None
+    a, e = pair
+
+    def summed(e: NDArray[np.float64], axis: int) -> NDArray[np.float64]:
+        return np.broadcast_to(np.sum(e, axis=axis, keepdims=True), e.shape)
+
+    for axis in range(e.ndim):
+        if e.shape[axis] < 2 or not _close(a, summed(e, axis), s.tol):
+            continue
+        other = s.again("shifted", s.ev.check)  # the same on another example: not a coincidence of this one
+        if other is not None and _close(other[0], summed(other[1], axis), s.tol):
+            return Diagnosis(
+                Code.SHAPE,
+                f"{s.ev.check} holds the correct gradient summed over axis {axis} and repeated along it: a "
+                f"sum over the wrong axis, broadcast back to {s.ev.primal}'s shape {e.shape}.",
+                f"Compute {s.ev.check} with the shape of {s.ev.primal} directly (for a matrix product, "
+                "x.T @ dout sums over the batch already); do not sum it again.",
+            )
+    return None
+
+
+def _transposed_operand(s: Situation) -> Diagnosis | None:
+    """The formula applied with a square parameter or input transposed (``dout @ W`` for ``dout @ W.T``)."""
+    pair = _values(s)
+    if pair is None or s.expect_at is None:
+        return None
+    key = s.ev.check if s.is_output else s.ev.primal
+    for name, v in s.values.items():
+        if not (isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == v.shape[1] > 1):
+            continue
+        if np.allclose(v, v.T):
+            continue  # a symmetric matrix: transposing it changes nothing
+        expected = s.expect_at(key, {name: np.ascontiguousarray(v.T)})
+        if expected is not None and _close(pair[0], expected, s.tol):
+            return Diagnosis(
+                Code.TRANSPOSE,
+                f"{s.ev.check} is what the correct formula gives with {name} transposed: {name} is square "
+                "here, so the missing (or extra) .T changes the numbers, not the shape.",
+                f"Check each use of {name} in the formula of {s.ev.check}: a matrix product's gradient "
+                "takes the other operand transposed (dx = dout @ W.T, dW = x.T @ dout).",
+            )
+    return None
+
+
 def _transpose(s: Situation) -> Diagnosis | None:
     pair = _values(s)
     if pair is None:
@@ -489,12 +647,16 @@ RULES: tuple[Callable[[Situation], Diagnosis | None], ...] = (
     _missing,
     _in_place,
     _by_kind,
+    _division,
     _overflow,
     _shape,
     _epsilon,
+    _normalization_eps,
     _kink,
     _all_zero,
     _ignores_dout,
+    _transposed_operand,
+    _summed_axis,
     _scale,
     _transpose,
 )

@@ -229,6 +229,14 @@ def _epsilon_match(case: Case, actual: Any, instance: Any = None) -> float | Non
 # ---- diagnosis ----------------------------------------------------------------------------------------------
 
 
+def _ramped(v: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64: exact)."""
+    if v.dtype.kind != "f" or v.size < 2:
+        return v
+    ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
+    return np.asarray(v + ramp, dtype=v.dtype)
+
+
 def _rerun(
     row: Row, layer: type, example: Example, opts: Options, mode: str, check: str
 ) -> tuple[Any, Any] | None:
@@ -246,9 +254,14 @@ def _rerun(
             return None
         case = replace(base, cotangents=ones(base))
     else:
-        case = replace(
-            base, values=shifted(base, base.values, 0.75, 0.5), cotangents=shifted_cotangents(base, 0.75, 0.5)
-        )
+        values = shifted(base, base.values, 0.75, 0.5)
+        floats = {a.name for a in row.differentiable}
+        # a ramp across the elements as well: v -> 0.75 v + 0.5 keeps equal elements equal, and a pattern
+        # that holds only because rows or columns are equal (a sum over the wrong axis reads as a factor
+        # N there) must not be confirmed
+        values.update({k: _ramped(v) for k, v in values.items() if k in floats and isinstance(v, np.ndarray)})
+        cots = tuple(_ramped(np.asarray(c)) for c in shifted_cotangents(base, 0.75, 0.5))
+        case = replace(base, values=values, cotangents=cots)
     with guard_for(layer, opts) as guard:
         run = fresh_run(case, Findings(row, row.tolerance(case.dtype), guard))
     if run is None:
@@ -310,6 +323,39 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
             return None
         return _epsilon_match(case, np.asarray(run.outs[0], dtype=np.float64), run.instance)
 
+    base = Case(
+        row, layer, dict(example.values), example.cotangents, np.dtype(example.dtype), opts.grad_names
+    )
+    said: list[tuple[str, ...]] = []
+
+    def warned() -> tuple[str, ...]:
+        if not said:  # run once, and only for a failure whose words depend on it
+            with Guard(opts.timeout) as guard:
+                fresh_run(base, Findings(row, tol, guard))
+            said.append(tuple(w.message for w in guard.warnings))
+        return said[0]
+
+    refs: dict[str, Any] = {}
+
+    def expect_at(name: str, changes: Mapping[str, Any]) -> Any:
+        key = repr(sorted((k, np.asarray(v).tolist()) for k, v in changes.items()))
+        if key not in refs:  # one reference for every check of the failure at these values
+            changes = dict(changes)
+            case = replace(base, row=row.at_eps(changes.pop("eps"))) if "eps" in changes else base
+            try:
+                # only the values are read: the rounding scale of an eps of 0 divides by a zero std
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    refs[key] = case.reference({**example.values, **changes}, example.cotangents, None)
+            except Exception:  # the reference cannot take these values (or needs the layer's hidden state)
+                refs[key] = None
+        ref = refs[key]
+        if ref is None:
+            return None
+        if name in row.outputs:
+            return ref.outputs[row.outputs.index(name)].value
+        held = ref.grads.get(name)
+        return None if held is None else held.value
+
     diagnosed = []
     for mismatch, ev in zip(failure.mismatches, failure.evidence, strict=True):
         situation = Situation(
@@ -323,6 +369,9 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
             row.conventions,
             epsilon if row.epsilon is not None else None,
             _at_kinks(row, example, ev),
+            warned,
+            expect_at,
+            row.eps,
         )
         d = diagnose(situation)
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))

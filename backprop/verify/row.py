@@ -12,7 +12,7 @@ collects them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -199,6 +199,9 @@ class Row:
     ``loss`` and ``gradient``) names them here, and ``verify`` refuses a class that lacks one."""
     epsilon: Callable[..., Any] | None = None
     """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
+    eps: float | None = None
+    """A normalization's eps under the square root, which its reference also takes as the keyword ``eps``:
+    the diagnosis estimates the eps a layer uses, and ``verify(..., eps=)`` checks a layer at its own."""
     shared_scale: bool = False
     """Rounding in a gradient every other one is computed from (a network's gradient at its logits) reaches
     them all, and where it cancels exactly in the reference (equal logits) the run on absolute values does
@@ -213,6 +216,22 @@ class Row:
     native run in a narrower dtype, it computes the state natively in that dtype, so that the rounding a
     right layer makes in the previous call, carried into the checked one, shows in that run and widens
     the tolerance by as much (see ``tolerances``)."""
+
+    @property
+    def eps_keyword(self) -> dict[str, float]:
+        """``{"eps": eps}`` for a row with an eps, else nothing: what its reference and magnitude receive."""
+        return {} if self.eps is None else {"eps": self.eps}
+
+    def at_eps(self, eps: float) -> Row:
+        """This row checking a layer at its own ``eps`` instead of the book's (same name and examples)."""
+        if self.eps is None:
+            raise ValueError(
+                f"the row {self.name!r} has no eps to set (only the batch normalization rows do)"
+            )
+        if not (isinstance(eps, int | float) and 0 <= eps < float("inf")):
+            raise ValueError(f"eps must be a number >= 0, got {eps!r}")
+        note = f"checked at eps = {eps:g}, not the book's {self.eps:g} (verify(..., eps=) or --eps)"
+        return replace(self, eps=float(eps), conventions=(*self.conventions, note))
 
     def __post_init__(self) -> None:
         unknown = set(self.features) - set(Feature)

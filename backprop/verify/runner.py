@@ -47,7 +47,9 @@ def _reference_vjp(
 
     def vjp(diff: tuple[Any, ...], consts: dict[str, Any], cots: tuple[Any, ...]) -> Any:
         def f(*primals: Any) -> Any:
-            return row.reference(**dict(zip(names, primals, strict=True)), **consts, **dict(statics))
+            return row.reference(
+                **dict(zip(names, primals, strict=True)), **consts, **dict(statics), **row.eps_keyword
+            )
 
         out, pullback = jax.vjp(f, *diff)
         return out, pullback(cots[0] if single else cots)
@@ -208,7 +210,7 @@ def reference_vjp(
     native run for a narrower ``dtype`` is computed on first use."""
     runs = _float64_runs(row, values, cotangents)
     condition = row.condition(values) if row.condition else {}
-    floor = row.magnitude(values, cotangents) if row.magnitude else {}
+    floor = row.magnitude({**values, **row.eps_keyword}, cotangents) if row.magnitude else {}
     batch_args = {a.name for a in row.args if a.batch}
     native = functools.cache(lambda: _native_run(row, values, cotangents, dtype))
     narrow = np.dtype(dtype) != np.float64

@@ -281,6 +281,7 @@ def verify(
     allow: Collection[str] = (),
     grad_names: Mapping[str, str] | None = None,
     timeout: float | None = 60.0,
+    eps: float | None = None,
     scope: bool = True,
     max_failures: int = MAX_FAILURES,
     on_example: Callable[[str], None] | None = None,
@@ -292,7 +293,7 @@ def verify(
     that chooses another valid subgradient at a kink (the default for the library's own layers, which are
     pinned to their conventions); ``allow=("epsilon",)`` accepts a ``-log(y + eps)`` loss; ``grad_names``
     maps the row's gradient names to the layer's (``{"dW": "d_w"}``); ``timeout`` bounds each call in
-    seconds. After a failure, up to ``max_failures`` distinct failures are searched for and, with
+    seconds; ``eps`` checks a batch normalization at the eps it uses (the book's is 10e-7). After a failure, up to ``max_failures`` distinct failures are searched for and, with
     ``scope``, the features the layer is wrong with. Runs are reproducible: the same seed draws the same
     examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used. The check runs
     in this process, so a class defined in a notebook cell or a script's ``__main__`` works; its failure's
@@ -303,6 +304,8 @@ def verify(
     if problem is not None:
         raise TypeError(problem)
     row = get_row(against)
+    if eps is not None:
+        row = row.at_eps(eps)
     n = _count(max_examples, "max_examples", 1)
     seed = _count(seed, "seed", 0)
     dtype = _dtype(dtype)

@@ -624,8 +624,14 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     row = case.row
     values, cots = case.fresh()
     instance = build(case, values, found, "training: ")
-    if found.failed or forward(case, instance, other_batch(case), found, "training, another batch: ") is None:
+    if found.failed:
         return
+    other = other_batch(case)
+    probe = found.child()
+    if forward(case, instance, other, probe, "training, another batch: ") is None:
+        if _fresh_forward(case, other, found):
+            _adopt(probe, found)  # only this instance fails there: a value kept from the first call
+        return  # a fresh layer fails on that batch too: a plain bug, for the first stage to find there
     found.stage = THIS_BATCH
     outs = forward(case, instance, values, found, "training: ")
     if outs is None:
@@ -828,12 +834,21 @@ def _copied(
     return []
 
 
-def _adopt(probe: Findings, found: Findings, kind: Kind) -> None:
-    """The probe's findings as this stage's ``kind``; an exit or a hang keeps its own name."""
+def _fresh_forward(case: Case, values: Mapping[str, Any], found: Findings) -> bool:
+    """A control: whether a fresh instance's forward returns on ``values`` (another batch)."""
+    probe = found.child()
+    copies = {k: snapshot(v) for k, v in values.items()}
+    instance = build(case, copies, probe, "fresh: ")
+    return not probe.failed and forward(case, instance, copies, probe, "fresh: ") is not None
+
+
+def _adopt(probe: Findings, found: Findings, kind: Kind | None = None) -> None:
+    """The probe's findings as this stage's ``kind`` (None: as they are); an exit or a hang keeps its own
+    name."""
     for mismatch, ev in zip(probe.mismatches, probe.evidence, strict=True):
         details = {k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")}
-        own = ev.kind in (Kind.EXIT, Kind.TIMEOUT)
-        found.add(ev if own else replace(ev, kind=kind), mismatch.message, **details)
+        own = kind is None or ev.kind in (Kind.EXIT, Kind.TIMEOUT)
+        found.add(ev if own or kind is None else replace(ev, kind=kind), mismatch.message, **details)
 
 
 # ---- stage 4 ------------------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ class Code(StrEnum):
     IN_PLACE = "in_place"
     KINK = "kink"
     OVERFLOW = "overflow"
+    ZERO_DIVISION = "zero_division"
     EPSILON = "epsilon"
     RETURNS_NONE = "returns_none"
     DTYPE = "dtype"
@@ -92,6 +93,7 @@ SPECIFICITY: tuple[Code, ...] = (
     Code.SIGN,
     Code.SCALE,
     Code.KINK,
+    Code.ZERO_DIVISION,
     Code.OVERFLOW,
     Code.IN_PLACE,
     Code.STALE,

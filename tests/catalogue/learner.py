@@ -55,7 +55,9 @@ class Expect:
     - if ``any_of`` is given, at least one of its codes is (for layers whose wrong numbers may read as
       more than one kind of mistake);
     - every feature in ``passes_without`` is in ``report.passes_without`` (a subset: a layer wrong only
-      for batches past 8 also passes with a batch of one, so ``batch`` may be reported as well).
+      for batches past 8 also passes with a batch of one, so ``batch`` may be reported as well);
+    - every string in ``words`` is a substring of the rendered failures, and none in ``not_words`` is (the
+      diagnosis names the real cause, not a coincidental one).
     """
 
     layer: type
@@ -70,6 +72,10 @@ class Expect:
     """For scoped failures: features whose removal makes the layer pass."""
     notes: tuple[str, ...] = ()
     """Substrings that must appear in ``report.notes``."""
+    words: tuple[str, ...] = ()
+    """Substrings that must appear in the rendered failures (a diagnosis's sentence or hint)."""
+    not_words: tuple[str, ...] = ()
+    """Substrings that must not appear there (the misleading words of an earlier diagnosis)."""
     options: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``verify()`` keywords, e.g. ``{"allow": ("epsilon",)}``."""
     dtype: str = "float64"
@@ -82,6 +88,8 @@ class Expect:
         fix("any_of", frozenset(self.any_of))
         fix("passes_without", tuple(self.passes_without))
         fix("notes", tuple(self.notes))
+        fix("words", tuple(self.words))
+        fix("not_words", tuple(self.not_words))
         fix("options", MappingProxyType(dict(self.options)))
 
         if self.verdict not in ("pass", "fail"):
@@ -96,7 +104,7 @@ class Expect:
                 raise ValueError(f"{self.name}: {label} must be codes from {CODES}, got {unknown}")
         _check_features(self.name, "passes_without", self.passes_without)
         self._check_options()
-        if self.verdict == "pass" and (self.diagnoses or self.any_of or self.passes_without):
+        if self.verdict == "pass" and (self.diagnoses or self.any_of or self.passes_without or self.words):
             raise ValueError(f"{self.name}: a passing layer has no diagnoses, any_of or passes_without")
         if self.verdict == "fail" and not (self.diagnoses or self.any_of or self.passes_without):
             raise ValueError(
@@ -563,7 +571,7 @@ class SoftmaxWithLossInPlace:
         return dx
 
 
-# ==== a module that makes its warnings errors =============================================================
+# ==== a module that makes its warnings errors ======================================================
 
 
 def _loaded(name: str) -> type:
@@ -580,6 +588,225 @@ def _loaded(name: str) -> type:
 BookSigmoidWarningsAsErrors = _loaded("BookSigmoidWarningsAsErrors")
 ExpSigmoidWarningsAsErrors = _loaded("ExpSigmoidWarningsAsErrors")
 StableSigmoidWarningsAsErrors = _loaded("StableSigmoidWarningsAsErrors")
+# ==== im2col / col2im: book 1, common/util.py, as learners rewrite it =====================================
+
+
+def _out_size(size: int, window: int, stride: int, pad: int) -> int:
+    return (size + 2 * pad - window) // stride + 1
+
+
+def book_im2col(x: Array, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> Array:
+    """The book's im2col: rows (n, y, x), columns (c, i, j)."""
+    N, C, H, W = x.shape
+    out_h, out_w = _out_size(H, filter_h, stride, pad), _out_size(W, filter_w, stride, pad)
+    img = np.pad(x, [(0, 0), (0, 0), (pad, pad), (pad, pad)], "constant")
+    col = np.zeros((N, C, filter_h, filter_w, out_h, out_w), dtype=x.dtype)
+    for y in range(filter_h):
+        for x_ in range(filter_w):
+            col[:, :, y, x_, :, :] = img[
+                :, :, y : y + stride * out_h : stride, x_ : x_ + stride * out_w : stride
+            ]
+    return col.transpose(0, 4, 5, 1, 2, 3).reshape(N * out_h * out_w, -1)
+
+
+def col2im_sums(
+    col: Array, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
+) -> tuple[Array, Array]:
+    """The padded image with every window's values added in, and how many windows reached each pixel."""
+    N, C, H, W = input_shape
+    out_h, out_w = _out_size(H, filter_h, stride, pad), _out_size(W, filter_w, stride, pad)
+    col = col.reshape(N, out_h, out_w, C, filter_h, filter_w).transpose(0, 3, 4, 5, 1, 2)
+    img = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=col.dtype)
+    count = np.zeros_like(img)
+    for y in range(filter_h):
+        for x_ in range(filter_w):
+            window = (
+                slice(None),
+                slice(None),
+                slice(y, y + stride * out_h, stride),
+                slice(x_, x_ + stride * out_w, stride),
+            )
+            img[window] += col[:, :, y, x_, :, :]
+            count[window] += 1
+    return img, count
+
+
+class Col2imAverages:
+    """col2im that averages the overlapping windows (img / count) instead of adding them: the count is 0
+    where no window reaches (a stride larger than the filter, or a border the windows never cover), and
+    there 0 / 0 is NaN. No exp anywhere."""
+
+    def __init__(
+        self, input_shape: tuple[int, ...], filter_h: int, filter_w: int, stride: int = 1, pad: int = 0
+    ) -> None:
+        self.input_shape, self.geometry = input_shape, (filter_h, filter_w, stride, pad)
+
+    def forward(self, col: Array) -> Array:
+        img, count = col2im_sums(col, self.input_shape, *self.geometry)
+        img = img / count
+        pad, (H, W) = self.geometry[3], self.input_shape[2:]
+        return img[:, :, pad : H + pad, pad : W + pad]
+
+    def backward(self, dout: Array) -> Array:
+        return book_im2col(dout, *self.geometry)
+
+
+class Im2colUncroppedBackward:
+    """im2col as a layer whose backward is a col2im that adds the windows right but returns the padded
+    image: dx is (H + 2*pad, W + 2*pad), which no reshape can fit into x."""
+
+    def __init__(self, filter_h: int, filter_w: int, stride: int = 1, pad: int = 0) -> None:
+        self.geometry = (filter_h, filter_w, stride, pad)
+        self.shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array) -> Array:
+        self.shape = x.shape
+        return book_im2col(x, *self.geometry)
+
+    def backward(self, dout: Array) -> Array:
+        img, _ = col2im_sums(dout, self.shape, *self.geometry)
+        return img  # the padding border is never cropped
+
+
+# ==== BatchNormalization: book 1, common/layers.py, with the learner's eps ================================
+
+
+class _BatchNorm:
+    """The book's BatchNormalization (backward after a test-mode forward defined); ``std`` holds the eps."""
+
+    def __init__(
+        self,
+        gamma: Array,
+        beta: Array,
+        momentum: float = 0.9,
+        running_mean: Array | None = None,
+        running_var: Array | None = None,
+    ) -> None:
+        self.gamma, self.beta, self.momentum = gamma, beta, momentum
+        self.running_mean, self.running_var = running_mean, running_var
+        self.input_shape: tuple[int, ...] = ()
+        self.train = True
+        self.xc: Any = None
+        self.xn: Any = None
+        self.std: Any = None
+        self.dgamma: Array | None = None
+        self.dbeta: Array | None = None
+
+    def std_of(self, var: Array) -> Any:
+        return np.sqrt(var + 10e-7)
+
+    def forward(self, x: Array, train_flg: bool = True) -> Array:
+        self.input_shape, self.train = x.shape, train_flg
+        x = x.reshape(x.shape[0], -1)
+        if train_flg:
+            mu = x.mean(axis=0)
+            xc = x - mu
+            var = np.mean(xc**2, axis=0)
+            self.running_mean = self.momentum * self.running_mean + (1 - self.momentum) * mu
+            self.running_var = self.momentum * self.running_var + (1 - self.momentum) * var
+        else:
+            xc, var = x - self.running_mean, self.running_var
+        self.std = self.std_of(var)
+        self.xc, self.xn = xc, xc / self.std
+        return (self.gamma * self.xn + self.beta).reshape(*self.input_shape)
+
+    def backward(self, dout: Array) -> Array:
+        dout = dout.reshape(dout.shape[0], -1)
+        self.dbeta = dout.sum(axis=0)
+        self.dgamma = np.sum(self.xn * dout, axis=0)
+        dxn = self.gamma * dout
+        dxc = dxn / self.std
+        if self.train:
+            batch_size = dout.shape[0]
+            dstd = -np.sum((dxn * self.xc) / (self.std * self.std), axis=0)
+            dvar = 0.5 * dstd / self.std
+            dxc += (2.0 / batch_size) * self.xc * dvar
+            dxc -= np.sum(dxc, axis=0) / batch_size
+        return dxc.reshape(*self.input_shape)
+
+
+class BatchNormNoEps(_BatchNorm):
+    """``np.sqrt(var)``, no eps: a column whose values are all equal has var = 0, and xc / std is 0 / 0."""
+
+    def std_of(self, var: Array) -> Any:
+        return np.sqrt(var)
+
+
+class BatchNormEps1e7(_BatchNorm):
+    """``np.sqrt(var + 1e-7)``: the book's 10e-7 read as 1e-7 (it is 1e-6). Right at its own eps."""
+
+    def std_of(self, var: Array) -> Any:
+        return np.sqrt(var + 1e-7)
+
+
+# ==== MatMul: book 2, common/layers.py ====================================================================
+
+
+class _MatMul:
+    def __init__(self, W: Array) -> None:
+        self.params = [W]
+        self.grads = [np.zeros_like(W)]
+        self.x: Array | None = None
+
+    def forward(self, x: Array) -> Array:
+        (W,) = self.params
+        self.x = x
+        return np.dot(x, W)
+
+
+class MatMulDwSummedAgain(_MatMul):
+    """dW = x.T @ dout summed once more over axis 0 ("sum over the batch"), which ``grads[0][...] =``
+    broadcasts back over W's rows. On a batch whose rows are equal it reads as N times dW."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        (W,) = self.params
+        self.grads[0][...] = np.sum(np.dot(self.x.T, dout), axis=0)
+        return np.dot(dout, W.T)
+
+
+class MatMulOuterOfSums(_MatMul):
+    """dW as the outer product of x and dout each summed over the batch: right for a batch of one, and on a
+    batch of equal rows exactly N times dW, which is no constant factor."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        (W,) = self.params
+        self.grads[0][...] = np.outer(np.sum(self.x, axis=0), np.sum(dout, axis=0))
+        return np.dot(dout, W.T)
+
+
+class MatMulDxNoTranspose(_MatMul):
+    """dx = dout @ W without the .T: an exception unless W is square, and there a wrong dx."""
+
+    def backward(self, dout: Array) -> Array:
+        assert self.x is not None
+        (W,) = self.params
+        self.grads[0][...] = np.dot(self.x.T, dout)
+        return np.dot(dout, W)
+
+
+# ==== SoftmaxWithLoss on one-hot targets only =============================================================
+
+
+class SoftmaxWithLossOneHotOnly:
+    """Stable, honours dout, but only for one-hot t: ``-sum(t * log y)`` and ``y - t`` broadcast integer
+    labels wrongly (or raise). Right on one-hot targets."""
+
+    def __init__(self) -> None:
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.t = t
+        shifted = x - x.max(axis=1, keepdims=True)
+        log_y = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        self.y = np.exp(log_y)
+        return -np.sum(t * log_y) / x.shape[0]
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        return dout * (self.y - self.t) / self.y.shape[0]
 
 
 # ==== the catalogue =====================================================================================
@@ -804,5 +1031,91 @@ LEARNER: list[Expect] = [
         why="x -= x.max(...) writes into the caller's x",
         verdict="fail",
         diagnoses=codes("in_place"),
+    ),
+    # words that name the real cause (issue 18)
+    Expect(
+        layer=SoftmaxWithLossOneHotOnly,
+        against="softmax_with_loss",
+        why="-sum(t * log y) takes one-hot t only: right on one-hot targets, never stale",
+        verdict="fail",
+        passes_without=("labels",),
+        not_words=("[stale]", "all zeros"),
+    ),
+    Expect(
+        layer=SoftmaxWithLossOneHotOnly,
+        against="softmax_with_loss",
+        why="the same on one-hot targets only",
+        verdict="pass",
+        options={"without": ("labels",)},
+    ),
+    Expect(
+        layer=Col2imAverages,
+        against="col2im",
+        why="img / count: 0 / 0 where no window reaches; no exp in the code",
+        verdict="fail",
+        diagnoses=codes("zero_division"),
+        words=("divides zero by zero", "never averages"),
+        not_words=("subtract the max",),
+    ),
+    Expect(
+        layer=Im2colUncroppedBackward,
+        against="im2col",
+        why="backward's col2im returns the padded image",
+        verdict="fail",
+        diagnoses=codes("shape"),
+        passes_without=("padding",),
+        words=("padding was not cropped", "img[:, :, pad:H + pad, pad:W + pad]"),
+        not_words=("reshape(x.shape)",),
+    ),
+    Expect(
+        layer=BatchNormNoEps,
+        against="batch_normalization",
+        why="np.sqrt(var): 0 / 0 on a constant column, and eps = 0 elsewhere",
+        verdict="fail",
+        diagnoses=codes("zero_division", "epsilon"),
+        words=("divides zero by zero", "eps = 0", "np.sqrt(var + 1e-06)"),
+        not_words=("subtract the max", "no simple pattern"),
+    ),
+    Expect(
+        layer=BatchNormEps1e7,
+        against="batch_normalization",
+        why="eps = 1e-7, not the book's 10e-7",
+        verdict="fail",
+        diagnoses=codes("epsilon"),
+        words=("eps = 1e-07", "--eps 1e-07"),
+        not_words=("[scale]", "no simple pattern"),
+    ),
+    Expect(
+        layer=BatchNormEps1e7,
+        against="batch_normalization",
+        why="checked at its own eps",
+        verdict="pass",
+        options={"eps": 1e-7},
+    ),
+    Expect(
+        layer=MatMulDwSummedAgain,
+        against="matmul",
+        why="np.sum(x.T @ dout, axis=0) broadcast into grads[0]",
+        verdict="fail",
+        diagnoses=codes("shape"),
+        words=("summed over axis 0",),
+        not_words=("[scale]",),
+    ),
+    Expect(
+        layer=MatMulOuterOfSums,
+        against="matmul",
+        why="outer(sum x, sum dout): N times dW only on a batch of equal rows",
+        verdict="fail",
+        passes_without=("batch",),
+        not_words=("[scale]", "Divide by the batch size"),
+    ),
+    Expect(
+        layer=MatMulDxNoTranspose,
+        against="matmul",
+        why="dx = dout @ W: raises unless W is square, wrong there",
+        verdict="fail",
+        diagnoses=codes("exception", "transpose"),
+        words=("with W transposed",),
+        not_words=("[scale]", "summed over axis"),
     ),
 ]

@@ -264,7 +264,7 @@ def _magnitudes(
             mean, var = rows.mean(axis=0), rows.var(axis=0)
         else:
             mean, var = (np.asarray(values[k], dtype=np.float64) for k in ("running_mean", "running_var"))
-        std = np.sqrt(var + EPS)
+        std = np.sqrt(var + values.get("eps", EPS))  # the row's eps (``Row.at_eps`` may change it)
         eps = float(np.finfo(x.dtype).eps)
         xn = np.max(np.abs(rows - mean), axis=0, initial=0.0) / std
         spread = xn + (np.max(np.abs(rows), axis=0, initial=0.0) + np.abs(mean)) / std
@@ -315,6 +315,7 @@ BATCH_NORMALIZATION = Row(
     name="batch_normalization",
     layer=backprop.BatchNormalization,
     reference=lazy("reference.normalization", "batch_normalization"),
+    eps=EPS,  # the book's, under the square root; Row.at_eps checks a layer at its own
     signature=(
         "BatchNormalization(gamma[D], beta[D], running_mean=[D], running_var=[D]).forward(x[N,D] | "
         "x[N,C,H,W], D=C*H*W, train_flg) -> [x's shape]   (backward -> dx; .dgamma, .dbeta)"
@@ -340,6 +341,7 @@ CHANNEL_BATCH_NORMALIZATION = Row(
     name="channel_batch_normalization",
     layer=backprop.ChannelBatchNormalization,
     reference=lazy("reference.normalization", "channel_batch_normalization"),
+    eps=EPS,  # the book's, under the square root; Row.at_eps checks a layer at its own
     signature=(
         "ChannelBatchNormalization(gamma[C], beta[C], running_mean=[C], running_var=[C])"
         ".forward(x[N,C,H,W], train_flg) -> [N,C,H,W]   (per channel over N, H, W; backward -> dx; .dgamma, .dbeta)"
