@@ -77,9 +77,14 @@ the layer's mistake: ``rand < ratio`` keeps the fraction ratio. A right layer is
 examples; the fractions are told apart from about 24 elements at ratio 0.2 or 0.75."""
 
 
-def _binomial_tails(k: int, n: int, p: float) -> tuple[float, float]:
-    """P(K <= k) and P(K >= k) for K ~ Binomial(n, p)."""
-    pmf = [math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(n + 1)]
+def binomial_tails(k: int, n: int, p: float) -> tuple[float, float]:
+    """P(K <= k) and P(K >= k) for K ~ Binomial(n, p), 0 < p < 1, summed in log space (exact for any n)."""
+    log_q, log_r = math.log(p), math.log1p(-p)
+    top = math.lgamma(n + 1)
+    pmf = [
+        math.exp(top - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_q + (n - i) * log_r)
+        for i in range(n + 1)
+    ]
     return float(sum(pmf[: k + 1])), float(sum(pmf[k:]))
 
 
@@ -91,7 +96,7 @@ def check_keep_rate(layer: Any, kept: Any) -> None:
     if not isinstance(ratio, int | float) or not 0.0 < ratio < 1.0 or n == 0:
         return
     k = int(np.count_nonzero(kept))
-    low, high = _binomial_tails(k, n, 1.0 - float(ratio))
+    low, high = binomial_tails(k, n, 1.0 - float(ratio))
     if min(low, high) < KEEP_RATE_P:
         raise ValueError(
             f"{type(layer).__name__} kept {k} of {n} elements with dropout_ratio = {ratio:g}, where about "
