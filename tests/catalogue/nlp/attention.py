@@ -154,6 +154,38 @@ class BookTimeAttention:
 # ==== broken ==============================================================================================
 
 
+class _NaiveSoftmax(_Softmax):
+    """exp(x) / sum(exp(x)) without subtracting the max: NaN once a score passes exp's limit (709 in
+    float64), or when every score is below -745."""
+
+    def forward(self, x: Array) -> Array:
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            e = np.exp(x)
+            self.out = np.asarray(e / e.sum(axis=1, keepdims=True))
+        return self.out
+
+
+class AttentionWeightNaiveSoftmax(BookAttentionWeight):
+    """The scores through a softmax without the max shift: right until hs . h passes ~709 in float64
+    (aligned states at H = 32), where it returns NaN."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.softmax = _NaiveSoftmax()
+
+
+class AttentionNaiveSoftmax(BookAttention):
+    """The book's Attention over an AttentionWeight whose softmax has no max shift."""
+
+    weight_cls = AttentionWeightNaiveSoftmax
+
+
+class TimeAttentionNaiveSoftmax(BookTimeAttention):
+    """The book's TimeAttention over an Attention whose softmax has no max shift."""
+
+    attention_cls = AttentionNaiveSoftmax
+
+
 class WeightSumDaWrongAxis(BookWeightSum):
     """da = sum(dt * hs, axis=1): summed over the time steps instead of over H."""
 
@@ -425,6 +457,31 @@ BROKEN: list[Case] = [
         check="dhs_enc",
         kinds=_k("value"),
         why="one Attention reused for every step",
+    ),
+    # caught in float64 only where the aligned states at H = 32 push a score past exp's limit
+    Case(
+        layer=AttentionWeightNaiveSoftmax,
+        diagnosis="overflow",
+        against="attention_weight",
+        check="a",
+        kinds=_k("nan", "value"),
+        why="softmax without max shift, in float64",
+    ),
+    Case(
+        layer=AttentionNaiveSoftmax,
+        diagnosis="overflow",
+        against="attention",
+        check="out",
+        kinds=_k("nan", "value"),
+        why="softmax without max shift, in float64",
+    ),
+    Case(
+        layer=TimeAttentionNaiveSoftmax,
+        diagnosis="overflow",
+        against="time_attention",
+        check="out",
+        kinds=_k("nan", "value"),
+        why="softmax without max shift, in float64",
     ),
 ]
 

@@ -102,10 +102,11 @@ class BookNegativeSamplingLoss:
 
     sigmoid_loss: type = SigmoidLossLogaddexp
     label_dtype: Any = np.int32
+    sampler_class: type = UnigramSampler
 
     def __init__(self, W: Array, corpus: Array, power: float = 0.75, sample_size: int = 5) -> None:
         self.sample_size = sample_size
-        self.sampler = UnigramSampler(corpus, power, sample_size)
+        self.sampler = self.sampler_class(corpus, power, sample_size)
         self.loss_layers = [self.sigmoid_loss() for _ in range(sample_size + 1)]
         self.embed_dot_layers = [BookEmbeddingDot(W) for _ in range(sample_size + 1)]
         self.params: list[Array] = []
@@ -150,8 +151,10 @@ class NegativeSamplingVectorized:
     """All 1 + sample_size words scored at once with einsum; W listed once in params, its gradient from
     one np.add.at; the loss as a softplus of the signed scores."""
 
+    sampler_class: type = UnigramSampler
+
     def __init__(self, W: Array, corpus: Array, power: float = 0.75, sample_size: int = 5) -> None:
-        self.sampler = UnigramSampler(corpus, power, sample_size)
+        self.sampler = self.sampler_class(corpus, power, sample_size)
         self.params = [W]
         self.grads = [np.zeros_like(W)]
         self.negative_sample: Array | None = None
@@ -251,6 +254,127 @@ class NegativeSamplingEpsilonNotZeroed(BookNegativeSamplingLoss):
             self.grads += layer.grads
 
 
+# ---- samplers: the law of the negatives ------------------------------------------------------------------
+
+
+class BookSampler:
+    """The book's UnigramSampler (its CPU path): word_p = counts ** power normalized; each sample's
+    negatives drawn by np.random.choice without replacement, the target's probability set to 0."""
+
+    def __init__(self, corpus: Array, power: float, sample_size: int) -> None:
+        counts = np.bincount(np.asarray(corpus))
+        self.vocab_size = counts.shape[0]
+        self.sample_size = sample_size
+        self.word_p = self.weights(counts.astype(np.float64), power)
+
+    def weights(self, counts: Array, power: float) -> Array:
+        p = counts**power
+        return np.asarray(p / p.sum())
+
+    def get_negative_sample(self, target: Array) -> Array:
+        out = np.zeros((target.shape[0], self.sample_size), dtype=np.int32)
+        for i, word in enumerate(target):
+            p = self.word_p.copy()
+            p[word] = 0
+            p /= p.sum()
+            out[i] = np.random.choice(self.vocab_size, size=self.sample_size, replace=False, p=p)
+        return out
+
+
+class UniformSampler(BookSampler):
+    """Every word equally likely: ``np.ones`` where the powered counts belong."""
+
+    def weights(self, counts: Array, power: float) -> Array:
+        return np.full(counts.shape, 1.0 / counts.shape[0])
+
+
+class CountsSampler(BookSampler):
+    """``counts / counts.sum()``: the power is never applied."""
+
+    def weights(self, counts: Array, power: float) -> Array:
+        return np.asarray(counts / counts.sum())
+
+
+class UnnormalizedSampler(BookSampler):
+    """``counts ** power / counts.sum()``, drawn by inverse CDF: the powered counts are divided by the
+    counts' sum, so p sums to less than 1 and the uniform draws beyond its CDF land on the last word
+    (np.random.choice would have refused such a p)."""
+
+    def weights(self, counts: Array, power: float) -> Array:
+        return np.asarray(counts**power / counts.sum())
+
+    def get_negative_sample(self, target: Array) -> Array:
+        cdf = np.cumsum(self.word_p)
+        out = np.zeros((target.shape[0], self.sample_size), dtype=np.int32)
+        for i, word in enumerate(target):
+            row: list[int] = []
+            while len(row) < self.sample_size:
+                w = min(int(np.searchsorted(cdf, np.random.rand(), side="right")), self.vocab_size - 1)
+                if w != word and w not in row:
+                    row.append(w)
+            out[i] = row
+        return out
+
+
+class InverseCdfSampler(BookSampler):
+    """Right, written otherwise: one uniform per draw through the normalized CDF, a draw that hits the
+    target or a word already drawn rejected (the law of np.random.choice without replacement)."""
+
+    def get_negative_sample(self, target: Array) -> Array:
+        cdf = np.cumsum(self.word_p)
+        out = np.zeros((target.shape[0], self.sample_size), dtype=np.int32)
+        for i, word in enumerate(target):
+            row: list[int] = []
+            while len(row) < self.sample_size:
+                w = int(np.searchsorted(cdf, np.random.rand() * cdf[-1], side="right"))
+                if w < self.vocab_size and w != word and w not in row:
+                    row.append(w)
+            out[i] = row
+        return out
+
+
+class TargetKeptSampler(BookSampler):
+    """The target's probability is never set to 0 (the book's GPU path, but still without replacement):
+    a sample's target can be its own negative."""
+
+    def get_negative_sample(self, target: Array) -> Array:
+        out = np.zeros((target.shape[0], self.sample_size), dtype=np.int32)
+        for i in range(target.shape[0]):
+            out[i] = np.random.choice(self.vocab_size, size=self.sample_size, replace=False, p=self.word_p)
+        return out
+
+
+class NegativeSamplingUniform(BookNegativeSamplingLoss):
+    """The negatives drawn uniformly from the vocabulary (the unigram counts ignored)."""
+
+    sampler_class = UniformSampler
+
+
+class NegativeSamplingNoPower(BookNegativeSamplingLoss):
+    """The negatives drawn with p = counts / sum: ``power`` is ignored."""
+
+    sampler_class = CountsSampler
+
+
+class NegativeSamplingUnnormalized(BookNegativeSamplingLoss):
+    """counts ** 0.75 divided by the counts' sum, not its own: the leftover mass lands on the last word."""
+
+    sampler_class = UnnormalizedSampler
+
+
+class NegativeSamplingTargetKept(NegativeSamplingVectorized):
+    """Keeps ``self.negative_sample`` (no book sub-layers to read the target from), drawn without setting
+    the target's probability to 0: a target can be its own negative."""
+
+    sampler_class = TargetKeptSampler
+
+
+class NegativeSamplingInverseCdf(NegativeSamplingVectorized):
+    """Right: the vectorized loss over a sampler of its own (inverse CDF with rejection)."""
+
+    sampler_class = InverseCdfSampler
+
+
 # ==== the catalogue =======================================================================================
 
 
@@ -315,6 +439,38 @@ BROKEN: list[Case] = [
         why="the book's epsilon loss, allowed, over Embeddings whose dW is never zeroed",
         options={"allow": ("epsilon",)},
     ),
+    Case(
+        layer=NegativeSamplingUniform,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        check="state",
+        kinds=_k("missing"),
+        why="negatives drawn uniformly: the unigram counts are ignored",
+    ),
+    Case(
+        layer=NegativeSamplingNoPower,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        check="state",
+        kinds=_k("missing"),
+        why="negatives drawn with p = counts: power is ignored",
+    ),
+    Case(
+        layer=NegativeSamplingUnnormalized,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        check="state",
+        kinds=_k("missing"),
+        why="counts ** 0.75 not normalized to sum to 1 (divided by the counts' sum), drawn by inverse CDF",
+    ),
+    Case(
+        layer=NegativeSamplingTargetKept,
+        diagnosis="other",
+        against="negative_sampling_loss",
+        check="state",
+        kinds=_k("missing"),
+        why="the target's probability not set to 0, read through self.negative_sample",
+    ),
 ]
 
 CORRECT: list[Correct] = [
@@ -334,5 +490,10 @@ CORRECT: list[Correct] = [
         layer=NegativeSamplingVectorized,
         against="negative_sampling_loss",
         why="einsum over all words at once, W listed once in params, one np.add.at",
+    ),
+    Correct(
+        layer=NegativeSamplingInverseCdf,
+        against="negative_sampling_loss",
+        why="the vectorized loss over its own sampler: inverse CDF with rejection of the target and repeats",
     ),
 ]

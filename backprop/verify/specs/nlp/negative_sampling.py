@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 from hypothesis import strategies as st
@@ -106,9 +108,19 @@ def negative_samples(layer: Any) -> dict[str, Any]:
 
     Read from ``layer.negative_sample`` (the name of the book's local variable), or else from the book's
     structure: the indices held by ``embed_dot_layers[1 + i].embed.idx``, one column per negative. Raises
-    ``LookupError`` naming the layer's attributes when neither is there: the oracle reports it as the
-    layer's failure.
+    ``LookupError`` naming the layer's attributes when neither is there, and ``ValueError`` when the
+    negatives cannot be right: they repeat or hold the target here, or the layer's class fails the
+    sampler probe (``check_sampler``). The oracle reports either as the layer's failure.
     """
+    words = _read_negatives(layer)
+    _distinct(layer, words)
+    check_sampler(type(layer))
+    return {NEGATIVES: words.astype(np.int64)}
+
+
+def _read_negatives(layer: Any) -> Any:
+    """The negatives of the layer's last forward as an (N, sample_size) integer array (see
+    ``negative_samples``)."""
     held = getattr(layer, NEGATIVES, None)
     if held is None:
         dots: Any = getattr(layer, "embed_dot_layers", None)
@@ -127,8 +139,7 @@ def negative_samples(layer: Any) -> dict[str, Any]:
             f"{type(layer).__name__}.negative_sample of shape {words.shape} and dtype {words.dtype} is not "
             "(N, sample_size) integer word ids"
         )
-    _distinct(layer, words)
-    return {NEGATIVES: words.astype(np.int64)}
+    return words
 
 
 def _distinct(layer: Any, words: Any) -> None:
@@ -154,6 +165,96 @@ def _distinct(layer: Any, words: Any) -> None:
                 f"the negative samples of sample {n} ({words[n].tolist()}) hold its target word "
                 f"{int(target[n])}: the book's sampler sets the target's probability to 0"
             )
+
+
+# ---- the sampler probe: the law of the negatives ---------------------------------------------------------
+
+PROBE_COUNTS = (16, 1, 16)
+"""The probe's corpus counts words 0, 1 and 2 this many times. Against target 0 the one negative is word 2
+with probability 16**0.75 / (1 + 16**0.75) = 8/9; 16/17 if the counts are not raised to the power, 1/2 for
+a uniform draw. Word 0, the target, is as frequent as word 2: a sampler that leaves it in draws it about
+half the time."""
+PROBE_DRAWS = 3000
+"""Samples of target 0 in the probe's one forward call: the count of word 2 has mean 2667 and sd 17 for a
+right sampler, 2824 (sd 13) when the counts are not powered, and the 1e-9 threshold lies near 2770, 4 sd
+short of the latter; a uniform draw (1500) is 70 sd away."""
+PROBE_CYCLE = 300
+"""Further samples whose targets cycle through 0, 1, 2, each of which must stay out of its negatives."""
+SAMPLER_P = 1e-9
+"""A count of word 2 this unlikely under p = 8/9 (either tail, exact binomial) is the layer's mistake."""
+PROBE_SEED = 20160923
+"""The global random state the probe runs under (restored afterwards): it never moves the run's draws,
+and a layer drawing from np.random gives the same verdict on every run."""
+
+_probed: WeakKeyDictionary[type, str] = WeakKeyDictionary()
+"""The probe's finding per class ("" when none): it depends on the class alone, so it runs once per class
+and process (about 0.1 s for the book's sampler, 3300 calls of np.random.choice)."""
+
+
+def check_sampler(layer: type) -> None:
+    """Raise ``ValueError`` when the class's own negatives, drawn on the probe's corpus, cannot follow
+    count ** power with the target left out (see ``probe_sampler``)."""
+    if layer not in _probed:
+        _probed[layer] = probe_sampler(layer) or ""
+    if _probed[layer]:
+        raise ValueError(_probed[layer])
+
+
+def probe_sampler(layer: type) -> str | None:
+    """What is wrong with the negatives a fresh ``layer`` draws, built as the row builds it with
+    sample_size = 1 on the corpus ``PROBE_COUNTS`` and called once on PROBE_DRAWS samples of target 0 and
+    PROBE_CYCLE of targets 0, 1, 2; None when nothing is, or when the probe cannot run (the other stages
+    judge such a layer). With one negative per sample its law is exact whatever way a right layer draws
+    without replacement: count ** 0.75 over the words other than the target, renormalized."""
+    from backprop.verify.specs.normalization import binomial_tails
+    from backprop.verify.stages import other_random_state
+
+    counts = np.asarray(PROBE_COUNTS)
+    vocab = counts.shape[0]
+    target = np.concatenate([np.zeros(PROBE_DRAWS, np.int64), np.arange(PROBE_CYCLE, dtype=np.int64) % vocab])
+    values = {
+        "W": np.linspace(-1.0, 1.0, 2 * vocab).reshape(vocab, 2),
+        "corpus": np.repeat(np.arange(vocab, dtype=np.int64), counts),
+        "power": 0.75,
+        "sample_size": 1,
+        "h": np.linspace(-1.0, 1.0, 2 * target.shape[0]).reshape(-1, 2),
+        "target": target,
+    }
+    row = NEGATIVE_SAMPLING_LOSS
+    try:
+        with other_random_state(PROBE_SEED):
+            instance = row.build(layer, values)
+            row.call(instance, values)
+        words = _read_negatives(instance)
+    except Exception:
+        return None
+    if words.shape != (target.shape[0], 1) or words.min() < 0 or words.max() >= vocab:
+        return None
+    words = words[:, 0]
+    name = f"{layer.__name__}(W, corpus, power=0.75, sample_size=1)"
+    corpus = f"words 0, 1, 2 counted {', '.join(map(str, PROBE_COUNTS))} times"
+    hit = np.nonzero(words == target)[0]
+    if hit.size:
+        n = int(hit[0])
+        return (
+            f"{name} drew its target as its own negative: sample {n}'s negative is its target word "
+            f"{int(target[n])} ({hit.size} of {target.shape[0]} samples, on a corpus of {corpus}); the book's "
+            "sampler sets the target's probability to 0"
+        )
+    weights = counts.astype(np.float64) ** 0.75
+    p = float(weights[2] / (weights[1] + weights[2]))
+    k = int(np.count_nonzero(words[:PROBE_DRAWS] == 2))
+    if min(binomial_tails(k, PROBE_DRAWS, p)) >= SAMPLER_P:
+        return None
+    ratio = k / max(PROBE_DRAWS - k, 1)
+    seems = math.log(ratio) / math.log(PROBE_COUNTS[2] / PROBE_COUNTS[1]) if k > 0 else -math.inf
+    return (
+        f"the negatives do not follow count ** power: {name} on a corpus of {corpus}, target 0, drew word 2 "
+        f"for {k} of {PROBE_DRAWS} samples, where p(word) = count ** 0.75 / sum gives "
+        f"{p * PROBE_DRAWS:.0f} ({p:.3f}) and a draw this far off has probability below {SAMPLER_P:g}; "
+        f"the draws look like power = {seems:.2f} (0 is a uniform draw, 1 the counts themselves): raise the "
+        "counts to the power, normalize them to sum to 1, then set the target's to 0 and renormalize"
+    )
 
 
 def _sample_size(shapes: Shapes) -> int:
