@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.catalogue.learner import Array, Expect, codes
+from tests.catalogue.learner import Array, Expect, SoftmaxWithLossEps, TwoLayerNetTextbookLoss, codes
 
 # ---- shared plain-NumPy pieces, written out once so each class below differs only in its mistake ---------
 
@@ -429,6 +429,26 @@ class SoftmaxLossNoneMeansOne(_SoftmaxWithLoss):
 
 # ==== the catalogue =====================================================================================
 
+
+class SoftmaxWithLossEpsFirstDx(SoftmaxWithLossEps):
+    """The book's loss (``-log(y + 1e-7)``, allowed by ``--allow epsilon``) with a backward that keeps the
+    first dx it computed and returns it on every later call."""
+
+    def backward(self, dout: float = 1) -> Array:
+        if not hasattr(self, "first_dx"):
+            self.first_dx = super().backward(dout)
+        return np.array(self.first_dx, copy=True)
+
+
+class TwoLayerNetTextbookFirstGradient(TwoLayerNetTextbookLoss):
+    """The book's TwoLayerNet (``-log(y + 1e-7)``) whose gradient() keeps the first dict it computed."""
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        if not hasattr(self, "first_grads"):
+            self.first_grads = super().gradient(x, t)
+        return {k: v.copy() for k, v in self.first_grads.items()}
+
+
 TRAINING: list[Expect] = [
     # state kept from the first call
     Expect(
@@ -550,6 +570,23 @@ TRAINING: list[Expect] = [
         verdict="fail",
         diagnoses=codes("timeout"),
         options={"timeout": 0.5, "max_failures": 1, "scope": False},
+    ),
+    # --allow epsilon sets the loss's formula aside, never the later stages
+    Expect(
+        layer=SoftmaxWithLossEpsFirstDx,
+        against="softmax_with_loss",
+        why="the epsilon allowed; dx of the first call returned forever",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"allow": ("epsilon",)},
+    ),
+    Expect(
+        layer=TwoLayerNetTextbookFirstGradient,
+        against="two_layer_net",
+        why="the epsilon allowed; gradient() of the first call returned forever",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"allow": ("epsilon",)},
     ),
     # correct
     Expect(layer=ReluWithHistory, against="relu", why="keeps all masks, uses the latest", verdict="pass"),
