@@ -578,15 +578,17 @@ TRAINING: list[Expect] = [
         why="the epsilon allowed; dx of the first call returned forever",
         verdict="fail",
         diagnoses=codes("stale"),
-        options={"allow": ("epsilon",)},
+        options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
     ),
     Expect(
         layer=TwoLayerNetTextbookFirstGradient,
         against="two_layer_net",
         why="the epsilon allowed; gradient() of the first call returned forever",
         verdict="fail",
-        diagnoses=codes("stale"),
-        options={"allow": ("epsilon",)},
+        # the training stage's x and t stay as they were (only parameters move), so the first call's dict
+        # is right for the parameters as built: read as a copy of them
+        any_of=codes("stale", "param_copy"),
+        options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
     ),
     # correct
     Expect(layer=ReluWithHistory, against="relu", why="keeps all masks, uses the latest", verdict="pass"),
