@@ -3,7 +3,11 @@ parameters, composed from the layer references, so that ``jax.vjp`` gives the wh
 
 Sizes and switches (``hidden_size_list``, ``conv_param``, ``use_dropout``) arrive as plain values and are
 compiled in; dropout masks arrive as the arrays the network drew (``mask1``, ``mask2``, ... in the order
-of its Dropout layers); batch normalization runs in train mode, on the batch's own statistics.
+of its Dropout layers); batch normalization runs in train mode, on the batch's own statistics. Targets are
+integer labels (N,) or one-hot (N, C), as the book's SoftmaxWithLoss takes them.
+
+Each takes ``eps``: None (the default, the oracle's reference) is the exact cross entropy; a number is the
+book's ``-log(y + eps)`` (``cross_entropy_error``), the formula ``--allow epsilon`` accepts for the loss.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import jax.numpy as jnp
 from reference.activations import relu, sigmoid
 from reference.affine import affine
 from reference.convolution import convolution, pooling
-from reference.losses import softmax_with_loss
+from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
 from reference.normalization import batch_normalization, dropout
 
 
@@ -26,11 +30,24 @@ def _decay(weights: Sequence[jax.Array], weight_decay_lambda: float) -> jax.Arra
     return 0.5 * weight_decay_lambda * sum((jnp.sum(w * w) for w in weights), jnp.zeros(()))
 
 
+def _cross_entropy(scores: jax.Array, t: jax.Array, eps: float | None) -> jax.Array:
+    """The mean softmax cross entropy of the scores: exact, or the book's -log(y + eps)."""
+    return softmax_with_loss(scores, t) if eps is None else softmax_with_loss_epsilon(scores, t, eps)
+
+
 def two_layer_net(
-    W1: jax.Array, b1: jax.Array, W2: jax.Array, b2: jax.Array, x: jax.Array, t: jax.Array, **sizes: Any
+    W1: jax.Array,
+    b1: jax.Array,
+    W2: jax.Array,
+    b2: jax.Array,
+    x: jax.Array,
+    t: jax.Array,
+    *,
+    eps: float | None = None,
+    **sizes: Any,
 ) -> jax.Array:
     """softmax cross entropy of relu(x W1 + b1) W2 + b2."""
-    return softmax_with_loss(affine(relu(affine(x, W1, b1)), W2, b2), t)
+    return _cross_entropy(affine(relu(affine(x, W1, b1)), W2, b2), t, eps)
 
 
 def _dropped(h: jax.Array, masks: list[jax.Array], ratio: float) -> jax.Array:
@@ -47,6 +64,7 @@ def multi_layer_net_extend(
     use_dropout: bool = False,
     dropout_ration: float = 0.5,
     use_batchnorm: bool = False,
+    eps: float | None = None,
     **named: Any,
 ) -> jax.Array:
     """Per hidden layer: affine, [train-mode batch norm], activation, [dropout]; then affine and softmax
@@ -65,7 +83,7 @@ def multi_layer_net_extend(
             h = _dropped(h, masks, dropout_ration)
     scores = affine(h, named[f"W{layers}"], named[f"b{layers}"])
     weights = [named[f"W{i}"] for i in range(1, layers + 1)]
-    return softmax_with_loss(scores, t) + _decay(weights, weight_decay_lambda)
+    return _cross_entropy(scores, t, eps) + _decay(weights, weight_decay_lambda)
 
 
 def _pool2(h: jax.Array) -> jax.Array:
@@ -83,14 +101,15 @@ def simple_conv_net(
     t: jax.Array,
     *,
     conv_param: Mapping[str, int],
+    eps: float | None = None,
     **sizes: Any,
 ) -> jax.Array:
     """conv - relu - 2x2 max pool - affine - relu - affine, softmax cross entropy."""
     h = _pool2(relu(convolution(x, W1, b1, conv_param["stride"], conv_param["pad"])))
-    return softmax_with_loss(affine(relu(affine(h, W2, b2)), W3, b3), t)
+    return _cross_entropy(affine(relu(affine(h, W2, b2)), W3, b3), t, eps)
 
 
-def deep_conv_net(x: jax.Array, t: jax.Array, **named: Any) -> jax.Array:
+def deep_conv_net(x: jax.Array, t: jax.Array, *, eps: float | None = None, **named: Any) -> jax.Array:
     """(conv - relu - conv - relu - pool) x 3 with ``conv_param_1`` ... ``conv_param_6``, then affine - relu
     - dropout - affine - dropout, softmax cross entropy; the two dropout masks are ``mask1`` and ``mask2``."""
     h = x
@@ -100,4 +119,4 @@ def deep_conv_net(x: jax.Array, t: jax.Array, **named: Any) -> jax.Array:
         if i % 2 == 0:
             h = _pool2(h)
     h = dropout(relu(affine(h, named["W7"], named["b7"])), named["mask1"], 0.5, True)
-    return softmax_with_loss(dropout(affine(h, named["W8"], named["b8"]), named["mask2"], 0.5, True), t)
+    return _cross_entropy(dropout(affine(h, named["W8"], named["b8"]), named["mask2"], 0.5, True), t, eps)

@@ -113,11 +113,14 @@ def float_arrays(
     dtype: np.dtype[Any],
     without: Without = NONE,
     kinks: tuple[float, ...] = (),
+    elementwise: bool = True,
 ) -> st.SearchStrategy[Any]:
     """Arrays of ``float_elements``; about one in 12 holds a -0.0 (set once per array, not drawn per
     element, which would double the cost of drawing) unless ``negative_zero`` is off or 0 is out of range;
-    about one in 4 has every other element at one of ``kinks`` (relu's 0), which drawn floats hit rarely."""
-    if int(np.prod(shape)) > ELEMENTWISE_LIMIT:
+    about one in 4 has every other element at one of ``kinks`` (relu's 0), which drawn floats hit rarely.
+    ``elementwise=False`` draws even a small array from the seeded generator: Hypothesis's small arrays
+    repeat a few values (a fill), which a deep network turns into tied pooling windows everywhere."""
+    if int(np.prod(shape)) > ELEMENTWISE_LIMIT or not elementwise:
         arrays = _seeded_array(shape, low, high, dtype, without)
     else:
         from hypothesis.extra import numpy as hnp

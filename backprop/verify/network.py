@@ -7,6 +7,9 @@ optimizer's does. ``gradient`` is the gradient of the loss for dout = 1: the row
 drawn dout, the chain rule a caller applies. ``loss`` and ``gradient`` run under the same global random
 state, so dropout draws the same masks in ``gradient``'s own forward pass as in ``loss``: the masks the
 row's ``capture`` reads after ``loss`` and hands to the reference.
+
+A parameter that exists only with a switch on (batch normalization's gamma and beta, ``only_with``) is
+drawn always, and written into the network and read from its gradients only where the switch is on.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from backprop.verify.near_kinks import near_kink
-from backprop.verify.row import Row
+from backprop.verify.row import Arg, Read, Row
 
 __all__ = ["NetworkRow", "seeded"]
 
@@ -51,6 +54,9 @@ class NetworkRow(Row):
     shared_scale: bool = True
     seed: int = 20261129
     """The global random state ``loss`` and ``gradient`` both start from."""
+    only_with: Mapping[str, str] = field(default_factory=dict)
+    """Parameters the network has only with a switch on, by name: the switch's constructor argument
+    (``{"gamma1": "use_batchnorm"}``); the reference ignores them where it is off."""
     _inputs: dict[int, tuple[Any, ...]] = field(default_factory=dict, repr=False)
     """The inputs of each instance's last ``loss`` call, by ``id`` (a network need not be hashable)."""
 
@@ -58,12 +64,17 @@ class NetworkRow(Row):
     def redraws_state(self) -> bool:
         return False  # loss and gradient draw the same masks, from the same seed, on every call
 
+    def present(self, arg: Arg, values: Mapping[str, Any]) -> bool:
+        """Whether the network built from ``values`` has the parameter ``arg`` (see ``only_with``)."""
+        switch = self.only_with.get(arg.name)
+        return switch is None or bool(values[switch])
+
     def build(self, layer: type, values: Mapping[str, Any]) -> Any:
         """Build from the sizes, then write each drawn parameter into ``params`` in place; ``values`` (the
         stage's own copy) then names the network's arrays, so that an in-place update reaches them."""
         network = super().build(layer, values)
         params = getattr(network, "params", None)
-        for arg in self.placed("params"):
+        for arg in (a for a in self.placed("params") if self.present(a, values)):
             if not isinstance(params, Mapping) or arg.name not in params:
                 raise ValueError(f"{type(network).__name__} has no params[{arg.name!r}]")
             own, drawn = params[arg.name], np.asarray(values[arg.name])
@@ -76,6 +87,13 @@ class NetworkRow(Row):
             if isinstance(values, MutableMapping):
                 values[arg.name] = own
         return network
+
+    def gradients(
+        self, instance: Any, result: Any, values: Mapping[str, Any], names: Mapping[str, str] | None = None
+    ) -> list[Read]:
+        """Every gradient of a parameter the network has (``present``)."""
+        reads = super().gradients(instance, result, values, names)
+        return [r for r in reads if self.present(r.arg, values)]
 
     def judgeable(self, values: Mapping[str, Any]) -> bool:
         """False where the library's own network meets a relu or max-pooling kink within rounding on
@@ -107,10 +125,12 @@ class NetworkRow(Row):
     def build_source(self, who: str, cls: str, ctor: str) -> list[str]:
         lines = [f"{who} = {cls}({ctor})"]
         for arg in self.placed("params"):  # the drawn values, in the network's own arrays
-            lines += [
+            put = [
                 f"{who}.params[{arg.name!r}][...] = {arg.name}",
                 f"{arg.name} = {who}.params[{arg.name!r}]",
             ]
+            switch = self.only_with.get(arg.name)
+            lines += [f"if {switch}:", *(f"    {line}" for line in put)] if switch else put
         return lines
 
     def forward_source(self, who: str, call: str) -> str:

@@ -26,6 +26,7 @@ from backprop.verify.program import snippet
 from backprop.verify.registry import get_row
 from backprop.verify.report import Example, Failure
 from backprop.verify.row import Row
+from backprop.verify.runner import epsilon_loss
 from backprop.verify.stages import (
     Case,
     FirstUse,
@@ -153,15 +154,12 @@ def check_example(
     case = Case(row, layer, example.values, example.cotangents, dtype, opts.grad_names)
     with contextlib.nullcontext(guard) if guard is not None else guard_for(layer, opts) as active:
         found = Findings(row, row.tolerance(dtype), active, opts.ignore, opts.strict)
-        first = run_stages(
+        run_stages(
             case, found, _seed_of(example), allow=lambda first, found: _allowed(case, first, found, opts)
         )
         found.hung()  # a call that timed out fails the example, whichever stage or probe made it
         if guard is None:
             found.measured.notes.extend(active.notes())
-    if not found.failed:
-        return found.measured
-    _allowed(case, first, found, opts)
     if not found.failed:
         return found.measured
     failure = Failure(
@@ -179,11 +177,12 @@ def check_example(
     raise LayerMismatch(failure)
 
 
-def _allowed(case: Case, first: FirstUse | None, found: Findings, opts: Options) -> None:
-    """With ``--allow epsilon``, a loss that matches the ``-log(y + eps)`` formula passes, with a note."""
-    if Allowance.EPSILON not in opts.allow or case.row.epsilon is None or first is None:
-        return
-    keep = []
+def _allowed(case: Case, first: FirstUse, found: Findings, opts: Options) -> float | None:
+    """With ``--allow epsilon``, a loss that matches the ``-log(y + eps)`` formula passes, with a note; the
+    eps accepted (None when nothing was), for the later stages to judge the loss by."""
+    if Allowance.EPSILON not in opts.allow or case.row.epsilon is None:
+        return None
+    keep, allowed, accepted = [], set(), None
     for mismatch, ev in zip(found.mismatches, found.evidence, strict=True):
         eps = (
             _epsilon_match(case, ev.actual, first.instance)
@@ -193,23 +192,17 @@ def _allowed(case: Case, first: FirstUse | None, found: Findings, opts: Options)
         if eps is None:
             keep.append((mismatch, ev))
         else:
+            accepted = eps
+            allowed.add(ev.check)
             found.note(f"{ev.check}: computed as -log(y + {eps:g}), allowed by --allow epsilon")
     found.mismatches = [m for m, _ in keep]
     found.evidence = [e for _, e in keep]
+    # an allowed check is judged again by the later stages, against the formula: no longer set aside
+    found.failed_checks -= allowed - {e.check for e in found.evidence}
+    return accepted
 
 
 _EPSILONS = (1e-7, 1e-8, 1e-10, 1e-12, 1e-15, 1e-6, 1e-5)
-
-
-def _epsilon_loss(row: Row, values: Mapping[str, Any], eps: float) -> np.ndarray[Any, Any] | None:
-    if row.epsilon is None:
-        return None
-    import reference  # the oracle's references, in float64
-
-    # the row's arguments, and any hidden state captured from the layer (negative samples)
-    args = {k: np.asarray(v) for k, v in values.items()}
-    with reference.x64():
-        return np.asarray(row.epsilon(**args, eps=eps), dtype=np.float64)
 
 
 def _epsilon_match(case: Case, actual: Any, instance: Any = None) -> float | None:
@@ -220,7 +213,7 @@ def _epsilon_match(case: Case, actual: Any, instance: Any = None) -> float | Non
     values = with_capture(case.row, case.values, instance)
     tol = case.row.tolerance(case.dtype)
     for eps in _EPSILONS:
-        expected = _epsilon_loss(case.row, values, eps)
+        expected = epsilon_loss(case.row, values, eps)
         if expected is not None and np.allclose(actual, expected, rtol=64 * tol.rtol, atol=tol.atol):
             return eps
     return None

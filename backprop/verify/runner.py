@@ -242,3 +242,26 @@ def reference_vjp(
             for i, a in enumerate(row.differentiable)
         },
     )
+
+
+_epsilon_compiled: dict[Row, Callable[..., Any]] = {}
+
+
+def epsilon_loss(row: Row, values: Mapping[str, Any], eps: float) -> NDArray[np.float64] | None:
+    """The row's loss as written with ``-log(y + eps)`` (``Row.epsilon``), in float64; None for a row without
+    that formula. Compiled once per shape and plain values (sizes, switches, a ``conv_param``), which are
+    compiled in as the reference's are; arrays and ``eps`` are traced, so the eps tried in turn share it."""
+    if row.epsilon is None:
+        return None
+    compiled = _epsilon_compiled.get(row)
+    if compiled is None:
+        epsilon = row.epsilon
+
+        def loss(arrays: dict[str, Any], eps: Any, statics: tuple[tuple[str, Any], ...]) -> Any:
+            return epsilon(**arrays, **dict(statics), eps=eps)
+
+        compiled = _epsilon_compiled[row] = jax.jit(loss, static_argnums=2, compiler_options=_FAST_COMPILE)
+    arrays = {k: np.asarray(v) for k, v in values.items() if _is_array(v)}
+    statics = tuple(sorted((k, v) for k, v in values.items() if not _is_array(v)))
+    with reference.x64():
+        return np.asarray(compiled(arrays, np.float64(eps), statics), dtype=np.float64)

@@ -14,6 +14,7 @@ import contextlib
 import operator
 import re
 import time
+import warnings
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, assume, given, settings, target
 from hypothesis import seed as hypothesis_seed
-from hypothesis.errors import Flaky
+from hypothesis.errors import Flaky, HypothesisWarning
 
 from backprop.verify.draw import Without, without_set
 from backprop.verify.loader import api_problem
@@ -164,7 +165,10 @@ def _search(
         for abs_err, rel_err in measured.errors.values():
             found.max_abs, found.max_rel = max(found.max_abs, abs_err), max(found.max_rel, rel_err)
 
-    with guard_for(layer, opts) as guard, _own_constants():
+    with guard_for(layer, opts) as guard, _own_constants(), warnings.catch_warnings():
+        # Hypothesis warns that a failing example's repr is large (a 28x28 image); the report prints the
+        # example as a program of its own
+        warnings.filterwarnings("ignore", "Generating overly large repr", HypothesisWarning)
         try:
             run()
         except LayerMismatch as exc:

@@ -30,7 +30,7 @@ import numpy as np
 from backprop.verify.diagnose import Evidence
 from backprop.verify.findings import Findings, kink_bounds, snapshot, unchanged
 from backprop.verify.row import Read, Row
-from backprop.verify.runner import Reference, reference_vjp
+from backprop.verify.runner import Reference, epsilon_loss, reference_vjp
 from backprop.verify.vocabulary import Convention, Kind
 
 STAGES = ("first_use", "usual_calls", "training", "second_use")
@@ -49,6 +49,9 @@ class Case:
     cotangents: tuple[Any, ...]
     dtype: np.dtype[Any]
     grad_names: Mapping[str, str] = field(default_factory=dict)
+    epsilon: float | None = None
+    """The eps of a ``-log(y + eps)`` loss that ``--allow epsilon`` accepted on the first use: every later
+    output is judged against that formula, every gradient still against the exact reference."""
 
     def fresh(self) -> tuple[dict[str, Any], tuple[Any, ...]]:
         """Copies of the values and cotangents for the layer to receive (it may write into them)."""
@@ -56,7 +59,7 @@ class Case:
 
     def reference(self, values: Mapping[str, Any], cotangents: tuple[Any, ...], instance: Any) -> Reference:
         try:
-            return reference_vjp(self.row, with_capture(self.row, values, instance), cotangents, self.dtype)
+            ref = reference_vjp(self.row, with_capture(self.row, values, instance), cotangents, self.dtype)
         except Exception:
             # without the state (a test-mode forward draws no mask) a reference that needs none still runs
             if self.row.capture is None or instance is None:
@@ -66,6 +69,17 @@ class Case:
             except Exception as exc:
                 raise StateUnreadable(str(exc)) from exc
             raise
+        return self.allowed(ref, values, instance)
+
+    def allowed(self, ref: Reference, values: Mapping[str, Any], instance: Any) -> Reference:
+        """``ref`` with its loss as ``-log(y + eps)`` once that form is allowed (``epsilon``)."""
+        if self.epsilon is None:
+            return ref
+        loss = epsilon_loss(self.row, with_capture(self.row, values, instance), self.epsilon)
+        if loss is None:
+            return ref
+        (out,) = ref.outputs  # a row with an epsilon form has one output: its loss
+        return replace(ref, outputs=(replace(out, value=loss),))
 
 
 class StateUnreadable(Exception):
@@ -896,17 +910,20 @@ def run_stages(
     found: Findings,
     seed: int,
     on_stage: Callable[[str], None] | None = None,
-    allow: Callable[[FirstUse, Findings], None] | None = None,
+    allow: Callable[[FirstUse, Findings], float | None] | None = None,
 ) -> FirstUse | None:
     """Every stage in order, each only while the ones before found nothing new. ``allow`` sets aside the
-    first use's documented deviations (``--allow epsilon``'s loss) before the later stages: a layer that
-    is allowed its loss is still checked on later batches and second uses (whose judges skip a check
-    that failed once)."""
+    first use's documented deviations (``--allow epsilon``'s loss) before the later stages and returns the
+    eps it accepted: every later stage then judges the loss against that very ``-log(y + eps)`` and every
+    gradient against the exact reference, as on a layer with no deviation."""
     first = first_use(case, found)
     if first is None:
         return None
     if allow is not None and found.failed:
-        allow(first, found)
+        eps = allow(first, found)
+        if eps is not None:
+            case = replace(case, epsilon=eps)
+            first.ref = case.allowed(first.ref, case.values, first.instance)
     later: tuple[tuple[str, Callable[[], None]], ...] = (
         ("usual_calls", lambda: usual_calls(case, first, found, seed)),
         ("training", lambda: training(case, first, found)),

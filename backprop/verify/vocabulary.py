@@ -123,6 +123,15 @@ class Feature(StrEnum):
     PADDING = "padding"  # a border padded around the image (pad > 0)
     TIE = "tie"  # a pooling window whose maximum is shared by several elements
     IGNORED = "ignored"  # a label -1 that a time loss ignores
+    # a network's switches, each in both positions, so that a mistake in either one is scoped
+    RELU = "relu"  # a network whose hidden activation is relu
+    SIGMOID = "sigmoid"  # a network whose hidden activation is sigmoid
+    WEIGHT_DECAY = "weight_decay"  # a network with weight decay (lambda > 0)
+    NO_WEIGHT_DECAY = "no_weight_decay"  # a network without weight decay (lambda = 0)
+    DROPOUT = "dropout"  # a network with dropout layers (use_dropout=True)
+    NO_DROPOUT = "no_dropout"  # a network without them
+    BATCHNORM = "batchnorm"  # a network with batch normalization (use_batchnorm=True)
+    NO_BATCHNORM = "no_batchnorm"  # a network without it
 
 
 FEATURE_WORDS: dict[Feature, tuple[str, str]] = {
@@ -140,6 +149,14 @@ FEATURE_WORDS: dict[Feature, tuple[str, str]] = {
     Feature.PADDING: ("no padding (pad = 0)", "the image is padded (pad > 0)"),
     Feature.TIE: ("windows with a unique maximum", "a window's maximum is tied"),
     Feature.IGNORED: ("targets with no ignored label (-1)", "a label is -1, which the loss must ignore"),
+    Feature.RELU: ("sigmoid activations", "the activation is relu"),
+    Feature.SIGMOID: ("relu activations", "the activation is sigmoid"),
+    Feature.WEIGHT_DECAY: ("networks without weight decay (lambda = 0)", "weight decay is on (lambda > 0)"),
+    Feature.NO_WEIGHT_DECAY: ("networks with weight decay (lambda > 0)", "weight decay is off (lambda = 0)"),
+    Feature.DROPOUT: ("networks without dropout", "dropout is on"),
+    Feature.NO_DROPOUT: ("networks with dropout", "dropout is off"),
+    Feature.BATCHNORM: ("networks without batch normalization", "batch normalization is on"),
+    Feature.NO_BATCHNORM: ("networks with batch normalization", "batch normalization is off"),
 }
 
 

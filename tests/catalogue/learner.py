@@ -24,10 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 from numpy.typing import NDArray
 
+from backprop import MultiLayerNet, MultiLayerNetExtend, Relu, TwoLayerNet
 from backprop.verify import verify
 from backprop.verify.loader import load_class
 from backprop.verify.registry import names as row_names
 from backprop.verify.vocabulary import CODES, DTYPES, Allowance, Feature
+from tests.catalogue.broken import MultiLayerNetExtendSwapsGammaBeta
 
 Array = NDArray[Any]
 
@@ -809,6 +811,92 @@ class SoftmaxWithLossOneHotOnly:
         return dout * (self.y - self.t) / self.y.shape[0]
 
 
+# ==== networks: book 1, ch05-ch06, on the library's layers ===============================================
+
+
+class TwoLayerNetTextbookLoss(TwoLayerNet):
+    """The book's TwoLayerNet: its last layer is the book's SoftmaxWithLoss, whose loss is
+    ``-log(y + 1e-7)``; the network always calls its backward with dout = 1, so the gradients are right."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01):
+        super().__init__(input_size, hidden_size, output_size, weight_init_std)
+        self.last_layer = BookSoftmaxWithLoss()  # type: ignore[assignment]
+
+
+class MultiLayerNetExtendTextbookLoss(MultiLayerNetExtend):
+    """The book's MultiLayerNetExtend with the book's loss, ``-log(y + 1e-7)``: right gradients."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.last_layer = BookSoftmaxWithLoss()  # type: ignore[assignment]
+
+
+class ReluWithoutMask(Relu):
+    """backward passes dout through everywhere: the mask is computed in forward but never applied."""
+
+    def backward(self, dout: Array) -> Array:
+        return np.array(dout, copy=True)
+
+
+class MultiLayerNetReluWithoutMask(MultiLayerNet):
+    """Its own Relu forgets the mask in backward; with sigmoid activations the network is right."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for key, layer in self.layers.items():
+            if isinstance(layer, Relu):
+                self.layers[key] = ReluWithoutMask()
+
+
+class MultiLayerNetDecayDefault(MultiLayerNet):
+    """``self.weight_decay_lambda = weight_decay_lambda or 0.1``: a "default" that turns a lambda of 0 into
+    0.1, so the network is right only where weight decay is on."""
+
+    def __init__(self, *args: Any, weight_decay_lambda: float = 0, **kwargs: Any) -> None:
+        super().__init__(*args, weight_decay_lambda=weight_decay_lambda, **kwargs)
+        self.weight_decay_lambda = weight_decay_lambda or 0.1
+
+
+class MultiLayerNetExtendActivationUnderBatchnorm(MultiLayerNetExtend):
+    """The book's layer loop with the activation indented under ``if self.use_batchnorm:``: without batch
+    normalization the hidden layers have no activation at all."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.use_batchnorm:
+            for key in [k for k in self.layers if k.startswith("Activation_function")]:
+                del self.layers[key]
+
+
+class LabelsOnlySoftmaxWithLoss:
+    """A learner's SoftmaxWithLoss that picks ``log y[n, t[n]]``: integer labels only (one-hot targets are
+    floats, which cannot index)."""
+
+    def __init__(self) -> None:
+        self.y: Array | None = None
+        self.t: Array | None = None
+
+    def forward(self, x: Array, t: Array) -> Any:
+        self.y, self.t = softmax(x), t
+        shifted = x - np.max(x, axis=1, keepdims=True)
+        log_y = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        return -np.sum(log_y[np.arange(x.shape[0]), t]) / x.shape[0]
+
+    def backward(self, dout: float = 1) -> Array:
+        assert self.y is not None and self.t is not None
+        dx = self.y.copy()
+        dx[np.arange(dx.shape[0]), self.t] -= 1
+        return dx * dout / dx.shape[0]
+
+
+class TwoLayerNetLabelsOnly(TwoLayerNet):
+    """TwoLayerNet whose last layer takes integer labels only."""
+
+    def __init__(self, input_size: int, hidden_size: int, output_size: int, weight_init_std: float = 0.01):
+        super().__init__(input_size, hidden_size, output_size, weight_init_std)
+        self.last_layer = LabelsOnlySoftmaxWithLoss()  # type: ignore[assignment]
+
+
 # ==== the catalogue =====================================================================================
 
 
@@ -828,6 +916,7 @@ class SigmoidFloat64Grad:
         assert self.out is not None
         out = self.out.astype(float)
         return np.asarray(np.asarray(dout, dtype=float) * out * (1 - out))
+
 
 LEARNER: list[Expect] = [
     # mul: the book's naive MulLayer is right without broadcasting
@@ -1117,5 +1206,69 @@ LEARNER: list[Expect] = [
         diagnoses=codes("exception", "transpose"),
         words=("with W transposed",),
         not_words=("[scale]", "summed over axis"),
+    ),
+    # networks: the book's loss, the book's switches and both target forms
+    Expect(
+        layer=TwoLayerNetTextbookLoss,
+        against="two_layer_net",
+        why="the book's TwoLayerNet: loss -log(y + 1e-7), right gradients",
+        verdict="fail",
+        diagnoses=codes("epsilon"),
+    ),
+    Expect(
+        layer=TwoLayerNetTextbookLoss,
+        against="two_layer_net",
+        why="the same with the epsilon allowed: gradients checked exactly through every stage",
+        verdict="pass",
+        notes=("epsilon",),
+        options={"allow": ("epsilon",)},
+    ),
+    Expect(
+        layer=MultiLayerNetExtendTextbookLoss,
+        against="multi_layer_net_extend",
+        why="the book's loss with dropout masks and batch normalization: epsilon, passing when allowed",
+        verdict="pass",
+        notes=("epsilon",),
+        options={"allow": ("epsilon",)},
+    ),
+    Expect(
+        layer=MultiLayerNetReluWithoutMask,
+        against="multi_layer_net",
+        why="relu backward without its mask: right with sigmoid activations only",
+        verdict="fail",
+        passes_without=("relu",),
+        options={"max_failures": 1},  # the first failure's scope is the point
+    ),
+    Expect(
+        layer=MultiLayerNetDecayDefault,
+        against="multi_layer_net",
+        why="lambda = 0 read as 0.1: right only with weight decay on",
+        verdict="fail",
+        passes_without=("no_weight_decay",),
+        options={"max_failures": 1},  # the first failure's scope is the point
+    ),
+    Expect(
+        layer=MultiLayerNetExtendActivationUnderBatchnorm,
+        against="multi_layer_net_extend",
+        why="no activation without batch normalization",
+        verdict="fail",
+        passes_without=("no_batchnorm",),
+        options={"max_failures": 1},  # the first failure's scope is the point
+    ),
+    Expect(
+        layer=MultiLayerNetExtendSwapsGammaBeta,
+        against="multi_layer_net_extend",
+        why="dgamma and dbeta swapped: right without batch normalization",
+        verdict="fail",
+        passes_without=("batchnorm",),
+        options={"max_failures": 1},  # the first failure's scope is the point
+    ),
+    Expect(
+        layer=TwoLayerNetLabelsOnly,
+        against="two_layer_net",
+        why="a loss that indexes y[n, t[n]]: right on integer labels only",
+        verdict="fail",
+        passes_without=("one_hot",),
+        options={"max_failures": 1},  # the first failure's scope is the point
     ),
 ]

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tests.catalogue.broken import _BatchNormBase
-from tests.catalogue.learner import Array, Expect, codes
+from tests.catalogue.learner import Array, Expect, SoftmaxWithLossEps, TwoLayerNetTextbookLoss, codes
 
 # ---- shared plain-NumPy pieces, written out once so each class below differs only in its mistake ---------
 
@@ -568,6 +568,25 @@ class MatMulSetsBoth(MatMulSetsDW):
         self.grads[0][...] = self.dW
         return dx
 
+class SoftmaxWithLossEpsFirstDx(SoftmaxWithLossEps):
+    """The book's loss (``-log(y + 1e-7)``, allowed by ``--allow epsilon``) with a backward that keeps the
+    first dx it computed and returns it on every later call."""
+
+    def backward(self, dout: float = 1) -> Array:
+        if not hasattr(self, "first_dx"):
+            self.first_dx = super().backward(dout)
+        return np.array(self.first_dx, copy=True)
+
+
+class TwoLayerNetTextbookFirstGradient(TwoLayerNetTextbookLoss):
+    """The book's TwoLayerNet (``-log(y + 1e-7)``) whose gradient() keeps the first dict it computed."""
+
+    def gradient(self, x: Array, t: Array) -> dict[str, Array]:
+        if not hasattr(self, "first_grads"):
+            self.first_grads = super().gradient(x, t)
+        return {k: v.copy() for k, v in self.first_grads.items()}
+
+
 TRAINING: list[Expect] = [
     # state kept from the first call
     Expect(
@@ -763,6 +782,25 @@ TRAINING: list[Expect] = [
         options={"max_failures": 1, "scope": False},
     ),
     Expect(layer=MatMulSetsBoth, against="matmul", why="grads[0] written, self.dW kept too", verdict="pass"),
+    # --allow epsilon sets the loss's formula aside, never the later stages
+    Expect(
+        layer=SoftmaxWithLossEpsFirstDx,
+        against="softmax_with_loss",
+        why="the epsilon allowed; dx of the first call returned forever",
+        verdict="fail",
+        diagnoses=codes("stale"),
+        options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
+    ),
+    Expect(
+        layer=TwoLayerNetTextbookFirstGradient,
+        against="two_layer_net",
+        why="the epsilon allowed; gradient() of the first call returned forever",
+        verdict="fail",
+        # the training stage's x and t stay as they were (only parameters move), so the first call's dict
+        # is right for the parameters as built: read as a copy of them
+        any_of=codes("stale", "param_copy"),
+        options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
+    ),
     # correct
     Expect(layer=ReluWithHistory, against="relu", why="keeps all masks, uses the latest", verdict="pass"),
     Expect(layer=AffineBookkeeping, against="affine", why="counters that affect nothing", verdict="pass"),
