@@ -104,7 +104,7 @@ def test_broken_layer_is_caught_with_another_seed(case: Case) -> None:
 
 @pytest.mark.parametrize("case", [c for c in CORRECT if c.float64], ids=lambda c: c.name)
 def test_correct_layer_passes(case: Correct) -> None:
-    _assert_passes(case, verify(case.layer, case.against, max_examples=MAX_EXAMPLES, seed=0))
+    _assert_passes(case, verify(case.layer, case.against, max_examples=MAX_EXAMPLES, seed=0, dtype="float64"))
 
 
 @pytest.mark.parametrize("case", [c for c in CORRECT if c.float32], ids=lambda c: c.name)

@@ -615,6 +615,24 @@ def test_a_row_named_in_a_dtype_it_lacks_is_one_line_and_exit_2(capsys: pytest.C
     )
 
 
+def test_a_model_written_as_the_books_runs_in_its_float32_and_refuses_float64(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # book 2's models allocate float32 ('f') and take no dtype: the model rows check them in float32
+    layer = ["--layer", "tests.catalogue.learner:BookSimpleCBOW", "--against", "simple_cbow"]
+    code, out, err = run(capsys, *layer, "--dtype", "float64")
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        "backprop-verify: error: BookSimpleCBOW's constructor takes no dtype: it is checked in float32, the "
+        "dtype the book's models allocate; give it a dtype argument to check it in float64"
+    )
+    code, out, _ = run(capsys, *layer, "--allow", "epsilon", "--examples", "5", "--json", "-", "-q")
+    assert code == 0
+    data = strict_json(out)
+    assert data["passed"] is True
+    assert [layer["dtype"] for layer in data["layers"]] == ["float32"]
+
+
 def test_a_network_of_ones_own_is_checked_through_loss_and_gradient(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

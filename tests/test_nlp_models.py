@@ -241,3 +241,23 @@ def test_the_model_row_reads_a_transposed_tie_and_refuses_a_copied_one() -> None
 
     with pytest.raises(ValueError, match=r"holds 9 distinct arrays .* but the row names 8"):
         row.build(CopiedTie, dict(values))
+
+
+def test_a_model_row_checks_the_books_float32_first_and_a_dtype_less_model_in_it_only() -> None:
+    from backprop.verify import get_row, verify
+    from tests.catalogue.learner import BookSimpleCBOW
+
+    row = get_row("simple_cbow")
+    assert row.dtypes_for(SimpleCBOW) == ("float32", "float64")  # the library's model takes a dtype
+    assert row.dtypes_for(BookSimpleCBOW) == ("float32",)  # the book's allocates 'f'
+    report = verify(BookSimpleCBOW, "simple_cbow", max_examples=3, allow=("epsilon",))
+    assert (report.dtype, report.passed) == ("float32", True)
+    with pytest.raises(
+        ValueError, match="BookSimpleCBOW's constructor takes no dtype: it is checked in float32"
+    ):
+        verify(BookSimpleCBOW, "simple_cbow", dtype="float64")
+    # the printed program builds the model as the book does, without the dtype it does not take
+    values = {"vocab_size": 2, "hidden_size": 1, "dtype": "float32"}
+    assert [a.name for a in row.constructor_keywords(BookSimpleCBOW)] == ["vocab_size", "hidden_size"]
+    model = row.build(BookSimpleCBOW, values | {"W_in": np.ones((2, 1), "f"), "W_out": np.ones((1, 2), "f")})
+    assert all(p.dtype == np.float32 and np.all(p == 1) for p in model.params)

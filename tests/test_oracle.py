@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import backprop
+from backprop.nlp.cbow import SimpleCBOW
 from backprop.verify import (
     JSON_SCHEMA,
     ROWS,
@@ -24,6 +25,7 @@ from backprop.verify import (
     verify_all,
     verify_or_raise,
 )
+from backprop.verify.oracle import Options
 from backprop.verify.report import Example
 from backprop.verify.tolerances import TOLERANCES, compare
 
@@ -188,3 +190,46 @@ def test_registry_rows_declare_everything_the_harness_needs() -> None:
     assert loss.loss
     assert [a.name for a in loss.placed("forward") if not a.differentiable] == ["t"]
     assert [a.name for a in loss.differentiable] == ["x"]
+
+
+class _Unbuildable(backprop.Relu):
+    def __init__(self) -> None:
+        raise RuntimeError("no layer here")
+
+
+class _UnbuildableModel(SimpleCBOW):
+    def __init__(self, vocab_size: int, hidden_size: int, dtype: Any = "f") -> None:
+        raise RuntimeError("no model here")
+
+
+@pytest.mark.parametrize(("layer", "row"), [(_Unbuildable, "relu"), (_UnbuildableModel, "simple_cbow")])
+def test_a_failed_constructor_is_the_one_finding(layer: type, row: str) -> None:
+    # the search for the next mistake sets the constructor's aside and must not then call forward on
+    # the instance that was never built ("'NoneType' object has no attribute 'forward'")
+    report = verify(layer, row, max_examples=5, scope=False)
+    assert [[m.check for m in f.mismatches] for f in report.failures] == [["constructor"]]
+    assert "NoneType" not in report.failures[0].render()
+
+
+class _BuiltOnce(backprop.Relu):
+    """Right, but its constructor raises from the second instance on."""
+
+    built = 0
+
+    def __init__(self) -> None:
+        type(self).built += 1
+        if type(self).built > 1:
+            raise RuntimeError("built twice")
+        super().__init__()
+
+
+def test_no_stage_uses_an_instance_whose_constructor_failure_is_set_aside() -> None:
+    example = Example(
+        row="relu", dtype="float64", values={"x": np.array([0.5, -1.0])}, cotangents=(np.ones(2),)
+    )
+    with pytest.raises(LayerMismatch, match="usual: constructor raised RuntimeError"):
+        check_example("relu", _BuiltOnce, example)
+    _BuiltOnce.built = 0
+    # the kinds a later stage gives a constructor's exception, all set aside as a search for more does
+    ignored = Options(ignore=frozenset({("constructor", k) for k in ("exception", "stale", "stateful")}))
+    check_example("relu", _BuiltOnce, example, ignored)  # every later stage stops at its constructor

@@ -124,18 +124,36 @@ class ModelRow(Row):
     seed: int = 20261129
     """The global random state every ``forward`` starts from."""
     shared_scale: bool = True  # as a network's: every gradient flows from the one at the logits
+    book_dtype: str = "float32"
+    """The dtype the book's models allocate (``.astype('f')``): a model whose constructor takes no
+    ``dtype`` is checked in it, and a check runs in it unless another is asked."""
 
     @property
     def redraws_state(self) -> bool:
         return False  # every forward draws the same masks and samples, from the same seed
 
+    def dtypes_for(self, layer: type) -> tuple[str, ...]:
+        if _accepts(layer, "dtype"):
+            return (self.book_dtype, *(d for d in self.dtypes if d != self.book_dtype))
+        return (self.book_dtype,)
+
+    def dtype_refusal(self, layer: type, dtype: str) -> str:
+        if dtype not in self.dtypes or _accepts(layer, "dtype"):
+            return super().dtype_refusal(layer, dtype)
+        return (
+            f"{layer.__qualname__}'s constructor takes no dtype: it is checked in {self.book_dtype}, the "
+            f"dtype the book's models allocate; give it a dtype argument to check it in {dtype}"
+        )
+
+    def constructor_keywords(self, layer: type) -> tuple[Arg, ...]:
+        kept = super().constructor_keywords(layer)
+        # a model written as the book's allocates its own dtype (checked in build)
+        return kept if _accepts(layer, "dtype") else tuple(a for a in kept if a.name != "dtype")
+
     def build(self, layer: type, values: Mapping[str, Any]) -> Any:
         """Build from the sizes, then write each drawn parameter into the model's own array in place;
         ``values`` (the stage's copy) then names those arrays, so that an in-place update reaches them."""
-        kwargs = {a.name: values[a.name] for a in self.placed("init_kw")}
-        if "dtype" in kwargs and not _accepts(layer, "dtype"):
-            kwargs.pop("dtype")  # a model written as the book's: its own dtype, checked below
-        model = layer(*[values[a.name] for a in self.placed("init")], **kwargs)
+        model = super().build(layer, values)
         record_samples(model)
         name = type(model).__name__
         own = distinct_params(getattr(model, "params", None))
@@ -153,7 +171,7 @@ class ModelRow(Row):
                     f"{name}: {arg.name} is {array.shape} in params but the sizes given to the constructor "
                     f"call for {drawn.shape}"
                 )
-            if array.dtype != drawn.dtype:
+            if array.dtype != drawn.dtype and not _wider(array.dtype, drawn.dtype):
                 raise ValueError(
                     f"{name}: {arg.name} is {array.dtype} but the row checks {drawn.dtype}; give the "
                     "constructor a dtype argument, as backprop.nlp's models have"
@@ -218,6 +236,12 @@ class ModelRow(Row):
 
     def read_source(self, who: str, where: str) -> str:
         return where.replace("grads[", f"{who}.grads[")
+
+
+def _wider(allocated: np.dtype[Any], drawn: np.dtype[Any]) -> bool:
+    """A float parameter array that holds the drawn values exactly (float64 for float32): the model then
+    computes in its wider dtype, as a layer that promotes does."""
+    return allocated.kind == "f" and drawn.kind == "f" and np.can_cast(drawn, allocated, "safe")
 
 
 def _accepts(layer: type, keyword: str) -> bool:

@@ -265,7 +265,7 @@ def snippet(
     first, *rest = example_lines(example).splitlines()
     douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
     ctor = ", ".join(
-        [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.placed("init_kw")]
+        [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.constructor_keywords(layer)]
     )
     steps = [
         line.replace("{cls}", name).replace("{ctor}", ctor)

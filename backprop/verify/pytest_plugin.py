@@ -32,7 +32,7 @@ def assert_layer_matches(
     layer: type,
     against: str,
     *,
-    dtype: str = "float64",
+    dtype: str | None = None,
     seed: int = 0,
     max_examples: int | None = None,
     settings: Settings | None = None,

@@ -328,6 +328,16 @@ class Row:
         plain = {a.name for a in self.placed("forward", "keyword") if not a.differentiable}
         return name in plain and isinstance(value, np.ndarray) and value.ndim > 0 and value.shape[0] > 1
 
+    def dtypes_for(self, layer: type) -> tuple[str, ...]:
+        """The dtypes ``layer`` is checked in (by ``--dtype all``), the one a check runs in when none is
+        asked first: the row's own, unless the class can be built in fewer (a model written as the book's
+        allocates its own float32)."""
+        return self.dtypes
+
+    def dtype_refusal(self, layer: type, dtype: str) -> str:
+        """Why ``layer`` is not checked in ``dtype``, a dtype ``dtypes_for`` leaves out: one line."""
+        return f"{self.name} is checked in {', '.join(self.dtypes)} only, not in {dtype}"
+
     def tolerance(self, dtype: np.dtype[Any] | str) -> Tolerance:
         key = np.dtype(dtype).name
         if key not in self.tolerances:
@@ -351,10 +361,15 @@ class Row:
 
     # ---- driving the layer ------------------------------------------------------------------------------
 
+    def constructor_keywords(self, layer: type) -> tuple[Arg, ...]:
+        """The ``init_kw`` arguments ``layer``'s constructor is given (a model written as the book's takes
+        no ``dtype``)."""
+        return self.placed("init_kw")
+
     def build(self, layer: type, values: Mapping[str, Any]) -> Any:
         """``layer(*init, **init_kw)``, as a network builds it."""
         args = [values[a.name] for a in self.placed("init")]
-        return layer(*args, **{a.name: values[a.name] for a in self.placed("init_kw")})
+        return layer(*args, **{a.name: values[a.name] for a in self.constructor_keywords(layer)})
 
     def complete(self, values: Mapping[str, Any], native: np.dtype[Any] | None = None) -> dict[str, Any]:
         """The values with the ``carried`` arguments computed by ``carry`` from the others (natively in

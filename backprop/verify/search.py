@@ -279,7 +279,7 @@ def verify(
     *,
     max_examples: int = 100,
     seed: int = 0,
-    dtype: str = "float64",
+    dtype: str | None = None,
     without: Collection[Feature | str] = (),
     strict: bool | None = None,
     allow: Collection[str] = (),
@@ -297,7 +297,9 @@ def verify(
     that chooses another valid subgradient at a kink (the default for the library's own layers, which are
     pinned to their conventions); ``allow=("epsilon",)`` accepts a ``-log(y + eps)`` loss; ``grad_names``
     maps the row's gradient names to the layer's (``{"dW": "d_w"}``); ``timeout`` bounds each call in
-    seconds; ``eps`` checks a batch normalization at the eps it uses (the book's is 10e-7). After a failure, up to ``max_failures`` distinct failures are searched for and, with
+    seconds; ``eps`` checks a batch normalization at the eps it uses (the book's is 10e-7); ``dtype``
+    defaults to the first the row checks the layer in (float64, but float32 for a book-2 model, as the
+    book's). After a failure, up to ``max_failures`` distinct failures are searched for and, with
     ``scope``, the features the layer is wrong with. Runs are reproducible: the same seed draws the same
     examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used. The check runs
     in this process, so a class defined in a notebook cell or a script's ``__main__`` works; its failure's
@@ -312,7 +314,9 @@ def verify(
         row = row.at_eps(eps)
     n = _count(max_examples, "max_examples", 1)
     seed = _count(seed, "seed", 0)
-    dtype = _dtype(dtype)
+    dtype = row.dtypes_for(layer)[0] if dtype is None else _dtype(dtype)
+    if dtype in row.dtypes and dtype not in row.dtypes_for(layer):
+        raise ValueError(row.dtype_refusal(layer, dtype))
     off = without_set(without)
     if strict is None:
         strict = layer is row.layer

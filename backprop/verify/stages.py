@@ -127,8 +127,11 @@ def _later(case: Case, kind: Kind) -> Kind:
     return Kind.VALUE if case.row.redraws_state else kind
 
 
-def build(case: Case, values: Mapping[str, Any], found: Findings, stage: str = "") -> Any:
-    return found.call(f"{stage}constructor", lambda: case.row.build(case.layer, values))[1]
+def build(case: Case, values: Mapping[str, Any], found: Findings, stage: str = "") -> Any | None:
+    """The instance, or None when the constructor failed: then nothing more can be asked of it, even when
+    its failure is one set aside (a search for the next mistake ignores the known ones)."""
+    ok, instance = found.call(f"{stage}constructor", lambda: case.row.build(case.layer, values))
+    return instance if ok else None
 
 
 def forward(
@@ -169,7 +172,7 @@ def fresh_run(case: Case, found: Findings, default_dout: bool = False) -> Run | 
     cotangents (or with the layer's own default); None when the constructor or forward failed."""
     values, cots = case.fresh()
     instance = build(case, values, found)
-    outs = forward(case, instance, values, found) if not found.failed else None
+    outs = forward(case, instance, values, found) if instance is not None and not found.failed else None
     if outs is None:
         return None
     ok, result = backward(case, instance, None if default_dout else cots, found)
@@ -249,7 +252,7 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
     values, cots = case.fresh()
     callers = {**values, **dict(zip(dout_names(cots), cots, strict=True))}
     instance = build(case, values, found)
-    if found.failed:
+    if instance is None or found.failed:
         return None
     grads_before = _grads_list(instance)
     outs = forward(case, instance, values, found)
@@ -315,11 +318,13 @@ def _first_backward(
     return ok, result
 
 
-def defines_test_backward(case: Case, values: Mapping[str, Any], cots: tuple[Any, ...], found: Findings) -> bool:
+def defines_test_backward(
+    case: Case, values: Mapping[str, Any], cots: tuple[Any, ...], found: Findings
+) -> bool:
     """Whether a fresh instance returns from backward after a test-mode forward on ``values``."""
     probe = found.child(ignore=True)
     instance = build(case, values, probe, "fresh: ")
-    if probe.failed or forward(case, instance, values, probe, "fresh: ") is None:
+    if instance is None or probe.failed or forward(case, instance, values, probe, "fresh: ") is None:
         return False
     return backward(case, instance, cots, probe, "fresh: ")[0]
 
@@ -444,6 +449,8 @@ def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None
     with other_random_state(seed):
         values, cots = case.fresh()
         instance = build(case, values, found, "usual: ")
+        if instance is None:
+            return
         outs = forward(case, instance, values, found, "usual: ") if not found.failed else None
         if outs is None:
             return
@@ -543,7 +550,7 @@ def _often_drawn(case: Case, state: Mapping[str, Any], found: Findings) -> bool:
         values = case.fresh()[0]
         with other_random_state(7919 * (i + 1)):
             fresh = build(case, values, probe, "fresh: ")
-            if probe.failed or forward(case, fresh, values, probe, "fresh: ") is None:
+            if fresh is None or probe.failed or forward(case, fresh, values, probe, "fresh: ") is None:
                 return True  # cannot tell: the other stages judge this layer
         try:
             same += _same_state(state, capture(fresh))
@@ -576,7 +583,7 @@ def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str,
     bug hidden by the drawn dout is not mistaken for a special case; that control runs only on failure."""
     probe = found.child()
     values, _ = case.fresh()
-    instance = build(case, values, probe, f"{label}: ")
+    instance = build(case, values, probe, f"{label}: ")  # the probe sets nothing aside
     outs = forward(case, instance, values, probe, f"{label}: ") if not probe.failed else None
     if outs is None and not probe.failed:
         return
@@ -638,7 +645,7 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     row = case.row
     values, cots = case.fresh()
     instance = build(case, values, found, "training: ")
-    if found.failed:
+    if instance is None or found.failed:
         return
     other = other_batch(case)
     probe = found.child()
@@ -709,7 +716,7 @@ def _then_test_mode(case: Case, found: Findings) -> None:
         return
     values, cots = case.fresh()
     instance = build(case, values, found, "training: ")
-    if found.failed or forward(case, instance, values, found, "training: ") is None:
+    if instance is None or found.failed or forward(case, instance, values, found, "training: ") is None:
         return
     if not backward(case, instance, cots, found, "training: ")[0]:
         return
@@ -765,7 +772,7 @@ def _test_mode_control(case: Case, values: Mapping[str, Any], cots: tuple[Any, .
     probe = found.child()
     fresh = {k: snapshot(v) for k, v in values.items()}
     instance = build(case, fresh, probe)
-    outs = forward(case, instance, fresh, probe) if not probe.failed else None
+    outs = forward(case, instance, fresh, probe) if instance is not None and not probe.failed else None
     if outs is None:
         return False
     ref = case.reference(values, cots, instance)
@@ -885,9 +892,9 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
         for k, v in moved(case, case.values, -0.5, 0.25).items()
     }
     b = build(case, other, second, "another instance's ")
-    if not second.failed:
+    if b is not None and not second.failed:
         forward(case, b, other, second, "another instance's ")
-    if not second.failed:
+    if b is not None and not second.failed:
         negated = shifted_cotangents(case, -1.0)
         second.call("another instance's backward()", lambda: row.backward(b, negated))
     if not second.failed:

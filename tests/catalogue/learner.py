@@ -25,6 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from backprop import MultiLayerNet, MultiLayerNetExtend, Relu, TwoLayerNet
+from backprop.nlp import cbow as nlp_cbow
+from backprop.nlp import layers as nlp_layers
 from backprop.verify import verify
 from backprop.verify.loader import load_class
 from backprop.verify.registry import names as row_names
@@ -897,6 +899,85 @@ class TwoLayerNetLabelsOnly(TwoLayerNet):
         self.last_layer = LabelsOnlySoftmaxWithLoss()  # type: ignore[assignment]
 
 
+# ==== book 2's word2vec models (ch03, ch04) ===============================================================
+
+
+class _Book2SoftmaxWithLoss(nlp_layers.SoftmaxWithLoss):
+    """Book 2's SoftmaxWithLoss: its loss is ``cross_entropy_error``'s, with 1e-7 inside the log."""
+
+    def forward(self, x: Any, t: Any) -> Any:
+        super().forward(x, t)  # y and the targets, for backward
+        assert self.y is not None
+        self.loss = cross_entropy_error(self.y, np.asarray(t))
+        return self.loss
+
+
+class _Book2SigmoidWithLoss(nlp_layers.SigmoidWithLoss):
+    """Book 2's SigmoidWithLoss: ``cross_entropy_error(np.c_[1 - y, y], t)``, 1e-7 inside the log."""
+
+    def forward(self, x: Any, t: Any) -> Any:
+        super().forward(x, t)
+        assert self.y is not None
+        self.loss = cross_entropy_error(np.c_[1 - self.y, self.y], np.asarray(t))
+        return self.loss
+
+
+def _book_negative_sampling(ns_loss: Any) -> None:
+    ns_loss.loss_layers = [_Book2SigmoidWithLoss() for _ in ns_loss.loss_layers]
+
+
+class SimpleCBOWEps(nlp_cbow.SimpleCBOW):
+    """SimpleCBOW with book 2's SoftmaxWithLoss: its loss has the book's -log(y + 1e-7); the gradients are
+    right."""
+
+    def __init__(self, vocab_size: int, hidden_size: int, dtype: Any = "f") -> None:
+        super().__init__(vocab_size, hidden_size, dtype)
+        self.loss_layer = _Book2SoftmaxWithLoss()
+
+
+class CBOWEps(nlp_cbow.CBOW):
+    """CBOW with book 2's SigmoidWithLoss: -log(y + 1e-7) in every sigmoid loss."""
+
+    def __init__(
+        self, vocab_size: int, hidden_size: int, window_size: int, corpus: Any, dtype: Any = "f"
+    ) -> None:
+        super().__init__(vocab_size, hidden_size, window_size, corpus, dtype)
+        _book_negative_sampling(self.ns_loss)
+
+
+class SkipGramEps(nlp_cbow.SkipGram):
+    """SkipGram with book 2's SigmoidWithLoss: -log(y + 1e-7) in every sigmoid loss."""
+
+    def __init__(
+        self, vocab_size: int, hidden_size: int, window_size: int, corpus: Any, dtype: Any = "f"
+    ) -> None:
+        super().__init__(vocab_size, hidden_size, window_size, corpus, dtype)
+        for ns_loss in self.loss_layers:
+            _book_negative_sampling(ns_loss)
+
+
+class BookSimpleCBOW(SimpleCBOWEps):
+    """Book 2's SimpleCBOW (ch03/simple_cbow.py): the book's loss, and a constructor without dtype (the
+    weights are float32, ``.astype('f')``)."""
+
+    def __init__(self, vocab_size: int, hidden_size: int) -> None:
+        super().__init__(vocab_size, hidden_size)
+
+
+class BookCBOW(CBOWEps):
+    """Book 2's CBOW (ch04/cbow.py): the book's loss, no dtype (float32 weights)."""
+
+    def __init__(self, vocab_size: int, hidden_size: int, window_size: int, corpus: Any) -> None:
+        super().__init__(vocab_size, hidden_size, window_size, corpus)
+
+
+class BookSkipGram(SkipGramEps):
+    """Book 2's SkipGram (ch04/skip_gram.py): the book's loss, no dtype (float32 weights)."""
+
+    def __init__(self, vocab_size: int, hidden_size: int, window_size: int, corpus: Any) -> None:
+        super().__init__(vocab_size, hidden_size, window_size, corpus)
+
+
 # ==== the catalogue =====================================================================================
 
 
@@ -916,6 +997,43 @@ class SigmoidFloat64Grad:
         assert self.out is not None
         out = self.out.astype(float)
         return np.asarray(np.asarray(dout, dtype=float) * out * (1 - out))
+
+
+_MODEL_RUN: dict[str, Any] = {"max_examples": 20}
+"""A model row compiles a larger reference per shape: fewer examples keep the suite quick (each of the
+four shapes of its pool is still drawn)."""
+
+
+def _book_model(eps: type, book: type, against: str) -> list[Expect]:
+    """A word2vec model with book 2's -log(y + 1e-7) loss: failed for that loss alone and passed, with a
+    note, with it allowed (in float64, where it always shows); and passed with it allowed as the book
+    builds the model, in float32 (where it shows only for a tiny probability)."""
+    return [
+        Expect(
+            layer=eps,
+            against=against,
+            why="log(y + 1e-7) is the only flaw",
+            verdict="fail",
+            diagnoses=codes("epsilon"),
+            options={**_MODEL_RUN, "scope": False, "max_failures": 1},
+        ),
+        Expect(
+            layer=eps,
+            against=against,
+            why="the epsilon allowed; the note says so",
+            verdict="pass",
+            notes=("epsilon",),
+            options={**_MODEL_RUN, "allow": ("epsilon",)},
+        ),
+        Expect(
+            layer=book,
+            against=against,
+            why="the book's model (float32, no dtype argument), the epsilon allowed",
+            verdict="pass",
+            dtype="float32",
+            options={**_MODEL_RUN, "allow": ("epsilon",)},
+        ),
+    ]
 
 
 LEARNER: list[Expect] = [
@@ -1271,4 +1389,9 @@ LEARNER: list[Expect] = [
         passes_without=("one_hot",),
         options={"max_failures": 1},  # the first failure's scope is the point
     ),
+    # book 2's word2vec models: built as the book builds them (float32, no dtype argument), right but for
+    # the textbook loss
+    *_book_model(SimpleCBOWEps, BookSimpleCBOW, "simple_cbow"),
+    *_book_model(CBOWEps, BookCBOW, "cbow"),
+    *_book_model(SkipGramEps, BookSkipGram, "skip_gram"),
 ]

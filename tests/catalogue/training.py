@@ -568,6 +568,7 @@ class MatMulSetsBoth(MatMulSetsDW):
         self.grads[0][...] = self.dW
         return dx
 
+
 class SoftmaxWithLossEpsFirstDx(SoftmaxWithLossEps):
     """The book's loss (``-log(y + 1e-7)``, allowed by ``--allow epsilon``) with a backward that keeps the
     first dx it computed and returns it on every later call."""

@@ -237,7 +237,9 @@ def _partner(function: Function, name: str) -> tuple[Function, str]:
     own = getattr(sys.modules.get(getattr(function, "__module__", "") or ""), name, None)
     if callable(own) and own is not function:
         return own, ""
-    return getattr(backprop, name), f"backward is backprop.{name} (your module has no {name}): only forward is yours"
+    return getattr(
+        backprop, name
+    ), f"backward is backprop.{name} (your module has no {name}): only forward is yours"
 
 
 def _named(cls: type, function: Function, factory: str, note: str) -> type:

@@ -125,6 +125,5 @@ CORRECT: list[Correct] = [
         layer=CBOWOneEmbedding,
         against="cbow",
         why="one Embedding over all context ids, W_in listed once, einsum mean",
-        float32=False,  # the model rows are float64 only, as book 1's networks
     ),
 ]

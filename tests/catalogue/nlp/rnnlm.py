@@ -112,6 +112,5 @@ CORRECT: list[Correct] = [
         layer=BetterRnnlmSumsItsOwnTie,
         against="better_rnnlm",
         why="the tie listed once, its transposed gradient summed by the model itself",
-        float32=False,  # the model rows are float64 only
     ),
 ]

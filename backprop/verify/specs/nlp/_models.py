@@ -1,5 +1,7 @@
 """What the model rows of book 2 share: the fixed sizes, word ids drawn from the vocabulary, and the
-row itself (float64, like book 1's networks: a whole model is one long chain of roundings)."""
+row itself, in the book's float32 first and in float64. A whole model is one long chain of roundings: the
+float32 tolerance holds because it counts the native float32 reference's own distance from the float64
+truth on each example (``tolerances``), and the pools stay narrow and short (H and T up to 4)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from backprop.verify.row import Arg, ShapeDict, Shapes, ValuesFn
 from backprop.verify.tolerances import TOLERANCES
 from backprop.verify.vocabulary import Feature
 
-FLOAT64 = {"float64": TOLERANCES["float64"]}
 WEIGHTS = (-2.0, 2.0)
 
 
@@ -28,8 +29,14 @@ def constant(key: str, value: Any) -> Arg:
     return Arg(name=key, to="init_kw", fixed=lambda shapes: value)
 
 
-DTYPE = constant("dtype", "float64")
-"""The models allocate in this dtype (the book's 'f' by default), so the drawn float64 values fit."""
+def _checked_dtype(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+    return st.just(dtype.name)
+
+
+DTYPE = Arg(name="dtype", to="init_kw", values=_checked_dtype)
+"""The dtype the check runs in ('float32' or 'float64'), for a model that allocates in the dtype it is
+given (the book's 'f' by default), so the drawn values fit; a model written as the book's, without a
+``dtype`` argument, is not given it (``ModelRow.constructor_keywords``)."""
 
 
 def params(*names: str) -> tuple[Arg, ...]:
@@ -79,18 +86,22 @@ def model_row(
     signature: str,
     args: tuple[Arg, ...],
     pool: tuple[ShapeDict, ...],
+    epsilon: bool = False,
     **more: Any,
 ) -> ModelRow:
+    """``epsilon``: the reference, given ``eps``, is the loss as the book writes it, ``-log(y + eps)``
+    (the row's ``--allow epsilon``)."""
     return ModelRow(
         name=name,
         layer=layer,
         reference=lazy(f"reference.nlp.{module}", name),
+        epsilon=lazy(f"reference.nlp.{module}", name) if epsilon else None,
         signature=signature,
         args=args,
         shapes=pool,
         outputs=("loss",),
         loss=True,
-        tolerances=FLOAT64,
+        tolerances=TOLERANCES,
         features=(Feature.BATCH,),
         **more,
     )

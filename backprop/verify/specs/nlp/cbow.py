@@ -1,7 +1,9 @@
 """Rows for the word2vec models of ``backprop.nlp.cbow`` against ``reference.nlp.cbow``: each model's
 ``grads`` after ``forward(contexts, target)`` and ``backward()`` against ``jax.vjp`` of its loss. W_in is
 shared by every context layer (W_out by every negative-sampling layer): the gradient read is the sum of
-its ``grads`` entries. The negative samples the model drew are captured and given to the reference."""
+its ``grads`` entries. The negative samples the model drew are captured and given to the reference.
+The book's three models compute their loss as ``-log(y + 1e-7)`` (its ``cross_entropy_error``), with
+right gradients: each row's ``--allow epsilon`` accepts that loss."""
 
 from __future__ import annotations
 
@@ -67,6 +69,7 @@ ROWS = (
             Arg(name="target", values=one_hot("target"), batch=True),
         ),
         (_simple(1, 2, 1), _simple(3, 5, 2), _simple(4, 8, 4), _simple(6, 7, 3)),
+        epsilon=True,
     ),
     model_row(
         "cbow",
@@ -76,6 +79,7 @@ ROWS = (
         _SAMPLED_ARGS,
         SAMPLED_POOL,
         capture=negative_samples,
+        epsilon=True,
     ),
     model_row(
         "cbow",
@@ -85,5 +89,6 @@ ROWS = (
         _SAMPLED_ARGS,
         SAMPLED_POOL,
         capture=negative_samples,
+        epsilon=True,
     ),
 )
