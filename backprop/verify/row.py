@@ -423,11 +423,11 @@ class Row:
         params = self.params
         if not params:
             return Convention.NETWORK if self.read_from("key") else Convention.NO_PARAMS
-        # the grads list is what book 2's models and optimizers read: it decides even where the layer
-        # also sets a dW attribute of its own (else a list never written would go unchecked)
-        if isinstance(getattr(instance, "grads", None), list | tuple) and isinstance(
-            getattr(instance, "params", None), list | tuple
-        ):
+        # a grads list with entries is what book 2's models and optimizers read: it decides even where
+        # the layer also sets a dW attribute of its own (else a list never written would go unchecked);
+        # an empty pair (book 2's idiom for a layer without parameters) leaves the attributes to decide
+        grads, params_list = getattr(instance, "grads", None), getattr(instance, "params", None)
+        if isinstance(grads, list | tuple) and isinstance(params_list, list | tuple) and len(grads) > 0:
             return Convention.BOOK2
         if any(hasattr(instance, names.get(a.grad, a.grad)) for a in params):
             return Convention.BOOK1

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from backprop.verify.diagnose import Evidence
-from backprop.verify.findings import Findings, kink_bounds, snapshot, unchanged
+from backprop.verify.findings import Findings, as_array, kink_bounds, snapshot, unchanged
 from backprop.verify.row import Read, Row
 from backprop.verify.runner import Reference, epsilon_loss, reference_vjp
 from backprop.verify.vocabulary import Convention, Kind
@@ -443,6 +443,14 @@ def _has_default_dout(instance: Any) -> bool:
     )
 
 
+def _numeric(value: Any) -> Any:
+    """``value`` as a float64 array, or None where it is none (None, a tuple of mixed shapes, text)."""
+    if value is None:
+        return None
+    arr, _ = as_array(value)
+    return None if arr is None else arr.astype(np.float64)
+
+
 def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None:
     """The same example again under another random state, then dout of ones, then ``backward()``."""
     row = case.row
@@ -454,13 +462,12 @@ def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None
         outs = forward(case, instance, values, found, "usual: ") if not found.failed else None
         if outs is None:
             return
-        if row.capture is None:
+        earlier = [_numeric(o) for o in first.outputs]
+        # an output the first call gave in no usable form (a tuple for one output) was reported there
+        if row.capture is None and all(o is not None for o in earlier):
             again = replace(
                 first.ref,
-                outputs=tuple(
-                    replace(e, value=np.asarray(o, dtype=np.float64))
-                    for e, o in zip(first.ref.outputs, first.outputs, strict=False)
-                ),
+                outputs=tuple(replace(e, value=o) for e, o in zip(first.ref.outputs, earlier, strict=False)),
             )
             if not judge_outputs(case, outs, again, found, Kind.NONDETERMINISTIC):
                 return
@@ -473,9 +480,9 @@ def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None
             same = replace(
                 first.ref,
                 grads={
-                    k: replace(e, value=np.asarray(first.grads[k], dtype=np.float64))
+                    k: replace(e, value=got)
                     for k, e in first.ref.grads.items()
-                    if first.grads.get(k) is not None
+                    if (got := _numeric(first.grads.get(k))) is not None
                 },
             )
             reads = [
@@ -685,11 +692,15 @@ def _after_reset(case: Case, instance: Any, values: Mapping[str, Any], found: Fi
     row = case.row
     if row.reset is None or not callable(getattr(instance, "reset_state", None)):
         return
+    outcome = found.guard.call("reset_state()", instance.reset_state)
+    if outcome.kind is not None:  # reset_state() itself fails: that call is the finding, as it is
+        found.add(
+            Evidence("reset_state", "reset_state", outcome.kind, where=AFTER_RESET),
+            f"reset_state() {outcome.message}",
+        )
+        return
     probe = found.child()
     probe.stage = AFTER_RESET
-    if not probe.call("training: reset_state()", instance.reset_state)[0]:
-        _adopt(probe, found, Kind.STALE)
-        return
     pristine = row.reset({k: snapshot(v) for k, v in values.items()})
     given, cots = {k: snapshot(v) for k, v in values.items()}, case.fresh()[1]
     label = "training, after reset_state(): "

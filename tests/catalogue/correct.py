@@ -625,10 +625,13 @@ class ChannelBatchNormAxes(_BatchNormState):
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         axes = (0, 2, 3)
+        assert self.running_mean is not None and self.running_var is not None
         if train_flg:
             mean, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+            m = self.momentum
+            self.running_mean = m * self.running_mean + (1 - m) * mean.ravel()
+            self.running_var = m * self.running_var + (1 - m) * var.ravel()
         else:
-            assert self.running_mean is not None and self.running_var is not None
             mean, var = self.running_mean[:, None, None], self.running_var[:, None, None]
         self.train, self.std = train_flg, np.sqrt(var + _EPS)
         self.xn = (x - mean) / self.std

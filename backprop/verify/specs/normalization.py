@@ -122,7 +122,7 @@ DROPOUT = Row(
     args=(
         Arg(name="dropout_ratio", to="init", values=_ratios),
         Arg(name="x", grad="dx", domain=(-1e4, 1e4)),
-        Arg(name="train_flg", to="keyword", values=_both_modes),
+        Arg(name="train_flg", to="forward", values=_both_modes),
     ),
     mode="train_flg",
     shapes=DROPOUT_POOL,
@@ -278,7 +278,7 @@ def _normalization_args(trainable: Callable[[tuple[int, ...]], bool], feature: L
         Arg(name="running_mean", to="init_kw", domain=(-1e3, 1e3)),
         Arg(name="running_var", to="init_kw", domain=(0.0625, 1e2)),  # a variance: positive, exact in float32
         Arg(name="x", grad="dx", domain=X_DOMAIN, values=_inputs(feature), batch=True),
-        Arg(name="train_flg", to="keyword", values=_modes(trainable)),
+        Arg(name="train_flg", to="forward", values=_modes(trainable)),
     )
 
 
