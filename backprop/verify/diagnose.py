@@ -274,8 +274,10 @@ def _division(s: Situation) -> Diagnosis | None:
     if s.ev.kind != Kind.NAN or s.warned is None:
         return None
     said = s.warned()
-    if any("overflow encountered in exp" in w for w in said):
-        return None  # exp overflowed first (inf / inf is also an invalid division): the overflow words
+    if any("overflow encountered in exp" in w or "encountered in log" in w for w in said):
+        # exp overflowed, or a probability underflowed to 0 and was logged, first (inf / inf and
+        # 0 * inf are invalid too): the overflow words
+        return None
     hint = (
         "Find the denominator that is 0 on this example, such as a count of windows that is 0 where no "
         "window reaches: col2im adds overlapping windows up (+=), it never averages them."
