@@ -1292,9 +1292,9 @@ class BatchNormVarByMoments(_BatchNormBase):
     next to its spread (the variance is lost to rounding, even negative)."""
 
     def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
+        mu, _ = super()._stats(x, train)  # the running statistics kept as the book does
         if not train:
-            return super()._stats(x, train)
-        mu = x.mean(axis=0)
+            return mu, _
         return mu, (x * x).mean(axis=0) - mu * mu
 
 
