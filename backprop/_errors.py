@@ -92,10 +92,13 @@ def float_dtype(value: Any) -> np.dtype[Any] | None:
     Only floating and complex dtypes are one: Python numbers keep Python arithmetic, and integer or
     boolean arrays have no meaningful gradient dtype.
     """
-    dtype = value if isinstance(value, np.dtype) else getattr(value, "dtype", None)
-    if isinstance(value, np.ndarray | np.generic | np.dtype) and dtype is not None and dtype.kind in "fc":
-        return dtype
-    return None
+    if isinstance(value, np.dtype):
+        dtype: np.dtype[Any] = value
+    elif isinstance(value, np.ndarray | np.generic):
+        dtype = value.dtype
+    else:
+        return None
+    return dtype if dtype.kind in "fc" else None
 
 
 def like(grad: G, *primals: object) -> G:
