@@ -6,7 +6,7 @@ Kept in one private module so that every layer words its errors the same way:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,14 +15,15 @@ __all__ = [
     "BackwardBeforeForwardError",
     "as_operand",
     "broadcast_shape",
-    "cast_like",
     "check_dout",
     "float_dtype",
+    "like",
     "not_ready",
     "unbroadcast",
 ]
 
 Shape = tuple[int, ...]
+G = TypeVar("G")  # a gradient: an array, or a scalar where Python arithmetic is kept
 
 
 class BackwardBeforeForwardError(RuntimeError):
@@ -85,21 +86,41 @@ def unbroadcast(grad: Any, shape: Shape) -> Any:
 
 
 def float_dtype(value: Any) -> np.dtype[Any] | None:
-    """The dtype a gradient w.r.t. ``value`` must have, or None when there is none to keep.
+    """The dtype a gradient w.r.t. ``value`` (an array, a NumPy or Python number, or a dtype) must have,
+    or None when there is none to keep.
 
-    Only NumPy floating/complex values have one: Python numbers keep Python
-    arithmetic, and integer arrays have no meaningful gradient dtype.
+    Only floating and complex dtypes are one: Python numbers keep Python arithmetic, and integer or
+    boolean arrays have no meaningful gradient dtype.
     """
-    if isinstance(value, np.ndarray | np.generic) and value.dtype.kind in "fc":
-        return value.dtype
-    return None
+    if isinstance(value, np.dtype):
+        dtype: np.dtype[Any] = value
+    elif isinstance(value, np.ndarray | np.generic):
+        dtype = value.dtype
+    else:
+        return None
+    return dtype if dtype.kind in "fc" else None
 
 
-def cast_like(grad: Any, dtype: np.dtype[Any] | None) -> Any:
-    """Cast ``grad`` to ``dtype`` so float32 primals get float32 gradients (no float64 creep)."""
-    if dtype is None or np.result_type(grad) == dtype:
+def like(grad: G, *primals: object) -> G:
+    """``grad`` cast to its primal's dtype. The rule every layer keeps: a gradient has its primal's dtype
+    and shape (the shape is the layer's own arithmetic; this sets the dtype), so a float32 parameter gets
+    a float32 gradient even when dout arrives as float64, and a float64 one is never rounded.
+
+    The first of ``primals`` (arrays, NumPy or Python numbers, dtypes) that has a gradient dtype
+    (``float_dtype``) gives it: a later primal stands in for an integer one (an integer x's dx takes W's
+    dtype), and a dtype may close the list as the default. With none, ``grad`` is returned as computed.
+    An array of the right dtype is returned as it is (no copy), and a scalar stays a scalar (its static
+    type is ``grad``'s: only the dtype, a run-time property, changes).
+    """
+    for primal in primals:
+        dtype = float_dtype(primal)
+        if dtype is not None:
+            break
+    else:
         return grad
-    if isinstance(grad, np.ndarray):
-        return grad.astype(dtype)
-    # Python or NumPy scalar: keep it a scalar rather than a 0-d array.
-    return dtype.type(grad)
+    g: Any = grad
+    if isinstance(g, np.ndarray):
+        g = g.astype(dtype, copy=False)
+    elif np.result_type(g) != dtype:  # a Python or NumPy scalar stays a scalar, not a 0-d array
+        g = dtype.type(g)
+    return cast(G, g)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._errors import check_dout, not_ready
+from ._errors import check_dout, like, not_ready
 from .functions import sigmoid
 
 __all__ = ["Relu", "Sigmoid"]
@@ -36,8 +36,7 @@ class Relu:
         check_dout("Relu", dout, self.mask.shape)
         d = np.asarray(dout)
         # The book zeroes dout in place; np.where leaves the caller's dout untouched.
-        dx = np.where(self.mask, np.zeros((), d.dtype), d)
-        return dx.astype(self._dtype, copy=False) if self._dtype.kind in "fc" else dx
+        return like(np.where(self.mask, np.zeros((), d.dtype), d), self._dtype)
 
 
 class Sigmoid:
@@ -57,5 +56,5 @@ class Sigmoid:
         if self.out is None:
             raise not_ready("Sigmoid")
         check_dout("Sigmoid", dout, self.out.shape)
-        dx: NDArray[np.floating[Any]] = np.asarray(dout) * self.out * (1 - self.out)
-        return dx.astype(self.out.dtype, copy=False)
+        dx: NDArray[Any] = np.asarray(dout) * self.out * (1 - self.out)
+        return like(dx, self.out)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._errors import check_dout, not_ready
+from ._errors import check_dout, like, not_ready
 
 __all__ = ["Affine"]
 
@@ -66,14 +66,7 @@ class Affine:
             raise not_ready("Affine")
         check_dout("Affine", dout, (self.x.shape[0], self.W.shape[1]))
         d = np.asarray(dout)
-        self.dW = _keep_float_dtype(self.x.T @ d, self.W)
-        self.db = _keep_float_dtype(d.sum(axis=0), self.b)
-        dx = _keep_float_dtype(d @ self.W.T, self.x)
-        return dx.reshape(self.original_x_shape)
-
-
-def _keep_float_dtype(grad: Array, primal: Array) -> Array:
-    """A float32 parameter gets a float32 gradient even if dout arrived as float64."""
-    if primal.dtype.kind in "fc":
-        return grad.astype(primal.dtype, copy=False)
-    return grad
+        self.dW = like(self.x.T @ d, self.W)
+        self.db = like(d.sum(axis=0), self.b)
+        dx: Array = d @ self.W.T
+        return like(dx, self.x).reshape(self.original_x_shape)

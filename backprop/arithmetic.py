@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import as_operand, broadcast_shape, cast_like, check_dout, float_dtype, not_ready, unbroadcast
+from ._errors import as_operand, broadcast_shape, check_dout, float_dtype, like, not_ready, unbroadcast
 
 __all__ = ["AddLayer", "MulLayer"]
 
@@ -38,7 +38,7 @@ class MulLayer:
         check_dout("MulLayer", dout, self._out_shape)
         dx = unbroadcast(dout * self.y, np.shape(self.x))
         dy = unbroadcast(dout * self.x, np.shape(self.y))
-        return cast_like(dx, float_dtype(self.x)), cast_like(dy, float_dtype(self.y))
+        return like(dx, self.x), like(dy, self.y)
 
 
 class AddLayer:
@@ -71,4 +71,4 @@ class AddLayer:
         # `dout * 1` (the book's form) builds a fresh array for each gradient.
         dx = unbroadcast(dout * 1, self._x_shape)
         dy = unbroadcast(dout * 1, self._y_shape)
-        return cast_like(dx, self._x_dtype), cast_like(dy, self._y_dtype)
+        return like(dx, self._x_dtype), like(dy, self._y_dtype)

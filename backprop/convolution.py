@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from numpy.typing import ArrayLike, NDArray
 
-from ._errors import check_dout, not_ready
+from ._errors import check_dout, like, not_ready
 from ._work import Work
 from ._work import kept as _kept
 
@@ -200,14 +200,14 @@ class Convolution:
         d = _kept(self._work, "dout", (n * oh * ow, fn), dtype)
         d.reshape(n, oh, ow, fn)[...] = dout_a.transpose(0, 2, 3, 1)
         # db: the column sums as one vector-matrix product (a third of the time of sum(axis=0))
-        self.db = (np.ones(d.shape[0], dtype=d.dtype) @ d).astype(self.b.dtype, copy=False)
-        self.dW = np.ascontiguousarray((self._col_t @ d).T.reshape(self.W.shape), dtype=self.W.dtype)
+        self.db = like(np.ones(d.shape[0], dtype=d.dtype) @ d, self.b)
+        self.dW = like(np.ascontiguousarray((self._col_t @ d).T.reshape(self.W.shape)), self.W)
         # the shifted-grid product multiplies W by the grid's zeros too: exact unless W holds inf or NaN
         if c > 1 and self.stride == 1 and np.isfinite(self.W).all():
             dx = self._dx_shifted(dout_a, self.x.shape)
         else:
             dx = self._dx_blocks(d, self.x.shape)
-        return dx.astype(self.x.dtype, copy=False)
+        return like(dx, self.x)
 
     def _dx_blocks(self, d: Array, shape: Shape) -> Array:
         """col2im of the column gradient: one product, (C, fh, fw, N, oh, ow), added back one filter
@@ -299,7 +299,7 @@ class Pooling:
         if self.x is None or self.arg_max is None:
             raise not_ready("Pooling")
         check_dout("Pooling", dout, self.arg_max.shape)
-        d = np.asarray(dout).astype(self.x.dtype, copy=False)
+        d = like(np.asarray(dout), self.x)  # so that dx has x's dtype
         n, c, h, w = self.x.shape
         p, s, (oh, ow) = self.pad, self.stride, d.shape[2:]
         img = np.zeros((n, c, h + 2 * p, w + 2 * p), dtype=d.dtype)

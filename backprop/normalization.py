@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._errors import check_dout, not_ready
+from ._errors import check_dout, like, not_ready
 from ._work import Work
 from ._work import kept as _kept
 
@@ -21,16 +21,12 @@ __all__ = ["EPS", "BatchNormalization", "ChannelBatchNormalization", "Dropout"]
 Array = NDArray[Any]
 EPS = 10e-7
 """The book's epsilon under the square root: std = sqrt(var + 10e-7)."""
+_FLOAT64 = np.dtype(np.float64)
 
 
 def _float_dtype(x: Array) -> np.dtype[Any]:
     """The dtype a layer's output keeps: x's own when it is floating, float64 otherwise."""
-    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
-
-
-def _like(grad: Array, primal: Array) -> Array:
-    """``grad`` in ``primal``'s floating dtype, so float32 parameters get float32 gradients."""
-    return grad.astype(_float_dtype(primal), copy=False)
+    return x.dtype if x.dtype.kind == "f" else _FLOAT64
 
 
 class Dropout:
@@ -212,7 +208,8 @@ class BatchNormalization:
         check_dout(self._name, dout, self.input_shape)
         d = self._to_rows(np.asarray(dout), "backward")
         dbeta, dgamma = d.sum(axis=0), np.einsum("ij,ij->j", self.xn, d)
-        self.dbeta, self.dgamma = _like(dbeta, self.beta), _like(dgamma, self.gamma)
+        # an integer gamma or beta has no gradient dtype of its own: float64 stands in
+        self.dbeta, self.dgamma = like(dbeta, self.beta, _FLOAT64), like(dgamma, self.gamma, _FLOAT64)
         if self.train_flg:
             # dx = gamma / (N std) * (N dout - sum(dout) - xn * sum(dout * xn)): the mean's and the
             # variance's paths through the batch statistics, folded into the two sums just taken
@@ -225,7 +222,7 @@ class BatchNormalization:
             dx *= self.gamma / (n * self.std)
         else:
             dx = d * (self.gamma / self.std)
-        return self._from_rows(dx.astype(self._dtype, copy=False), self.input_shape)
+        return self._from_rows(like(dx, self._dtype), self.input_shape)
 
 
 class ChannelBatchNormalization(BatchNormalization):

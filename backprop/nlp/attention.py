@@ -14,15 +14,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._errors import check_dout, not_ready
+from ..functions import as_float as _float
+from .base_model import Layer
 
 __all__ = ["Attention", "AttentionWeight", "TimeAttention", "WeightSum"]
 
 Array = NDArray[Any]
-
-
-def _float(value: ArrayLike) -> Array:
-    array = np.asarray(value)
-    return array if array.dtype.kind == "f" else array.astype(np.float64)
 
 
 def _states(layer: str, hs: ArrayLike) -> Array:
@@ -39,15 +36,14 @@ def _softmax(s: Array) -> Array:
     return out
 
 
-class WeightSum:
+class WeightSum(Layer):
     """c[n] = sum_t a[n, t] hs[n, t] for hs (N, T, H) and weights a (N, T): c (N, H).
 
     backward(dc) -> (dhs, da): dhs[n, t] = a[n, t] dc[n], da[n, t] = hs[n, t] . dc[n] (summed over H).
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.cache: tuple[Array, Array] | None = None
 
     def forward(self, hs: ArrayLike, a: ArrayLike) -> Array:
@@ -74,7 +70,7 @@ class WeightSum:
         return dhs, da
 
 
-class AttentionWeight:
+class AttentionWeight(Layer):
     """a = softmax_t(s) with the scores s[n, t] = hs[n, t] . h[n], for hs (N, T, H) and h (N, H): a (N, T).
 
     backward(da) -> (dhs, dh): ds = a * (da - sum_t a da) (the softmax's backward), then
@@ -82,8 +78,7 @@ class AttentionWeight:
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.cache: tuple[Array, Array, Array] | None = None
 
     def forward(self, hs: ArrayLike, h: ArrayLike) -> Array:
@@ -112,7 +107,7 @@ class AttentionWeight:
         return dhs, dh
 
 
-class Attention:
+class Attention(Layer):
     """c = WeightSum(hs, AttentionWeight(hs, h)) for hs (N, T, H) and h (N, H): c (N, H).
 
     ``attention_weight`` keeps the last weights a (N, T). backward(dout) -> (dhs, dh): hs receives the
@@ -120,8 +115,7 @@ class Attention:
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.attention_weight_layer = AttentionWeight()
         self.weight_sum_layer = WeightSum()
         self.attention_weight: Array | None = None
@@ -147,7 +141,7 @@ def _weights_of(layer: Attention) -> Array:
     return layer.attention_weight
 
 
-class TimeAttention:
+class TimeAttention(Layer):
     """Attention of every decoder state on the encoder states: out[:, t] = Attention(hs_enc, hs_dec[:, t])
     for hs_enc (N, T_enc, H) and hs_dec (N, T_dec, H): out (N, T_dec, H).
 
@@ -157,8 +151,7 @@ class TimeAttention:
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.layers: list[Attention] | None = None
         self.attention_weights: list[Array] | None = None
         self._enc: Array | None = None

@@ -1,4 +1,5 @@
-"""What every book-2 model shares (``common/base_model.py``): saving and loading ``params``.
+"""What every book-2 layer and model shares: ``params`` and ``grads`` (``Layer``), and, for a model
+(``common/base_model.py``), saving and loading ``params``.
 
 ``save_params``/``load_params`` take a ``.pkl`` file, as the book does (a pickled list of the arrays of
 ``params``, in order; the book's own files, saved as float16, load too), or a ``.npz`` file (``arr_0``,
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-__all__ = ["BaseModel"]
+__all__ = ["BaseModel", "Layer"]
 
 Array = NDArray[Any]
 
@@ -30,11 +31,33 @@ def float_dtype(dtype: DTypeLike, model: str) -> np.dtype[Any]:
     return dt
 
 
-class BaseModel:
-    """``params`` and ``grads`` lists in the same order, and their saving and loading."""
+class Layer:
+    """Book 2's layer: ``params`` and ``grads``, lists in the same order (empty when there are none).
+
+    ``params`` holds the very arrays given (an optimizer updates them in place, and every call reads them
+    from the list, as the book does); ``grads`` holds one array of zeros shaped and typed like each, into
+    which ``backward`` writes its gradient in place (``self.grads[0][...] = dW``), so that whoever holds
+    those arrays (an optimizer, a model's list of every layer's ``grads``) sees it.
+    """
 
     params: list[Array]
     grads: list[Array]
+
+    def __init__(self, *params: Any) -> None:
+        self.params = list(params)
+        self.grads = [np.zeros_like(p) for p in params]
+
+    def _collect(self, *layers: Layer) -> None:
+        """``params`` and ``grads`` as those of ``layers`` in turn: the very arrays, so a weight that several
+        layers hold is listed once per layer (its gradient is the sum of those entries)."""
+        self.params, self.grads = [], []
+        for layer in layers:
+            self.params += layer.params
+            self.grads += layer.grads
+
+
+class BaseModel(Layer):
+    """A model: a ``Layer`` made of layers (``_collect``), with its ``params`` saved and loaded."""
 
     def _file(self, file_name: str | os.PathLike[str] | None) -> Path:
         return Path(file_name if file_name is not None else f"{type(self).__name__}.pkl")

@@ -23,11 +23,10 @@ __all__ = ["CBOW", "SimpleCBOW", "SkipGram"]
 Array = NDArray[Any]
 
 
-def _collect(model: BaseModel, layers: list[Any]) -> None:
-    model.params, model.grads = [], []
-    for layer in layers:
-        model.params += layer.params
-        model.grads += layer.grads
+def _weights(model: str, V: int, H: int, dtype: DTypeLike) -> tuple[Array, Array]:
+    """W_in and W_out (both (V, H)), drawn as the book draws them, in ``dtype``."""
+    dt = float_dtype(dtype, model)
+    return (0.01 * np.random.randn(V, H)).astype(dt), (0.01 * np.random.randn(V, H)).astype(dt)
 
 
 def _contexts(model: str, contexts: Any, width: int, rank: int) -> Array:
@@ -53,7 +52,7 @@ class SimpleCBOW(BaseModel):
         self.in_layer1 = MatMul(W_in)
         self.out_layer = MatMul(W_out)
         self.loss_layer = SoftmaxWithLoss()
-        _collect(self, [self.in_layer0, self.in_layer1, self.out_layer])
+        self._collect(self.in_layer0, self.in_layer1, self.out_layer)
         self.word_vecs = W_in
 
     def forward(self, contexts: Array, target: Array) -> Any:
@@ -81,13 +80,10 @@ class CBOW(BaseModel):
     def __init__(
         self, vocab_size: int, hidden_size: int, window_size: int, corpus: Any, dtype: DTypeLike = "f"
     ) -> None:
-        V, H = vocab_size, hidden_size
-        dt = float_dtype(dtype, "CBOW")
-        W_in = (0.01 * np.random.randn(V, H)).astype(dt)
-        W_out = (0.01 * np.random.randn(V, H)).astype(dt)
+        W_in, W_out = _weights("CBOW", vocab_size, hidden_size, dtype)
         self.in_layers = [Embedding(W_in) for _ in range(2 * window_size)]
         self.ns_loss = NegativeSamplingLoss(W_out, corpus, power=0.75, sample_size=5)
-        _collect(self, [*self.in_layers, self.ns_loss])
+        self._collect(*self.in_layers, self.ns_loss)
         self.word_vecs = W_in
 
     def forward(self, contexts: Array, target: Array) -> Any:
@@ -114,15 +110,12 @@ class SkipGram(BaseModel):
     def __init__(
         self, vocab_size: int, hidden_size: int, window_size: int, corpus: Any, dtype: DTypeLike = "f"
     ) -> None:
-        V, H = vocab_size, hidden_size
-        dt = float_dtype(dtype, "SkipGram")
-        W_in = (0.01 * np.random.randn(V, H)).astype(dt)
-        W_out = (0.01 * np.random.randn(V, H)).astype(dt)
+        W_in, W_out = _weights("SkipGram", vocab_size, hidden_size, dtype)
         self.in_layer = Embedding(W_in)
         self.loss_layers = [
             NegativeSamplingLoss(W_out, corpus, power=0.75, sample_size=5) for _ in range(2 * window_size)
         ]
-        _collect(self, [self.in_layer, *self.loss_layers])
+        self._collect(self.in_layer, *self.loss_layers)
         self.word_vecs = W_in
 
     def forward(self, contexts: Array, target: Array) -> Any:

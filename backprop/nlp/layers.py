@@ -19,8 +19,9 @@ from numpy.typing import ArrayLike, NDArray
 from backprop import activations as _activations
 from backprop import losses as _losses
 from backprop import normalization as _normalization
-from backprop._errors import check_dout, not_ready
+from backprop._errors import check_dout, like, not_ready
 from backprop.functions import as_float, sigmoid, softmax
+from backprop.nlp.base_model import Layer
 
 __all__ = [
     "Affine",
@@ -44,13 +45,6 @@ def as_param(layer: str, name: str, value: Any, ndim: int) -> Array:
     return array
 
 
-def like(grad: Array, primal: Array) -> Array:
-    """``grad`` in ``primal``'s floating dtype (a float64 dout must not promote a float32 layer)."""
-    if primal.dtype.kind == "f":
-        return grad.astype(primal.dtype, copy=False)
-    return grad
-
-
 def _rows(layer: str, x: ArrayLike, W: Array) -> Array:
     """x as an (N, D) batch matching W (D, H), or a ValueError naming both shapes."""
     xa = np.asarray(x)
@@ -62,15 +56,14 @@ def _rows(layer: str, x: ArrayLike, W: Array) -> Array:
     return xa
 
 
-class MatMul:
+class MatMul(Layer):
     """out = x @ W for x (N, D) and W (D, H).
 
     backward: dx = dout @ W.T (returned), dW = x.T @ dout (into ``grads[0]``).
     """
 
     def __init__(self, W: ArrayLike) -> None:
-        self.params: list[Array] = [as_param("MatMul", "W", W, 2)]
-        self.grads: list[Array] = [np.zeros_like(self.params[0])]
+        super().__init__(as_param("MatMul", "W", W, 2))
         self.x: Array | None = None
 
     def forward(self, x: ArrayLike) -> Array:
@@ -87,10 +80,10 @@ class MatMul:
         check_dout("MatMul", dout, (self.x.shape[0], W.shape[1]))
         d = np.asarray(dout)
         self.grads[0][...] = np.dot(self.x.T, d)
-        return like(np.dot(d, W.T), self.x if self.x.dtype.kind == "f" else W)
+        return like(np.dot(d, W.T), self.x, W)
 
 
-class Affine:
+class Affine(Layer):
     """out = x @ W + b for x (N, D), W (D, H), b (H,) (book 2's: x is not flattened; TimeAffine reshapes).
 
     backward: dx = dout @ W.T (returned), dW = x.T @ dout and db = sum of dout over the batch (into
@@ -104,8 +97,7 @@ class Affine:
                 f"Affine.__init__: b of shape {ba.shape} does not match W of shape {Wa.shape}; "
                 f"expected ({Wa.shape[1]},)"
             )
-        self.params: list[Array] = [Wa, ba]
-        self.grads: list[Array] = [np.zeros_like(Wa), np.zeros_like(ba)]
+        super().__init__(Wa, ba)
         self.x: Array | None = None
 
     def forward(self, x: ArrayLike) -> Array:
@@ -123,18 +115,17 @@ class Affine:
         d = np.asarray(dout)
         self.grads[0][...] = np.dot(self.x.T, d)
         self.grads[1][...] = np.sum(d, axis=0)
-        return like(np.dot(d, W.T), self.x if self.x.dtype.kind == "f" else W)
+        return like(np.dot(d, W.T), self.x, W)
 
 
-class Softmax:
+class Softmax(Layer):
     """out = softmax(x) over the last axis (x (N, C) in the book), computed as exp(x - max x) / sum.
 
     backward: dx = out * (dout - sum(out * dout)), the sum over the same axis.
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.out: Array | None = None
 
     def forward(self, x: ArrayLike) -> Array:
@@ -153,7 +144,7 @@ class Softmax:
         return like(dx, self.out)
 
 
-class SoftmaxWithLoss(_losses.SoftmaxWithLoss):
+class SoftmaxWithLoss(_losses.SoftmaxWithLoss, Layer):
     """loss = -(1/N) sum_n log softmax(x_n)[t_n]; t (N,) labels or (N, C) one-hot (book 1's layer).
 
     backward(dout=1): dx = dout * (softmax(x) - onehot(t)) / N.
@@ -161,11 +152,10 @@ class SoftmaxWithLoss(_losses.SoftmaxWithLoss):
 
     def __init__(self) -> None:
         super().__init__()
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        Layer.__init__(self)
 
 
-class Sigmoid(_activations.Sigmoid):
+class Sigmoid(_activations.Sigmoid, Layer):
     """out = 1 / (1 + exp(-x)), computed without overflow (book 1's layer).
 
     backward: dx = dout * out * (1 - out).
@@ -173,11 +163,10 @@ class Sigmoid(_activations.Sigmoid):
 
     def __init__(self) -> None:
         super().__init__()
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        Layer.__init__(self)
 
 
-class SigmoidWithLoss:
+class SigmoidWithLoss(Layer):
     """loss = mean_n [softplus(x_n) - t_n x_n], the binary cross entropy of y = sigmoid(x) against t.
 
     x (N,) scores, t (N,) labels 0/1 (integers or floats; values in between are soft targets). Computed as
@@ -188,8 +177,7 @@ class SigmoidWithLoss:
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.loss: np.floating[Any] | None = None
         self.y: Array | None = None
         self.t: Array | None = None
@@ -225,7 +213,7 @@ class SigmoidWithLoss:
         return dx
 
 
-class Dropout(_normalization.Dropout):
+class Dropout(_normalization.Dropout, Layer):
     """Non-inverted dropout, as in both books' ``common/layers.py`` (``TimeDropout`` is the inverted one).
 
     train (``forward(x, train_flg=True)``): out = x * mask, mask = rand(*x.shape) > dropout_ratio kept in
@@ -236,11 +224,10 @@ class Dropout(_normalization.Dropout):
 
     def __init__(self, dropout_ratio: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
         super().__init__(dropout_ratio, rng=rng)
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        Layer.__init__(self)
 
 
-class Embedding:
+class Embedding(Layer):
     """out = W[idx]: the rows of W (V, D) at the integer indices idx (any shape), out idx.shape + (D,).
 
     backward: dW = 0 everywhere, then dout added at every index (``np.add.at``): a word used several times
@@ -248,8 +235,7 @@ class Embedding:
     """
 
     def __init__(self, W: ArrayLike) -> None:
-        self.params: list[Array] = [as_param("Embedding", "W", W, 2)]
-        self.grads: list[Array] = [np.zeros_like(self.params[0])]
+        super().__init__(as_param("Embedding", "W", W, 2))
         self.idx: Array | None = None
 
     def forward(self, idx: ArrayLike) -> Array:

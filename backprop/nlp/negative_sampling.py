@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from backprop._errors import check_dout, not_ready
-from backprop.nlp.layers import Embedding, SigmoidWithLoss, like
+from backprop._errors import check_dout, like, not_ready
+from backprop.nlp.base_model import Layer
+from backprop.nlp.layers import Embedding, SigmoidWithLoss
 
 __all__ = ["EmbeddingDot", "NegativeSamplingLoss", "UnigramSampler"]
 
@@ -34,7 +35,7 @@ def _word_ids(layer: str, name: str, value: ArrayLike, n: int | None = None) -> 
     return ids
 
 
-class EmbeddingDot:
+class EmbeddingDot(Layer):
     """out[n] = W[idx[n]] . h[n], for h (N, D), idx (N,) word ids and W (V, D): the score of each word.
 
     backward(dout (N,)): dh = dout[:, None] * W[idx] (returned); dW = the rows dout[:, None] * h added at
@@ -43,8 +44,7 @@ class EmbeddingDot:
 
     def __init__(self, W: ArrayLike) -> None:
         self.embed = Embedding(W)
-        self.params: list[Array] = self.embed.params
-        self.grads: list[Array] = self.embed.grads
+        self.params, self.grads = self.embed.params, self.embed.grads  # the Embedding's own lists
         self.cache: tuple[Array, Array] | None = None
 
     def forward(self, h: ArrayLike, idx: ArrayLike) -> Array:
@@ -68,7 +68,8 @@ class EmbeddingDot:
         check_dout("EmbeddingDot", dout, (h.shape[0],))
         d = np.asarray(dout).reshape(-1, 1)
         self.embed.backward(d * h)
-        return like(d * target_W, h if h.dtype.kind == "f" else target_W)
+        dh: Array = d * target_W
+        return like(dh, h, target_W)
 
 
 class UnigramSampler:
@@ -124,7 +125,7 @@ class UnigramSampler:
         return negative_sample
 
 
-class NegativeSamplingLoss:
+class NegativeSamplingLoss(Layer):
     """loss = (1/N) sum_n [softplus(-W[target_n] . h_n) + sum_k softplus(W[neg_nk] . h_n)]: the binary
     cross entropy of the target word (label 1) and ``sample_size`` negative words (label 0) per sample.
 
@@ -147,11 +148,7 @@ class NegativeSamplingLoss:
                 f"NegativeSamplingLoss.__init__: corpus holds word ids up to {self.sampler.vocab_size - 1} "
                 f"but W of shape {self.embed_dot_layers[0].params[0].shape} has {vocab} rows"
             )
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
-        for layer in self.embed_dot_layers:
-            self.params += layer.params
-            self.grads += layer.grads
+        self._collect(*self.embed_dot_layers)
         self.negative_sample: NDArray[np.int32] | None = None
 
     def forward(self, h: ArrayLike, target: ArrayLike) -> np.floating[Any]:

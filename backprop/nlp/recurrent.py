@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from backprop._errors import not_ready
+from backprop._errors import like, not_ready
 from backprop.functions import sigmoid
+from backprop.nlp.base_model import Layer
 
 __all__ = ["GRU", "LSTM", "RNN", "TimeBiLSTM", "TimeGRU", "TimeLSTM", "TimeRNN"]
 
@@ -71,7 +72,7 @@ def _float(value: Any) -> Array:
 # ==== one time step =====================================================================================
 
 
-class RNN:
+class RNN(Layer):
     """One step of the simple RNN: h_next = tanh(h_prev Wh + x Wx + b).
 
     backward: dt = dh_next (1 - h_next^2); dWx = x^T dt, dWh = h_prev^T dt, db = sum_n dt,
@@ -80,8 +81,7 @@ class RNN:
 
     def __init__(self, Wx: Array, Wh: Array, b: Array) -> None:
         self.D, self.H = _check_params("RNN", Wx, Wh, b, 1)
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        super().__init__(Wx, Wh, b)
         self.cache: tuple[Array, Array, Array] | None = None
 
     def forward(self, x: Array, h_prev: Array) -> Array:
@@ -104,12 +104,10 @@ class RNN:
         self.grads[0][...] = np.dot(x.T, dt)
         self.grads[1][...] = np.dot(h_prev.T, dt)
         self.grads[2][...] = np.sum(dt, axis=0)
-        dx = np.dot(dt, Wx.T).astype(x.dtype, copy=False)
-        dh_prev = np.dot(dt, Wh.T).astype(h_prev.dtype, copy=False)
-        return dx, dh_prev
+        return like(np.dot(dt, Wx.T), x), like(np.dot(dt, Wh.T), h_prev)
 
 
-class LSTM:
+class LSTM(Layer):
     """One LSTM step. A = x Wx + h_prev Wh + b is sliced into the gates [f | g | i | o] (the book's order):
     f, i, o = sigmoid(...), g = tanh(...); c_next = f c_prev + g i, h_next = o tanh(c_next).
 
@@ -120,8 +118,7 @@ class LSTM:
 
     def __init__(self, Wx: Array, Wh: Array, b: Array) -> None:
         self.D, self.H = _check_params("LSTM", Wx, Wh, b, 4)
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        super().__init__(Wx, Wh, b)
         self.cache: tuple[Array, ...] | None = None
 
     def forward(self, x: Array, h_prev: Array, c_prev: Array) -> tuple[Array, Array]:
@@ -149,7 +146,7 @@ class LSTM:
         _check_dout("LSTM", "dc_next", dc_next, c_next.shape)
         tanh_c = np.tanh(c_next)
         ds = dc_next + (dh_next * o) * (1 - tanh_c**2)
-        dc_prev = (ds * f).astype(c_prev.dtype, copy=False)
+        dc_prev = like(ds * f, c_prev)
         df = ds * c_prev * f * (1 - f)
         dg = ds * i * (1 - g**2)
         di = ds * g * i * (1 - i)
@@ -158,12 +155,10 @@ class LSTM:
         self.grads[0][...] = np.dot(x.T, dA)
         self.grads[1][...] = np.dot(h_prev.T, dA)
         self.grads[2][...] = dA.sum(axis=0)
-        dx = np.dot(dA, Wx.T).astype(x.dtype, copy=False)
-        dh_prev = np.dot(dA, Wh.T).astype(h_prev.dtype, copy=False)
-        return dx, dh_prev, dc_prev
+        return like(np.dot(dA, Wx.T), x), like(np.dot(dA, Wh.T), h_prev), dc_prev
 
 
-class GRU:
+class GRU(Layer):
     """One GRU step, the book's GRU with a bias b = [bz | br | bh] (the book's has none; pass zeros for
     it). Wx, Wh and b are sliced into [z | r | h] (update gate, reset gate, candidate):
 
@@ -175,8 +170,7 @@ class GRU:
 
     def __init__(self, Wx: Array, Wh: Array, b: Array) -> None:
         self.D, self.H = _check_params("GRU", Wx, Wh, b, 3)
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        super().__init__(Wx, Wh, b)
         self.cache: tuple[Array, ...] | None = None
 
     def forward(self, x: Array, h_prev: Array) -> Array:
@@ -217,13 +211,13 @@ class GRU:
             (np.dot(h_prev.T, dtz), np.dot(h_prev.T, dtr), np.dot((r * h_prev).T, dth))
         )
         self.grads[2][...] = np.hstack((dtz.sum(axis=0), dtr.sum(axis=0), dth.sum(axis=0)))
-        return dx.astype(x.dtype, copy=False), dh_prev.astype(h_prev.dtype, copy=False)
+        return like(dx, x), like(dh_prev, h_prev)
 
 
 # ==== whole sequences ===================================================================================
 
 
-class _Time:
+class _Time(Layer):
     """The loop shared by TimeRNN, TimeLSTM and TimeGRU: one step layer per time step, the hidden state
     carried forward (and across calls when stateful), the gradients summed over time on the way back."""
 
@@ -233,8 +227,7 @@ class _Time:
 
     def __init__(self, Wx: Array, Wh: Array, b: Array, stateful: bool = False) -> None:
         self.D, self.H = _check_params(type(self).__name__, Wx, Wh, b, self.gates)
-        self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        super().__init__(Wx, Wh, b)
         self.layers: list[Any] | None = None
         self.h: Array | None = None
         self.c: Array | None = None
@@ -344,7 +337,7 @@ class TimeLSTM(_Time):
         self.h, self.c = h, c
 
 
-class TimeBiLSTM:
+class TimeBiLSTM(Layer):
     """Two TimeLSTMs over xs, one forwards (Wx1, Wh1, b1) and one over the reversed sequence (Wx2, Wh2,
     b2): forward(xs) -> [hs_forward | hs_backward re-reversed] (N, T, 2H); backward(dhs) -> dxs, the sum of
     both directions'. ``params`` and ``grads`` are the forward LSTM's followed by the backward one's."""
@@ -358,8 +351,7 @@ class TimeBiLSTM:
             raise ValueError(
                 f"TimeBiLSTM.__init__: Wx1 {np.shape(Wx1)} and Wx2 {np.shape(Wx2)} take inputs of different sizes"
             )
-        self.params = self.forward_lstm.params + self.backward_lstm.params
-        self.grads = self.forward_lstm.grads + self.backward_lstm.grads
+        self._collect(self.forward_lstm, self.backward_lstm)
 
     def forward(self, xs: Array) -> Array:
         o1 = self.forward_lstm.forward(xs)

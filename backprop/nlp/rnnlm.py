@@ -47,10 +47,7 @@ class _Stack(BaseModel):
     loss_layer: Any
 
     def _gather(self) -> None:
-        self.params, self.grads = [], []
-        for layer in self.layers:
-            self.params += layer.params
-            self.grads += layer.grads
+        self._collect(*self.layers)
 
     def predict(self, xs: Array) -> Any:
         for layer in self.layers:

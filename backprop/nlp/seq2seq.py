@@ -18,7 +18,7 @@ from numpy.typing import DTypeLike, NDArray
 
 from backprop._errors import not_ready
 from backprop.nlp.attention import TimeAttention
-from backprop.nlp.base_model import BaseModel, float_dtype
+from backprop.nlp.base_model import BaseModel, Layer, float_dtype
 from backprop.nlp.recurrent import TimeLSTM
 from backprop.nlp.time_layers import TimeAffine, TimeEmbedding, TimeSoftmaxWithLoss
 
@@ -64,7 +64,7 @@ def _ids(x: Any) -> Array:
     return np.array(x, dtype=np.int32).reshape(1, 1)
 
 
-class Encoder:
+class Encoder(Layer):
     """TimeEmbedding then a stateless TimeLSTM; ``forward`` returns the last hidden state (N, H)."""
 
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, dtype: DTypeLike = "f") -> None:
@@ -73,8 +73,7 @@ class Encoder:
         embed_W, Wx, Wh, b, _, _ = _weights(V, D, H, dt, D, H)
         self.embed = TimeEmbedding(embed_W)
         self.lstm = TimeLSTM(Wx, Wh, b, stateful=False)
-        self.params = self.embed.params + self.lstm.params
-        self.grads = self.embed.grads + self.lstm.grads
+        self._collect(self.embed, self.lstm)
         self.hs: Array | None = None
 
     def forward(self, xs: Array) -> Any:
@@ -92,7 +91,7 @@ class Encoder:
         return self.embed.backward(dout)
 
 
-class Decoder:
+class Decoder(Layer):
     """TimeEmbedding, a TimeLSTM started from the encoder's h, TimeAffine; ``backward`` returns dh."""
 
     def __init__(self, vocab_size: int, wordvec_size: int, hidden_size: int, dtype: DTypeLike = "f") -> None:
@@ -102,10 +101,7 @@ class Decoder:
         self.embed = TimeEmbedding(embed_W)
         self.lstm = TimeLSTM(Wx, Wh, b, stateful=True)
         self.affine = TimeAffine(affine_W, affine_b)
-        self.params, self.grads = [], []
-        for layer in (self.embed, self.lstm, self.affine):
-            self.params += layer.params
-            self.grads += layer.grads
+        self._collect(self.embed, self.lstm, self.affine)
 
     def forward(self, xs: Array, h: Array) -> Any:
         self.lstm.set_state(h)
@@ -141,8 +137,7 @@ class Seq2seq(BaseModel):
         self.encoder = encoder(V, D, H, dtype=dtype)
         self.decoder = decoder(V, D, H, dtype=dtype)
         self.softmax = TimeSoftmaxWithLoss()
-        self.params = self.encoder.params + self.decoder.params
-        self.grads = self.encoder.grads + self.decoder.grads
+        self._collect(self.encoder, self.decoder)
 
     def forward(self, xs: Array, ts: Array) -> Any:
         ts = np.asarray(ts)
@@ -180,10 +175,7 @@ class PeekyDecoder(Decoder):
         self.embed = TimeEmbedding(embed_W)
         self.lstm = TimeLSTM(Wx, Wh, b, stateful=True)
         self.affine = TimeAffine(affine_W, affine_b)
-        self.params, self.grads = [], []
-        for layer in (self.embed, self.lstm, self.affine):
-            self.params += layer.params
-            self.grads += layer.grads
+        self._collect(self.embed, self.lstm, self.affine)
         self.cache: int | None = None
 
     def forward(self, xs: Array, h: Array) -> Any:
@@ -240,7 +232,7 @@ class AttentionEncoder(Encoder):
         return self.embed.backward(dout)
 
 
-class AttentionDecoder:
+class AttentionDecoder(Layer):
     """TimeEmbedding, a TimeLSTM started from the encoder's last state, TimeAttention over the encoder's
     hs, and TimeAffine of [context, decoder state] (2H inputs) (section 8.2). ``backward`` returns dhs of
     the encoder: the attention's, plus the LSTM's dh at the last step."""
@@ -253,10 +245,7 @@ class AttentionDecoder:
         self.lstm = TimeLSTM(Wx, Wh, b, stateful=True)
         self.attention = TimeAttention()
         self.affine = TimeAffine(affine_W, affine_b)
-        self.params, self.grads = [], []
-        for layer in (self.embed, self.lstm, self.attention, self.affine):
-            self.params += layer.params
-            self.grads += layer.grads
+        self._collect(self.embed, self.lstm, self.attention, self.affine)
 
     def forward(self, xs: Array, enc_hs: Array) -> Any:
         h = enc_hs[:, -1]

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from .._errors import check_dout, not_ready
+from .._errors import check_dout, like, not_ready
+from ..functions import as_float as _float
+from .base_model import Layer
 
 __all__ = [
     "TimeAffine",
@@ -24,12 +26,6 @@ __all__ = [
 ]
 
 Array = NDArray[Any]
-
-
-def _float(value: ArrayLike) -> Array:
-    """A floating array: the value's own dtype when it is floating, float64 otherwise (integers, lists)."""
-    array = np.asarray(value)
-    return array if array.dtype.kind == "f" else array.astype(np.float64)
 
 
 def _indices(layer: str, name: str, value: ArrayLike, size: int, ignore: int | None = None) -> Array:
@@ -51,7 +47,7 @@ def _indices(layer: str, name: str, value: ArrayLike, size: int, ignore: int | N
     return array.astype(np.intp, copy=False)
 
 
-class TimeEmbedding:
+class TimeEmbedding(Layer):
     """out[n, t] = W[xs[n, t]] for xs (N, T) word ids and W (V, D): out (N, T, D).
 
     backward(dout) writes dW[v] = sum of dout[n, t] over every (n, t) with xs[n, t] == v (a word that occurs
@@ -60,8 +56,7 @@ class TimeEmbedding:
     """
 
     def __init__(self, W: Array) -> None:
-        self.params: list[Array] = [W]
-        self.grads: list[Array] = [np.zeros_like(W)]
+        super().__init__(W)
         self.W = W
         self.idx: Array | None = None
 
@@ -85,7 +80,7 @@ class TimeEmbedding:
         return None
 
 
-class TimeAffine:
+class TimeAffine(Layer):
     """out = x @ W + b on every time step: x (N, T, D), W (D, M), b (M,) give out (N, T, M).
 
     backward(dout): dx = dout @ W.T, and, summed over the batch and the time steps, dW = sum x^T dout and
@@ -93,8 +88,7 @@ class TimeAffine:
     """
 
     def __init__(self, W: Array, b: Array) -> None:
-        self.params: list[Array] = [W, b]
-        self.grads: list[Array] = [np.zeros_like(W), np.zeros_like(b)]
+        super().__init__(W, b)
         self.x: Array | None = None
 
     def forward(self, x: ArrayLike) -> Array:
@@ -119,8 +113,8 @@ class TimeAffine:
         d2 = np.asarray(dout).reshape(n * t, -1)
         self.grads[0][...] = self.x.reshape(n * t, d).T @ d2
         self.grads[1][...] = d2.sum(axis=0)
-        dx = (d2 @ W.T).reshape(n, t, d)
-        return dx.astype(self.x.dtype, copy=False)
+        dx: Array = d2 @ W.T
+        return like(dx.reshape(n, t, d), self.x)
 
 
 def _log_softmax(x: Array) -> Array:
@@ -129,7 +123,7 @@ def _log_softmax(x: Array) -> Array:
     return out
 
 
-class TimeSoftmaxWithLoss:
+class TimeSoftmaxWithLoss(Layer):
     """Cross entropy of softmax(xs) over every time step, for xs (N, T, V) and ts (N, T) labels (or (N, T, V)
     one-hot, read by its argmax as in the book).
 
@@ -142,8 +136,7 @@ class TimeSoftmaxWithLoss:
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.ignore_label = -1
         self.cache: tuple[Array, Array, Array, int] | None = None
 
@@ -197,7 +190,7 @@ def _sigmoid(x: Array) -> Array:
     return out
 
 
-class TimeSigmoidWithLoss:
+class TimeSigmoidWithLoss(Layer):
     """Mean binary cross entropy of sigmoid(xs) for xs (N, T) scores and ts (N, T) targets of 0 and 1.
 
     loss = (1/(N T)) sum t softplus(-x) + (1 - t) softplus(x), which is -t log y - (1 - t) log(1 - y) with
@@ -206,8 +199,7 @@ class TimeSigmoidWithLoss:
     """
 
     def __init__(self) -> None:
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.xs_shape: tuple[int, ...] | None = None
         self.cache: tuple[Array, Array] | None = None
 
@@ -236,7 +228,7 @@ class TimeSigmoidWithLoss:
         return dx
 
 
-class TimeDropout:
+class TimeDropout(Layer):
     """Inverted dropout on every element of xs (any shape), with the mode in the attribute ``train_flg``.
 
     train (``train_flg`` True, the default): mask = (rand(*xs.shape) > dropout_ratio) / (1 - dropout_ratio)
@@ -253,8 +245,7 @@ class TimeDropout:
     def __init__(self, dropout_ratio: float = 0.5, *, rng: np.random.Generator | int | None = None) -> None:
         if not 0.0 <= dropout_ratio < 1.0:
             raise ValueError(f"TimeDropout.__init__: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
-        self.params: list[Array] = []
-        self.grads: list[Array] = []
+        super().__init__()
         self.dropout_ratio = dropout_ratio
         self.rng = rng if rng is None or isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         self.mask: Array | None = None
