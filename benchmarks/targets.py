@@ -193,8 +193,8 @@ def suite(tree: Tree) -> dict[str, float]:
     try:
         subprocess.run(["git", "clone", "--quiet", str(tree.root), str(scratch / "clone")], check=True)
         lines = (scratch / "clone" / ".ci" / "run").read_text().splitlines()
-        marks = [i for i, line in enumerate(lines) if "README's test command" in line]
-        command = next((line for line in lines[marks[0] + 1 :] if line.strip()), "") if marks else ""
+        marks = [i for i, line in enumerate(lines) if line.startswith("# The README's test command")]
+        command = next((line for line in lines[marks[-1] + 1 :] if line.strip()), "") if marks else ""
         argv = ["bash", "-c", command or "HYPOTHESIS_PROFILE=ci pytest"]
         return {SUITE: tree.run(argv, scratch / "cache", scratch / "clone")[0]}
     finally:
@@ -250,6 +250,9 @@ def attempt(target: Target, tree: Tree, results: dict[str, dict[str, Cell]], rec
         return
     try:
         values = target.run(tree)
+        missing = [m for m in target.measures if m not in values]
+        if missing:
+            raise Failed(f"no value for {', '.join(missing)}")
         for measure, cell in cells.items():
             if record and isinstance(cell, list):
                 cell.append(values[measure])
@@ -261,9 +264,11 @@ def attempt(target: Target, tree: Tree, results: dict[str, dict[str, Cell]], rec
     print(f"{tree.name}: " + ", ".join(f"{k} {v:.4g}" for k, v in values.items()), file=sys.stderr)
 
 
-def show(cell: Cell | None) -> str:
+def show(cell: Cell | None, notes: list[str]) -> str:
+    """The median [range] of ``cell``; a failure's reason goes to ``notes``, and its number to the cell."""
     if isinstance(cell, str):
-        return f"failed: {cell}"[:60]
+        notes += [cell] if cell not in notes else []
+        return f"failed [{notes.index(cell) + 1}]"
     if not cell:
         return "-"
     median = statistics.median(cell)
@@ -280,6 +285,7 @@ def met(cell: Cell | None, op: str, limit: float | None) -> str:
 def report(chosen: list[Target], results: dict[str, dict[str, Cell]]) -> None:
     bare = [v for cell in results.get(BARE_MEASURE, {}).values() if isinstance(cell, list) for v in cell]
     bare_median = statistics.median(bare) if bare else None
+    notes: list[str] = []
     print(f"{'':<2} {'measure':<36} {'this tree':<26} {'baseline':<26} {'bound':<20} met (this/base)")
     for target in chosen:
         for measure, bound in target.measures.items():
@@ -289,9 +295,12 @@ def report(chosen: list[Target], results: dict[str, dict[str, Cell]]) -> None:
                 at = limit * bare_median if bare_median is not None else None
                 label = f"{op} {limit:g}x bare ({at:.2f})" if at is not None else "-"
             this, base = results.get(measure, {}).get("this"), results.get(measure, {}).get("base")
+            shown = [show(this, notes), show(base, notes)]
             print(
-                f"{target.number:<2} {measure:<36} {show(this):<26} {show(base):<26} {label:<20} {met(this, op, at)}/{met(base, op, at)}"
+                f"{target.number:<2} {measure:<36} {shown[0]:<26} {shown[1]:<26} {label:<20} {met(this, op, at)}/{met(base, op, at)}"
             )
+    for number, why in enumerate(notes, 1):
+        print(f"[{number}] failed: {why}")
 
 
 def describe(root: Path) -> str:
