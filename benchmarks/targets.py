@@ -131,9 +131,8 @@ class Tree:
 
     def run(self, argv: list[str], cache: Path | None = None, clone: Path | None = None) -> tuple[float, str]:
         """Seconds of one child process and its stdout; ``Failed`` on a non-zero exit."""
-        cache = (
-            cache or self.work / "cache"
-        )  # the oracle's cache, and any other a user's cache directory holds
+        # the oracle's compilation cache, and any other that a user's cache directory would hold
+        cache = cache or self.work / "cache"
         env = dict(os.environ, PYTHONPATH=str(clone or self.root), BACKPROP_CACHE_DIR=str(cache / "jax"))
         env["XDG_CACHE_HOME"] = str(cache / "user")
         start = time.perf_counter()
