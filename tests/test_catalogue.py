@@ -71,6 +71,7 @@ def _assert_rendered(report: LayerReport) -> None:
     assert fragment(report).count('class="heatmap"') == 3 * arrays
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
 def test_broken_layer_is_caught_and_named(case: Case, programs: Programs) -> None:
     report = verify(
@@ -96,6 +97,7 @@ def test_every_diagnosis_class_has_a_broken_layer() -> None:
     assert pinned == set(CODES), sorted(set(CODES) - pinned)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("case", BROKEN, ids=lambda c: c.name)
 def test_broken_layer_is_caught_with_another_seed(case: Case) -> None:
     report = verify(
@@ -117,6 +119,7 @@ def _library(case: Correct) -> bool:
 UNUSUAL = [c for c in CORRECT if not _library(c)]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("row", "dtype"),
     [(row, dtype) for row in ROWS for dtype in row.dtypes_for(row.layer)],
@@ -130,12 +133,14 @@ def test_library_layer_passes(row: Row, dtype: str) -> None:
     _assert_passes(case, report)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("case", [c for c in UNUSUAL if c.float64], ids=lambda c: c.name)
 def test_correct_layer_passes(case: Correct) -> None:
     report = verify(case.layer, case.against, max_examples=CORRECT_EXAMPLES, seed=0, dtype="float64")
     _assert_passes(case, report)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("case", [c for c in UNUSUAL if c.float32], ids=lambda c: c.name)
 def test_correct_layer_passes_in_float32(case: Correct) -> None:
     report = verify(case.layer, case.against, max_examples=OTHER_RUN_EXAMPLES, seed=0, dtype="float32")

@@ -14,6 +14,8 @@ from backprop.verify import ROWS, Arg, Convention, LayerMismatch, Row, check_exa
 from backprop.verify.model import distinct_params, transposed_view
 from tests.hidden_state import SEED, with_hidden_state
 
+pytestmark = pytest.mark.oracle  # every row's drawn examples; the oracle on its scaled gradients
+
 # The library's own layers are verified once per run, by the catalogue (tests/test_catalogue.py
 # ::test_library_layer_passes, the default run's check of every row in each of its dtypes); the tests here
 # check what that does not: the row's dtypes and cotangents, and that the oracle catches every scaled

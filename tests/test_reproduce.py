@@ -15,6 +15,8 @@ import pytest
 
 from tests.reproduce import HARNESS
 
+pytestmark = pytest.mark.oracle  # every test here runs the oracle
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
