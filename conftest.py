@@ -33,4 +33,5 @@ if _profile not in ("dev", "ci", "thorough"):
     raise ValueError(f"HYPOTHESIS_PROFILE must be one of dev, ci, thorough; got {_profile!r}")
 settings.load_profile(_profile)
 
-pytest_plugins = ["pytester"]
+# tests/reproduce.py: the fixture that runs a failure's printed program in a fresh process
+pytest_plugins = ["pytester", "tests.reproduce"]

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.oracle  # every test here runs the oracle
+
 BOOKS = os.environ.get("BACKPROP_BOOKS", "")
 REPOSITORIES = {1: "deep-learning-from-scratch", 2: "deep-learning-from-scratch-2"}
 

@@ -22,6 +22,8 @@ from backprop.verify.loader import load_class
 from backprop.verify.report import LayerReport, RunReport
 from tests.browser import Browser, chromium
 
+pytestmark = pytest.mark.oracle  # every test here runs the oracle
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "tests/fixtures/learner/book_layers.py"
 

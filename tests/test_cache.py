@@ -15,6 +15,8 @@ import pytest
 
 from backprop.verify import cache
 
+pytestmark = pytest.mark.oracle  # every test here runs the oracle
+
 ROOT = Path(__file__).resolve().parents[1]
 RUN = [sys.executable, "-m", "backprop.verify.cli", "relu", "--dtype", "float64", "--examples", "4"]
 

@@ -85,6 +85,7 @@ def without(value: Any, *keys: str) -> Any:
 # ---- listing and running registered layers ------------------------------------------------------------
 
 
+@pytest.mark.oracle
 def test_list_shows_every_registered_layer_with_its_signature(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--list")
     assert (code, err) == (0, "")
@@ -99,6 +100,7 @@ def test_list_shows_every_registered_layer_with_its_signature(capsys: pytest.Cap
     assert [line.split()[0] for line in out.splitlines() if not line.startswith(" ")] == ["relu"]
 
 
+@pytest.mark.oracle
 def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "relu", "sigmoid", "--examples", "12", "--jobs", "1")
     assert code == 0
@@ -131,6 +133,7 @@ def test_named_layers_pass_and_fill_the_table(capsys: pytest.CaptureFixture[str]
     assert [line.split(":")[0] for line in err.splitlines()[1::2]] == runs
 
 
+@pytest.mark.oracle
 def test_rows_checked_in_worker_processes_give_the_same_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -159,6 +162,7 @@ def test_rows_checked_in_worker_processes_give_the_same_report(
     ]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("shard", "rows"),
     [("1/2", ROWS[0::2]), ("2/2", ROWS[1::2]), ("3/6", ROWS[2::6]), ("6/6", ROWS[5::6])],
@@ -173,6 +177,7 @@ def test_a_shard_checks_its_share_of_the_rows(
     assert [layer["name"] for layer in strict_json(path.read_text())["layers"]] == list(rows)
 
 
+@pytest.mark.oracle
 def test_turning_off_every_shape_of_a_row_is_refused_before_the_run(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -184,18 +189,21 @@ def test_turning_off_every_shape_of_a_row_is_refused_before_the_run(
     )
 
 
+@pytest.mark.oracle
 def test_a_shard_of_one_layer_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--layer", f"{GOOD}:Affine", "--against", "affine", "--shard", "1/2")
     assert (code, out) == (2, "")
     assert "--shard splits the registry's rows; it cannot be combined with --layer" in err
 
 
+@pytest.mark.oracle
 def test_quiet_prints_nothing_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "relu", "--examples", "5", "--quiet")
     assert (code, err) == (0, "")
     assert table_row(out, "relu")[7] == "pass"
 
 
+@pytest.mark.oracle
 def test_json_report_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     code, out, _ = run(capsys, "relu", "sigmoid", "--examples", "10", "--json", str(path))
@@ -217,6 +225,7 @@ def test_json_report_to_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Pat
     assert table_row(out, "relu")[7] == "pass"  # the table still goes to stdout
 
 
+@pytest.mark.oracle
 def test_json_to_stdout_moves_the_table_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "relu", "--examples", "5", "--json", "-")
     assert code == 0
@@ -225,6 +234,7 @@ def test_json_to_stdout_moves_the_table_to_stderr(capsys: pytest.CaptureFixture[
     assert table_row(err, "relu")[7] == "pass"
 
 
+@pytest.mark.oracle
 def test_same_seed_gives_identical_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     reports = []
     for attempt in ("first", "second"):
@@ -243,6 +253,7 @@ def test_same_seed_gives_identical_json(capsys: pytest.CaptureFixture[str], tmp_
     )
 
 
+@pytest.mark.oracle
 def test_dtype_float32_is_passed_through_to_the_report_and_reproduce_line(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -259,6 +270,7 @@ def test_dtype_float32_is_passed_through_to_the_report_and_reproduce_line(
     assert f"reproduce: {reproduce}" in out
 
 
+@pytest.mark.oracle
 def test_live_progress_on_a_terminal_shows_each_layer_finishing() -> None:
     stream = io.StringIO()
     terminal = Console(file=stream, force_terminal=True, width=100)
@@ -275,6 +287,7 @@ def test_live_progress_on_a_terminal_shows_each_layer_finishing() -> None:
 # ---- the user's own layers -------------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("spec", "label"),
     [
@@ -291,6 +304,7 @@ def test_a_correct_user_layer_passes(capsys: pytest.CaptureFixture[str], spec: s
     assert int(cells[2]) > 0
 
 
+@pytest.mark.oracle
 def test_a_wrong_layer_fails_with_the_full_report(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     code, out, _ = run(
@@ -319,6 +333,7 @@ def test_a_wrong_layer_fails_with_the_full_report(capsys: pytest.CaptureFixture[
     assert float(worst.group(1)) == pytest.approx(batch * float(worst.group(2)))
 
 
+@pytest.mark.oracle
 def test_the_reproduce_line_reproduces_the_same_failure(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -338,6 +353,7 @@ def test_the_reproduce_line_reproduces_the_same_failure(
     )
 
 
+@pytest.mark.oracle
 def test_the_books_affine_without_the_batch_reshape_is_caught(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(
         capsys, "--layer", f"{BOOK}:Affine", "--against", "affine", "--examples", "20", "--json", "-"
@@ -352,6 +368,7 @@ def test_the_books_affine_without_the_batch_reshape_is_caught(capsys: pytest.Cap
 # ---- bad arguments ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -408,6 +425,7 @@ def test_bad_arguments_get_one_line_and_exit_2(
     assert expected in err
 
 
+@pytest.mark.oracle
 def test_help_still_works(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "--help")
     assert (code, err) == (0, "")
@@ -457,6 +475,7 @@ def test_a_bare_file_name_is_relative_to_the_current_directory(
 # ---- as an installed command -----------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 def test_the_module_runs_as_a_command_with_clean_piped_output() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "PYTHONPATH")}
     env["PYTHONPATH"] = str(ROOT)
@@ -521,6 +540,7 @@ class SleepsInItsConstructor(Relu):
 """
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("cls", "call"),
     [
@@ -566,6 +586,7 @@ def test_a_hanging_layer_ends_its_check_at_the_first_timeout(tmp_path: Path, cls
 BOOK2 = f"{FIXTURES}/book2_layers.py"
 
 
+@pytest.mark.oracle
 def test_a_second_book_layer_verifies_and_the_report_states_the_convention(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -583,6 +604,7 @@ def test_a_second_book_layer_verifies_and_the_report_states_the_convention(
     assert "grads[1] wrong" in out
 
 
+@pytest.mark.oracle
 def test_each_dtype_gets_its_own_row_and_worst_errors(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "sigmoid", "--examples", "20", "--json", "-", "--quiet")
     assert code == 0
@@ -592,6 +614,7 @@ def test_each_dtype_gets_its_own_row_and_worst_errors(capsys: pytest.CaptureFixt
     assert by_dtype["float64"]["max_rel_error"] < 1e-12 < by_dtype["float32"]["max_rel_error"] < 1e-4
 
 
+@pytest.mark.oracle
 def test_json_reports_match_the_published_schema(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     schema = json.loads((ROOT / "backprop" / "verify" / "report.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
@@ -605,6 +628,7 @@ def test_json_reports_match_the_published_schema(capsys: pytest.CaptureFixture[s
         jsonschema.validate(strict_json(out), schema)
 
 
+@pytest.mark.oracle
 def test_a_row_named_in_a_dtype_it_lacks_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     float64_only = [r.name for r in ROWS_ if "float32" not in r.dtypes]
     assert float64_only, "no float64-only row in the registry"
@@ -615,6 +639,7 @@ def test_a_row_named_in_a_dtype_it_lacks_is_one_line_and_exit_2(capsys: pytest.C
     )
 
 
+@pytest.mark.oracle
 def test_a_model_written_as_the_books_runs_in_its_float32_and_refuses_float64(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -633,6 +658,7 @@ def test_a_model_written_as_the_books_runs_in_its_float32_and_refuses_float64(
     assert [layer["dtype"] for layer in data["layers"]] == ["float32"]
 
 
+@pytest.mark.oracle
 def test_a_network_of_ones_own_is_checked_through_loss_and_gradient(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

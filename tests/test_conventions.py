@@ -19,6 +19,7 @@ def _grad_at(fn: Any, x: float) -> float:
         return float(jax.grad(fn)(x))
 
 
+@pytest.mark.oracle
 def test_relu_derivative_at_zero_is_zero_in_the_reference() -> None:
     assert _grad_at(reference.relu, 0.0) == 0.0
     assert _grad_at(reference.relu, -0.0) == 0.0
@@ -46,6 +47,7 @@ _AT_ZERO = Example(
 )
 
 
+@pytest.mark.oracle
 def test_the_strict_oracle_rejects_the_other_relu_convention_at_zero() -> None:
     check_example("relu", backprop.Relu, _AT_ZERO, Options(strict=True))
     with pytest.raises(LayerMismatch) as caught:
@@ -56,6 +58,7 @@ def test_the_strict_oracle_rejects_the_other_relu_convention_at_zero() -> None:
     assert mismatch.diagnosis == "kink"
 
 
+@pytest.mark.oracle
 def test_the_other_relu_convention_passes_by_default_with_a_note_naming_both() -> None:
     """Any value in [0, 1] is a valid subgradient at 0: a user's layer passes, and is told its choice."""
     measured = check_example("relu", ReluOneAtZero, _AT_ZERO)
@@ -75,6 +78,7 @@ def test_the_relu_row_declares_its_convention() -> None:
     assert [a.kinks for a in row.args] == [(0.0,)] and row.subgradient is not None
 
 
+@pytest.mark.oracle
 def test_softmax_with_loss_averages_over_the_batch() -> None:
     """Convention: the loss is the mean over the batch, so dx carries 1/N (the book's choice)."""
     x = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])

@@ -1,6 +1,6 @@
 """The library's im2col, col2im, Convolution and Pooling: layout, adjointness, errors and conventions.
 
-Their gradients are checked against JAX by the registry rows (tests/test_properties.py and the catalogue);
+Their gradients are checked against JAX by the registry rows (the catalogue: tests/test_catalogue.py);
 these tests pin what the rows cannot: the book's exact column layout, the errors, and the tie convention.
 """
 

@@ -47,6 +47,7 @@ def _train_digits() -> Any:
     return module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["TwoLayerNet", "SimpleConvNet"])
 def test_one_short_epoch_on_real_digits_lowers_the_loss(name: str, tmp_path: Path) -> None:
     """Smoke test of examples/train_digits.py: one epoch on 300 of the bundled digits."""
@@ -74,6 +75,7 @@ def _example(name: str) -> Any:
     return module
 
 
+@pytest.mark.slow
 def test_a_few_steps_of_seq2seq_on_generated_dates_lower_the_loss(tmp_path: Path) -> None:
     """Smoke test of examples/train_seq2seq.py: eight batches of a small AttentionSeq2seq."""
     s2s = _example("train_seq2seq")
@@ -95,6 +97,7 @@ def test_a_few_steps_of_seq2seq_on_generated_dates_lower_the_loss(tmp_path: Path
         assert (tmp_path / png).read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_an_epoch_of_the_character_rnnlm_on_stdlib_docstrings_lowers_the_perplexity(tmp_path: Path) -> None:
     """Smoke test of examples/train_rnnlm.py: one epoch over 6000 characters of docstrings."""
     lm = _example("train_rnnlm")

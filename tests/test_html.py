@@ -134,6 +134,7 @@ def _check_report(report: LayerReport) -> int:
     return seen
 
 
+@pytest.mark.oracle
 def test_the_heat_maps_hold_the_failures_arrays(book_report: LayerReport) -> None:
     assert not book_report.passed
     checks = [m.check for f in book_report.failures for m in f.mismatches]
@@ -141,6 +142,7 @@ def test_the_heat_maps_hold_the_failures_arrays(book_report: LayerReport) -> Non
     assert _check_report(book_report) >= 1
 
 
+@pytest.mark.oracle
 def test_the_heat_maps_of_a_4d_gradient_hold_its_arrays() -> None:
     report = verify(
         ConvCol2imAssigns, "convolution", max_examples=30, dtype="float64", max_failures=1, scope=False
@@ -218,6 +220,7 @@ def _sha(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
+@pytest.mark.oracle
 def test_the_page_is_self_contained_and_its_policy_allows_only_its_own_style_and_script(
     book_report: LayerReport,
 ) -> None:
@@ -230,6 +233,7 @@ def test_the_page_is_self_contained_and_its_policy_allows_only_its_own_style_and
     assert "@import" not in page and "url(" not in page
 
 
+@pytest.mark.oracle
 def test_repr_html_shows_the_verdict_and_the_heat_maps(book_report: LayerReport) -> None:
     text = book_report._repr_html_()
     assert book_report.verdict in text and 'class="heatmap"' in text and "button" in text
@@ -243,6 +247,7 @@ def test_repr_html_shows_the_verdict_and_the_heat_maps(book_report: LayerReport)
 # ---- the command line -------------------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 def test_html_writes_the_report_of_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report.html"
     code = main(["--layer", f"{BOOK}:SoftmaxWithLoss", "--against", "softmax_with_loss", "--dtype", "float64",
@@ -254,6 +259,7 @@ def test_html_writes_the_report_of_the_run(tmp_path: Path, capsys: pytest.Captur
     sys.modules.pop("book_layers", None)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("where", ["missing/report.html", "", "-"])
 def test_html_to_a_bad_path_exits_2_before_running(
     where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -77,6 +77,7 @@ def test_import_backprop_needs_no_verify_machinery() -> None:
     assert run_python(code).strip() == "[]"
 
 
+@pytest.mark.oracle
 def test_the_oracle_names_still_import_jax_when_used() -> None:
     out = run_python(f"from backprop.verify import verify; {REPORT}")
     assert "jax" in out
@@ -85,6 +86,7 @@ def test_the_oracle_names_still_import_jax_when_used() -> None:
 # ---- lazily imported references ------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 def test_each_registered_reference_lives_in_the_mirrored_reference_module() -> None:
     """Spec module ``arithmetic`` names functions of ``reference.arithmetic`` (``nlp.attention`` those of
     ``reference.nlp.attention``), and they resolve; the layer class comes from the mirrored module of
@@ -127,6 +129,7 @@ def test_a_lazy_function_that_is_not_there_fails_on_first_call() -> None:
         missing(1.0, 2.0)
 
 
+@pytest.mark.oracle
 def test_the_reference_affine_stays_the_function_after_its_submodule_is_imported() -> None:
     """The import system binds a submodule on its package: ``reference.affine`` must stay the function."""
     code = (

@@ -18,9 +18,13 @@ from backprop.verify.isolate import ChildDied, ChildRaised, run_isolated
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.skipif(
-    "fork" not in multiprocessing.get_all_start_methods(), reason="the tests pass closures, which need fork"
-)
+pytestmark = [
+    pytest.mark.oracle,  # every test here runs the oracle
+    pytest.mark.skipif(
+        "fork" not in multiprocessing.get_all_start_methods(),
+        reason="the tests pass closures, which need fork",
+    ),
+]
 
 
 class Unpicklable(Exception):

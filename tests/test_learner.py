@@ -1,6 +1,11 @@
 """Testing the tester on real learners' code: every learner-style layer (``catalogue/learner.py``) and every
 layer that is right once but wrong in training (``catalogue/training.py``) gets exactly its pinned verdict,
-diagnosis, scope and notes."""
+diagnosis, scope and notes.
+
+Each case runs one search, as much of it as its record pins: the first failure (most), the scope searches
+(a record with ``passes_without``) or the further failures (a record with ``failures`` above 1), each in a
+test of its own. A failure of the training catalogue's layers also has its printed program run in a fresh
+process (``tests/reproduce.py``)."""
 
 from __future__ import annotations
 
@@ -10,8 +15,16 @@ from backprop.verify import verify
 from backprop.verify.report import LayerReport
 from tests.catalogue.learner import LEARNER, Expect
 from tests.catalogue.training import TRAINING
+from tests.reproduce import Programs, assert_reproduces
+
+pytestmark = pytest.mark.oracle
 
 CASES = LEARNER + TRAINING
+SCOPED = [c for c in CASES if c.passes_without]
+FURTHER = [c for c in CASES if c.failures > 1 and not c.passes_without]
+FIRST = [c for c in CASES if c not in SCOPED and c not in FURTHER]
+UNREPRODUCIBLE = ("SigmoidRandomSlip",)
+"""A random slip reproduces only with the probability of the slip itself."""
 
 
 def _codes(report: LayerReport) -> set[str]:
@@ -23,9 +36,7 @@ def _id(case: Expect) -> str:
     return f"{case.layer.__name__}-{case.dtype}" + (f"-{extra}" if extra else "")
 
 
-@pytest.mark.parametrize("case", CASES, ids=_id)
-def test_the_verdict_is_exactly_the_pinned_one(case: Expect) -> None:
-    report = verify(case.layer, case.against, dtype=case.dtype, **case.options)
+def _assert_verdict(case: Expect, report: LayerReport) -> None:
     rendered = "\n".join(f.render() for f in report.failures)
     if case.verdict == "pass":
         assert report.passed, f"{case.layer.__name__} ({case.why}) must pass:\n{rendered}{report.error or ''}"
@@ -52,3 +63,29 @@ def test_the_verdict_is_exactly_the_pinned_one(case: Expect) -> None:
     for failure in report.failures:
         assert case.layer.__name__ in failure.render()
         assert all(m.hint and m.explanation for m in failure.mismatches), rendered
+
+
+def _verify(case: Expect, max_failures: int, scope: bool) -> LayerReport:
+    options = {"max_failures": max_failures, "scope": scope, **case.options}
+    return verify(case.layer, case.against, dtype=case.dtype, **options)
+
+
+def _check(case: Expect, report: LayerReport, programs: Programs) -> None:
+    _assert_verdict(case, report)
+    if case in TRAINING and report.failures and case.layer.__name__ not in UNREPRODUCIBLE:
+        assert_reproduces(programs, report.failures[0])
+
+
+@pytest.mark.parametrize("case", FIRST, ids=_id)
+def test_the_verdict_is_exactly_the_pinned_one(case: Expect, programs: Programs) -> None:
+    _check(case, _verify(case, max_failures=1, scope=False), programs)
+
+
+@pytest.mark.parametrize("case", SCOPED, ids=_id)
+def test_the_scope_is_exactly_the_pinned_one(case: Expect, programs: Programs) -> None:
+    _check(case, _verify(case, max_failures=case.failures, scope=True), programs)
+
+
+@pytest.mark.parametrize("case", FURTHER, ids=_id)
+def test_the_further_failures_are_exactly_the_pinned_ones(case: Expect, programs: Programs) -> None:
+    _check(case, _verify(case, max_failures=case.failures, scope=False), programs)

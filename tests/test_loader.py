@@ -110,6 +110,7 @@ def test_nested_classes_still_load() -> None:
 # ---- user modules named like ours -------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 def test_a_sibling_reference_py_wins_inside_the_file_and_ours_is_restored_exactly() -> None:
     before = our_modules()
     relu = load_class(f"{FIXTURES}/clash/my_layers.py:Relu")
@@ -144,6 +145,7 @@ def test_loading_a_clashing_file_twice_runs_the_sibling_afresh_each_time() -> No
     assert our_modules() == before
 
 
+@pytest.mark.oracle
 def test_a_sibling_backprop_py_wins_and_backprop_verify_still_works() -> None:
     before = our_modules()
     sigmoid = load_class(f"{FIXTURES}/clash_module/layers.py:Sigmoid")
@@ -227,6 +229,7 @@ def test_an_interrupt_or_exit_at_import_is_a_one_line_load_error(
     assert "stops" not in sys.modules  # the half-run module is forgotten, as after a failed import
 
 
+@pytest.mark.oracle
 def test_an_interrupt_at_import_exits_2_on_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -274,6 +277,7 @@ def test_the_filters_a_module_installs_are_its_own_not_the_oracles() -> None:
     )  # not loaded here: the caller's process, the caller's filters
 
 
+@pytest.mark.oracle
 def test_an_overflow_that_raises_in_its_own_process_raises_under_the_oracle() -> None:
     cls = load_class(f"{WARNINGS_AS_ERRORS}:ExpSigmoidWarningsAsErrors")
     report = verify(cls, "sigmoid", max_examples=20, max_failures=1, scope=False)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -69,6 +70,7 @@ def test_the_threshold_sits_far_above_float64_rounding_and_far_below_drawn_gaps(
     assert 1e4 * np.finfo(np.float64).eps < NEAR < 1e-8
 
 
+@pytest.mark.oracle
 @settings(max_examples=20, deadline=None)
 @given(st.data())
 def test_drawn_network_examples_are_all_judgeable(data: st.DataObject) -> None:

@@ -42,6 +42,7 @@ def _nets() -> list[tuple[Any, tuple[int, ...]]]:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(5), ids=["two", "multi", "extend", "simple_conv", "deep_conv"])
 def test_gradient_matches_the_numerical_gradient(index: int) -> None:
     net, sample = _nets()[index]
@@ -182,6 +183,7 @@ def test_training_a_network_lowers_its_loss() -> None:
     assert net.accuracy(x, t) > 0.9
 
 
+@pytest.mark.oracle
 def test_the_network_row_catches_a_gradient_that_reuses_the_last_forward_pass() -> None:
     """Training loops call gradient(x, t) with no loss(x, t) before it: a gradient() that backpropagates
     whatever forward pass ran last is wrong there, and the row must say so."""
@@ -197,6 +199,7 @@ def test_the_network_row_catches_a_gradient_that_reuses_the_last_forward_pass() 
     assert not report.passed and report.failure is not None
 
 
+@pytest.mark.oracle
 def test_unhashable_networks_and_the_books_list_of_sizes_are_driven_as_they_are() -> None:
     class Unhashable(TwoLayerNet):
         def __eq__(self, other: object) -> bool:
@@ -219,6 +222,7 @@ def test_save_params_writes_exactly_the_name_it_is_given(tmp_path: Path) -> None
     TwoLayerNet(3, 4, 2).load_params(tmp_path / "weights")
 
 
+@pytest.mark.oracle
 def test_rounding_that_cancels_exactly_in_the_reference_is_no_false_alarm() -> None:
     """Equal weights give equal logits, so the gradient reaching every hidden layer cancels exactly in the
     reference (it is 0.0 there, and so is its run on absolute values), while NumPy's order of summation

@@ -171,6 +171,7 @@ def test_book2_dropout_is_not_inverted_and_reproducible() -> None:
     np.testing.assert_allclose(layer.forward(x, train_flg=False), 0.7 * x)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("cls", "row", "without"),
     [

@@ -243,6 +243,7 @@ def test_the_model_row_reads_a_transposed_tie_and_refuses_a_copied_one() -> None
         row.build(CopiedTie, dict(values))
 
 
+@pytest.mark.oracle
 def test_a_model_row_checks_the_books_float32_first_and_a_dtype_less_model_in_it_only() -> None:
     from backprop.verify import get_row, verify
     from tests.catalogue.learner import BookSimpleCBOW

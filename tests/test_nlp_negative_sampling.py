@@ -36,6 +36,7 @@ def test_word_p_is_counts_to_the_power(power: float) -> None:
     assert sampler.vocab_size == 5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("power", "target"), [(0.75, 4), (0.75, 0), (1.0, 2), (0.5, 3), (0.0, 1)])
 def test_draws_follow_the_counts_to_the_power(power: float, target: int) -> None:
     """20000 single negatives for one target: each word's frequency within 4 standard errors of its
@@ -48,6 +49,7 @@ def test_draws_follow_the_counts_to_the_power(power: float, target: int) -> None
     np.testing.assert_array_less(np.abs(freq - p), 4 * np.sqrt(p * (1 - p) / n) + 1e-12)
 
 
+@pytest.mark.slow
 def test_the_power_flattens_the_distribution() -> None:
     """power < 1 raises rare words' share (the point of 0.75): the rarest word is drawn more often."""
     n = 20_000
@@ -226,6 +228,7 @@ def test_negative_sampling_errors() -> None:
 # ==== the book's own code through the oracle ==============================================================
 
 
+@pytest.mark.oracle
 def test_the_books_negative_sampling_passes_with_the_epsilon_allowed() -> None:
     """Exactly the book's, SigmoidWithLoss's -log(p + 1e-7) included: the row reads its negatives from
     ``embed_dot_layers[1 + i].embed.idx``, and ``--allow epsilon`` matches its loss with those negatives."""
@@ -251,6 +254,7 @@ class EmbeddingDotFloat32(BookEmbeddingDot):
         return out
 
 
+@pytest.mark.oracle
 def test_a_float32_only_layer_passes_in_float32_and_is_told_its_dtype_in_float64() -> None:
     assert verify(EmbeddingDotFloat32, "embedding_dot", max_examples=30, dtype="float32").passed
     report = verify(EmbeddingDotFloat32, "embedding_dot", max_examples=30, max_failures=1, scope=False)

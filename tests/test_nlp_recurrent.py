@@ -118,6 +118,7 @@ def test_errors_name_the_layer_and_the_shapes() -> None:
             layer.backward(np.zeros((1, 1, 3)))
 
 
+@pytest.mark.oracle
 def test_a_right_time_layer_passes_in_float32_whatever_the_state_it_carried() -> None:
     """In float32 a right layer's previous call rounds the state it carries into the checked one, and a
     GRU with |Wh| up to 4 amplifies that past the tolerance of the checked call alone: the reference's

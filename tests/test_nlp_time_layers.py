@@ -308,6 +308,7 @@ class _LogOfSoftmax:
         return dx.reshape(shape).astype(ys.dtype)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_log_of_softmax_is_right_without_extreme_logits(dtype: str) -> None:
     """The book's np.log(softmax) fails only where one step's logits are far apart: the scope search says

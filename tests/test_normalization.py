@@ -92,6 +92,7 @@ class InvertedDropout(Dropout):
         return x
 
 
+@pytest.mark.oracle
 def test_an_inverted_dropout_fails_clearly_as_a_finding_not_a_crash() -> None:
     report = verify(InvertedDropout, "dropout", max_examples=30, seed=0, scope=False, max_failures=1)
     assert not report.passed and report.error is None and report.failure is not None
@@ -99,6 +100,7 @@ def test_an_inverted_dropout_fails_clearly_as_a_finding_not_a_crash() -> None:
     assert "InvertedDropout.mask holds values other than 0 and 1" in checks["state"].message
 
 
+@pytest.mark.oracle
 def test_a_dropout_without_a_readable_mask_is_a_finding() -> None:
     class Hidden(Dropout):
         def forward(self, x: Any, train_flg: bool = True) -> Any:

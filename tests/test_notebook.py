@@ -14,12 +14,15 @@ from typing import Any
 
 import nbclient
 import nbformat
+import pytest
 
 # the test extra installs nbclient, nbformat and ipykernel (the kernel); jupyter_client comes with nbclient
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
 from tests.test_examples import EXPECTED
+
+pytestmark = pytest.mark.oracle  # every test here runs the oracle
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "notebooks" / "backprop_chapter5.ipynb"

@@ -65,6 +65,7 @@ def test_compare_flags_nan_and_names_the_worst_element() -> None:
     assert cmp.max_abs == np.inf
 
 
+@pytest.mark.oracle
 def test_failure_report_names_layer_gradient_shapes_worst_element_and_reproduction() -> None:
     report = verify(DoubledDb, "affine", max_examples=25, seed=3)
     assert report.failure is not None
@@ -82,6 +83,7 @@ def test_failure_report_names_layer_gradient_shapes_worst_element_and_reproducti
     assert report.verdict == "FAIL" and report.passes_without == ()
 
 
+@pytest.mark.oracle
 def test_failing_example_is_shrunk_and_reproducible() -> None:
     first = verify(DoubledDb, "affine", max_examples=50, seed=7, **FIRST)
     again = verify(DoubledDb, "affine", max_examples=50, seed=7, **FIRST)
@@ -98,6 +100,7 @@ def test_failing_example_is_shrunk_and_reproducible() -> None:
     np.testing.assert_array_equal(namespace["W"], first.failure.example.values["W"])
 
 
+@pytest.mark.oracle
 def test_json_report_is_strict_json_with_schema() -> None:
     run = RunReport(seed=0, max_examples=20, layers=[verify(DoubledDb, "affine", max_examples=20, **FIRST)])
     data = json.loads(json.dumps(run.to_json(), allow_nan=False))
@@ -109,6 +112,7 @@ def test_json_report_is_strict_json_with_schema() -> None:
     assert layer["failure"]["example"]["values"]["W"]["dtype"] == "float64"
 
 
+@pytest.mark.oracle
 def test_library_layers_pass_and_report_their_error_figures() -> None:
     run = verify_all(max_examples=10)
     assert run.passed
@@ -118,12 +122,14 @@ def test_library_layers_pass_and_report_their_error_figures() -> None:
         assert 0.0 <= layer.max_rel <= F64.rtol
 
 
+@pytest.mark.oracle
 def test_verify_or_raise_raises_an_assertion_with_the_report() -> None:
     with pytest.raises(LayerMismatch, match="db: values differ"):
         verify_or_raise(DoubledDb, "affine", max_examples=30, **FIRST)
     assert verify_or_raise(backprop.Relu, "relu", max_examples=10).passed
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     "kwargs,message",
     [
@@ -142,6 +148,7 @@ def test_bad_arguments_raise_value_error_repeating_the_value(kwargs: dict[str, A
     assert str(caught.value) == message
 
 
+@pytest.mark.oracle
 def test_a_class_without_backward_is_rejected_by_name() -> None:
     class NoBackward:
         def forward(self, x: Any) -> Any:
@@ -153,6 +160,7 @@ def test_a_class_without_backward_is_rejected_by_name() -> None:
         verify(backprop.Relu(), "relu")  # type: ignore[arg-type]
 
 
+@pytest.mark.oracle
 def test_exceptions_inside_the_users_layer_become_part_of_the_report() -> None:
     class Raises(backprop.Sigmoid):
         def backward(self, dout: Any) -> Any:
@@ -168,6 +176,7 @@ def test_exceptions_inside_the_users_layer_become_part_of_the_report() -> None:
     assert "ZeroDivisionError: oops" in mismatch.message
 
 
+@pytest.mark.oracle
 def test_x64_is_scoped_to_the_oracle() -> None:
     verify(backprop.Relu, "relu", max_examples=5)
     assert jax.config.read("jax_enable_x64") is False
@@ -202,6 +211,7 @@ class _UnbuildableModel(SimpleCBOW):
         raise RuntimeError("no model here")
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(("layer", "row"), [(_Unbuildable, "relu"), (_UnbuildableModel, "simple_cbow")])
 def test_a_failed_constructor_is_the_one_finding(layer: type, row: str) -> None:
     # the search for the next mistake sets the constructor's aside and must not then call forward on
@@ -223,6 +233,7 @@ class _BuiltOnce(backprop.Relu):
         super().__init__()
 
 
+@pytest.mark.oracle
 def test_no_stage_uses_an_instance_whose_constructor_failure_is_set_aside() -> None:
     example = Example(
         row="relu", dtype="float64", values={"x": np.array([0.5, -1.0])}, cotangents=(np.ones(2),)

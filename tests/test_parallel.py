@@ -16,6 +16,8 @@ from backprop.verify.parallel import Job, run_groups
 from backprop.verify.report import RunReport
 from tests.processes import start_cli
 
+pytestmark = pytest.mark.oracle  # every test here runs the oracle
+
 ROOT = Path(__file__).resolve().parents[1]
 KEYWORDS = {"max_examples": 3, "seed": 0, "dtype": "float64"}
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.oracle  # every test here runs the oracle
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 

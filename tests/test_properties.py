@@ -1,4 +1,4 @@
-"""Every registry row: the manual backward pass agrees with jax.vjp of the reference on drawn examples."""
+"""Every registry row: its examples, its dtypes, and the oracle catching each of its gradients scaled."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ from typing import Any
 import jax
 import numpy as np
 import pytest
-from hypothesis import assume, given, note, settings, target
+from hypothesis import assume, given, note, settings
 from hypothesis import strategies as st
 
 from backprop.verify import ROWS, Arg, Convention, LayerMismatch, Row, check_example, examples, reference_vjp
 from backprop.verify.model import distinct_params, transposed_view
-from backprop.verify.vocabulary import DTYPES
 from tests.hidden_state import SEED, with_hidden_state
 
-# Each new shape costs a JAX compilation, and the suite must stay quick: a narrower dtype compiles the
-# reference twice per shape (the float64 truth and the native run), so it draws half the profile's examples
-# (test_float32_in_gives_float32_out_and_gradients draws them all); the mutation test checks every gradient
-# with every visible factor on each example (up to 12 mutants), so it draws a quarter.
-_HALF = settings(max_examples=max(10, settings.default.max_examples // 2))
+pytestmark = pytest.mark.oracle  # every row's drawn examples; the oracle on its scaled gradients
+
+# The library's own layers are verified once per run, by the catalogue (tests/test_catalogue.py
+# ::test_library_layer_passes, the default run's check of every row in each of its dtypes); the tests here
+# check what that does not: the row's dtypes and cotangents, and that the oracle catches every scaled
+# gradient. The mutation test checks every gradient with every visible factor on each example (up to 12
+# mutants), so it draws a quarter of the profile's examples.
 _FEWER = settings(max_examples=max(10, settings.default.max_examples // 4))
 
 
@@ -27,30 +28,6 @@ def _rows(dtype: str = "float64") -> Any:
     """Every row checked in ``dtype`` (a network is float64 only)."""
     rows = [r for r in ROWS if dtype in r.dtypes]
     return pytest.mark.parametrize("row", rows, ids=[r.name for r in rows])
-
-
-def _matches_jax_vjp(row: Row, dtype: str, data: st.DataObject) -> None:
-    example = data.draw(examples(row, dtype), label="example")
-    measured = check_example(row, row.layer, example)
-    # steer the search towards the largest relative error this layer has
-    target(max((rel for _, rel in measured.errors.values()), default=0.0), label="max relative error")
-
-
-@_rows()
-@given(data=st.data())
-def test_backward_matches_jax_vjp(row: Row, data: st.DataObject) -> None:
-    _matches_jax_vjp(row, "float64", data)
-
-
-@pytest.mark.parametrize(
-    ("row", "dtype"),
-    [(r, d) for d in DTYPES if d != "float64" for r in ROWS if d in r.dtypes],
-    ids=lambda v: v.name if isinstance(v, Row) else v,
-)
-@_HALF
-@given(data=st.data())
-def test_backward_matches_jax_vjp_in_a_narrower_dtype(row: Row, dtype: str, data: st.DataObject) -> None:
-    _matches_jax_vjp(row, dtype, data)
 
 
 @_rows("float32")
@@ -165,7 +142,7 @@ def test_every_scaled_gradient_is_flagged_and_named(row: Row, data: st.DataObjec
         mutant = _mutant(row, arg, factor)
         np.random.seed(SEED)  # the first forward draws the mask the visibility above was judged with
         with pytest.raises(LayerMismatch) as caught:
-            check_example(row, mutant, example)
+            check_example(row, mutant, example, diagnosed=False)  # the check named is the point
         failure = caught.value.failure
         note(failure.render())
         named = _where(row, arg, example)

@@ -514,6 +514,7 @@ def _rendered(report: LayerReport) -> str:
     return report.failure.render() if report.failure is not None else str(report.error)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("case", PROTOCOLS, ids=lambda c: c.row.name)
 def test_the_right_layer_passes(case: Protocol) -> None:
     report = verify(case.right, case.row, max_examples=EXAMPLES, seed=0)
@@ -523,6 +524,7 @@ def test_the_right_layer_passes(case: Protocol) -> None:
     assert report.notes == []
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("case", PROTOCOLS, ids=lambda c: c.row.name)
 def test_the_broken_layer_fails_naming_the_check(case: Protocol) -> None:
     report = verify(case.broken, case.row, max_examples=EXAMPLES, seed=0, **FIRST)
@@ -544,6 +546,7 @@ def _drive(row: Row, layer: type, values: dict[str, Any], cots: tuple[Any, ...])
     return instance, outs, result, row.gradients(instance, result, values)
 
 
+@pytest.mark.oracle
 def test_embedding_accumulates_repeated_indices_and_returns_none() -> None:
     W = np.arange(6.0).reshape(3, 2)
     idx = np.array([2, 0, 2])
@@ -567,6 +570,7 @@ def test_embedding_accumulates_repeated_indices_and_returns_none() -> None:
     assert (mismatch.expected, mismatch.actual) == (8.0, 6.0)
 
 
+@pytest.mark.oracle
 def test_two_outputs_take_two_cotangents_and_return_three_gradients() -> None:
     rng = np.random.default_rng(0)
     shapes = {"Wx": (2, 3), "Wh": (3, 3), "Wf": (2, 3), "x": (4, 2), "h_prev": (4, 3), "c_prev": (4, 3)}
@@ -599,6 +603,7 @@ def test_the_state_is_given_through_set_state_and_its_gradient_read_from_dh() ->
     assert next(r.value for r in reads if r.arg.name == "h") is instance.dh
 
 
+@pytest.mark.oracle
 def test_running_statistics_are_traced_constants_of_one_compiled_reference() -> None:
     """A non-differentiated constructor array reaches the reference as a traced constant: a new running
     mean of the same shape reuses the compiled function, and is not baked into it."""
@@ -624,6 +629,7 @@ def test_a_tied_weight_gets_the_sum_of_its_grads_entries() -> None:
     np.testing.assert_allclose(dW.value, x.T @ (dout @ W) + dout.T @ h, rtol=1e-15)
 
 
+@pytest.mark.oracle
 def test_a_network_row_names_the_methods_it_drives() -> None:
     class NoGradient:
         def __init__(self, *params: Array) -> None:

@@ -28,6 +28,7 @@ ROUGH = [r for r in ROWS if Feature.TIE in r.features or isinstance(r, NetworkRo
 SMOOTH = [r for r in ROWS if r not in ROUGH]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("row", SMOOTH, ids=[r.name for r in SMOOTH])
 @settings(max_examples=max(10, settings.default.max_examples // 2))  # seven reference runs per example
 @given(data=st.data())
@@ -48,6 +49,7 @@ def test_reference_vjp_agrees_with_finite_differences(row: Row, data: st.DataObj
     assert abs(estimate.value - vjp) <= 4 * estimate.error + 1e-9 * max(1.0, abs(vjp))
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("row", ROUGH, ids=[r.name for r in ROUGH])
 @settings(max_examples=max(10, settings.default.max_examples // 4), phases=[Phase.generate])
 @given(data=st.data())
@@ -105,6 +107,7 @@ def test_elements_on_the_kink_are_left_to_the_convention() -> None:
     assert estimate.value == pytest.approx(1.0)
 
 
+@pytest.mark.oracle
 def test_the_witness_names_the_wrong_side() -> None:
     row = get_row("sigmoid")
     values, cots = {"x": np.array([-1.5, 0.25, 3.0])}, (np.array([0.5, -2.0, 1.25]),)

@@ -61,11 +61,13 @@ DROPOUT = Row(
 )
 
 
+@pytest.mark.oracle
 @given(examples(DROPOUT))
 def test_a_dropout_row_checks_the_books_dropout(example: Any) -> None:
     check_example(DROPOUT, Dropout, example)
 
 
+@pytest.mark.oracle
 def test_a_dropout_that_ignores_its_mask_is_caught() -> None:
     x = np.array([[1.5, -2.0, 3.0, 0.5]] * 8)
     example = Example(
@@ -114,6 +116,7 @@ def test_a_malformed_shape_pool_is_refused_when_the_row_is_made(shapes: Any, mes
         _row_with(shapes)
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("ratio", [0.05, 0.1, 0.2, 0.3])
 @pytest.mark.parametrize("n", [1, 2])
 def test_a_mask_that_a_fair_draw_repeats_often_is_not_called_stale(ratio: float, n: int) -> None:

@@ -71,6 +71,7 @@ class ForwardWrongShape(Relu):
         return np.atleast_1d(super().forward(x))[None]
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("layer", "code"),
     [(HugeGradient, "other"), (ArrayRaises, "other"), (ForwardWrongShape, "shape")],
@@ -81,6 +82,7 @@ def test_odd_values_fail_with_a_diagnosis_not_a_traceback(layer: type, code: str
     assert report.failure.mismatches[0].diagnosis == code, report.failure.render()
 
 
+@pytest.mark.oracle
 def test_a_wrong_forward_shape_gets_forward_words() -> None:
     failure = verify(ForwardWrongShape, "relu", max_examples=10, max_failures=1, scope=False).failure
     assert failure is not None
@@ -89,6 +91,7 @@ def test_a_wrong_forward_shape_gets_forward_words() -> None:
     assert "Sum the gradient" not in first.hint
 
 
+@pytest.mark.oracle
 def test_a_hang_fails_with_timeout_naming_the_call() -> None:
     start = time.perf_counter()
     report = verify(Hangs, "relu", max_examples=3, timeout=0.3, max_failures=1, scope=False)
@@ -98,6 +101,7 @@ def test_a_hang_fails_with_timeout_naming_the_call() -> None:
     assert mismatch.diagnosis == "timeout" and mismatch.message == "backward() did not return within 0.3 s"
 
 
+@pytest.mark.oracle
 def test_a_hang_while_shrinking_ends_the_check_and_keeps_the_failure_found() -> None:
     calls: list[int] = []
 
@@ -119,12 +123,14 @@ def test_a_hang_while_shrinking_ends_the_check_and_keeps_the_failure_found() -> 
     assert "failing example as drawn (not shrunk" in hang.render()
 
 
+@pytest.mark.oracle
 def test_a_layers_error_state_does_not_leak_to_the_caller() -> None:
     before = np.geterr()
     assert verify(SetsErrorState, "relu", max_examples=5).passed
     assert np.geterr() == before
 
 
+@pytest.mark.oracle
 def test_the_api_validates_like_the_cli() -> None:
     assert verify(Relu, "relu", max_examples=np.int64(5)).examples == 5
     with pytest.raises(ValueError, match="dtype must be one of float64, float32; got 'bogus'"):
@@ -136,6 +142,7 @@ def test_the_api_validates_like_the_cli() -> None:
     assert verify(Relu, get_row("relu"), max_examples=3).passed  # a Row where a name is expected
 
 
+@pytest.mark.oracle
 def test_the_compiled_reference_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner_module, "CACHE_SIZE", 4)
     monkeypatch.setattr(runner_module, "_compiled", OrderedDict())  # as if nothing were compiled yet
@@ -146,6 +153,7 @@ def test_the_compiled_reference_cache_is_bounded(monkeypatch: pytest.MonkeyPatch
 # ---- the command line --------------------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
@@ -170,6 +178,7 @@ def test_bad_arguments_fail_before_the_run_with_one_line(
     assert len(err.splitlines()) == 1 and message in err, err
 
 
+@pytest.mark.oracle
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this platform")
 def test_a_json_path_that_refuses_data_fails_before_the_run(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _cli(capsys, "relu", "--json", "/dev/full")
@@ -179,6 +188,7 @@ def test_a_json_path_that_refuses_data_fails_before_the_run(capsys: pytest.Captu
     ]
 
 
+@pytest.mark.oracle
 def test_without_narrows_the_run_and_the_report_says_so(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -208,6 +218,7 @@ def test_without_narrows_the_run_and_the_report_says_so(
     assert json.loads(path.read_text())["layers"][0]["scope"] == ["broadcast"]
 
 
+@pytest.mark.oracle
 def test_a_row_of_your_own_from_the_command_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -229,6 +240,7 @@ def test_a_row_of_your_own_from_the_command_line(
     assert code == 2 and "is a type, not a backprop.verify.Row" in err
 
 
+@pytest.mark.oracle
 def test_a_real_ctrl_c_stops_the_run_with_130(tmp_path: Path) -> None:
     slow = tmp_path / "slow.py"
     slow.write_text(
@@ -264,6 +276,7 @@ def test_a_small_element_with_its_sign_flipped_is_caught() -> None:
     assert not compare(expected, actual, TOLERANCES["float64"], terms=np.abs(expected)).ok
 
 
+@pytest.mark.oracle
 def test_hints_speak_of_the_layer_at_hand() -> None:
     failure = verify(
         SoftmaxWithLossInPlace, "softmax_with_loss", max_examples=50, max_failures=1, scope=False
@@ -287,6 +300,7 @@ def test_the_headline_diagnosis_is_the_most_specific() -> None:
 # ---- rare shapes -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.oracle
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
 def test_every_row_reaches_its_rare_features_in_a_default_run(row: Any) -> None:
     """Large sizes, rank 4 and -0.0 show up within 100 examples of the default seed's kind of run."""
@@ -303,6 +317,7 @@ def test_every_row_reaches_its_rare_features_in_a_default_run(row: Any) -> None:
     assert wanted <= seen, f"{row.name}: never drew {sorted(wanted - seen)}"
 
 
+@pytest.mark.oracle
 def test_the_scope_search_skips_a_feature_whose_absence_leaves_no_shapes() -> None:
     from tests.catalogue.broken import SoftmaxLossNoBatchDivide
 
@@ -311,6 +326,7 @@ def test_the_scope_search_skips_a_feature_whose_absence_leaves_no_shapes() -> No
     assert "labels" not in report.passes_without  # without one-hot targets, labels cannot be turned off
 
 
+@pytest.mark.oracle
 def test_what_an_isolated_layer_prints_stays_out_of_the_json_on_stdout(tmp_path: Path) -> None:
     loud = tmp_path / "loud.py"
     loud.write_text(
@@ -326,6 +342,7 @@ def test_what_an_isolated_layer_prints_stays_out_of_the_json_on_stdout(tmp_path:
     assert "debugging" in done.stderr
 
 
+@pytest.mark.oracle
 def test_isolate_turns_even_os_exit_into_a_failure(tmp_path: Path) -> None:
     dies = tmp_path / "dies.py"
     dies.write_text(
@@ -359,6 +376,7 @@ class Book2AffineShortGrads:
         return (dout @ self.params[0].T).reshape(self.x.shape[0], -1)
 
 
+@pytest.mark.oracle
 def test_a_grads_list_of_the_wrong_length_is_named() -> None:
     failure = verify(Book2AffineShortGrads, "affine", max_examples=20, max_failures=1, scope=False).failure
     assert failure is not None
@@ -372,6 +390,7 @@ class ZeroForward(Relu):
         return np.zeros_like(x)
 
 
+@pytest.mark.oracle
 def test_an_all_zero_output_gets_forward_words() -> None:
     failure = verify(ZeroForward, "relu", max_examples=30, max_failures=1, scope=False).failure
     assert failure is not None
@@ -384,6 +403,7 @@ def test_an_all_zero_output_gets_forward_words() -> None:
     assert "a 2 from a square" not in first.hint
 
 
+@pytest.mark.oracle
 def test_a_class_made_inside_a_function_gets_a_valid_program() -> None:
     class LocalRelu(Relu):
         def backward(self, dout: Any) -> Any:

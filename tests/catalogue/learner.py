@@ -83,6 +83,9 @@ class Expect:
     options: Mapping[str, Any] = field(default_factory=dict)
     """Extra ``verify()`` keywords, e.g. ``{"allow": ("epsilon",)}``."""
     dtype: str = "float64"
+    failures: int = 1
+    """How many distinct failures the search must find for ``diagnoses`` and ``words`` all to show (the
+    first is enough for most; ``tests/test_learner.py`` searches further only for those that say more)."""
 
     def __post_init__(self) -> None:
         def fix(name: str, value: Any) -> None:
@@ -108,6 +111,8 @@ class Expect:
                 raise ValueError(f"{self.name}: {label} must be codes from {CODES}, got {unknown}")
         _check_features(self.name, "passes_without", self.passes_without)
         self._check_options()
+        if self.failures < 1 or (self.verdict == "pass" and self.failures != 1):
+            raise ValueError(f"{self.name}: failures must be 1 or more, and 1 for a passing layer")
         if self.verdict == "pass" and (self.diagnoses or self.any_of or self.passes_without or self.words):
             raise ValueError(f"{self.name}: a passing layer has no diagnoses, any_of or passes_without")
         if self.verdict == "fail" and not (self.diagnoses or self.any_of or self.passes_without):
@@ -1074,6 +1079,7 @@ LEARNER: list[Expect] = [
         against="relu",
         why="x[x <= 0] = 0 in the caller's x, and backward forgets dout",
         verdict="fail",
+        failures=2,
         diagnoses=codes("in_place", "ignores_dout"),
     ),
     Expect(
@@ -1112,6 +1118,7 @@ LEARNER: list[Expect] = [
         why="the same code in a module that sets warnings.filterwarnings('error'): its overflow raises "
         "RuntimeWarning, in its own process and under the oracle alike",
         verdict="fail",
+        failures=3,
         diagnoses=codes("exception"),
     ),
     Expect(
@@ -1260,6 +1267,7 @@ LEARNER: list[Expect] = [
         against="col2im",
         why="img / count: 0 / 0 where no window reaches; no exp in the code",
         verdict="fail",
+        failures=2,
         diagnoses=codes("zero_division"),
         words=("divides zero by zero", "never averages"),
         not_words=("subtract the max",),
@@ -1279,6 +1287,7 @@ LEARNER: list[Expect] = [
         against="batch_normalization",
         why="np.sqrt(var): 0 / 0 on a constant column, and eps = 0 elsewhere",
         verdict="fail",
+        failures=4,
         diagnoses=codes("zero_division", "epsilon"),
         words=("divides zero by zero", "eps = 0", "np.sqrt(var + 1e-06)"),
         not_words=("subtract the max", "no simple pattern"),
@@ -1321,6 +1330,7 @@ LEARNER: list[Expect] = [
         against="matmul",
         why="dx = dout @ W: raises unless W is square, wrong there",
         verdict="fail",
+        failures=2,
         diagnoses=codes("exception", "transpose"),
         words=("with W transposed",),
         not_words=("[scale]", "summed over axis"),

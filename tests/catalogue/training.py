@@ -647,6 +647,7 @@ TRAINING: list[Expect] = [
         against="affine",
         why="self.W = W.copy(); self.b = b.copy()",
         verdict="fail",
+        failures=2,
         diagnoses=codes("param_copy"),
     ),
     Expect(
