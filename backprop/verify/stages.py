@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -127,18 +127,150 @@ def _later(case: Case, kind: Kind) -> Kind:
     return Kind.VALUE if case.row.redraws_state else kind
 
 
-def build(case: Case, values: Mapping[str, Any], found: Findings, stage: str = "") -> Any | None:
+Op = Literal["build", "forward", "backward", "read"]
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a call's results are judged against: the reference at ``values`` and ``cotangents``."""
+
+    values: Mapping[str, Any]
+    cotangents: tuple[Any, ...]
+    kind: Kind = Kind.VALUE
+    """The kind of a wrong value (``stale`` in the training stage, ...)."""
+    outputs: bool = True
+    """Whether forward's outputs are judged (else only the gradients the ``read`` call reads)."""
+    dtype: np.dtype[Any] | None = None
+    """The dtype every result must have (the first use's); None: values only."""
+    reference: Reference | None = None
+    """A reference already computed at these values (the first use's), for a row that captures no state."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of the layer as a stage makes it, with the concrete values it is given."""
+
+    op: Op
+    values: Mapping[str, Any] | None = None
+    """build: the values the instance is built with; forward: those it receives (None: the build's own
+    dict, whose parameters a network's build replaced with its own arrays); read: the values whose arrays
+    identify book 2's parameters (None: the build's). Copied for the layer, which may write into them."""
+    cotangents: tuple[Any, ...] | None = None
+    """backward: the cotangents it receives (copied); None calls ``backward()`` with the layer's default."""
+    label: str = ""
+    """Where the call is made, as the guard names it (``training, next step: ``)."""
+    expect: Expect | None = None
+    """forward: compute the reference right after it (from the state it drew) and judge the outputs;
+    read: judge the gradients against that reference."""
+    raised: Kind = Kind.EXCEPTION
+    """The kind of an exception raised by this call: a later stage's own (an exception on a later use only is
+    a cache from an earlier call)."""
+    alone: bool = False
+    """forward: from whatever state the layer holds, without ``set_state`` and the previous call."""
+
+
+@dataclass
+class Trace:
+    """What one instance did under a list of calls: the calls that ran, and what they returned."""
+
+    calls: list[Call] = field(default_factory=list)
+    instance: Any = None
+    values: dict[str, Any] = field(default_factory=dict)
+    """The very dict the instance was built with (a network's build puts its own arrays in it)."""
+    outs: tuple[Any, ...] | None = None
+    ok: bool = False
+    """Whether the last backward returned."""
+    result: Any = None
+    ref: Reference | None = None
+    reads: list[Read] = field(default_factory=list)
+    right: bool = True
+    """Whether every judged result matched its reference."""
+    done: bool = False
+    """Whether every call ran (none failed, no judged result was wrong)."""
+
+
+def drive(case: Case, calls: list[Call], found: Findings, trace: Trace | None = None) -> Trace:
+    """The one driver: make ``calls`` in order (continuing ``trace``'s instance when given), each under the
+    guard, and stop at the first that fails or returns a wrong judged result."""
+    trace = trace if trace is not None else Trace()
+    trace.done = False
+    for call in calls:
+        trace.calls.append(call)
+        if not _make(case, call, trace, found):
+            return trace
+    trace.done = True
+    return trace
+
+
+def _make(case: Case, call: Call, trace: Trace, found: Findings) -> bool:
+    row = case.row
+    if call.op == "build":
+        trace.values = {k: snapshot(v) for k, v in (call.values or {}).items()}
+        trace.instance = build(case, trace.values, found, call.label, call.raised)
+        return trace.instance is not None
+    if call.op == "forward":
+        given = trace.values if call.values is None else {k: snapshot(v) for k, v in call.values.items()}
+        trace.outs = forward(case, trace.instance, given, found, call.label, call.raised, call.alone)
+        if trace.outs is None:
+            return False
+        expect = call.expect
+        if expect is None:
+            return True
+        trace.ref = expect.reference or case.reference(expect.values, expect.cotangents, trace.instance)
+        if expect.outputs:
+            trace.right = judge_outputs(case, trace.outs, trace.ref, found, expect.kind, expect.dtype)
+        return trace.right
+    if call.op == "backward":
+        cots = None if call.cotangents is None else tuple(snapshot(c) for c in call.cotangents)
+        trace.ok, trace.result = backward(case, trace.instance, cots, found, call.label, call.raised)
+        return bool(trace.ok)
+    values = trace.values if call.values is None else call.values
+    trace.reads = row.gradients(trace.instance, trace.result, values, case.grad_names)
+    expect = call.expect
+    if expect is not None and trace.ref is not None:
+        trace.right = judge_grads(
+            case, trace.reads, trace.ref, expect.values, expect.cotangents, found, expect.kind, expect.dtype
+        )
+    return trace.right
+
+
+def use(
+    values: Mapping[str, Any],
+    cots: tuple[Any, ...] | None,
+    label: str = "",
+    expect: Expect | None = None,
+    raised: Kind = Kind.EXCEPTION,
+) -> list[Call]:
+    """A fresh instance used once: built on ``values``, forward, backward with ``cots``, gradients read."""
+    return [
+        Call("build", values, label=label, raised=raised),
+        Call("forward", label=label, expect=expect, raised=raised),
+        Call("backward", cotangents=cots, label=label, raised=raised),
+        Call("read", expect=expect),
+    ]
+
+
+def build(
+    case: Case, values: Mapping[str, Any], found: Findings, stage: str = "", raised: Kind = Kind.EXCEPTION
+) -> Any | None:
     """The instance, or None when the constructor failed: then nothing more can be asked of it, even when
     its failure is one set aside (a search for the next mistake ignores the known ones)."""
-    ok, instance = found.call(f"{stage}constructor", lambda: case.row.build(case.layer, values))
+    ok, instance = found.call(f"{stage}constructor", lambda: case.row.build(case.layer, values), raised)
     return instance if ok else None
 
 
 def forward(
-    case: Case, instance: Any, values: Mapping[str, Any], found: Findings, stage: str = ""
+    case: Case,
+    instance: Any,
+    values: Mapping[str, Any],
+    found: Findings,
+    stage: str = "",
+    raised: Kind = Kind.EXCEPTION,
+    alone: bool = False,
 ) -> tuple[Any, ...] | None:
     """forward's outputs as a tuple, or None when it raised or returned None (both are findings)."""
-    ok, raw = found.call(f"{stage}forward()", lambda: case.row.call(instance, values))
+    call = case.row.call_alone if alone else case.row.call
+    ok, raw = found.call(f"{stage}forward()", lambda: call(instance, values), raised)
     if not ok:
         return None
     if raw is None:
@@ -151,32 +283,14 @@ def forward(
 
 
 def backward(
-    case: Case, instance: Any, cots: tuple[Any, ...] | None, found: Findings, stage: str = ""
+    case: Case,
+    instance: Any,
+    cots: tuple[Any, ...] | None,
+    found: Findings,
+    stage: str = "",
+    raised: Kind = Kind.EXCEPTION,
 ) -> tuple[bool, Any]:
-    return found.call(f"{stage}backward()", lambda: case.row.backward(instance, cots))
-
-
-@dataclass
-class Run:
-    """One fresh instance driven once: what it received, returned and computed."""
-
-    instance: Any
-    values: dict[str, Any]
-    outs: tuple[Any, ...]
-    ok: bool
-    result: Any
-
-
-def fresh_run(case: Case, found: Findings, default_dout: bool = False) -> Run | None:
-    """Build a fresh instance on copies of the case's values, forward, then backward with the case's
-    cotangents (or with the layer's own default); None when the constructor or forward failed."""
-    values, cots = case.fresh()
-    instance = build(case, values, found)
-    outs = forward(case, instance, values, found) if instance is not None and not found.failed else None
-    if outs is None:
-        return None
-    ok, result = backward(case, instance, None if default_dout else cots, found)
-    return Run(instance, values, outs, ok, result)
+    return found.call(f"{stage}backward()", lambda: case.row.backward(instance, cots), raised)
 
 
 def judge_grads(
@@ -322,11 +436,8 @@ def defines_test_backward(
     case: Case, values: Mapping[str, Any], cots: tuple[Any, ...], found: Findings
 ) -> bool:
     """Whether a fresh instance returns from backward after a test-mode forward on ``values``."""
-    probe = found.child(ignore=True)
-    instance = build(case, values, probe, "fresh: ")
-    if instance is None or probe.failed or forward(case, instance, values, probe, "fresh: ") is None:
-        return False
-    return backward(case, instance, cots, probe, "fresh: ")[0]
+    calls = use(values, cots, "fresh: ")[:3]
+    return drive(case, calls, found.child(ignore=True)).ok
 
 
 def _first_reference(case: Case, instance: Any, found: Findings) -> Reference | None:
@@ -569,39 +680,20 @@ def _often_drawn(case: Case, state: Mapping[str, Any], found: Findings) -> bool:
 def _first_use_at(
     case: Case, values: Mapping[str, Any], cots: tuple[Any, ...] | None, found: Findings
 ) -> bool:
-    """A control: whether a fresh instance is right at these values (a plain bug, not this stage's)."""
-    probe = found.child()
-    control = replace(
-        case, values=values, cotangents=cots if cots is not None else tuple(1.0 for _ in case.cotangents)
-    )
-    run = fresh_run(control, probe, default_dout=cots is None)
-    if run is None:
-        return False
-    ref = control.reference(control.values, control.cotangents, run.instance)
-    if not judge_outputs(control, run.outs, ref, probe) or not run.ok:
-        return False
-    reads = case.row.gradients(run.instance, run.result, run.values, case.grad_names)
-    return judge_grads(control, reads, ref, control.values, control.cotangents, probe)
+    """A control: whether a fresh instance is right at these values (a plain bug, not this stage's); ``cots``
+    None calls ``backward()`` with the layer's default, judged as a dout of ones."""
+    unit = cots if cots is not None else tuple(1.0 for _ in case.cotangents)
+    trace = drive(case, use(values, cots, expect=Expect(values, unit)), found.child())
+    return trace.done
 
 
 def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str, found: Findings) -> None:
     """Forward again, then backward with ``cots`` (None: no argument). A failure counts only when a fresh
     instance is right with a neighbouring call (dout of 1.5, or dout = 1 passed explicitly), so that a plain
     bug hidden by the drawn dout is not mistaken for a special case; that control runs only on failure."""
-    probe = found.child()
-    values, _ = case.fresh()
-    instance = build(case, values, probe, f"{label}: ")  # the probe sets nothing aside
-    outs = forward(case, instance, values, probe, f"{label}: ") if not probe.failed else None
-    if outs is None and not probe.failed:
-        return
-    if outs is not None:
-        unit = tuple(1.0 for _ in case.cotangents) if cots is None else cots
-        ref = case.reference(case.values, unit, instance)
-        given = None if cots is None else tuple(snapshot(c) for c in cots)
-        ok, result = backward(case, instance, given, probe, f"{label}: ")
-        if ok:
-            reads = case.row.gradients(instance, result, values, case.grad_names)
-            judge_grads(case, reads, ref, case.values, unit, probe, kind)
+    probe = found.child()  # the probe sets nothing aside
+    unit = tuple(1.0 for _ in case.cotangents) if cots is None else cots
+    drive(case, use(case.values, cots, f"{label}: ", Expect(case.values, unit, kind, outputs=False)), probe)
     if not probe.failed:
         return
     neighbour = ones(case) if cots is None else tuple(1.5 * c for c in cots)
@@ -780,20 +872,14 @@ def _test_mode_control(case: Case, values: Mapping[str, Any], cots: tuple[Any, .
     """Whether a fresh instance, built with the state training should have left, is right in test mode
     at these values (then a wrong result after training is the training's: a running statistic not
     updated as the book does, a mask kept into test mode); its backward is judged only where defined."""
-    probe = found.child()
-    fresh = {k: snapshot(v) for k, v in values.items()}
-    instance = build(case, fresh, probe)
-    outs = forward(case, instance, fresh, probe) if instance is not None and not probe.failed else None
-    if outs is None:
-        return False
-    ref = case.reference(values, cots, instance)
-    if not judge_outputs(case, outs, ref, probe):
+    probe, expect = found.child(), Expect(values, cots)
+    calls = use(values, cots, expect=expect)
+    trace = drive(case, calls[:2], probe)
+    if not trace.done:
         return False
     if not defines_test_backward(case, values, cots, found):
         return True
-    ok, result = backward(case, instance, tuple(snapshot(c) for c in cots), probe)
-    reads = case.row.gradients(instance, result, fresh, case.grad_names) if ok else []
-    return ok and judge_grads(case, reads, ref, values, cots, probe)
+    return drive(case, calls[2:], probe, trace).done
 
 
 def _next_step(
@@ -869,9 +955,7 @@ def _copied(
 def _fresh_forward(case: Case, values: Mapping[str, Any], found: Findings) -> bool:
     """A control: whether a fresh instance's forward returns on ``values`` (another batch)."""
     probe = found.child()
-    copies = {k: snapshot(v) for k, v in values.items()}
-    instance = build(case, copies, probe, "fresh: ")
-    return not probe.failed and forward(case, instance, copies, probe, "fresh: ") is not None
+    return drive(case, use(values, None, "fresh: ")[:2], probe).done and not probe.failed
 
 
 def _adopt(probe: Findings, found: Findings, kind: Kind | None = None) -> None:
