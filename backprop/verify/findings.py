@@ -105,8 +105,10 @@ class Findings:
         if text not in self.measured.notes:
             self.measured.notes.append(text)
 
-    def call(self, what: str, fn: Callable[[], Any]) -> tuple[bool, Any]:
-        """Run the layer's ``what`` (e.g. ``forward``); a failure of any kind becomes a finding.
+    def call(self, what: str, fn: Callable[[], Any], raised: Kind = Kind.EXCEPTION) -> tuple[bool, Any]:
+        """Run the layer's ``what`` (e.g. ``forward``); a failure of any kind becomes a finding, an exception
+        one of kind ``raised`` (the stage's own: an exception only on a later use is that stage's finding,
+        a cache from an earlier batch).
 
         Once a call has timed out, the layer is not called again, since each call of a layer that hangs
         would cost the whole time limit: the call fails with no finding of its own (``hung`` puts the
@@ -115,7 +117,8 @@ class Findings:
             return False, None
         outcome = self.guard.call(what, fn)
         if outcome.kind is not None:
-            evidence, message = self._failed_call(what, outcome.kind, outcome.message)
+            kind = raised if outcome.kind == Kind.EXCEPTION else outcome.kind
+            evidence, message = self._failed_call(what, kind, outcome.message)
             self.add(evidence, message)
             return False, None
         return True, outcome.value
@@ -123,11 +126,6 @@ class Findings:
     @staticmethod
     def _failed_call(what: str, kind: Kind, message: str) -> tuple[Evidence, str]:
         stage = what.split("(")[0].split()[-1]
-        # an exception only on a later use is that stage's finding (a cache from an earlier batch)
-        if kind == Kind.EXCEPTION and what.startswith("training"):
-            kind = Kind.STALE
-        elif kind == Kind.EXCEPTION and what.startswith(("second", "another")):
-            kind = Kind.STATEFUL
         # the guard's message may name the call already ("backward() did not return within 3 s")
         text = message if message.startswith(what) else f"{what} {message}"
         return Evidence(stage, stage, kind, where=what), text

@@ -30,12 +30,13 @@ from backprop.verify.runner import epsilon_loss
 from backprop.verify.stages import (
     Case,
     FirstUse,
-    fresh_run,
+    drive,
     ones,
     other_batch,
     run_stages,
     shifted,
     shifted_cotangents,
+    use,
     with_capture,
 )
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature, Kind
@@ -256,8 +257,8 @@ def _rerun(
         cots = tuple(_ramped(np.asarray(c)) for c in shifted_cotangents(base, 0.75, 0.5))
         case = replace(base, values=values, cotangents=cots)
     with guard_for(layer, opts) as guard:
-        run = fresh_run(case, Findings(row, row.tolerance(case.dtype), guard))
-    if run is None:
+        run = drive(case, use(case.values, case.cotangents), Findings(row, row.tolerance(case.dtype), guard))
+    if run.outs is None:
         return None
     ref = case.reference(case.values, case.cotangents, run.instance)
     if check in row.outputs:
@@ -265,7 +266,7 @@ def _rerun(
         return np.asarray(run.outs[i], dtype=np.float64), ref.outputs[i].value
     if not run.ok:
         return None
-    for read in row.gradients(run.instance, run.result, run.values, opts.grad_names):
+    for read in run.reads:
         expected = ref.grads[read.arg.name].value
         if read.where == check and read.value is not None and np.shape(read.value) == expected.shape:
             return np.asarray(read.value, dtype=np.float64), expected
@@ -311,8 +312,10 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
             return None
         # the loss depends on the state the layer drew (its negatives): match a fresh run's own loss
         with guard_for(layer, opts) as guard:
-            run = fresh_run(case, Findings(row, row.tolerance(case.dtype), guard))
-        if run is None or len(row.outputs) != 1:
+            run = drive(
+                case, use(case.values, case.cotangents), Findings(row, row.tolerance(case.dtype), guard)
+            )
+        if run.outs is None or len(row.outputs) != 1:
             return None
         return _epsilon_match(case, np.asarray(run.outs[0], dtype=np.float64), run.instance)
 
@@ -324,7 +327,7 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
     def warned() -> tuple[str, ...]:
         if not said:  # run once, and only for a failure whose words depend on it
             with Guard(opts.timeout) as guard:
-                fresh_run(base, Findings(row, tol, guard))
+                drive(base, use(base.values, base.cotangents), Findings(row, tol, guard))
             said.append(tuple(w.message for w in guard.warnings))
         return said[0]
 

@@ -23,7 +23,7 @@ import random
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -127,56 +127,147 @@ def _later(case: Case, kind: Kind) -> Kind:
     return Kind.VALUE if case.row.redraws_state else kind
 
 
-def build(case: Case, values: Mapping[str, Any], found: Findings, stage: str = "") -> Any | None:
-    """The instance, or None when the constructor failed: then nothing more can be asked of it, even when
-    its failure is one set aside (a search for the next mistake ignores the known ones)."""
-    ok, instance = found.call(f"{stage}constructor", lambda: case.row.build(case.layer, values))
-    return instance if ok else None
+Op = Literal["build", "forward", "backward", "read"]
 
 
-def forward(
-    case: Case, instance: Any, values: Mapping[str, Any], found: Findings, stage: str = ""
-) -> tuple[Any, ...] | None:
-    """forward's outputs as a tuple, or None when it raised or returned None (both are findings)."""
-    ok, raw = found.call(f"{stage}forward()", lambda: case.row.call(instance, values))
-    if not ok:
-        return None
-    if raw is None:
-        found.add(
-            Evidence("forward", "forward", Kind.RETURNS_NONE),
-            "forward() returned None: is a `return` missing?",
-        )
-        return None
-    return case.row.outputs_of(raw)
+@dataclass(frozen=True)
+class Expect:
+    """What a call's results are judged against: the reference at ``values`` and ``cotangents``."""
+
+    values: Mapping[str, Any]
+    cotangents: tuple[Any, ...]
+    kind: Kind = Kind.VALUE
+    """The kind of a wrong value (``stale`` in the training stage, ...)."""
+    outputs: bool = True
+    """Whether forward's outputs are judged (else only the gradients the ``read`` call reads)."""
+    dtype: np.dtype[Any] | None = None
+    """The dtype every result must have (the first use's); None: values only."""
+    reference: Reference | None = None
+    """A reference already computed at these values (the first use's), for a row that captures no state."""
 
 
-def backward(
-    case: Case, instance: Any, cots: tuple[Any, ...] | None, found: Findings, stage: str = ""
-) -> tuple[bool, Any]:
-    return found.call(f"{stage}backward()", lambda: case.row.backward(instance, cots))
+@dataclass(frozen=True)
+class Call:
+    """One call of the layer as a stage makes it, with the concrete values it is given."""
+
+    op: Op
+    values: Mapping[str, Any] | None = None
+    """build: the values the instance is built with (None: the trace's own dict, not copied); forward: those it receives (None: the build's own
+    dict, whose parameters a network's build replaced with its own arrays); read: the values whose arrays
+    identify book 2's parameters (None: the build's). Copied for the layer, which may write into them."""
+    cotangents: tuple[Any, ...] | None = None
+    """backward: the cotangents it receives (copied); None calls ``backward()`` with the layer's default."""
+    label: str = ""
+    """Where the call is made, as the guard names it (``training, next step: ``)."""
+    expect: Expect | None = None
+    """forward: compute the reference right after it (from the state it drew) and judge the outputs;
+    read: judge the gradients against that reference."""
+    raised: Kind = Kind.EXCEPTION
+    """The kind of an exception raised by this call: a later stage's own (an exception on a later use only is
+    a cache from an earlier call)."""
+    alone: bool = False
+    """forward: from whatever state the layer holds, without ``set_state`` and the previous call."""
+    copied: bool = True
+    """forward and backward: False gives the very arrays of ``values`` or ``cotangents`` (a training loop's
+    batch buffers, refilled in place; the caller's arrays, watched for writes), not copies."""
 
 
 @dataclass
-class Run:
-    """One fresh instance driven once: what it received, returned and computed."""
+class Trace:
+    """What one instance did under a list of calls: the calls that ran, and what they returned."""
 
-    instance: Any
-    values: dict[str, Any]
-    outs: tuple[Any, ...]
-    ok: bool
-    result: Any
+    calls: list[Call] = field(default_factory=list)
+    instance: Any = None
+    values: dict[str, Any] = field(default_factory=dict)
+    """The very dict the instance was built with (a network's build puts its own arrays in it)."""
+    outs: tuple[Any, ...] | None = None
+    ok: bool = False
+    """Whether the last backward returned."""
+    result: Any = None
+    ref: Reference | None = None
+    reads: list[Read] = field(default_factory=list)
+    right: bool = True
+    """Whether every judged result matched its reference."""
+    done: bool = False
+    """Whether every call ran (none failed, no judged result was wrong)."""
 
 
-def fresh_run(case: Case, found: Findings, default_dout: bool = False) -> Run | None:
-    """Build a fresh instance on copies of the case's values, forward, then backward with the case's
-    cotangents (or with the layer's own default); None when the constructor or forward failed."""
-    values, cots = case.fresh()
-    instance = build(case, values, found)
-    outs = forward(case, instance, values, found) if instance is not None and not found.failed else None
-    if outs is None:
-        return None
-    ok, result = backward(case, instance, None if default_dout else cots, found)
-    return Run(instance, values, outs, ok, result)
+def drive(case: Case, calls: list[Call], found: Findings, trace: Trace | None = None) -> Trace:
+    """The one driver: make ``calls`` in order (continuing ``trace``'s instance when given), each under the
+    guard, and stop at the first that fails or returns a wrong judged result."""
+    trace = trace if trace is not None else Trace()
+    trace.done = False
+    for call in calls:
+        trace.calls.append(call)
+        if not _make(case, call, trace, found):
+            return trace
+    trace.done = True
+    return trace
+
+
+def _make(case: Case, call: Call, trace: Trace, found: Findings) -> bool:
+    """One call of the layer under the guard, into ``trace``; False when it failed or judged wrong. A
+    constructor that fails ends the trace even when its failure is one set aside (a search for the next
+    mistake ignores the known ones): nothing more can be asked of the instance."""
+    row, instance, what, raised = case.row, trace.instance, call.label, call.raised
+    if call.op == "build":
+        if call.values is not None:
+            trace.values = {k: snapshot(v) for k, v in call.values.items()}
+        values = trace.values
+        ok, trace.instance = found.call(f"{what}constructor", lambda: row.build(case.layer, values), raised)
+        return ok
+    if call.op == "forward":
+        given = trace.values if call.values is None else dict(call.values)
+        if call.copied and call.values is not None:
+            given = {k: snapshot(v) for k, v in given.items()}
+        trace.ok, trace.result, trace.reads = False, None, []  # a new use: no backward of it yet
+        method = row.call_alone if call.alone else row.call
+        ok, raw = found.call(f"{what}forward()", lambda: method(instance, given), raised)
+        trace.outs = row.outputs_of(raw) if ok and raw is not None else None
+        if ok and raw is None:
+            message = "forward() returned None: is a `return` missing?"
+            found.add(Evidence("forward", "forward", Kind.RETURNS_NONE), message)
+        if trace.outs is None:
+            return False
+        expect = call.expect
+        if expect is None:
+            return True
+        trace.ref = expect.reference or case.reference(expect.values, expect.cotangents, instance)
+        if expect.outputs:
+            trace.right = judge_outputs(case, trace.outs, trace.ref, found, expect.kind, expect.dtype)
+        return trace.right
+    if call.op == "backward":
+        cots = call.cotangents
+        if cots is not None and call.copied:
+            cots = tuple(snapshot(c) for c in cots)
+        trace.ok, trace.result = found.call(f"{what}backward()", lambda: row.backward(instance, cots), raised)
+        return bool(trace.ok)
+    named = trace.values if call.values is None else call.values
+    trace.reads = row.gradients(instance, trace.result, named, case.grad_names)
+    expect = call.expect
+    if expect is not None and trace.ref is not None:
+        # a gradient the first call gave in no usable form is not asked for again (``_first_results``)
+        reads = [r for r in trace.reads if r.arg.name in trace.ref.grads]
+        trace.right = judge_grads(
+            case, reads, trace.ref, expect.values, expect.cotangents, found, expect.kind, expect.dtype
+        )
+    return trace.right
+
+
+def use(
+    values: Mapping[str, Any],
+    cots: tuple[Any, ...] | None,
+    label: str = "",
+    expect: Expect | None = None,
+    raised: Kind = Kind.EXCEPTION,
+) -> list[Call]:
+    """A fresh instance used once: built on ``values``, forward, backward with ``cots``, gradients read."""
+    return [
+        Call("build", values, label=label, raised=raised),
+        Call("forward", label=label, expect=expect, raised=raised),
+        Call("backward", cotangents=cots, label=label, raised=raised),
+        Call("read", expect=expect),
+    ]
 
 
 def judge_grads(
@@ -251,11 +342,12 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
     row, dtype = case.row, case.dtype
     values, cots = case.fresh()
     callers = {**values, **dict(zip(dout_names(cots), cots, strict=True))}
-    instance = build(case, values, found)
-    if instance is None or found.failed:
+    trace = drive(case, [Call("build")], found, Trace(values=values))
+    instance = trace.instance
+    if not trace.done or found.failed:
         return None
     grads_before = _grads_list(instance)
-    outs = forward(case, instance, values, found)
+    outs = drive(case, [Call("forward")], found, trace).outs
     if outs is None:
         _unmutated(case, callers, found)
         return None
@@ -271,11 +363,10 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
         )
     judge_outputs(case, held, ref, found, dtype=dtype)
     attrs = {k: id(v) for k, v in vars(instance).items()} if hasattr(instance, "__dict__") else {}
-    called = _first_backward(case, instance, cots, found)
-    if called is None:  # test-mode backward is outside this layer's contract: forward was the check
-        _unmutated(case, callers, found)
-        return None
-    ok, result = called
+    if not _first_backward(case, trace, cots, found):
+        _unmutated(case, callers, found)  # test-mode backward is outside this layer's contract: forward
+        return None  # was the check
+    ok, result = trace.ok, trace.result
     if ok:
         for name, old, new in zip(row.outputs, held, outs, strict=False):
             if not unchanged(old, new):
@@ -299,34 +390,32 @@ NO_TEST_BACKWARD = (
 )
 
 
-def _first_backward(
-    case: Case, instance: Any, cots: tuple[Any, ...], found: Findings
-) -> tuple[bool, Any] | None:
-    """backward on the first use. After a test-mode forward, a backward that raises says the layer
-    defines no test-mode backward (the books' Dropout and BatchNormalization): None, and a note. One
-    that returns is judged here, and wherever test mode follows train mode (``_then_test_mode``)."""
+def _first_backward(case: Case, trace: Trace, cots: tuple[Any, ...], found: Findings) -> bool:
+    """backward on the first use, with the caller's very cotangents (watched for writes); False when it is
+    not judged. After a test-mode forward, a backward that raises says the layer defines no test-mode
+    backward (the books' Dropout and BatchNormalization): False, and a note. One that returns is judged
+    here, and wherever test mode follows train mode (``_then_test_mode``)."""
+    call = Call("backward", cotangents=cots, copied=False)
     if not case.row.test_mode(case.values):
-        return backward(case, instance, cots, found)
+        drive(case, [call], found, trace)
+        return True
     probe = found.child()
-    ok, result = backward(case, instance, cots, probe)
-    if not ok and probe.evidence[0].kind == Kind.EXCEPTION:
+    drive(case, [call], probe, trace)
+    if not trace.ok and probe.evidence[0].kind == Kind.EXCEPTION:
         error = probe.mismatches[0].message.partition(" raised ")[2].partition(":")[0] or "an exception"
         found.note(NO_TEST_BACKWARD.format(mode=case.row.mode, error=error))
-        return None
+        return False
     for mismatch, ev in zip(probe.mismatches, probe.evidence, strict=True):
         found.add(ev, mismatch.message)  # an exit or a hang is a finding in either mode
-    return ok, result
+    return True
 
 
 def defines_test_backward(
     case: Case, values: Mapping[str, Any], cots: tuple[Any, ...], found: Findings
 ) -> bool:
     """Whether a fresh instance returns from backward after a test-mode forward on ``values``."""
-    probe = found.child(ignore=True)
-    instance = build(case, values, probe, "fresh: ")
-    if instance is None or probe.failed or forward(case, instance, values, probe, "fresh: ") is None:
-        return False
-    return backward(case, instance, cots, probe, "fresh: ")[0]
+    calls = use(values, cots, "fresh: ")[:3]
+    return drive(case, calls, found.child(ignore=True)).ok
 
 
 def _first_reference(case: Case, instance: Any, found: Findings) -> Reference | None:
@@ -451,50 +540,36 @@ def _numeric(value: Any) -> Any:
     return None if arr is None else arr.astype(np.float64)
 
 
+def _first_results(case: Case, first: FirstUse) -> Expect:
+    """The first call's own outputs and gradients as what a call on the same example must give again."""
+    earlier = [_numeric(o) for o in first.outputs]
+    # an output the first call gave in no usable form (a tuple for one output) was reported there
+    usable = all(o is not None for o in earlier)
+    outputs = tuple(replace(e, value=o) for e, o in zip(first.ref.outputs, earlier, strict=False))
+    grads = {
+        k: replace(e, value=got)
+        for k, e in first.ref.grads.items()
+        if (got := _numeric(first.grads.get(k))) is not None
+    }
+    same = replace(first.ref, outputs=outputs if usable else first.ref.outputs, grads=grads)
+    return Expect(case.values, case.cotangents, Kind.NONDETERMINISTIC, outputs=usable, reference=same)
+
+
 def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None:
     """The same example again under another random state, then dout of ones, then ``backward()``."""
     row = case.row
     with other_random_state(seed):
-        values, cots = case.fresh()
-        instance = build(case, values, found, "usual: ")
-        if instance is None:
+        # the same results as the first call; a layer that draws hidden state (a dropout mask) is judged on
+        # its redrawing instead
+        expect = None if row.capture is not None else _first_results(case, first)
+        trace = drive(case, use(case.values, case.cotangents, "usual: ", expect), found)
+        if not trace.done:
             return
-        outs = forward(case, instance, values, found, "usual: ") if not found.failed else None
-        if outs is None:
+        if row.redraws_state and not _redraws(case, first, trace, found):
             return
-        earlier = [_numeric(o) for o in first.outputs]
-        # an output the first call gave in no usable form (a tuple for one output) was reported there
-        if row.capture is None and all(o is not None for o in earlier):
-            again = replace(
-                first.ref,
-                outputs=tuple(replace(e, value=o) for e, o in zip(first.ref.outputs, earlier, strict=False)),
-            )
-            if not judge_outputs(case, outs, again, found, Kind.NONDETERMINISTIC):
-                return
-        ok, result = backward(case, instance, cots, found, "usual: ")
-        if not ok:
-            return
-        if row.redraws_state and not _redraws(case, first, instance, values, found):
-            return
-        if row.capture is None:
-            same = replace(
-                first.ref,
-                grads={
-                    k: replace(e, value=got)
-                    for k, e in first.ref.grads.items()
-                    if (got := _numeric(first.grads.get(k))) is not None
-                },
-            )
-            reads = [
-                r
-                for r in row.gradients(instance, result, values, case.grad_names)
-                if r.arg.name in same.grads
-            ]
-            if not judge_grads(case, reads, same, case.values, case.cotangents, found, Kind.NONDETERMINISTIC):
-                return
     # each on a fresh instance, so that a layer that accumulates is not mistaken for a special case
     _with_dout(case, ones(case), _later(case, Kind.DOUT_ONE), "dout of ones", found)
-    if row.loss and not found.failed and _has_default_dout(instance):
+    if row.loss and not found.failed and _has_default_dout(trace.instance):
         _with_dout(case, None, Kind.DEFAULT_DOUT, "backward() with its default dout", found)
 
 
@@ -509,14 +584,14 @@ def _same_state(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
-def _redraws(case: Case, first: FirstUse, instance: Any, values: Mapping[str, Any], found: Findings) -> bool:
-    """Whether ``instance`` draws its hidden state (a dropout mask, negative samples) anew on each forward.
+def _redraws(case: Case, first: FirstUse, trace: Trace, found: Findings) -> bool:
+    """Whether the trace's instance draws its hidden state (a dropout mask, negative samples) anew on each forward.
 
     Only asked when the state is random on this example: ``instance``, built under another random state
     than the first call's, drew other state. The same instance must then draw anew on a later forward of
     the same inputs; one that keeps its first draw (cached on self) trains on the same mask or the same
     negatives forever, and its gradients, which match that very state, cannot show it."""
-    row = case.row
+    row, instance = case.row, trace.instance
     assert row.capture is not None  # redraws_state: a network row draws the same masks on purpose
     try:
         drawn, other = row.capture(instance), row.capture(first.instance)
@@ -525,7 +600,7 @@ def _redraws(case: Case, first: FirstUse, instance: Any, values: Mapping[str, An
     if _same_state(drawn, other):
         return True
     for _ in range(REDRAWS):
-        if forward(case, instance, values, found, "usual: ") is None:
+        if drive(case, [Call("forward", label="usual: ")], found, trace).outs is None:
             return False
         try:
             if not _same_state(drawn, row.capture(instance)):
@@ -554,13 +629,12 @@ def _often_drawn(case: Case, state: Mapping[str, Any], found: Findings) -> bool:
     probe = found.child(ignore=True)
     same = 0
     for i in range(FRESH_DRAWS):
-        values = case.fresh()[0]
         with other_random_state(7919 * (i + 1)):
-            fresh = build(case, values, probe, "fresh: ")
-            if fresh is None or probe.failed or forward(case, fresh, values, probe, "fresh: ") is None:
+            fresh = drive(case, use(case.values, None, "fresh: ")[:2], probe)
+            if not fresh.done or probe.failed:
                 return True  # cannot tell: the other stages judge this layer
         try:
-            same += _same_state(state, capture(fresh))
+            same += _same_state(state, capture(fresh.instance))
         except Exception:
             return True
     return bool(((same + 1) / (FRESH_DRAWS + 2)) ** REDRAWS > 1e-4)
@@ -569,39 +643,20 @@ def _often_drawn(case: Case, state: Mapping[str, Any], found: Findings) -> bool:
 def _first_use_at(
     case: Case, values: Mapping[str, Any], cots: tuple[Any, ...] | None, found: Findings
 ) -> bool:
-    """A control: whether a fresh instance is right at these values (a plain bug, not this stage's)."""
-    probe = found.child()
-    control = replace(
-        case, values=values, cotangents=cots if cots is not None else tuple(1.0 for _ in case.cotangents)
-    )
-    run = fresh_run(control, probe, default_dout=cots is None)
-    if run is None:
-        return False
-    ref = control.reference(control.values, control.cotangents, run.instance)
-    if not judge_outputs(control, run.outs, ref, probe) or not run.ok:
-        return False
-    reads = case.row.gradients(run.instance, run.result, run.values, case.grad_names)
-    return judge_grads(control, reads, ref, control.values, control.cotangents, probe)
+    """A control: whether a fresh instance is right at these values (a plain bug, not this stage's); ``cots``
+    None calls ``backward()`` with the layer's default, judged as a dout of ones."""
+    unit = cots if cots is not None else tuple(1.0 for _ in case.cotangents)
+    trace = drive(case, use(values, cots, expect=Expect(values, unit)), found.child())
+    return trace.done
 
 
 def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str, found: Findings) -> None:
     """Forward again, then backward with ``cots`` (None: no argument). A failure counts only when a fresh
     instance is right with a neighbouring call (dout of 1.5, or dout = 1 passed explicitly), so that a plain
     bug hidden by the drawn dout is not mistaken for a special case; that control runs only on failure."""
-    probe = found.child()
-    values, _ = case.fresh()
-    instance = build(case, values, probe, f"{label}: ")  # the probe sets nothing aside
-    outs = forward(case, instance, values, probe, f"{label}: ") if not probe.failed else None
-    if outs is None and not probe.failed:
-        return
-    if outs is not None:
-        unit = tuple(1.0 for _ in case.cotangents) if cots is None else cots
-        ref = case.reference(case.values, unit, instance)
-        given = None if cots is None else tuple(snapshot(c) for c in cots)
-        ok, result = backward(case, instance, given, probe, f"{label}: ")
-        if ok:
-            reads = case.row.gradients(instance, result, values, case.grad_names)
-            judge_grads(case, reads, ref, case.values, unit, probe, kind)
+    probe = found.child()  # the probe sets nothing aside
+    unit = tuple(1.0 for _ in case.cotangents) if cots is None else cots
+    drive(case, use(case.values, cots, f"{label}: ", Expect(case.values, unit, kind, outputs=False)), probe)
     if not probe.failed:
         return
     neighbour = ones(case) if cots is None else tuple(1.5 * c for c in cots)
@@ -646,43 +701,38 @@ def other_batch(case: Case) -> dict[str, Any]:
     return values
 
 
+TRAINING = "training: "
+
+
 def training(case: Case, first: FirstUse, found: Findings) -> None:
     """Forward on another batch, forward and backward on this one, update the parameters in place, then
     forward and backward on new values: each result must match the reference for its own values."""
-    row = case.row
-    values, cots = case.fresh()
-    instance = build(case, values, found, "training: ")
-    if instance is None or found.failed:
+    row, stale = case.row, Kind.STALE
+    trace = drive(case, [Call("build", case.values, label=TRAINING, raised=stale)], found)
+    if not trace.done or found.failed:
         return
     other = other_batch(case)
     probe = found.child()
-    if forward(case, instance, other, probe, "training, another batch: ") is None:
+    another = Call("forward", other, label="training, another batch: ", raised=stale)
+    if drive(case, [another], probe, trace).outs is None:
         if _fresh_forward(case, other, found):
             _adopt(probe, found)  # only this instance fails there: a value kept from the first call
         return  # a fresh layer fails on that batch too: a plain bug, for the first stage to find there
     found.stage = THIS_BATCH
-    outs = forward(case, instance, values, found, "training: ")
-    if outs is None:
+    reference = None if row.capture else first.ref
+    expect = Expect(case.values, case.cotangents, _later(case, stale), reference=reference)
+    this_batch = [
+        Call("forward", label=TRAINING, expect=expect, raised=stale),
+        Call("backward", cotangents=case.cotangents, label=TRAINING, raised=stale),
+        Call("read", expect=expect),
+    ]
+    if not drive(case, this_batch, found, trace).done or trace.outs is None:
         return
-    ref = case.reference(case.values, case.cotangents, instance) if row.capture else first.ref
-    if not judge_outputs(case, outs, ref, found, _later(case, Kind.STALE)):
-        return
-    ok, result = backward(case, instance, cots, found, "training: ")
-    if not ok or not judge_grads(
-        case,
-        row.gradients(instance, result, values, case.grad_names),
-        ref,
-        case.values,
-        case.cotangents,
-        found,
-        _later(case, Kind.STALE),
-    ):
-        return
-    _next_step(case, instance, values, found, tuple(snapshot(o) for o in outs))
+    _next_step(case, trace, found, tuple(snapshot(o) for o in trace.outs))
     if not found.failed:
         _then_test_mode(case, found)
     if not found.failed:
-        _after_reset(case, instance, values, found)
+        _after_reset(case, trace.instance, trace.values, found)
 
 
 def _after_reset(case: Case, instance: Any, values: Mapping[str, Any], found: Findings) -> None:
@@ -702,16 +752,13 @@ def _after_reset(case: Case, instance: Any, values: Mapping[str, Any], found: Fi
     probe = found.child()
     probe.stage = AFTER_RESET
     pristine = row.reset({k: snapshot(v) for k, v in values.items()})
-    given, cots = {k: snapshot(v) for k, v in values.items()}, case.fresh()[1]
-    label = "training, after reset_state(): "
-    ok, raw = probe.call(f"{label}forward()", lambda: row.call_alone(instance, given))
-    if ok:
-        ref = case.reference(pristine, case.cotangents, instance)
-        if judge_outputs(case, row.outputs_of(raw), ref, probe):
-            ok, result = backward(case, instance, cots, probe, label)
-            if ok:
-                reads = row.gradients(instance, result, values, case.grad_names)
-                judge_grads(case, reads, ref, pristine, case.cotangents, probe)
+    label, expect = "training, after reset_state(): ", Expect(pristine, case.cotangents)
+    calls = [
+        Call("forward", values, label=label, expect=expect, raised=Kind.STALE, alone=True),
+        Call("backward", cotangents=case.cotangents, label=label, raised=Kind.STALE),
+        Call("read", values, expect=expect),
+    ]
+    drive(case, calls, probe, Trace(instance=instance, values=dict(values)))
     # a fresh layer that starts from zeros must be right at these values: else a plain bug, for the first
     # stage to find on its own
     if probe.failed and _first_use_at(case, pristine, case.cotangents, found):
@@ -725,12 +772,11 @@ def _then_test_mode(case: Case, found: Findings) -> None:
     row = case.row
     if not row.mode or row.test_mode(case.values):
         return
-    values, cots = case.fresh()
-    instance = build(case, values, found, "training: ")
-    if instance is None or found.failed or forward(case, instance, values, found, "training: ") is None:
+    cots = case.cotangents
+    trace = drive(case, use(case.values, cots, TRAINING, raised=Kind.STALE)[:3], found)
+    if not trace.ok:
         return
-    if not backward(case, instance, cots, found, "training: ")[0]:
-        return
+    instance = trace.instance
     inputs = {a.name for a in row.placed("forward")}  # new inputs; the parameters stay the layer's
     moved = shifted(case, case.values, 0.5, 0.25)
     later = {**case.values, **{k: moved[k] for k in inputs}, row.mode: False}
@@ -739,17 +785,16 @@ def _then_test_mode(case: Case, found: Findings) -> None:
     pristine = {k: snapshot(v) for k, v in later.items()}
     probe = found.child()
     probe.stage = TEST_AFTER_TRAIN
-    label = "training, then test mode: "
-    outs = forward(case, instance, {k: snapshot(v) for k, v in later.items()}, probe, label)
-    if outs is None and not probe.failed:
+    label, expect = "training, then test mode: ", Expect(pristine, cots)
+    trace = drive(case, [Call("forward", later, label=label, expect=expect, raised=Kind.STALE)], probe, trace)
+    if trace.outs is None and not probe.failed:
         return
-    if outs is not None:
-        ref = case.reference(pristine, cots, instance)
-        if judge_outputs(case, outs, ref, probe) and defines_test_backward(case, later, cots, found):
-            ok, result = backward(case, instance, tuple(snapshot(c) for c in cots), probe, label)
-            if ok:
-                reads = row.gradients(instance, result, later, case.grad_names)
-                judge_grads(case, reads, ref, pristine, cots, probe)
+    if trace.done and defines_test_backward(case, later, cots, found):
+        calls = [
+            Call("backward", cotangents=cots, label=label, raised=Kind.STALE),
+            Call("read", later, expect=expect),
+        ]
+        drive(case, calls, probe, trace)
     if probe.failed and _test_mode_control(case, pristine, cots, found):
         why = "in test mode after a train-mode call on the same instance" + _left_state(case, instance, later)
         probe.mismatches = [replace(m, message=f"{m.message}; {why}") for m in probe.mismatches]
@@ -780,28 +825,20 @@ def _test_mode_control(case: Case, values: Mapping[str, Any], cots: tuple[Any, .
     """Whether a fresh instance, built with the state training should have left, is right in test mode
     at these values (then a wrong result after training is the training's: a running statistic not
     updated as the book does, a mask kept into test mode); its backward is judged only where defined."""
-    probe = found.child()
-    fresh = {k: snapshot(v) for k, v in values.items()}
-    instance = build(case, fresh, probe)
-    outs = forward(case, instance, fresh, probe) if instance is not None and not probe.failed else None
-    if outs is None:
-        return False
-    ref = case.reference(values, cots, instance)
-    if not judge_outputs(case, outs, ref, probe):
+    probe, expect = found.child(), Expect(values, cots)
+    calls = use(values, cots, expect=expect)
+    trace = drive(case, calls[:2], probe)
+    if not trace.done:
         return False
     if not defines_test_backward(case, values, cots, found):
         return True
-    ok, result = backward(case, instance, tuple(snapshot(c) for c in cots), probe)
-    reads = case.row.gradients(instance, result, fresh, case.grad_names) if ok else []
-    return ok and judge_grads(case, reads, ref, values, cots, probe)
+    return drive(case, calls[2:], probe, trace).done
 
 
-def _next_step(
-    case: Case, instance: Any, values: dict[str, Any], found: Findings, before: tuple[Any, ...]
-) -> None:
+def _next_step(case: Case, trace: Trace, found: Findings, before: tuple[Any, ...]) -> None:
     """The optimizer's step: every parameter updated in place; then forward and backward on new values.
     ``before`` holds the outputs of the step before: a forward that returns them again kept them."""
-    row = case.row
+    row, values = case.row, trace.values
     for arg in row.held:
         param = values[arg.name]
         if isinstance(param, np.ndarray):
@@ -817,22 +854,23 @@ def _next_step(
     pristine = {k: snapshot(v) for k, v in step.items()}
     probe = found.child()
     probe.stage = NEXT_STEP
-    outs = forward(case, instance, step, probe, "training, next step: ")
-    result = None
-    if outs is not None:
-        ref = case.reference(pristine, cots, instance)
-        if judge_outputs(case, outs, ref, probe):
-            ok, result = backward(
-                case, instance, tuple(snapshot(c) for c in cots), probe, "training, next step: "
-            )
-            reads = row.gradients(instance, result, step, case.grad_names) if ok else []
-            if ok:
-                judge_grads(case, reads, ref, pristine, cots, probe)
+    label, expect = "training, next step: ", Expect(pristine, cots)
+    calls = [
+        Call("forward", step, label=label, expect=expect, raised=Kind.STALE, copied=False),
+        Call("backward", cotangents=cots, label=label, raised=Kind.STALE),
+        Call("read", step, expect=expect),
+    ]
+    drive(case, calls, probe, trace)
     if probe.failed and not _first_use_at(case, pristine, cots, found):
         return  # a fresh layer is wrong here too: a plain bug, for the first stage to find on its own
     if probe.failed:
+        outs = trace.outs
         kept = outs is not None and all(unchanged(b, o) for b, o in zip(before, outs, strict=False))
-        copied = _copied(case, instance, pristine, cots, outs, result, found) if outs and not kept else []
+        copied = (
+            _copied(case, trace.instance, pristine, cots, outs, trace.result, found)
+            if outs and not kept
+            else []
+        )
         if copied:
             for i, m in enumerate(probe.mismatches):
                 probe.mismatches[i] = replace(
@@ -869,9 +907,7 @@ def _copied(
 def _fresh_forward(case: Case, values: Mapping[str, Any], found: Findings) -> bool:
     """A control: whether a fresh instance's forward returns on ``values`` (another batch)."""
     probe = found.child()
-    copies = {k: snapshot(v) for k, v in values.items()}
-    instance = build(case, copies, probe, "fresh: ")
-    return not probe.failed and forward(case, instance, copies, probe, "fresh: ") is not None
+    return drive(case, use(values, None, "fresh: ")[:2], probe).done and not probe.failed
 
 
 def _adopt(probe: Findings, found: Findings, kind: Kind | None = None) -> None:
@@ -892,9 +928,12 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
     second = found.child(ignore=True)
     second.failed_checks = set(found.failed_checks)
     second.stage = SECOND_USE
-    values, cots = case.fresh()
-    forward(case, first.instance, values, second, "second ")
-    ref = case.reference(case.values, case.cotangents, first.instance) if row.capture else first.ref
+    stateful, again = Kind.STATEFUL, "another instance's "
+    # A's outputs are not judged (its first call was): the reference is read after its forward, from the
+    # state that forward drew
+    expect = Expect(case.values, case.cotangents, outputs=False, reference=None if row.capture else first.ref)
+    used = Trace(instance=first.instance, values=dict(first.values))
+    drive(case, [Call("forward", case.values, label="second ", expect=expect, raised=stateful)], second, used)
     # independent values, not -x: batch statistics and attention scores are the same for -x, and would
     # hide a cache that the two instances share
     inputs = {a.name for a in row.placed("forward", "keyword")}
@@ -902,17 +941,17 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
         k: v if k in inputs else snapshot(case.values[k])
         for k, v in moved(case, case.values, -0.5, 0.25).items()
     }
-    b = build(case, other, second, "another instance's ")
-    if b is not None and not second.failed:
-        forward(case, b, other, second, "another instance's ")
-    if b is not None and not second.failed:
-        negated = shifted_cotangents(case, -1.0)
-        second.call("another instance's backward()", lambda: row.backward(b, negated))
-    if not second.failed:
-        ok, result = second.call("second backward()", lambda: row.backward(first.instance, cots))
-        if ok:
-            reads = row.gradients(first.instance, result, first.values, case.grad_names)
-            judge_grads(case, reads, ref, case.values, case.cotangents, second)
+    b = [
+        Call("build", other, label=again, raised=stateful),
+        Call("forward", label=again, raised=stateful),
+        Call("backward", cotangents=shifted_cotangents(case, -1.0), label=again, raised=stateful),
+    ]
+    if used.outs is not None and drive(case, b, second).done:
+        calls = [
+            Call("backward", cotangents=case.cotangents, label="second ", raised=stateful),
+            Call("read", expect=expect),
+        ]
+        drive(case, calls, second, used)
     for mismatch, ev in zip(second.mismatches, second.evidence, strict=True):
         message = (
             f"{mismatch.check} is wrong on the second use of the same instance, interleaved with another "
