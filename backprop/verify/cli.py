@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import shlex
@@ -412,6 +413,10 @@ def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Consol
         if workers > 1 and len(groups) > 1 and not args.isolate:
             run.layers.extend(_run_parallel(targets, groups, args, err, (progress, tasks), workers))
             return run
+        # the engine (JAX) is imported before the first "checking" line: a Ctrl-C during that import can
+        # land in one of JAX's garbage-collection callbacks, where Python ignores it; once the check runs,
+        # the guard watches for it
+        importlib.import_module("backprop.verify.search")
         hung: dict[str, LayerReport] = {}  # by label: a layer that timed out is not called again
         for target, task in zip(targets, tasks, strict=True):
             progress.start_task(task)

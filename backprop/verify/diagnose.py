@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from backprop.verify.mismatch import Evidence
 from backprop.verify.tolerances import Tolerance, compare
 from backprop.verify.vocabulary import CODES, Code, DiagnosisCode, Kind
 
@@ -30,23 +31,6 @@ class Diagnosis:
     code: str
     sentence: str
     hint: str
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the oracle saw for one failing output or gradient."""
-
-    check: str
-    primal: str
-    kind: str
-    expected: NDArray[np.float64] | None = None
-    actual: NDArray[np.float64] | None = None
-    expected_shape: tuple[int, ...] | None = None
-    actual_shape: tuple[int, ...] | None = None
-    where: str = ""
-    """The call that failed (``forward()``, ``training: backward()``), for exceptions, exits and hangs."""
-    renamed: str = ""
-    """A new attribute of the missing gradient's shape that backward created instead."""
 
 
 @dataclass(frozen=True)
