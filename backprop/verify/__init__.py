@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from backprop.verify.report import JSON_SCHEMA, Example, Failure, LayerReport, RunReport
     from backprop.verify.row import Arg, Read, Row
     from backprop.verify.runner import reference_inputs, reference_runs, reference_vjp
-    from backprop.verify.search import verify, verify_all, verify_or_raise
+    from backprop.verify.search import VerifyOptions, verify, verify_all, verify_or_raise
     from backprop.verify.tolerances import TOLERANCES, Tolerance
     from backprop.verify.vocabulary import DTYPES, Allowance, Code, Convention, Feature, Kind
 
@@ -34,7 +34,7 @@ _SUBMODULE = {
     **dict.fromkeys(("JSON_SCHEMA", "Example", "Failure", "LayerReport", "RunReport"), "report"),
     **dict.fromkeys(("Arg", "Read", "Row"), "row"),
     **dict.fromkeys(("reference_inputs", "reference_runs", "reference_vjp"), "runner"),
-    **dict.fromkeys(("verify", "verify_all", "verify_or_raise"), "search"),
+    **dict.fromkeys(("VerifyOptions", "verify", "verify_all", "verify_or_raise"), "search"),
     **dict.fromkeys(("TOLERANCES", "Tolerance"), "tolerances"),
     **dict.fromkeys(("DTYPES", "Allowance", "Code", "Convention", "Feature", "Kind"), "vocabulary"),
 }
@@ -66,6 +66,7 @@ __all__ = [
     "Row",
     "RunReport",
     "Tolerance",
+    "VerifyOptions",
     "check_example",
     "examples",
     "get_row",
