@@ -54,7 +54,7 @@ def test_the_strict_oracle_rejects_the_other_relu_convention_at_zero() -> None:
         check_example("relu", ReluOneAtZero, _AT_ZERO, Options(strict=True))
     (mismatch,) = caught.value.failure.mismatches
     assert mismatch.check == "dx" and mismatch.index == (0,)
-    assert (mismatch.expected, mismatch.actual) == (0.0, 2.0)
+    assert (mismatch.worst_expected, mismatch.worst_actual) == (0.0, 2.0)
     assert mismatch.diagnosis == "kink"
 
 

@@ -21,7 +21,8 @@ from backprop.verify import heatmap as hm
 from backprop.verify.cli import main
 from backprop.verify.html import CSP, document, fragment, heat_maps
 from backprop.verify.loader import load_class
-from backprop.verify.report import LayerReport, Mismatch, RunReport
+from backprop.verify.mismatch import Mismatch
+from backprop.verify.report import LayerReport, RunReport
 from tests.catalogue.broken import ConvCol2imAssigns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,7 +179,7 @@ def test_every_shape_is_drawn_with_the_worst_element_marked(shape: tuple[int, ..
     actual = np.array(expected + rng.normal(size=shape) * 0.1)
     worst = tuple(int(n * 0.7) for n in shape)
     actual[worst] = np.nan if len(shape) == 2 else actual[worst] + 5.0
-    m = Mismatch(check="dW", kind="value", message="values differ", index=worst)
+    m = Mismatch(check="dW", primal="dW", kind="value", message="values differ", index=worst)
     trio = maps_of(heat_maps(m, expected, actual))
     assert_maps_hold(trio, "dW", expected, actual, worst)
     drawn = trio[0].values("dW")
@@ -192,7 +193,7 @@ def test_every_shape_is_drawn_with_the_worst_element_marked(shape: tuple[int, ..
 def test_nan_is_dark_grey_and_the_scale_is_shared_and_symmetric() -> None:
     expected = np.array([[1.0, -2.0], [0.5, 0.0]])
     actual = np.array([[1.0, 2.0], [np.nan, 0.0]])
-    m = Mismatch(check="dx", kind="value", message="", index=(0, 1))
+    m = Mismatch(check="dx", primal="dx", kind="value", message="", index=(0, 1))
     text = heat_maps(m, expected, actual)
     assert 'data-scale="4.0"' in text  # the largest |value| of the three: the difference 2 - (-2)
     assert hm.colours(np.array([np.nan, np.inf, 4.0, -4.0, 0.0]), 4.0) == [

@@ -21,7 +21,8 @@ from backprop import Relu
 from backprop.verify import ROWS, Feature, examples, get_row, verify, verify_all
 from backprop.verify import runner as runner_module
 from backprop.verify.cli import main
-from backprop.verify.report import Failure, Mismatch
+from backprop.verify.mismatch import Mismatch
+from backprop.verify.report import Failure
 from backprop.verify.search import _own_constants
 from backprop.verify.tolerances import TOLERANCES, compare
 from tests.catalogue.learner import SoftmaxWithLossInPlace
@@ -289,9 +290,9 @@ def test_hints_speak_of_the_layer_at_hand() -> None:
 
 def test_the_headline_diagnosis_is_the_most_specific() -> None:
     mismatches = [
-        Mismatch(check="dx", kind="value", message="", diagnosis="other"),
-        Mismatch(check="x", kind="mutated", message="", diagnosis="in_place"),
-        Mismatch(check="dx", kind="value", message="", diagnosis="ignores_dout"),
+        Mismatch(check="dx", primal="dx", kind="value", message="", diagnosis="other"),
+        Mismatch(check="x", primal="x", kind="mutated", message="", diagnosis="in_place"),
+        Mismatch(check="dx", primal="dx", kind="value", message="", diagnosis="ignores_dout"),
     ]
     failure = Failure("m.L", "relu", None, {}, mismatches)  # type: ignore[arg-type]
     assert failure.diagnosis == "ignores_dout"

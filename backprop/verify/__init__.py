@@ -12,14 +12,15 @@ from backprop._lazy import lazy_names
 
 if TYPE_CHECKING:
     from backprop.verify.findings import Measured
+    from backprop.verify.mismatch import Mismatch
     from backprop.verify.model import ModelRow
     from backprop.verify.network import NetworkRow
     from backprop.verify.oracle import LayerMismatch, Options, check_example, examples
     from backprop.verify.registry import ROWS, get_row, names
-    from backprop.verify.report import JSON_SCHEMA, Example, Failure, LayerReport, Mismatch, RunReport
+    from backprop.verify.report import JSON_SCHEMA, Example, Failure, LayerReport, RunReport
     from backprop.verify.row import Arg, Read, Row
     from backprop.verify.runner import reference_inputs, reference_runs, reference_vjp
-    from backprop.verify.search import verify, verify_all, verify_or_raise
+    from backprop.verify.search import VerifyOptions, verify, verify_all, verify_or_raise
     from backprop.verify.tolerances import TOLERANCES, Tolerance
     from backprop.verify.vocabulary import DTYPES, Allowance, Code, Convention, Feature, Kind
 
@@ -29,10 +30,11 @@ _SUBMODULE = {
     "NetworkRow": "network",
     **dict.fromkeys(("LayerMismatch", "Options", "check_example", "examples"), "oracle"),
     **dict.fromkeys(("ROWS", "get_row", "names"), "registry"),
-    **dict.fromkeys(("JSON_SCHEMA", "Example", "Failure", "LayerReport", "Mismatch", "RunReport"), "report"),
+    "Mismatch": "mismatch",
+    **dict.fromkeys(("JSON_SCHEMA", "Example", "Failure", "LayerReport", "RunReport"), "report"),
     **dict.fromkeys(("Arg", "Read", "Row"), "row"),
     **dict.fromkeys(("reference_inputs", "reference_runs", "reference_vjp"), "runner"),
-    **dict.fromkeys(("verify", "verify_all", "verify_or_raise"), "search"),
+    **dict.fromkeys(("VerifyOptions", "verify", "verify_all", "verify_or_raise"), "search"),
     **dict.fromkeys(("TOLERANCES", "Tolerance"), "tolerances"),
     **dict.fromkeys(("DTYPES", "Allowance", "Code", "Convention", "Feature", "Kind"), "vocabulary"),
 }
@@ -64,6 +66,7 @@ __all__ = [
     "Row",
     "RunReport",
     "Tolerance",
+    "VerifyOptions",
     "check_example",
     "examples",
     "get_row",

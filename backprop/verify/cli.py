@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import shlex
@@ -24,23 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from rich.console import Console, RenderableType
-from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
-
-from backprop.verify import cache
-from backprop.verify.draw import without_set
-from backprop.verify.registry import ROWS, get_row, names
 from backprop.verify.vocabulary import DTYPES, Allowance, Feature
 
 if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+    from rich.progress import Progress
+    from rich.table import Table
+    from rich.text import Text
+
     from backprop.verify.report import LayerReport, RunReport
     from backprop.verify.row import Row
 
-# The loader, the isolation and the oracle (JAX) are imported where they are used, so that --list,
-# --help and bad arguments answer without them.
+# Everything past the argument parser is imported where it is used: --help needs only argparse and the
+# vocabulary, --list the registry (NumPy and Hypothesis's core), and neither imports JAX, Rich or
+# hypothesis.extra.numpy.
 
 PROG = "backprop-verify"
 MIN_WIDTH = 100
@@ -259,6 +257,8 @@ def _per_dtype(
     command: str,
     specs: tuple[str, str] | None = None,
 ) -> list[Target]:
+    from backprop.verify.registry import get_row
+
     # a row checked in fewer dtypes (a network is float64 only) is left out of the others, and so is a
     # class the row checks in fewer (a model written as the book's allocates float32)
     row = get_row(against)
@@ -268,6 +268,8 @@ def _per_dtype(
 
 
 def _check_name(name: str, option: str = "") -> str:
+    from backprop.verify.registry import get_row
+
     try:
         return get_row(name).name
     except ValueError as exc:
@@ -289,6 +291,9 @@ def _against(spec: str) -> str | Row:
 
 def _targets(args: argparse.Namespace) -> list[Target]:
     """What to check; raises UsageError for any inconsistent or unresolvable argument."""
+    from backprop.verify.draw import without_set
+    from backprop.verify.registry import get_row
+
     targets = _named_targets(args)
     for target in targets:
         row = get_row(target.against)
@@ -300,6 +305,8 @@ def _targets(args: argparse.Namespace) -> list[Target]:
 
 
 def _named_targets(args: argparse.Namespace) -> list[Target]:
+    from backprop.verify.registry import get_row, names
+
     if args.layer is not None:
         from backprop.verify.loader import LoadError, load_class
 
@@ -373,6 +380,8 @@ def _check_output_path(path: str | None, option: str = "--json") -> None:
 
 
 def _progress(console: Console, live: bool) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -404,6 +413,10 @@ def run_targets(targets: Sequence[Target], args: argparse.Namespace, err: Consol
         if workers > 1 and len(groups) > 1 and not args.isolate:
             run.layers.extend(_run_parallel(targets, groups, args, err, (progress, tasks), workers))
             return run
+        # the engine (JAX) is imported before the first "checking" line: a Ctrl-C during that import can
+        # land in one of JAX's garbage-collection callbacks, where Python ignores it; once the check runs,
+        # the guard watches for it
+        importlib.import_module("backprop.verify.search")
         hung: dict[str, LayerReport] = {}  # by label: a layer that timed out is not called again
         for target, task in zip(targets, tasks, strict=True):
             progress.start_task(task)
@@ -550,6 +563,9 @@ def _summary_line(target: Target, report: LayerReport) -> str:
 
 def make_console(file: IO[str], fit: RenderableType | None = None) -> Console:
     """A console on ``file``, MIN_WIDTH wide or more; when piped, wide enough that ``fit`` never wraps."""
+    from rich.console import Console
+    from rich.measure import Measurement
+
     probe = Console(file=file)
     width = max(MIN_WIDTH, probe.width)
     if fit is not None and not probe.is_terminal:
@@ -562,6 +578,9 @@ def _error(value: float) -> str:
 
 
 def results_table(targets: Sequence[Target], run: RunReport) -> Table:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=f"backprop-verify (seed {run.seed}, {run.max_examples} examples per layer)")
     table.add_column("layer", overflow="fold")
     table.add_column("dtype", no_wrap=True)
@@ -592,6 +611,8 @@ def _compiles(report: LayerReport) -> str:
 
 
 def _scope_cell(report: LayerReport) -> Text:
+    from rich.text import Text
+
     parts = [report.scope_sentence()] if report.scope_sentence() else []
     if report.notes:
         parts.append(f"{len(report.notes)} note(s) below")
@@ -631,6 +652,8 @@ def _plain(console: Console, text: str) -> None:
 
 def print_list(only: Sequence[str] = ()) -> None:
     """Each registered name with its signature and conventions (only the named ones, if any)."""
+    from backprop.verify.registry import ROWS
+
     rows = [row for row in ROWS if not only or row.name in only]
     width = max(len(row.name) for row in rows)
     for row in rows:
@@ -676,6 +699,8 @@ def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[Target]]:
     _check_output_path(args.html, "--html")
     targets = _targets(args)
     if args.eps is not None:
+        from backprop.verify.registry import get_row
+
         for target in targets:
             try:
                 get_row(target.against).at_eps(args.eps)
@@ -707,6 +732,8 @@ def main(argv: list[str] | None = None) -> int:
         print_list(args.names)
         return 0
     if args.no_cache:
+        from backprop.verify import cache
+
         os.environ[cache.OFF] = "1"  # this process and any --isolate child
     stdout = sys.stdout
     json_to_stdout = args.json == "-"

@@ -1,7 +1,7 @@
 """Diagnosis for learners: classify a failed check and explain it in one plain sentence, with a hint.
 
 ``RULES`` is an ordered table: each rule looks at the evidence (and may run the layer once more on a variant
-of the example) and either names a code from ``vocabulary.Code`` or passes to the next. Forward problems get
+of the example) and either names a diagnosis code (``vocabulary.SPECIFICITY``) or passes to the next. Forward problems get
 forward words; hints speak of the layer at hand, never of another layer's fix.
 """
 
@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from backprop.verify.mismatch import Evidence
 from backprop.verify.tolerances import Tolerance, compare
-from backprop.verify.vocabulary import CODES, Code, Kind
+from backprop.verify.vocabulary import CODES, Code, DiagnosisCode, Kind
 
 __all__ = ["CODES", "RULES", "Diagnosis", "Evidence", "Situation", "diagnose"]
 
@@ -30,23 +31,6 @@ class Diagnosis:
     code: str
     sentence: str
     hint: str
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What the oracle saw for one failing output or gradient."""
-
-    check: str
-    primal: str
-    kind: str
-    expected: NDArray[np.float64] | None = None
-    actual: NDArray[np.float64] | None = None
-    expected_shape: tuple[int, ...] | None = None
-    actual_shape: tuple[int, ...] | None = None
-    where: str = ""
-    """The call that failed (``forward()``, ``training: backward()``), for exceptions, exits and hangs."""
-    renamed: str = ""
-    """A new attribute of the missing gradient's shape that backward created instead."""
 
 
 @dataclass(frozen=True)
@@ -92,19 +76,19 @@ def _factor(a: NDArray[np.float64], e: NDArray[np.float64], tol: Tolerance) -> f
 
 # ---- rules on the kind of failure ------------------------------------------------------------------------
 
-_BY_KIND: dict[str, tuple[Code, str, str]] = {
+_BY_KIND: dict[str, tuple[DiagnosisCode, str, str]] = {
     Kind.EXIT: (
-        Code.EXIT,
+        Kind.EXIT,
         "{where} tried to end the program (sys.exit, exit() or a KeyboardInterrupt of its own).",
         "A layer must return its result; raise an exception for bad input instead of calling exit().",
     ),
     Kind.TIMEOUT: (
-        Code.TIMEOUT,
+        Kind.TIMEOUT,
         "{where} did not return in time.",
         "Look for a loop whose condition never changes; raise --timeout if the layer is only slow.",
     ),
     Kind.EXCEPTION: (
-        Code.EXCEPTION,
+        Kind.EXCEPTION,
         "{where} raised an exception on this example.",
         "Run the program below to see the traceback.",
     ),
@@ -115,47 +99,47 @@ _BY_KIND: dict[str, tuple[Code, str, str]] = {
     ),
     Kind.TYPE: (Code.OTHER, "{check} is not a numeric array.", "Return NumPy arrays (or numbers)."),
     Kind.STATEFUL: (
-        Code.STATEFUL,
+        Kind.STATEFUL,
         "{check} is right the first time but wrong when the layer is used again next to another one.",
         "Keep every cached array on self (not in a module or class variable), and assign gradients "
         "(self.dW = ...) instead of accumulating them (self.dW += ...).",
     ),
     Kind.STALE: (
-        Code.STALE,
+        Kind.STALE,
         "{check} is right on a fresh layer but wrong on a later batch: the layer reused a value from an earlier "
         "call instead of this batch's.",
         "Recompute every cached value (mask, x, out) on each forward call and every gradient on each backward "
         "call, never only the first time; assign gradients (self.dW = ...), never accumulate them (+=).",
     ),
     Kind.DOUT_ONE: (
-        Code.DOUT_ONE,
+        Kind.DOUT_ONE,
         "{check} is right for a random dout but wrong when dout is 1, the call every network makes.",
         "Remove the special case for dout == 1: the general formula already covers it.",
     ),
     Kind.DEFAULT_DOUT: (
-        Code.DEFAULT_DOUT,
+        Kind.DEFAULT_DOUT,
         "{check} is wrong when backward() is called without an argument, as networks call a loss.",
         "Give dout the default 1 (def backward(self, dout=1)) and use it like any other dout.",
     ),
     Kind.NONDETERMINISTIC: (
-        Code.NONDETERMINISTIC,
+        Kind.NONDETERMINISTIC,
         "{check} changes when the same example is run again under another global random state.",
         "A layer's result must not depend on np.random or random: draw any randomness once in forward, keep "
         "it on self, and reuse it in backward.",
     ),
     Kind.PARAM_COPY: (
-        Code.PARAM_COPY,
+        Kind.PARAM_COPY,
         "After the parameters were updated in place, as an optimizer does, {check} still follows the old ones: "
         "the layer keeps a copy of its parameters.",
         "Keep the array you were given (self.W = W, not W.copy() or np.array(W)): the optimizer updates it in place.",
     ),
     Kind.GRADS_REBOUND: (
-        Code.GRADS_REBOUND,
+        Kind.GRADS_REBOUND,
         "backward() replaced {check} with a new array instead of writing into it.",
         "Write into the existing array, as the book does: self.grads[0][...] = dW.",
     ),
     Kind.DTYPE: (
-        Code.DTYPE,
+        Kind.DTYPE,
         "{check} does not keep its input's dtype.",
         "Avoid mixing float64 arrays or constants, or integer labels (float32 - int32 is float64 in NumPy), "
         "into float32 work (cast with .astype(x.dtype)); a layer meant "
@@ -177,9 +161,9 @@ def _returns_none(s: Situation) -> Diagnosis | None:
     if s.ev.kind != Kind.RETURNS_NONE:
         return None
     if s.ev.check == "forward":
-        return Diagnosis(Code.RETURNS_NONE, "forward() returned None.", "End forward with `return out`.")
+        return Diagnosis(Kind.RETURNS_NONE, "forward() returned None.", "End forward with `return out`.")
     return Diagnosis(
-        Code.RETURNS_NONE,
+        Kind.RETURNS_NONE,
         f"backward() returned None where {s.ev.check if s.ev.check != 'backward' else 'gradients'} are due.",
         "End backward with `return dx` (or `return dx, dy` for two inputs).",
     )
@@ -188,7 +172,7 @@ def _returns_none(s: Situation) -> Diagnosis | None:
 def _missing(s: Situation) -> Diagnosis | None:
     if s.ev.kind == Kind.STALE and s.ev.where == "training: then test mode":
         return Diagnosis(
-            Code.STALE,
+            Kind.STALE,
             f"{s.ev.check} is right in test mode on a fresh layer, but wrong in test mode after a train-mode "
             "call on the same instance: what train mode leaves for test mode (the running statistics, a "
             "mask) is wrong.",
@@ -197,7 +181,7 @@ def _missing(s: Situation) -> Diagnosis | None:
         )
     if s.ev.kind == Kind.STALE and s.ev.where.startswith("training: after reset_state()"):
         return Diagnosis(
-            Code.STALE,
+            Kind.STALE,
             f"{s.ev.check} is right on a fresh layer, but after reset_state() the next sequence does not start "
             "from zeros: the layer kept state from the sequence before.",
             "reset_state() must forget every carried state (self.h = None and, in an LSTM, self.c = None), so "
@@ -205,7 +189,7 @@ def _missing(s: Situation) -> Diagnosis | None:
         )
     if s.ev.kind == Kind.STALE and s.ev.where == "forward()":  # the hidden state a row captures, kept
         return Diagnosis(
-            Code.STALE,
+            Kind.STALE,
             "forward() reuses the hidden random state of an earlier call (a dropout mask, negative samples) "
             "instead of drawing it anew.",
             "Draw the mask or the negative samples on every forward call, never only the first time.",
@@ -347,7 +331,7 @@ def _uncropped(s: Situation, exp_shape: tuple[int, ...], act_shape: tuple[int, .
         return None
     h, w = exp_shape[2:]
     return Diagnosis(
-        Code.SHAPE,
+        Kind.SHAPE,
         f"{s.ev.check} has shape {act_shape} but must have shape {exp_shape}: it is the padded image "
         f"(H + 2*pad = {h + 2 * pad}, W + 2*pad = {w + 2 * pad} with pad = {pad}), whose padding was not cropped.",
         "Return the image without its border: img[:, :, pad:H + pad, pad:W + pad].",
@@ -364,7 +348,7 @@ def _shape(s: Situation) -> Diagnosis | None:
         return uncropped
     if s.is_output:
         return Diagnosis(
-            Code.SHAPE,
+            Kind.SHAPE,
             f"forward() returned {check} of shape {act_shape}, but it must have shape {exp_shape}.",
             "Check the axes of forward's computation (the matrix product's operands, a sum's axis, keepdims).",
         )
@@ -387,7 +371,7 @@ def _shape(s: Situation) -> Diagnosis | None:
         )
     squeezed = tuple(n for n in act_shape if n != 1) == tuple(n for n in exp_shape if n != 1)
     return Diagnosis(
-        Code.SHAPE,
+        Kind.SHAPE,
         f"{check} has shape {act_shape} but {ev.primal} has shape {exp_shape}.",
         f"Reshape the gradient back to the input's shape, {check}.reshape({ev.primal}.shape)"
         + (", or sum with keepdims=True." if squeezed else "."),
@@ -584,7 +568,7 @@ def _summed_axis(s: Situation) -> Diagnosis | None:
         other = s.again("shifted", s.ev.check)  # the same on another example: not a coincidence of this one
         if other is not None and _close(other[0], summed(other[1], axis), s.tol):
             return Diagnosis(
-                Code.SHAPE,
+                Kind.SHAPE,
                 f"{s.ev.check} holds the correct gradient summed over axis {axis} and repeated along it: a "
                 f"sum over the wrong axis, broadcast back to {s.ev.primal}'s shape {e.shape}.",
                 f"Compute {s.ev.check} with the shape of {s.ev.primal} directly (for a matrix product, "

@@ -14,9 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from backprop.verify.diagnose import Evidence
 from backprop.verify.guard import Guard
-from backprop.verify.report import Mismatch
+from backprop.verify.mismatch import Evidence, Mismatch
 from backprop.verify.row import Arg, Row
 from backprop.verify.runner import Expected
 from backprop.verify.tolerances import Comparison, Tolerance, compare
@@ -77,12 +76,16 @@ class Findings:
     ignore: frozenset[tuple[str, str]] = frozenset()
     strict: bool = False
     mismatches: list[Mismatch] = field(default_factory=list)
-    evidence: list[Evidence] = field(default_factory=list)
     measured: Measured = field(default_factory=Measured)
     failed_checks: set[str] = field(default_factory=set)
     """Every check that failed, set aside or not: later stages do not judge them again."""
     stage: str = ""
     """The step being judged (``training: next step``), stamped on evidence that names no call."""
+
+    @property
+    def evidence(self) -> list[Mismatch]:
+        """The same records as ``mismatches``: one record per failed check, arrays and message together."""
+        return self.mismatches
 
     @property
     def failed(self) -> bool:
@@ -98,8 +101,7 @@ class Findings:
         self.failed_checks.add(evidence.check)
         if (evidence.check, evidence.kind) in self.ignore:
             return
-        self.evidence.append(evidence)
-        self.mismatches.append(Mismatch(check=evidence.check, kind=evidence.kind, message=message, **details))
+        self.mismatches.append(replace(evidence, message=message, **details))
 
     def note(self, text: str) -> None:
         if text not in self.measured.notes:
@@ -141,8 +143,7 @@ class Findings:
             what, outcome = timed_out
             evidence, message = self._failed_call(what, Kind.TIMEOUT, outcome.message)
             self.failed_checks.add(evidence.check)
-            self.evidence.append(evidence)
-            self.mismatches.append(Mismatch(check=evidence.check, kind=evidence.kind, message=message))
+            self.mismatches.append(replace(evidence, message=message))
         return True
 
     def value(
@@ -234,8 +235,8 @@ class Findings:
             expected_shape=expected.shape,
             actual_shape=actual.shape,
             index=cmp.index,
-            expected=cmp.expected,
-            actual=cmp.actual,
+            worst_expected=cmp.expected,
+            worst_actual=cmp.actual,
             max_abs=cmp.max_abs,
             max_rel=cmp.max_rel,
         )

@@ -12,15 +12,18 @@ import base64
 import hashlib
 from collections.abc import Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from backprop.verify import heatmap
-from backprop.verify.diagnose import Evidence
+from backprop.verify.mismatch import Mismatch
 from backprop.verify.registry import get_row
-from backprop.verify.report import Failure, LayerReport, Mismatch, RunReport, example_lines
 from backprop.verify.tolerances import TOLERANCES
+
+if TYPE_CHECKING:  # rendered, never built here: the reports import this module when asked for HTML
+    from backprop.verify.report import Failure, LayerReport, RunReport
 
 CSS = """\
 .bpv{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b;background:#fff;
@@ -106,7 +109,7 @@ def document(run: RunReport, command: str = "") -> str:
 
 def fragment(report: RunReport | LayerReport) -> str:
     """The same content for a notebook cell's output: style, content and script, no page around them."""
-    body = run_body(report) if isinstance(report, RunReport) else _wrapped(layer_body(report))
+    body = _wrapped(layer_body(report)) if hasattr(report, "layer") else run_body(report)  # type: ignore[arg-type]
     return f"<style>{CSS}</style>{body}<script>{SCRIPT}</script>"
 
 
@@ -217,14 +220,12 @@ def failure_body(failure: Failure, i: int = 0, n: int = 1) -> str:
     if failure.convention and failure.convention != "no parameters":
         parts.append(f'<p class="meta">convention: {escape(failure.convention)}</p>')
     outputs = _outputs(failure.against)
-    evidence = failure.evidence if len(failure.evidence) == len(failure.mismatches) else []
-    for k, m in enumerate(failure.mismatches):
-        ev = evidence[k] if evidence else None
-        parts.append(mismatch_body(m, ev, m.check in outputs))
+    for m in failure.mismatches:
+        parts.append(mismatch_body(m, m.check in outputs))
     if failure.witnesses:
         items = "".join(f"<li>{escape(w.sentence())}</li>" for w in failure.witnesses)
         parts.append(f"<h4>Third witness (finite differences)</h4><ul>{items}</ul>")
-    example = example_lines(failure.example)
+    example = failure.example.source()
     parts.append(f"<h4>Smallest failing example (shrunk by Hypothesis)</h4><pre>{escape(example)}</pre>")
     if failure.program:
         parts.append("<h4>Reproduce it: this program prints each wrong value next to jax.vjp's</h4>")
@@ -249,7 +250,7 @@ def program_block(text: str) -> str:
     )
 
 
-def mismatch_body(m: Mismatch, ev: Evidence | None, is_output: bool) -> str:
+def mismatch_body(m: Mismatch, is_output: bool) -> str:
     parts = [f'<h4 class="check">{escape(m.check)}: {escape(m.message)}</h4>']
     if m.explanation:
         parts.append(
@@ -259,21 +260,21 @@ def mismatch_body(m: Mismatch, ev: Evidence | None, is_output: bool) -> str:
         parts.append(f'<p class="hint">{escape(m.hint)}</p>')
     if m.index is not None:
         where = heatmap.where(m.check, m.index)
-        parts.append(f"<p>worst element {escape(where)}: expected {m.expected!r}, actual {m.actual!r}</p>")
+        parts.append(f"<p>worst element {escape(where)}: expected {m.worst_expected!r}, actual {m.worst_actual!r}</p>")
     if m.max_abs is not None and m.max_rel is not None:
         parts.append(f"<p>max abs error {m.max_abs:.3g}, max rel error {m.max_rel:.3g}</p>")
-    maps = _arrays(ev)
+    maps = _arrays(m)
     if maps is not None:
         parts.append(heat_maps(m, *maps, is_output=is_output))
     return f'<div class="mismatch" data-check="{escape(m.check)}">{"".join(parts)}</div>'
 
 
-def _arrays(ev: Evidence | None) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
-    """The evidence's expected and actual arrays, when it has both, of one shape."""
-    if ev is None or ev.expected is None or ev.actual is None:
+def _arrays(m: Mismatch) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """The failed check's expected and actual arrays, when it has both, of one shape."""
+    if m.expected is None or m.actual is None:
         return None
-    expected = np.asarray(ev.expected, dtype=np.float64)
-    actual = np.asarray(ev.actual, dtype=np.float64)
+    expected = np.asarray(m.expected, dtype=np.float64)
+    actual = np.asarray(m.actual, dtype=np.float64)
     return (expected, actual) if expected.shape == actual.shape and expected.size else None
 
 

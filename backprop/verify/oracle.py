@@ -170,7 +170,6 @@ def check_example(
         example.shapes(row.outputs),
         list(found.mismatches),
         convention=found.measured.convention,
-        evidence=list(found.evidence),
         notes=list(found.measured.notes),
     )
     if diagnosed:
@@ -197,7 +196,6 @@ def _allowed(case: Case, first: FirstUse, found: Findings, opts: Options) -> flo
             allowed.add(ev.check)
             found.note(f"{ev.check}: computed as -log(y + {eps:g}), allowed by --allow epsilon")
     found.mismatches = [m for m, _ in keep]
-    found.evidence = [e for _, e in keep]
     # an allowed check is judged again by the later stages, against the formula: no longer set aside
     found.failed_checks -= allowed - {e.check for e in found.evidence}
     return accepted

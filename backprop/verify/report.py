@@ -1,16 +1,22 @@
-"""What the oracle found: one failed check (``Mismatch``), one failing example (``Failure``), one layer
-(``LayerReport``) and one run (``RunReport``), with a plain-text rendering and a versioned JSON form."""
+"""What the oracle found: one failing example (``Failure``, with each failed check's ``Mismatch``), one layer
+(``LayerReport``) and one run (``RunReport``), with a plain-text rendering and a versioned JSON form.
+
+Data only: it imports no part of the engine (no JAX), and the HTML it shows in Jupyter is rendered by
+``backprop.verify.html``, imported when asked for (that module imports no report at run time: no cycle).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backprop.verify.diagnose import Evidence
+from backprop.verify.mismatch import Mismatch, nan_safe, number
 from backprop.verify.vocabulary import FEATURE_WORDS, SPECIFICITY, Code, Feature
-from backprop.verify.witness import Witness
+
+if TYPE_CHECKING:
+    from backprop.verify.witness import Witness
 
 JSON_SCHEMA = "backprop-verify/1"
 
@@ -30,58 +36,13 @@ class Example:
             out[f"d{name}"] = tuple(np.shape(cot))
         return out
 
-
-@dataclass(frozen=True)
-class Mismatch:
-    """One check that failed: which output or gradient, what kind of failure, and the worst element."""
-
-    check: str
-    kind: str
-    message: str
-    expected_shape: tuple[int, ...] | None = None
-    actual_shape: tuple[int, ...] | None = None
-    index: tuple[int, ...] | None = None
-    expected: float | None = None
-    actual: float | None = None
-    max_abs: float | None = None
-    max_rel: float | None = None
-    diagnosis: str = "other"
-    explanation: str = ""
-    hint: str = ""
-
-    def render(self) -> str:
-        lines = [f"{self.check}: {self.message}"]
-        if self.explanation.rstrip(".") == f"{self.check} {self.message}".rstrip(".") or (
-            self.explanation.rstrip(".") == self.message.rstrip(".")
-        ):
-            lines[0] = f"{self.check}: [{self.diagnosis}] {self.explanation}"
-        elif self.explanation:
-            lines.append(f"    [{self.diagnosis}] {self.explanation}")
-        if self.hint:
-            lines.append(f"    hint: {self.hint}")
-        if self.index is not None:
-            where = f"{self.check}[{', '.join(map(str, self.index))}]" if self.index else self.check
-            lines.append(f"    worst element {where}: expected {self.expected!r}, actual {self.actual!r}")
-        if self.max_abs is not None:
-            lines.append(f"    max abs error {self.max_abs:.3g}, max rel error {self.max_rel:.3g}")
+    def source(self) -> str:
+        """Python that rebuilds the example's arrays exactly (floats round-trip through repr)."""
+        douts = [f"dout{'' if len(self.cotangents) == 1 else i}" for i in range(len(self.cotangents))]
+        lines = ["import numpy as np"]
+        lines += [f"{name} = {literal(value)}" for name, value in self.values.items()]
+        lines += [f"{d} = {literal(c)}" for d, c in zip(douts, self.cotangents, strict=True)]
         return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "kind": self.kind,
-            "diagnosis": self.diagnosis,
-            "message": self.message,
-            "explanation": self.explanation,
-            "hint": self.hint,
-            "expected_shape": _list(self.expected_shape),
-            "actual_shape": _list(self.actual_shape),
-            "index": _list(self.index),
-            "expected": _num(self.expected),
-            "actual": _num(self.actual),
-            "max_abs_error": _num(self.max_abs),
-            "max_rel_error": _num(self.max_rel),
-        }
 
 
 @dataclass
@@ -99,10 +60,14 @@ class Failure:
     witnesses: list[Witness] = field(default_factory=list)
     program: str = ""
     convention: str = ""
-    evidence: list[Evidence] = field(default_factory=list, repr=False)
     notes: list[str] = field(default_factory=list)
     shrunk: bool = True
     """False when the search ended on a call that timed out: the example is as drawn."""
+
+    @property
+    def evidence(self) -> list[Mismatch]:
+        """The failed checks with their arrays: the same records as ``mismatches`` (the engine's name)."""
+        return self.mismatches
 
     @property
     def diagnosis(self) -> str:
@@ -133,7 +98,7 @@ class Failure:
             lines.append(
                 "  failing example as drawn (not shrunk: a layer that timed out is not called again):"
             )
-        lines += ["    " + line for line in (self.program or example_lines(self.example)).splitlines()]
+        lines += ["    " + line for line in (self.program or self.example.source()).splitlines()]
         if self.reproduce:
             lines.append(f"  reproduce: {self.reproduce}")
         if self.blob and blob:
@@ -150,7 +115,7 @@ class Failure:
             "diagnosis": self.diagnosis,
             "convention": self.convention,
             "checks": [m.to_json() for m in self.mismatches],
-            "witnesses": [_nan_safe(w.to_json()) for w in self.witnesses],
+            "witnesses": [nan_safe(w.to_json()) for w in self.witnesses],
             "shapes": {k: list(v) for k, v in self.shapes.items()},
             "example": {
                 "dtype": self.example.dtype,
@@ -252,8 +217,8 @@ class LayerReport:
             "examples": self.examples,
             "shrink_steps": self.shrink_steps,
             "distinct_shapes": self.distinct_shapes,
-            "max_abs_error": _num(self.max_abs),
-            "max_rel_error": _num(self.max_rel),
+            "max_abs_error": number(self.max_abs),
+            "max_rel_error": number(self.max_rel),
             "seconds": round(self.seconds, 4),
             "failure": None if self.failure is None else self.failure.to_json(),
             "failures": [f.to_json() for f in self.failures],
@@ -321,12 +286,8 @@ class RunReport:
 
 
 def example_lines(example: Example) -> str:
-    """Python that rebuilds the example's arrays exactly (floats round-trip through repr)."""
-    douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
-    lines = ["import numpy as np"]
-    lines += [f"{name} = {literal(value)}" for name, value in example.values.items()]
-    lines += [f"{d} = {literal(c)}" for d, c in zip(douts, example.cotangents, strict=True)]
-    return "\n".join(lines)
+    """``example.source()``, by the name the program renderer imports."""
+    return example.source()
 
 
 def literal(value: Any) -> str:
@@ -337,24 +298,5 @@ def literal(value: Any) -> str:
 
 def _value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
-        return {"dtype": value.dtype.name, "shape": list(value.shape), "data": _nan_safe(value.tolist())}
-    return _nan_safe(value)
-
-
-def _nan_safe(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as strings so the report stays strict JSON."""
-    if isinstance(value, list):
-        return [_nan_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _nan_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not np.isfinite(value):
-        return repr(value)
-    return value
-
-
-def _num(value: float | None) -> float | str | None:
-    return None if value is None else _nan_safe(float(value))
-
-
-def _list(value: tuple[int, ...] | None) -> list[int] | None:
-    return None if value is None else list(value)
+        return {"dtype": value.dtype.name, "shape": list(value.shape), "data": nan_safe(value.tolist())}
+    return nan_safe(value)

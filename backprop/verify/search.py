@@ -125,16 +125,14 @@ def _search(
     dtype: str,
     without: Without,
     opts: Options,
-    max_examples: int,
-    seed: int,
-    parent: settings | None,
+    run_with: VerifyOptions,
     on_example: Callable[[str], None] | None,
 ) -> _Search:
     found = _Search()
     strategy = examples(row, dtype, without=without)
 
-    @search_settings(max_examples, parent)
-    @hypothesis_seed(seed)
+    @search_settings(run_with.max_examples, run_with.hypothesis_settings)
+    @hypothesis_seed(run_with.seed)
     @given(strategy)
     def run(example: Any) -> None:
         assume(not (row.features_of(example.values) & without))
@@ -273,54 +271,80 @@ def _options(
     return Options(strict=strict, allow=allowed, grad_names=dict(grad_names or {}), timeout=timeout)
 
 
+@dataclass(frozen=True, kw_only=True)
+class VerifyOptions:
+    """How ``verify`` checks a layer, every option checked when the record is made, before anything is drawn
+    (a bad value is a ValueError naming it).
+
+    ``without`` turns features off (the verdict then holds only in that scope); ``strict`` fails a layer
+    that chooses another valid subgradient at a kink (None: the default, strict for the library's own
+    layers, which are pinned to their conventions); ``allow=("epsilon",)`` accepts a ``-log(y + eps)`` loss;
+    ``grad_names`` maps the row's gradient names to the layer's (``{"dW": "d_w"}``); ``timeout`` bounds each
+    call in seconds; ``eps`` checks a batch normalization at the eps it uses (the book's is 10e-7);
+    ``dtype`` defaults to the first the row checks the layer in (float64, but float32 for a book-2 model,
+    as the book's). After a failure, up to ``max_failures`` distinct failures are searched for and, with
+    ``scope``, the features the layer is wrong with. The same ``seed`` draws the same examples.
+    ``hypothesis_settings`` (a loaded profile) is the parent of the settings used; ``on_example`` is called
+    with "generate" or "shrink" before each example.
+    """
+
+    max_examples: int = 100
+    seed: int = 0
+    dtype: str | None = None
+    without: Collection[Feature | str] = ()
+    strict: bool | None = None
+    allow: Collection[str] = ()
+    grad_names: Mapping[str, str] | None = None
+    timeout: float | None = 60.0
+    eps: float | None = None
+    scope: bool = True
+    max_failures: int = MAX_FAILURES
+    on_example: Callable[[str], None] | None = None
+    hypothesis_settings: settings | None = None
+
+    def __post_init__(self) -> None:
+        # kept as given, normalised: a count as an int, a dtype by name, features and allowances as sets
+        given = {
+            "max_examples": _count(self.max_examples, "max_examples", 1),
+            "seed": _count(self.seed, "seed", 0),
+            "max_failures": _count(self.max_failures, "max_failures", 1),
+            "dtype": None if self.dtype is None else _dtype(self.dtype),
+            "without": without_set(self.without),
+            "allow": _options(False, self.allow, self.grad_names, self.timeout).allow,
+        }
+        for name, value in given.items():
+            object.__setattr__(self, name, value)
+
+    def options(self, layer: type, row: Row) -> Options:
+        """The oracle's options for ``layer`` checked against ``row`` (strict by default for its own layer)."""
+        strict = layer is row.layer if self.strict is None else self.strict
+        return _options(strict, self.allow, self.grad_names, self.timeout)
+
+
 def verify(
-    layer: type,
-    against: str | Row,
-    *,
-    max_examples: int = 100,
-    seed: int = 0,
-    dtype: str | None = None,
-    without: Collection[Feature | str] = (),
-    strict: bool | None = None,
-    allow: Collection[str] = (),
-    grad_names: Mapping[str, str] | None = None,
-    timeout: float | None = 60.0,
-    eps: float | None = None,
-    scope: bool = True,
-    max_failures: int = MAX_FAILURES,
-    on_example: Callable[[str], None] | None = None,
-    hypothesis_settings: settings | None = None,
+    layer: type, against: str | Row, options: VerifyOptions | None = None, /, **changes: Any
 ) -> LayerReport:
     """Check ``layer`` against the row ``against`` (a registered name or a ``Row``) on drawn examples.
 
-    ``without`` turns features off (the verdict then holds only in that scope); ``strict`` fails a layer
-    that chooses another valid subgradient at a kink (the default for the library's own layers, which are
-    pinned to their conventions); ``allow=("epsilon",)`` accepts a ``-log(y + eps)`` loss; ``grad_names``
-    maps the row's gradient names to the layer's (``{"dW": "d_w"}``); ``timeout`` bounds each call in
-    seconds; ``eps`` checks a batch normalization at the eps it uses (the book's is 10e-7); ``dtype``
-    defaults to the first the row checks the layer in (float64, but float32 for a book-2 model, as the
-    book's). After a failure, up to ``max_failures`` distinct failures are searched for and, with
-    ``scope``, the features the layer is wrong with. Runs are reproducible: the same seed draws the same
-    examples. ``hypothesis_settings`` (a loaded profile) is the parent of the settings used. The check runs
-    in this process, so a class defined in a notebook cell or a script's ``__main__`` works; its failure's
-    program then says where to run it (``program.import_lines``).
+    ``options`` (a ``VerifyOptions``) and ``changes``, its fields by keyword (``max_examples=50``,
+    ``dtype="float32"``, ``without=("broadcast",)``), say how. Runs are reproducible: the same seed draws
+    the same examples. The check runs in this process, so a class defined in a notebook cell or a script's
+    ``__main__`` works; its failure's program then says where to run it (``program.import_lines``).
     """
+    run_with = VerifyOptions(**changes) if options is None else replace(options, **changes)
     layer = as_layer(layer, against)
     problem = _api_problem(layer, against)
     if problem is not None:
         raise TypeError(problem)
     row = get_row(against)
-    if eps is not None:
-        row = row.at_eps(eps)
-    n = _count(max_examples, "max_examples", 1)
-    seed = _count(seed, "seed", 0)
-    dtype = row.dtypes_for(layer)[0] if dtype is None else _dtype(dtype)
+    if run_with.eps is not None:
+        row = row.at_eps(run_with.eps)
+    n, seed = run_with.max_examples, run_with.seed
+    dtype = row.dtypes_for(layer)[0] if run_with.dtype is None else run_with.dtype
     if dtype in row.dtypes and dtype not in row.dtypes_for(layer):
         raise ValueError(row.dtype_refusal(layer, dtype))
-    off = without_set(without)
-    if strict is None:
-        strict = layer is row.layer
-    opts = _options(strict, allow, grad_names, timeout)
+    off = without_set(run_with.without)
+    opts = run_with.options(layer, row)
     examples(row, dtype, without=off)  # validates the combination before anything runs
     report = LayerReport(
         name=row.name,
@@ -333,10 +357,10 @@ def verify(
     start, compiled = time.perf_counter(), compilations()
 
     def search(without: Without, opts: Options, ticks: Callable[[str], None] | None = None) -> _Search:
-        return _search(row, layer, dtype, without, opts, n, seed, hypothesis_settings, ticks)
+        return _search(row, layer, dtype, without, opts, run_with, ticks)
 
     try:
-        first = search(off, opts, on_example)
+        first = search(off, opts, run_with.on_example)
     except Flaky as exc:
         report.error = f"the layer gave different results on the same example (nondeterministic): {exc}"
         first = _Search()
@@ -350,11 +374,13 @@ def verify(
         def finish(failure: Failure, found: _Search) -> Failure:
             return _finish(failure, row, layer, opts, found, seed, call)
 
-        _more_failures(report, opts, first, search, finish, max_failures)
-        if scope and not report.timed_out:
+        _more_failures(report, opts, first, search, finish, run_with.max_failures)
+        if run_with.scope and not report.timed_out:
             report.passes_without, hung = _scope(row, first.failure, off, opts, search)
             if hung is not None and hung.hang is not None:
-                report.failures = _ending_with(report.failures, finish(hung.hang, hung), max_failures)
+                report.failures = _ending_with(
+                    report.failures, finish(hung.hang, hung), run_with.max_failures
+                )
                 report.timed_out = True
     report.seconds = time.perf_counter() - start
     built, cached = compilations()

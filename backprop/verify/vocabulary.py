@@ -19,7 +19,9 @@ DTYPES: tuple[str, ...] = tuple(d.value for d in DType)
 
 
 class Kind(StrEnum):
-    """What a failed check saw (``Mismatch.kind``)."""
+    """What a failed check saw (``Mismatch.kind``). A kind that names its own cause (a ``stale`` check, a
+    ``timeout``) is also the diagnosis of the failure (it is in ``SPECIFICITY``); the rest (values that
+    differ, a NaN, ...) are diagnosed with a ``Code`` that names the cause."""
 
     VALUE = "value"  # numbers differ beyond the tolerance
     NAN = "nan"  # NaN or inf where the reference is finite
@@ -44,50 +46,39 @@ class Kind(StrEnum):
 
 
 class Code(StrEnum):
-    """Diagnosis codes: the learner-facing classification of a failed check."""
+    """The diagnoses that are no kind: the cause behind values that differ (or memory shared or written),
+    found by the rules of ``diagnose``."""
 
     SCALE = "scale"
     SIGN = "sign"
     TRANSPOSE = "transpose"
     IGNORES_DOUT = "ignores_dout"
     UNBROADCAST = "unbroadcast"
-    SHAPE = "shape"
     IN_PLACE = "in_place"
     KINK = "kink"
     OVERFLOW = "overflow"
     ZERO_DIVISION = "zero_division"
     EPSILON = "epsilon"
-    RETURNS_NONE = "returns_none"
-    DTYPE = "dtype"
     RENAMED = "renamed"
-    STATEFUL = "stateful"
-    STALE = "stale"
-    DOUT_ONE = "dout_one"
-    DEFAULT_DOUT = "default_dout"
-    NONDETERMINISTIC = "nondeterministic"
-    PARAM_COPY = "param_copy"
-    GRADS_REBOUND = "grads_rebound"
-    EXIT = "exit"
-    TIMEOUT = "timeout"
-    EXCEPTION = "exception"
     OTHER = "other"
 
 
-CODES: tuple[str, ...] = tuple(c.value for c in Code)
+DiagnosisCode = Kind | Code
+"""A diagnosis code: a kind that names its own cause, or a ``Code``."""
 
-# How specific each code is, most specific first: the headline diagnosis of a failure with several
-# failed checks is the first of its codes in this order.
-SPECIFICITY: tuple[Code, ...] = (
-    Code.EXIT,
-    Code.TIMEOUT,
-    Code.RETURNS_NONE,
+# Every diagnosis code, most specific first: the headline diagnosis of a failure with several failed
+# checks is the first of its codes in this order.
+SPECIFICITY: tuple[DiagnosisCode, ...] = (
+    Kind.EXIT,
+    Kind.TIMEOUT,
+    Kind.RETURNS_NONE,
     Code.RENAMED,
-    Code.PARAM_COPY,
-    Code.GRADS_REBOUND,
+    Kind.PARAM_COPY,
+    Kind.GRADS_REBOUND,
     Code.EPSILON,
     Code.IGNORES_DOUT,
-    Code.DOUT_ONE,
-    Code.DEFAULT_DOUT,
+    Kind.DOUT_ONE,
+    Kind.DEFAULT_DOUT,
     Code.UNBROADCAST,
     Code.TRANSPOSE,
     Code.SIGN,
@@ -96,14 +87,16 @@ SPECIFICITY: tuple[Code, ...] = (
     Code.ZERO_DIVISION,
     Code.OVERFLOW,
     Code.IN_PLACE,
-    Code.STALE,
-    Code.STATEFUL,
-    Code.NONDETERMINISTIC,
-    Code.DTYPE,
-    Code.SHAPE,
-    Code.EXCEPTION,
+    Kind.STALE,
+    Kind.STATEFUL,
+    Kind.NONDETERMINISTIC,
+    Kind.DTYPE,
+    Kind.SHAPE,
+    Kind.EXCEPTION,
     Code.OTHER,
 )
+
+CODES: tuple[str, ...] = tuple(c.value for c in SPECIFICITY)
 
 
 class Feature(StrEnum):

@@ -11,7 +11,6 @@ lists both the failure and the ``verify()`` options under which the same class p
 
 from __future__ import annotations
 
-import inspect
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from numpy.typing import NDArray
 from backprop import MultiLayerNet, MultiLayerNetExtend, Relu, TwoLayerNet
 from backprop.nlp import cbow as nlp_cbow
 from backprop.nlp import layers as nlp_layers
-from backprop.verify import verify
+from backprop.verify import VerifyOptions
 from backprop.verify.loader import load_class
 from backprop.verify.registry import names as row_names
 from backprop.verify.vocabulary import CODES, DTYPES, Allowance, Feature
@@ -37,9 +36,7 @@ Array = NDArray[Any]
 
 FEATURES: frozenset[str] = frozenset(f.value for f in Feature)
 ALLOWANCES: frozenset[str] = frozenset(a.value for a in Allowance)
-VERIFY_OPTIONS: frozenset[str] = frozenset(inspect.signature(verify).parameters) - {
-    "layer",
-    "against",
+VERIFY_OPTIONS: frozenset[str] = frozenset(VerifyOptions.__dataclass_fields__) - {
     "dtype",
     "on_example",
     "hypothesis_settings",
