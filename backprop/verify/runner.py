@@ -115,7 +115,7 @@ def _reference_vjp(
 
 _misses = 0
 _built: set[tuple[Any, ...]] = set()
-"""The shapes (``_shape_key``) whose fused reference this process compiled."""
+"""The shapes (``_shape_key``) whose reference this process compiled."""
 _recalled: set[tuple[Any, ...]] = set()
 """The shapes whose results came from the result cache in this process."""
 
@@ -130,7 +130,7 @@ def compilations() -> tuple[int, int]:
     built is one XLA compilation, one read of the compilation cache, or, for a shape whose results all
     came from the result cache, none at all."""
     recalled_only = len(_recalled - _built)  # a shape compiled here and also recalled counts once, built
-    return _misses + len(_built) + recalled_only, cache.hits() + recalled_only
+    return _misses + recalled_only, cache.hits() + recalled_only
 
 
 @dataclass(frozen=True)
@@ -144,8 +144,8 @@ class Expected:
     batched: bool = False
     """Its leading axis is the batch: its scale is taken per sample."""
     later: Callable[[], NDArray[np.float64]] | None = None
-    """The native run, for a comparison that needs it: most right values pass without it (a comparison
-    with it is never stricter), so it is converted only then."""
+    """The native run, computed only when a comparison needs it: most right values pass without it, and
+    the native run costs a compilation of its own per shape."""
 
     def native_run(self) -> NDArray[np.float64] | None:
         return self.native if self.native is not None or self.later is None else self.later()
@@ -197,67 +197,72 @@ def reference_inputs(
 def reference_runs(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
 ) -> list[Run]:
-    """(outputs, gradients) of the reference in float64, as given and on absolute values, and, for a
-    narrower ``dtype``, once more natively in that dtype: from the result cache, or else from one call of
-    one compiled function that makes all of them."""
+    """(outputs, gradients) of the compiled reference in float64, as given and on absolute values, and,
+    for a narrower ``dtype``, once more natively in that dtype; each from the result cache when it holds
+    them."""
+    runs = _float64_runs(row, values, cotangents)
+    if np.dtype(dtype) != np.float64:
+        runs.append(_native_run(row, values, cotangents, dtype))
+    return runs
+
+
+def _cached(
+    row: Row,
+    values: Mapping[str, Any],
+    cotangents: tuple[Any, ...],
+    dtype: Any,
+    compute: Callable[[], list[Run]],
+) -> list[Run]:
+    """``compute()``, or what it returned for the same request before (the result cache)."""
     key = _result_key(row, values, cotangents, dtype)
+    shape = _shape_key(row, values, cotangents, dtype)
     if key is not None:
         held = cache.recall(key)
         runs = _unpack(held) if held is not None else None
         if runs is not None:
-            _recalled.add(_shape_key(row, values, cotangents, dtype))
+            _recalled.add(shape)
             return runs
-    runs = _fused_runs(row, values, cotangents, dtype)
+    before = _misses
+    runs = [
+        (tuple(np.asarray(o) for o in outs), tuple(np.asarray(g) for g in grads)) for outs, grads in compute()
+    ]
+    if _misses > before:
+        _built.add(shape)
     if key is not None:
         cache.keep(key, *_pack(runs))
     return runs
 
 
-def _fused_runs(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any) -> list[Run]:
-    import reference
+def _native_run(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any) -> Run:
+    def compute() -> list[Run]:
+        import reference
 
-    diff, consts, cots, statics = _split(row, values, cotangents, np.float64)
-    native: tuple[Any, ...] | None = None
-    native_statics: tuple[tuple[str, Any], ...] = ()
-    if np.dtype(dtype) != np.float64:
         # a carried state is computed natively too: a layer in this dtype carries its own rounding into it
-        *native_parts, native_statics = _split(
-            row, row.complete(values, native=np.dtype(dtype)), cotangents, dtype
-        )
-        native = tuple(native_parts)
-    cache_key = ("fused", row, statics, native_statics, _signature((diff, consts, cots, native)))
-    if cache_key not in _compiled:
-        _built.add(_shape_key(row, values, cotangents, dtype))
-    fn = _compile(cache_key, functools.partial(_fused, row, statics, native_statics))
-    with reference.x64():
-        runs = fn(diff, consts, cots, native)
-    return [
-        (
-            tuple(np.asarray(o) for o in (out if isinstance(out, tuple) else (out,))),
-            tuple(np.asarray(g) for g in grads),
-        )
-        for out, grads in runs
-    ]
+        completed = row.complete(values, native=np.dtype(dtype))
+        native, *arguments = reference_inputs(row, completed, cotangents, dtype)
+        with reference.x64():
+            out, grads = native(*arguments)
+        return [((out if isinstance(out, tuple) else (out,)), tuple(grads))]
+
+    return _cached(row, values, cotangents, dtype, compute)[0]
 
 
-def _fused(
-    row: Row, statics: tuple[tuple[str, Any], ...], native_statics: tuple[tuple[str, Any], ...]
-) -> Callable[..., Any]:
-    """One traceable function for every run a reference request needs: one dispatch, not two or three."""
-    import jax.numpy as jnp
+def _float64_runs(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> list[Run]:
+    def compute() -> list[Run]:
+        import reference
 
-    vjp, native_vjp = _vjp(row, statics), _vjp(row, native_statics)
+        # the run on absolute values is a second call of the same compiled function: one program per shape
+        # compiles faster than a fused one twice its size (measured: a cold check takes twice as long with
+        # the float64, absolute and native runs fused), and compilation dominates a cold run
+        fn, diff, consts, cots = reference_inputs(row, values, cotangents)
+        with reference.x64():
+            runs = [
+                fn(diff, consts, cots),
+                fn(tuple(np.abs(d) for d in diff), consts, tuple(np.abs(c) for c in cots)),
+            ]
+        return [(out if isinstance(out, tuple) else (out,), tuple(grads)) for out, grads in runs]
 
-    def runs(diff: Any, consts: Any, cots: Any, native: Any) -> list[Any]:
-        made = [
-            vjp(diff, consts, cots),
-            vjp(tuple(jnp.abs(d) for d in diff), consts, tuple(jnp.abs(c) for c in cots)),
-        ]
-        if native is not None:
-            made.append(native_vjp(*native))
-        return made
-
-    return runs
+    return _cached(row, values, cotangents, np.float64, compute)
 
 
 # ---- the result cache's key -----------------------------------------------------------------------------
@@ -383,10 +388,15 @@ def _result_key(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]
 def _shape_key(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any
 ) -> tuple[Any, ...]:
-    """A request's compiled function, named by its shapes (for ``compilations``)."""
+    """A request's compiled function, named by its shapes and dtypes as compiled (for ``compilations``)."""
     arrays = {k: v for k, v in values.items() if _is_array(v)}
     plain = tuple(sorted((k, _plain(v)) for k, v in values.items() if not _is_array(v)))
-    return (row.name, plain, _signature((arrays, cotangents)), np.dtype(dtype).str)
+    floats = np.dtype(dtype).str
+    signature = tuple(
+        (shape, floats if np.dtype(kind).kind == "f" else kind)
+        for shape, kind in _signature((arrays, cotangents))
+    )
+    return (row.name, plain, signature, floats)
 
 
 def _pack(runs: list[Run]) -> tuple[list[list[int]], list[NDArray[Any]]]:
@@ -439,25 +449,26 @@ def _shared_floor(row: Row, grads: tuple[Any, ...], floor: Mapping[str, Any]) ->
 def reference_vjp(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
 ) -> Reference:
-    """Every reference output and gradient, with the magnitude of its terms and, for a narrower ``dtype``,
-    the native run (see ``reference_runs``)."""
-    runs = reference_runs(row, values, cotangents, dtype)
+    """Every reference output and gradient, with the magnitude of its terms (see ``reference_runs``); the
+    native run for a narrower ``dtype`` is computed (or recalled) on first use."""
+    runs = _float64_runs(row, values, cotangents)
     condition = row.condition(values) if row.condition else {}
     floor = row.magnitude({**values, **row.eps_keyword}, cotangents) if row.magnitude else {}
     batch_args = {a.name for a in row.args if a.batch}
-    native = runs[2] if len(runs) > 2 else None
+    native = functools.cache(lambda: _native_run(row, values, cotangents, dtype))
+    narrow = np.dtype(dtype) != np.float64
 
     def expected(name: str, parts: list[Any], batched: bool, pick: Callable[[Any], Any]) -> Expected:
-        value, terms = (np.asarray(p, dtype=np.float64) for p in parts[:2])
+        value, terms = (np.asarray(p, dtype=np.float64) for p in parts)
         if name in floor:
             terms = np.maximum(terms, np.asarray(floor[name], dtype=np.float64))
         if name in condition:
             terms = np.maximum(terms, _per_sample_max(value, batched)) * np.asarray(condition[name])
 
         def later() -> NDArray[np.float64]:
-            return np.asarray(pick(native), dtype=np.float64)
+            return np.asarray(pick(native()), dtype=np.float64)
 
-        return Expected(value, terms, None, batched and value.ndim >= 1, None if native is None else later)
+        return Expected(value, terms, None, batched and value.ndim >= 1, later if narrow else None)
 
     batched_outputs = bool(batch_args)
     if row.shared_scale:
