@@ -8,40 +8,57 @@ that dtype. The oracle and the finite-difference witness both use it.
 from __future__ import annotations
 
 import functools
+import hashlib
+import importlib.metadata
+import os
+import platform
+import sys
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from numpy.typing import NDArray
 
-import reference
 from backprop.verify import cache
 from backprop.verify.row import Row
+
+# JAX is imported only where a reference is computed: a run whose every reference result is in the result
+# cache (``cache.recall``) never imports it, and neither does a module that only names these types.
 
 _FAST_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 CACHE_SIZE = 512
 """Compiled references kept at once; the least recently used is dropped beyond this, so memory stays
 flat however many examples a run checks."""
 
+Run = tuple[tuple[Any, ...], tuple[Any, ...]]
+"""One run of a reference: its outputs and its gradients."""
+
 _compiled: OrderedDict[tuple[Any, ...], Callable[..., Any]] = OrderedDict()
 
 
+def _leaves(tree: Any) -> Iterator[Any]:
+    """The arrays of nested tuples and dicts (keys sorted, as JAX orders them); None holds none."""
+    if isinstance(tree, dict):
+        for key in sorted(tree):
+            yield from _leaves(tree[key])
+    elif isinstance(tree, tuple | list):
+        for item in tree:
+            yield from _leaves(item)
+    elif tree is not None:
+        yield tree
+
+
 def _signature(tree: Any) -> tuple[Any, ...]:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return tuple((np.shape(x), np.asarray(x).dtype.str) for x in leaves)
+    return tuple((np.shape(x), np.asarray(x).dtype.str) for x in _leaves(tree))
 
 
-def _reference_vjp(
-    row: Row, statics: tuple[tuple[str, Any], ...], key: tuple[Any, ...]
-) -> Callable[..., Any]:
-    cache_key = (row, statics, key)
-    held = _compiled.get(cache_key)
-    if held is not None:
-        _compiled.move_to_end(cache_key)
-        return held
+def _vjp(row: Row, statics: tuple[tuple[str, Any], ...]) -> Callable[..., Any]:
+    """``(diff, consts, cots) -> (outputs, grads)`` of the row's reference, traceable."""
+    import jax
+
     names = [a.name for a in row.differentiable]
     single = len(row.outputs) == 1
 
@@ -54,9 +71,20 @@ def _reference_vjp(
         out, pullback = jax.vjp(f, *diff)
         return out, pullback(cots[0] if single else cots)
 
+    return vjp
+
+
+def _compile(cache_key: tuple[Any, ...], make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
+    """``make()`` jitted and held under ``cache_key`` (least recently used dropped beyond ``CACHE_SIZE``)."""
+    held = _compiled.get(cache_key)
+    if held is not None:
+        _compiled.move_to_end(cache_key)
+        return held
+    import jax
+
     # These functions run on a handful of small arrays: compile time dominates, so skip the slow passes.
     cache.ensure()
-    compiled = jax.jit(vjp, compiler_options=_FAST_COMPILE)
+    compiled = jax.jit(make(), compiler_options=_FAST_COMPILE)
     first = True
 
     def run(*args: Any) -> Any:
@@ -67,15 +95,29 @@ def _reference_vjp(
         with cache.counting():  # the call that compiles, or reads the compiled program from disk
             return compiled(*args)
 
-    global _misses
-    _misses += 1
     _compiled[cache_key] = run
     while len(_compiled) > CACHE_SIZE:
         _compiled.popitem(last=False)
     return run
 
 
+def _reference_vjp(
+    row: Row, statics: tuple[tuple[str, Any], ...], key: tuple[Any, ...]
+) -> Callable[..., Any]:
+    cache_key = (row, statics, key)
+    held = _compiled.get(cache_key)
+    if held is not None:
+        return held
+    global _misses
+    _misses += 1
+    return _compile(cache_key, functools.partial(_vjp, row, statics))
+
+
 _misses = 0
+_built: set[tuple[Any, ...]] = set()
+"""The shapes (``_shape_key``) whose reference this process compiled."""
+_recalled: set[tuple[Any, ...]] = set()
+"""The shapes whose results came from the result cache in this process."""
 
 
 def compiled_count() -> int:
@@ -84,9 +126,11 @@ def compiled_count() -> int:
 
 
 def compilations() -> tuple[int, int]:
-    """(references built, of which loaded from the persistent cache) in this process so far: each
-    reference built is one XLA compilation, or one read of the disk cache."""
-    return _misses, cache.hits()
+    """(references built, of which supplied by a persistent cache) in this process so far: each reference
+    built is one XLA compilation, one read of the compilation cache, or, for a shape whose results all
+    came from the result cache, none at all."""
+    recalled_only = len(_recalled - _built)  # a shape compiled here and also recalled counts once, built
+    return _misses + recalled_only, cache.hits() + recalled_only
 
 
 @dataclass(frozen=True)
@@ -117,6 +161,23 @@ def _is_array(value: Any) -> bool:
     return isinstance(value, np.ndarray | np.generic) or hasattr(value, "__array__")
 
 
+def _split(
+    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any
+) -> tuple[tuple[Any, ...], dict[str, Any], tuple[Any, ...], tuple[tuple[str, Any], ...]]:
+    """(differentiated, constant arrays, cotangents) in ``dtype``, and the plain values compiled in."""
+
+    def cast(value: Any) -> Any:
+        arr = np.asarray(value)
+        return arr.astype(dtype) if np.issubdtype(arr.dtype, np.floating) else arr
+
+    differentiated = {a.name for a in row.differentiable}
+    diff = tuple(cast(values[a.name]) for a in row.differentiable)
+    rest = {k: v for k, v in values.items() if k not in differentiated}
+    consts = {k: cast(v) for k, v in rest.items() if _is_array(v)}
+    statics = tuple(sorted((k, v) for k, v in rest.items() if not _is_array(v)))
+    return diff, consts, tuple(cast(c) for c in cotangents), statics
+
+
 def reference_inputs(
     row: Row,
     values: Mapping[str, Any],
@@ -129,54 +190,236 @@ def reference_inputs(
     Arrays that are not differentiated (labels, running statistics, a captured mask) are traced
     constants; only plain Python values (stride, a flag) are compiled in.
     """
-
-    def cast(value: Any) -> Any:
-        arr = np.asarray(value)
-        return arr.astype(dtype) if np.issubdtype(arr.dtype, np.floating) else arr
-
-    differentiated = {a.name for a in row.differentiable}
-    diff = tuple(cast(values[a.name]) for a in row.differentiable)
-    rest = {k: v for k, v in values.items() if k not in differentiated}
-    consts = {k: cast(v) for k, v in rest.items() if _is_array(v)}
-    statics = tuple(sorted((k, v) for k, v in rest.items() if not _is_array(v)))
-    cots = tuple(cast(c) for c in cotangents)
+    diff, consts, cots, statics = _split(row, values, cotangents, dtype)
     return _reference_vjp(row, statics, _signature((diff, consts, cots))), diff, consts, cots
 
 
 def reference_runs(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
-) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
+) -> list[Run]:
     """(outputs, gradients) of the compiled reference in float64, as given and on absolute values, and,
-    for a narrower ``dtype``, once more natively in that dtype."""
+    for a narrower ``dtype``, once more natively in that dtype; each from the result cache when it holds
+    them."""
     runs = _float64_runs(row, values, cotangents)
     if np.dtype(dtype) != np.float64:
         runs.append(_native_run(row, values, cotangents, dtype))
     return runs
 
 
-def _native_run(
+def _cached(
+    row: Row,
+    values: Mapping[str, Any],
+    cotangents: tuple[Any, ...],
+    dtype: Any,
+    compute: Callable[[], list[Run]],
+) -> list[Run]:
+    """``compute()``, or what it returned for the same request before (the result cache)."""
+    key = _result_key(row, values, cotangents, dtype)
+    shape = _shape_key(row, values, cotangents, dtype)
+    if key is not None:
+        held = cache.recall(key)
+        runs = _unpack(held) if held is not None else None
+        if runs is not None:
+            _recalled.add(shape)
+            return runs
+    before = _misses
+    runs = [
+        (tuple(np.asarray(o) for o in outs), tuple(np.asarray(g) for g in grads)) for outs, grads in compute()
+    ]
+    if _misses > before:
+        _built.add(shape)
+    if key is not None:
+        cache.keep(key, *_pack(runs))
+    return runs
+
+
+def _native_run(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any) -> Run:
+    def compute() -> list[Run]:
+        import reference
+
+        # a carried state is computed natively too: a layer in this dtype carries its own rounding into it
+        completed = row.complete(values, native=np.dtype(dtype))
+        native, *arguments = reference_inputs(row, completed, cotangents, dtype)
+        with reference.x64():
+            out, grads = native(*arguments)
+        return [((out if isinstance(out, tuple) else (out,)), tuple(grads))]
+
+    return _cached(row, values, cotangents, dtype, compute)[0]
+
+
+def _float64_runs(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> list[Run]:
+    def compute() -> list[Run]:
+        import reference
+
+        # the run on absolute values is a second call of the same compiled function: one program per shape
+        # compiles faster than a fused one twice its size (measured: a cold check takes twice as long with
+        # the float64, absolute and native runs fused), and compilation dominates a cold run
+        fn, diff, consts, cots = reference_inputs(row, values, cotangents)
+        with reference.x64():
+            runs = [
+                fn(diff, consts, cots),
+                fn(tuple(np.abs(d) for d in diff), consts, tuple(np.abs(c) for c in cots)),
+            ]
+        return [(out if isinstance(out, tuple) else (out,), tuple(grads)) for out, grads in runs]
+
+    return _cached(row, values, cotangents, np.float64, compute)
+
+
+# ---- the result cache's key -----------------------------------------------------------------------------
+
+_PLAIN = (bool, int, float, complex, str, type(None))
+
+
+def _plain(value: Any) -> str | None:
+    """An exact text of a plain value (a stride, a flag, a ``conv_param``), or None for anything else."""
+    if type(value) in _PLAIN:
+        return f"{type(value).__name__}:{value!r}"
+    if type(value) in (tuple, list):
+        parts = [_plain(v) for v in value]
+        return None if None in parts else f"{type(value).__name__}({','.join(map(str, parts))})"
+    if type(value) is dict and all(type(k) is str for k in value):
+        parts = [_plain(value[k]) for k in sorted(value)]
+        if None in parts:
+            return None
+        return "dict(" + ",".join(f"{k!r}={p}" for k, p in zip(sorted(value), parts, strict=True)) + ")"
+    return None
+
+
+def _feed(digest: Any, name: str, value: Any) -> bool:
+    """Add one value, exactly, to ``digest``; False for a value that cannot be keyed (the run is then not
+    cached)."""
+    digest.update(f"\x00{name}\x00".encode())
+    if _is_array(value):
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "biufc":
+            return False
+        digest.update(f"{arr.dtype.str}{arr.shape}".encode())
+        digest.update(arr.tobytes())  # in C order, whatever the layout
+        return True
+    text = _plain(value)
+    if text is None:
+        return False
+    digest.update(text.encode())
+    return True
+
+
+def _library(row: Row) -> bool:
+    """Whether ``row`` computes its reference with the library's own code (the registered row's reference
+    and carried state): only then does the fingerprint of that code stand for it."""
+    from backprop.verify.registry import get_row
+
+    try:
+        registered = get_row(row.name)
+    except ValueError:
+        return False
+    return registered.reference is row.reference and getattr(registered, "carry", None) is getattr(
+        row, "carry", None
+    )
+
+
+_SOURCES = ("runner.py", "row.py", "network.py", "model.py", "lazy.py", "specs")
+_VERSIONED = ("jax", "jaxlib", "numpy", "jax-cuda12-plugin", "jax-cuda13-plugin", "jax-rocm-plugin", "libtpu")
+_ENVIRONMENT = (
+    "JAX_PLATFORMS",
+    "JAX_PLATFORM_NAME",
+    "XLA_FLAGS",
+    "JAX_DEFAULT_MATMUL_PRECISION",
+    "JAX_NUMPY_DTYPE_PROMOTION",
+    "JAX_DEFAULT_DTYPE_BITS",
+    "JAX_ENABLE_X64",
+    "CUDA_VISIBLE_DEVICES",
+)
+
+
+@functools.cache
+def _fingerprint() -> str:
+    """What every cached result depends on besides its example: the source of the references, of the
+    rows and of this module, the versions of JAX, jaxlib, NumPy and any accelerator plugin, the machine
+    and the environment that chooses JAX's backend. Any change starts a new set of entries."""
+    import reference
+
+    digest = hashlib.blake2b(digest_size=16)
+    here = Path(__file__).resolve().parent
+    roots = [here / name for name in _SOURCES] + [Path(reference.__file__).resolve().parent]
+    for root in roots:
+        files = sorted(root.rglob("*.py")) if root.is_dir() else [root]
+        for path in files:
+            digest.update(str(path.relative_to(root.parent)).encode() + b"\x00" + path.read_bytes())
+    for name in _VERSIONED:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            version = "-"
+        digest.update(f"{name}={version};".encode())
+    for name in _ENVIRONMENT:
+        digest.update(f"{name}={os.environ.get(name)!r};".encode())
+    digest.update(f"{sys.version};{platform.machine()};{platform.system()}".encode())
+    return digest.hexdigest()
+
+
+def _result_key(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any) -> str | None:
+    """The result cache's key of one reference request: everything its runs depend on, exactly; None
+    when the cache is off or the request cannot be keyed (a row with a reference of its own, a value
+    that is not an array nor plain)."""
+    if not cache.results_enabled() or not _library(row):
+        return None
+    digest = hashlib.blake2b(digest_size=20)
+    for name in sorted(values):
+        if not _feed(digest, name, values[name]):
+            return None
+    for i, cotangent in enumerate(cotangents):
+        if not _feed(digest, f"dout{i}", cotangent):
+            return None
+    names = ",".join(a.name for a in row.differentiable)
+    outputs = ",".join(row.outputs)
+    return "|".join(
+        (
+            _fingerprint(),
+            row.name,
+            names,
+            outputs,
+            repr(row.eps_keyword),
+            np.dtype(dtype).str,
+            digest.hexdigest(),
+        )
+    )
+
+
+def _shape_key(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any
-) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-    # a carried state is computed natively too: a layer in this dtype carries its own rounding into the call
-    values = row.complete(values, native=np.dtype(dtype))
-    native, *arguments = reference_inputs(row, values, cotangents, dtype)
-    with reference.x64():
-        out, grads = native(*arguments)
-    return (out if isinstance(out, tuple) else (out,)), tuple(grads)
+) -> tuple[Any, ...]:
+    """A request's compiled function, named by its shapes and dtypes as compiled (for ``compilations``)."""
+    arrays = {k: v for k, v in values.items() if _is_array(v)}
+    plain = tuple(sorted((k, _plain(v)) for k, v in values.items() if not _is_array(v)))
+    floats = np.dtype(dtype).str
+    signature = tuple(
+        (shape, floats if np.dtype(kind).kind == "f" else kind)
+        for shape, kind in _signature((arrays, cotangents))
+    )
+    return (row.name, plain, signature, floats)
 
 
-def _float64_runs(
-    row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]
-) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
-    # the run on absolute values is a second call of the same compiled function: one program per shape
-    # compiles faster than a fused one twice its size, and compilation dominates
-    fn, diff, consts, cots = reference_inputs(row, values, cotangents)
-    with reference.x64():
-        runs = [
-            fn(diff, consts, cots),
-            fn(tuple(np.abs(d) for d in diff), consts, tuple(np.abs(c) for c in cots)),
-        ]
-    return [(out if isinstance(out, tuple) else (out,), tuple(grads)) for out, grads in runs]
+def _pack(runs: list[Run]) -> tuple[list[list[int]], list[NDArray[Any]]]:
+    """(layout, arrays) of runs, for ``cache.keep``: how many outputs and gradients each run has."""
+    layout = [[len(outs), len(grads)] for outs, grads in runs]
+    return layout, [np.asarray(a) for outs, grads in runs for a in (*outs, *grads)]
+
+
+def _unpack(held: tuple[Any, list[NDArray[Any]]]) -> list[Run] | None:
+    """The runs ``_pack`` stored, or None for a layout that does not fit its arrays."""
+    layout, arrays = held
+    runs: list[Run] = []
+    at = 0
+    try:
+        for n_out, n_grad in layout:
+            outs, grads = arrays[at : at + n_out], arrays[at + n_out : at + n_out + n_grad]
+            if len(outs) != n_out or len(grads) != n_grad:
+                return None
+            runs.append((tuple(outs), tuple(grads)))
+            at += n_out + n_grad
+    except (TypeError, ValueError):
+        return None
+    return runs if at == len(arrays) and runs else None
 
 
 def _per_sample_max(value: NDArray[np.float64], batched: bool) -> NDArray[np.float64]:
@@ -186,7 +429,7 @@ def _per_sample_max(value: NDArray[np.float64], batched: bool) -> NDArray[np.flo
     return np.asarray(np.max(finite, initial=0.0))
 
 
-def _part(which: int, i: int, run: tuple[tuple[Any, ...], tuple[Any, ...]]) -> Any:
+def _part(which: int, i: int, run: Run) -> Any:
     """The ``i``-th output (``which`` 0) or gradient (1) of a run."""
     return run[which][i]
 
@@ -207,7 +450,7 @@ def reference_vjp(
     row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...], dtype: Any = np.float64
 ) -> Reference:
     """Every reference output and gradient, with the magnitude of its terms (see ``reference_runs``); the
-    native run for a narrower ``dtype`` is computed on first use."""
+    native run for a narrower ``dtype`` is computed (or recalled) on first use."""
     runs = _float64_runs(row, values, cotangents)
     condition = row.condition(values) if row.condition else {}
     floor = row.magnitude({**values, **row.eps_keyword}, cotangents) if row.magnitude else {}
@@ -260,7 +503,11 @@ def epsilon_loss(row: Row, values: Mapping[str, Any], eps: float) -> NDArray[np.
         def loss(arrays: dict[str, Any], eps: Any, statics: tuple[tuple[str, Any], ...]) -> Any:
             return epsilon(**arrays, **dict(statics), eps=eps)
 
+        import jax
+
         compiled = _epsilon_compiled[row] = jax.jit(loss, static_argnums=2, compiler_options=_FAST_COMPILE)
+    import reference
+
     arrays = {k: np.asarray(v) for k, v in values.items() if _is_array(v)}
     statics = tuple(sorted((k, v) for k, v in values.items() if not _is_array(v)))
     with reference.x64():
