@@ -152,7 +152,9 @@ class Guard:
     every call as they would in the layer's own process. Entered in the main thread, it
     installs a SIGINT handler (restoring the previous one on exit) that marks real interrupts; without it, a
     ``KeyboardInterrupt`` in the main thread cannot be told apart and is let through, so that a Ctrl-C is
-    never mistaken for the layer's own doing. Not thread-safe: one guard per thread.
+    never mistaken for the layer's own doing. Entered with a time limit, it also installs its SIGALRM
+    handler until exit (unless the caller's own alarm is pending), so that a call only arms the timer.
+    Not thread-safe: one guard per thread.
     """
 
     def __init__(self, timeout: float | None = None, filters: Sequence[Filter] = ()) -> None:
@@ -237,11 +239,11 @@ class Guard:
         return outcome
 
     def _outcome(self, what: str, value: Any, error: BaseException | None, timed_out: bool) -> Outcome:
-        label = _label(what)
         if timed_out:
-            return Outcome(None, Kind.TIMEOUT, f"{label} did not return within {self.timeout:g} s")
+            return Outcome(None, Kind.TIMEOUT, f"{_label(what)} did not return within {self.timeout:g} s")
         if error is None:
             return Outcome(value)
+        label = _label(what)
         if isinstance(error, Exception):
             return Outcome(None, Kind.EXCEPTION, f"raised {type(error).__name__}: {error}")
         ending = "a layer must return, not end the program"
