@@ -181,7 +181,8 @@ class Guard:
         if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
             self._watching = True
-        self._alarm_installed = self._install_alarm()
+        if not self._alarm_installed:  # entered again inside itself: the outer entry's handler stays
+            self._alarm_installed = self._install_alarm()
         return self
 
     def __exit__(
