@@ -259,6 +259,49 @@ def test_the_previous_alarm_handler_and_timer_are_restored() -> None:
         signal.signal(signal.SIGALRM, previous)
 
 
+def test_the_callers_alarm_handler_is_restored_after_a_timeout_with_no_alarm_pending() -> None:
+    alarms: list[int] = []
+
+    def mine(signum: int, frame: Any) -> None:
+        alarms.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, mine)
+    try:
+        with Guard(timeout=0.3) as guard:
+            before = guard.call("forward", lambda: "before")
+            hung = guard.call("forward", busy_forever)
+            after = guard.call("backward", lambda: "after")
+        assert signal.getsignal(signal.SIGALRM) is mine
+        assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+        time.sleep(0.3)  # a repeat of the guard's alarm would reach the caller's handler here
+        assert (before, hung.kind, after) == (Outcome("before"), Kind.TIMEOUT, Outcome("after"))
+        assert alarms == []
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_the_callers_alarm_due_between_calls_reaches_the_callers_handler() -> None:
+    alarms: list[int] = []
+
+    def mine(signum: int, frame: Any) -> None:
+        alarms.append(signum)
+
+    previous = signal.signal(signal.SIGALRM, mine)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with Guard(timeout=5) as guard:
+            first = guard.call("forward", lambda: "first")
+            time.sleep(0.4)  # the oracle's own code between two calls, when the caller's alarm is due
+            assert alarms == [signal.SIGALRM]
+            second = guard.call("backward", lambda: "second")
+        assert (first, second) == (Outcome("first"), Outcome("second"))
+        assert signal.getsignal(signal.SIGALRM) is mine
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_a_non_positive_timeout_is_refused() -> None:
     with pytest.raises(ValueError, match="timeout"):
         Guard(timeout=0)

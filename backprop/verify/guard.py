@@ -23,13 +23,14 @@ still reported as timed out as soon as it returns.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import re
 import signal
 import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
@@ -48,6 +49,7 @@ Filter = tuple[Any, ...]
 # (``except BaseException``) and carries on is interrupted again.
 _REPEAT = 0.1
 _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMPY_2 = int(np.__version__.split(".")[0]) >= 2
 
 
 class Interrupted(KeyboardInterrupt):
@@ -114,6 +116,23 @@ def _install(filters: Sequence[Filter]) -> None:
         )
 
 
+def _numpy_state() -> contextlib.AbstractContextManager[Any]:
+    """A context that restores NumPy's whole error state (the ``seterr`` actions and ``seterrcall``) on exit."""
+    if _NUMPY_2:
+        return np.errstate()  # one context variable, reset on exit: cheaper than reading it out and back
+    return _numpy_1_state()
+
+
+@contextlib.contextmanager
+def _numpy_1_state() -> Iterator[None]:
+    saved_err, saved_call = np.geterr(), np.geterrcall()
+    try:
+        yield
+    finally:
+        np.seterr(**saved_err)
+        np.seterrcall(saved_call)
+
+
 def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -133,7 +152,9 @@ class Guard:
     every call as they would in the layer's own process. Entered in the main thread, it
     installs a SIGINT handler (restoring the previous one on exit) that marks real interrupts; without it, a
     ``KeyboardInterrupt`` in the main thread cannot be told apart and is let through, so that a Ctrl-C is
-    never mistaken for the layer's own doing. Not thread-safe: one guard per thread.
+    never mistaken for the layer's own doing. Entered with a time limit, it also installs its SIGALRM
+    handler until exit (unless the caller's own alarm is pending), so that a call only arms the timer.
+    Not thread-safe: one guard per thread.
     """
 
     def __init__(self, timeout: float | None = None, filters: Sequence[Filter] = ()) -> None:
@@ -148,6 +169,9 @@ class Guard:
         self._previous_sigint: Any = None
         self._sigint_seen = False
         self._in_call = False
+        self._deadline = _Deadline()
+        self._alarm_installed = False
+        self._previous_alarm: Any = None
 
     # -- Ctrl-C -----------------------------------------------------------------------------------------
 
@@ -157,11 +181,16 @@ class Guard:
         if _in_main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous_sigint = signal.signal(signal.SIGINT, self._on_sigint)
             self._watching = True
+        if not self._alarm_installed:  # entered again inside itself: the outer entry's handler stays
+            self._alarm_installed = self._install_alarm()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._alarm_installed:
+            signal.signal(signal.SIGALRM, self._previous_alarm)
+            self._alarm_installed = False
         if self._watching:
             signal.signal(signal.SIGINT, self._previous_sigint)
             self._watching = False
@@ -191,22 +220,17 @@ class Guard:
         Raises ``Interrupted`` on a real Ctrl-C; every other way the call can end is an ``Outcome``.
         """
         self._deliver()  # a Ctrl-C that came between calls
-        saved_err, saved_errcall = np.geterr(), np.geterrcall()
-        try:
-            # catch_warnings restores the filters, so a layer's simplefilter() stays inside the call; "always"
-            # records every occurrence, which the summary counts, except where the layer's own module said
-            # otherwise ("error" makes its warnings raise, as they do in its own process).
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                _install(self.filters)
-                self._in_call = True
-                try:
-                    value, error, timed_out = self._attempt(fn)
-                finally:
-                    self._in_call = False
-        finally:
-            np.seterr(**saved_err)
-            np.seterrcall(saved_errcall)
+        # catch_warnings restores the filters, so a layer's simplefilter() stays inside the call; "always"
+        # records every occurrence, which the summary counts, except where the layer's own module said
+        # otherwise ("error" makes its warnings raise, as they do in its own process).
+        with _numpy_state(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _install(self.filters)
+            self._in_call = True
+            try:
+                value, error, timed_out = self._attempt(fn)
+            finally:
+                self._in_call = False
         # A real Ctrl-C wins over whatever the code made of it (caught it, exited, timed out).
         self._deliver(error if isinstance(error, Interrupted) else None)
         self._summarise(caught, what)
@@ -216,11 +240,11 @@ class Guard:
         return outcome
 
     def _outcome(self, what: str, value: Any, error: BaseException | None, timed_out: bool) -> Outcome:
-        label = _label(what)
         if timed_out:
-            return Outcome(None, Kind.TIMEOUT, f"{label} did not return within {self.timeout:g} s")
+            return Outcome(None, Kind.TIMEOUT, f"{_label(what)} did not return within {self.timeout:g} s")
         if error is None:
             return Outcome(value)
+        label = _label(what)
         if isinstance(error, Exception):
             return Outcome(None, Kind.EXCEPTION, f"raised {type(error).__name__}: {error}")
         ending = "a layer must return, not end the program"
@@ -241,23 +265,38 @@ class Guard:
                 return fn(), None, False
             except BaseException as exc:  # classified by the caller, Ctrl-C included
                 return None, exc, False
+        if self._alarm_installed and _in_main_thread():
+            return self._attempt_alarm(fn, self.timeout)
         # signal.getsignal() is None for a handler installed outside Python, which could not be restored.
         alarm = hasattr(signal, "setitimer") and _in_main_thread()
         if alarm and signal.getsignal(signal.SIGALRM) is not None:
             return self._attempt_alarm(fn, self.timeout)
         return self._attempt_watchdog(fn, self.timeout)
 
-    @staticmethod
-    def _attempt_alarm(fn: Callable[[], Any], timeout: float) -> tuple[Any, BaseException | None, bool]:
-        state = _Deadline()
+    # -- the time limit by SIGALRM ------------------------------------------------------------------------
 
-        def on_alarm(signum: int, frame: FrameType | None) -> None:
-            # Only while fn runs: an alarm that arrives once the call is over must do nothing.
-            if state.armed:
-                state.fired = True
-                raise _Timeout()
+    def _install_alarm(self) -> bool:
+        """Install the alarm handler for the whole entered guard, so that a call only arms and disarms the
+        timer; whether it did. Not while the caller's own alarm is pending: between calls that one must
+        reach the caller's handler, so then each call swaps the handlers in and out."""
+        if self.timeout is None or not hasattr(signal, "setitimer") or not _in_main_thread():
+            return False
+        # signal.getsignal() is None for a handler installed outside Python, which could not be restored.
+        if signal.getsignal(signal.SIGALRM) is None or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+            return False
+        self._previous_alarm = signal.signal(signal.SIGALRM, self._on_alarm)
+        return True
 
-        previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        # Only while a call runs: an alarm that arrives once the call is over must do nothing.
+        if self._deadline.armed:
+            self._deadline.fired = True
+            raise _Timeout()
+
+    def _attempt_alarm(self, fn: Callable[[], Any], timeout: float) -> tuple[Any, BaseException | None, bool]:
+        state = self._deadline = _Deadline()
+        swap = not self._alarm_installed
+        previous_handler = signal.signal(signal.SIGALRM, self._on_alarm) if swap else None
         started = time.monotonic()
         # Armed before the try below, but harmless there: the handler is not armed yet, and the alarm
         # repeats, so one that fires this early is caught by the next.
@@ -276,7 +315,8 @@ class Guard:
             result = None, exc
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous_handler)
+            if swap:
+                signal.signal(signal.SIGALRM, previous_handler)
             if previous_delay > 0:
                 # The caller's own alarm, delayed by at most this call; one already due fires at once.
                 remaining = previous_delay - (time.monotonic() - started)
