@@ -183,21 +183,21 @@ def _allowed(case: Case, first: FirstUse, found: Findings, opts: Options) -> flo
     if Allowance.EPSILON not in opts.allow or case.row.epsilon is None:
         return None
     keep, allowed, accepted = [], set(), None
-    for mismatch, ev in zip(found.mismatches, found.evidence, strict=True):
+    for mismatch in found.mismatches:
         eps = (
-            _epsilon_match(case, ev.actual, first.instance)
-            if ev.check in case.row.outputs and ev.kind == Kind.VALUE
+            _epsilon_match(case, mismatch.actual, first.instance)
+            if mismatch.check in case.row.outputs and mismatch.kind == Kind.VALUE
             else None
         )
         if eps is None:
-            keep.append((mismatch, ev))
+            keep.append(mismatch)
         else:
             accepted = eps
-            allowed.add(ev.check)
-            found.note(f"{ev.check}: computed as -log(y + {eps:g}), allowed by --allow epsilon")
-    found.mismatches = [m for m, _ in keep]
+            allowed.add(mismatch.check)
+            found.note(f"{mismatch.check}: computed as -log(y + {eps:g}), allowed by --allow epsilon")
+    found.mismatches = keep
     # an allowed check is judged again by the later stages, against the formula: no longer set aside
-    found.failed_checks -= allowed - {e.check for e in found.evidence}
+    found.failed_checks -= allowed - {m.check for m in found.mismatches}
     return accepted
 
 
@@ -351,9 +351,9 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
         return None if held is None else held.value
 
     diagnosed = []
-    for mismatch, ev in zip(failure.mismatches, failure.evidence, strict=True):
+    for mismatch in failure.mismatches:
         situation = Situation(
-            ev,
+            mismatch,
             example.values,
             tol,
             again,
@@ -362,7 +362,7 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
             {a.name: a.kinks for a in row.args if a.kinks},
             row.conventions,
             epsilon if row.epsilon is not None else None,
-            _at_kinks(row, example, ev),
+            _at_kinks(row, example, mismatch),
             warned,
             expect_at,
             row.eps,

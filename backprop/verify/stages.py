@@ -405,8 +405,8 @@ def _first_backward(case: Case, trace: Trace, cots: tuple[Any, ...], found: Find
         error = probe.mismatches[0].message.partition(" raised ")[2].partition(":")[0] or "an exception"
         found.note(NO_TEST_BACKWARD.format(mode=case.row.mode, error=error))
         return False
-    for mismatch, ev in zip(probe.mismatches, probe.evidence, strict=True):
-        found.add(ev, mismatch.message)  # an exit or a hang is a finding in either mode
+    for mismatch in probe.mismatches:
+        found.add(mismatch, mismatch.message)  # an exit or a hang is a finding in either mode
     return True
 
 
@@ -913,10 +913,9 @@ def _fresh_forward(case: Case, values: Mapping[str, Any], found: Findings) -> bo
 def _adopt(probe: Findings, found: Findings, kind: Kind | None = None) -> None:
     """The probe's findings as this stage's ``kind`` (None: as they are); an exit or a hang keeps its own
     name."""
-    for mismatch, ev in zip(probe.mismatches, probe.evidence, strict=True):
-        details = {k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")}
-        own = kind is None or ev.kind in (Kind.EXIT, Kind.TIMEOUT)
-        found.add(ev if own or kind is None else replace(ev, kind=kind), mismatch.message, **details)
+    for mismatch in probe.mismatches:  # one record: its worst element and arrays come along
+        own = kind is None or mismatch.kind in (Kind.EXIT, Kind.TIMEOUT)
+        found.add(mismatch if own or kind is None else replace(mismatch, kind=kind), mismatch.message)
 
 
 # ---- stage 4 ------------------------------------------------------------------------------------------------
@@ -952,14 +951,13 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
             Call("read", expect=expect),
         ]
         drive(case, calls, second, used)
-    for mismatch, ev in zip(second.mismatches, second.evidence, strict=True):
+    for mismatch in second.mismatches:
         message = (
             f"{mismatch.check} is wrong on the second use of the same instance, interleaved with another "
             f"instance (forward A, forward B, backward B, backward A): {mismatch.message}"
         )
-        details = {k: getattr(mismatch, k) for k in ("index", "expected", "actual", "max_abs", "max_rel")}
-        kind = _later(case, Kind.STATEFUL) if ev.kind in (Kind.VALUE, Kind.NAN) else ev.kind
-        found.add(replace(ev, kind=kind), message, **details)
+        kind = _later(case, Kind.STATEFUL) if mismatch.kind in (Kind.VALUE, Kind.NAN) else mismatch.kind
+        found.add(replace(mismatch, kind=kind), message)
 
 
 def run_stages(
