@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backprop.verify.report import Example, Failure, example_lines, literal
+from backprop.verify.report import Example, Failure, literal
 from backprop.verify.row import Row
 
 PRINTED = frozenset(
@@ -260,9 +260,9 @@ def snippet(
     """The program for ``failure`` (just the example's arrays without a row and a layer); ``other`` is
     the other batch of the training-like sequence."""
     if row is None or layer is None:
-        return example_lines(example)
+        return example.source()
     imports, name = import_lines(layer)
-    first, *rest = example_lines(example).splitlines()
+    first, *rest = example.source().splitlines()
     douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
     ctor = ", ".join(
         [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.constructor_keywords(layer)]

@@ -285,11 +285,6 @@ class RunReport:
         return fragment(self)
 
 
-def example_lines(example: Example) -> str:
-    """``example.source()``, by the name the program renderer imports."""
-    return example.source()
-
-
 def literal(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return f"np.array({value.tolist()!r}, dtype=np.{value.dtype.name})"
