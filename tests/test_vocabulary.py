@@ -52,4 +52,6 @@ def test_every_layer_field_and_failure_field_is_described_by_the_schema() -> Non
         "mismatches",
         "witnesses",
         "blob",
+        "located",  # written as "culprit" and "culprit_note"
     } <= set(schema["failure"]["properties"])
+    assert {"culprit", "culprit_note"} <= set(schema["failure"]["properties"])

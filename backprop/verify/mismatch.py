@@ -6,14 +6,14 @@ the reports render it. A leaf: it imports nothing of the engine, so a report can
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from backprop.verify.vocabulary import Code
 
-__all__ = ["Evidence", "Mismatch", "nan_safe", "number"]
+__all__ = ["Culprit", "Evidence", "Line", "Located", "Mismatch", "Node", "nan_safe", "number"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,71 @@ class Mismatch:
 
 Evidence = Mismatch
 """The name the stages build the record with, before it has a message or a diagnosis."""
+
+
+# ---- the culprit: the first wrong line of a failing layer's own code (issue 20) -------------------------
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of a row's computational graph, named as the book names it (``xc``, ``var``, ``c_next``): its
+    right forward value and the right gradient of the loss at it (what the book calls ``dxc``), in float64,
+    at the failing example."""
+
+    name: str
+    value: NDArray[np.float64] = field(repr=False, compare=False)
+    grad: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
+
+
+Mark = Literal["right", "culprit", "unmatched"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One executed line of the layer's forward or backward, as the culprit search saw it: the array it
+    assigned (``variable``), and the node it matches (``"xc"`` for a value, ``"the gradient at var"`` for a
+    gradient), if any."""
+
+    file: str
+    line: int
+    source: str
+    mark: Mark
+    variable: str = ""
+    node: str = ""
+
+
+@dataclass(frozen=True)
+class Culprit:
+    """The first wrong line: where it is, the array it assigned, the node that array should have been, the
+    two values, and the variables of the lines before it that were right."""
+
+    file: str
+    line: int
+    source: str
+    variable: str
+    node: str
+    expected: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
+    actual: NDArray[np.float64] | None = field(default=None, repr=False, compare=False)
+    right: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "source": self.source,
+            "variable": self.variable,
+            "node": self.node,
+        }
+
+
+@dataclass(frozen=True)
+class Located:
+    """What the culprit search found on a failing example: the culprit or None, every traced line with its
+    mark (for the HTML report), and one sentence (why nothing was found, when nothing was)."""
+
+    culprit: Culprit | None
+    lines: tuple[Line, ...] = ()
+    note: str = ""
 
 
 def nan_safe(value: Any) -> Any:

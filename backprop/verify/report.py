@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from backprop.verify.mismatch import Mismatch, nan_safe, number
+from backprop.verify.mismatch import Located, Mismatch, nan_safe, number
 from backprop.verify.vocabulary import FEATURE_WORDS, SPECIFICITY, Code, Feature
 
 if TYPE_CHECKING:
@@ -63,6 +63,8 @@ class Failure:
     notes: list[str] = field(default_factory=list)
     shrunk: bool = True
     """False when the search ended on a call that timed out: the example is as drawn."""
+    located: Located | None = None
+    """The first wrong line of the layer's own code, found on this example (None: not searched)."""
 
     @property
     def evidence(self) -> list[Mismatch]:
@@ -128,6 +130,10 @@ class Failure:
             "hypothesis_blob": self.blob,
             "reproduce": self.reproduce,
             "shrunk": self.shrunk,
+            "culprit": None
+            if self.located is None or self.located.culprit is None
+            else self.located.culprit.to_json(),
+            "culprit_note": "" if self.located is None else self.located.note,
         }
 
 

@@ -197,6 +197,11 @@ class Row:
     methods: tuple[str, ...] = BOOK_API
     """The layer's methods the row calls: a row whose ``call`` and ``backward`` drive others (a network's
     ``loss`` and ``gradient``) names them here, and ``verify`` refuses a class that lacks one."""
+    graph: Callable[..., Any] | None = None
+    """The reference written as the book's computational graph: ``graph(tap, **the reference's arguments)``
+    returns the same outputs and names each intermediate node with ``tap("xc", x - mu)``
+    (``reference._graph``). The culprit search matches a failing layer's own arrays to these nodes. Without
+    it, the nodes are the arguments and outputs alone."""
     epsilon: Callable[..., Any] | None = None
     """The loss as written with ``-log(y + eps)``: the reference of ``--allow epsilon``."""
     eps: float | None = None

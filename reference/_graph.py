@@ -1,0 +1,73 @@
+"""The nodes of a reference written as the book's computational graph: each node's forward value and the
+gradient of the loss with respect to it, named as the book names them (``xc``, ``var``; ``f``, ``c_next``).
+
+A graph is the row's reference with one more first parameter, ``tap``: ``tap("xc", x - mu)`` names a node
+and returns it. Its gradients come from JAX: each tapped node gets a zero offset of its own, made an input,
+so that ``jax.vjp`` with respect to the offsets gives the gradient at every node. Nothing here transcribes
+a backward pass.
+
+    def batch_normalization_graph(tap, x, gamma, beta, ...):
+        mu = tap("mu", jnp.mean(x, axis=0))
+        xc = tap("xc", x - mu)
+        ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Tap", "nodes_of"]
+
+
+class Tap(Protocol):
+    """Names one node of the graph and returns its value (offset by zero, to take its gradient)."""
+
+    def __call__(self, name: str, value: jax.Array) -> jax.Array: ...
+
+
+Graph = Callable[..., Any]
+"""``graph(tap, **arguments) -> outputs``: the reference's outputs, computed node by node."""
+
+
+def nodes_of(
+    graph: Graph,
+    diff: Mapping[str, Any],
+    consts: Mapping[str, Any],
+    cotangents: Sequence[Any],
+) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64] | None]]:
+    """Every tapped node's (value, gradient), in the order the graph taps them, then the differentiated
+    inputs' (value, gradient). A node tapped twice under one name is an error (name each time step's own).
+    Call inside ``reference.x64()`` for float64. ``cotangents`` holds one array per output."""
+    values: dict[str, Any] = {}
+
+    def record(name: str, value: jax.Array) -> jax.Array:
+        if name in values:
+            raise ValueError(f"the graph taps the node {name!r} twice: give each tap its own name")
+        values[name] = value
+        return value
+
+    graph(record, **diff, **consts)  # once, eagerly: each node's forward value, and which nodes there are
+
+    def offset(inputs: dict[str, Any], offsets: dict[str, Any]) -> Any:
+        def tap(name: str, value: jax.Array) -> jax.Array:
+            shifted: jax.Array = value + offsets[name]
+            return shifted
+
+        return graph(tap, **inputs, **consts)
+
+    zeros = {n: jax.numpy.zeros(np.shape(v), v.dtype) for n, v in values.items()}
+    out, pullback = jax.vjp(offset, dict(diff), zeros)
+    single = not isinstance(out, tuple | list)
+    input_grads, node_grads = pullback(cotangents[0] if single else tuple(cotangents))
+    held: dict[str, tuple[NDArray[np.float64], NDArray[np.float64] | None]] = {
+        name: (np.asarray(value, np.float64), np.asarray(node_grads[name], np.float64))
+        for name, value in values.items()
+    }
+    for name, value in diff.items():
+        held.setdefault(name, (np.asarray(value, np.float64), np.asarray(input_grads[name], np.float64)))
+    return held
