@@ -12,16 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from tests.catalogue import Array, Case, Correct, stable_sigmoid
-
-
-def _k(*kinds: str) -> frozenset[str]:
-    return frozenset(kinds)
-
+from tests.catalogue import Array, caught, passes, stable_sigmoid
 
 # ==== MatMul ==============================================================================================
 
 
+@passes(against="matmul", why="the book's np.dot, grads[0][...] = dW")
 class BookMatMul:
     """The book's MatMul: np.dot, dW written into grads[0] with [...]."""
 
@@ -42,6 +38,7 @@ class BookMatMul:
         return np.dot(dout, W.T)
 
 
+@passes(against="matmul", why="einsum, np.copyto into grads[0]")
 class MatMulEinsum:
     """einsum for all three products; dW copied into grads[0] with np.copyto."""
 
@@ -60,6 +57,7 @@ class MatMulEinsum:
         return np.einsum("nh,dh->nd", dout, self.params[0])
 
 
+@passes(against="matmul", why="per-sample outer products added into grads[0]")
 class MatMulOuterLoop(BookMatMul):
     """dW as a per-sample sum of outer products, accumulated into the zeroed grads[0]."""
 
@@ -73,6 +71,13 @@ class MatMulOuterLoop(BookMatMul):
         return np.dot(dout, W.T)
 
 
+@caught(
+    against="matmul",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="transpose",
+    why="dW = (dout.T @ x).reshape(W.shape)",
+)
 class MatMulDwTransposed(BookMatMul):
     """dW = dout.T @ x, reshaped to fit grads[0]: W's gradient transposed."""
 
@@ -83,6 +88,13 @@ class MatMulDwTransposed(BookMatMul):
         return np.dot(dout, W.T)
 
 
+@caught(
+    against="matmul",
+    check="grads[0]",
+    kinds={"grads_rebound"},
+    diagnosis="grads_rebound",
+    why="self.grads[0] = dW replaces the array instead of writing into it",
+)
 class MatMulGradsRebound(BookMatMul):
     """``self.grads[0] = dW``: a new array, so an optimizer holding the old grads[0] never sees it."""
 
@@ -101,6 +113,7 @@ def _softmax(x: Array) -> Array:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
+@passes(against="softmax", why="the book's dx -= y * sum(dx)")
 class BookSoftmax:
     """The book's Softmax: dx = y * dout, then the row sums of dx times y subtracted in place."""
 
@@ -121,6 +134,7 @@ class BookSoftmax:
         return dx
 
 
+@passes(against="softmax", why="per-sample Jacobian diag(y) - y y^T")
 class SoftmaxJacobianLoop(BookSoftmax):
     """Each sample's full Jacobian diag(y) - y y^T applied to its dout."""
 
@@ -132,6 +146,7 @@ class SoftmaxJacobianLoop(BookSoftmax):
         return dx
 
 
+@passes(against="softmax", why="exp(x - logsumexp(x)), einsum backward")
 class SoftmaxLogSumExp(BookSoftmax):
     """forward as exp(x - logsumexp(x)); backward with einsum."""
 
@@ -146,6 +161,13 @@ class SoftmaxLogSumExp(BookSoftmax):
         return self.out * (dout - s)
 
 
+@caught(
+    against="softmax",
+    check="dx",
+    kinds={"value"},
+    diagnosis="other",
+    why="dx = y * dout, without - y * sum(y * dout)",
+)
 class SoftmaxNoSumTerm(BookSoftmax):
     """dx = y * dout: the softmax treated as elementwise, the - y * sum(y * dout) term missing."""
 
@@ -154,6 +176,13 @@ class SoftmaxNoSumTerm(BookSoftmax):
         return self.out * dout
 
 
+@caught(
+    against="softmax",
+    check="out",
+    kinds={"nan"},
+    diagnosis="overflow",
+    why="exp(x) without subtracting the maximum",
+)
 class SoftmaxNoMax(BookSoftmax):
     """forward without subtracting the row maximum: exp overflows for logits past 709 (88 in float32)."""
 
@@ -178,6 +207,7 @@ class _SigmoidLossState:
         self.t: Array | None = None
 
 
+@passes(against="sigmoid_with_loss", why="logaddexp(0, x) - t x")
 class SigmoidLossLogaddexp(_SigmoidLossState):
     """loss = mean(logaddexp(0, x) - t x), a stable softplus; dx = (y - t) dout / N."""
 
@@ -193,6 +223,7 @@ class SigmoidLossLogaddexp(_SigmoidLossState):
         return np.asarray(dx).astype(self.y.dtype, copy=False)
 
 
+@passes(against="sigmoid_with_loss", why="the book's np.c_ pick, log stably")
 class SigmoidLossPicked(_SigmoidLossState):
     """The book's picking of p_t from np.c_[1 - y, y], with log p taken stably as -softplus(-+x)."""
 
@@ -211,6 +242,13 @@ class SigmoidLossPicked(_SigmoidLossState):
         return np.asarray((self.y - self.t) * dout / batch_size).astype(self.y.dtype, copy=False)
 
 
+@caught(
+    against="sigmoid_with_loss",
+    check="dx",
+    kinds={"value"},
+    diagnosis="scale",
+    why="dx = (y - t) * dout, not divided by N",
+)
 class SigmoidLossNotDivided(SigmoidLossLogaddexp):
     """dx = (y - t) * dout: the loss is a mean, but its gradient is not divided by N."""
 
@@ -219,6 +257,15 @@ class SigmoidLossNotDivided(SigmoidLossLogaddexp):
         return np.asarray((self.y - self.t) * dout).astype(self.y.dtype, copy=False)
 
 
+@caught(
+    against="sigmoid_with_loss",
+    check="loss",
+    kinds={"nan", "value"},
+    diagnosis="epsilon",
+    # 1 - y rounds to a multiple of 1.1e-16 (x = 20 shrinks to that: the bias of an epsilon of about
+    # 1e-15), and to 0 past x = 37 (an infinite loss)
+    why="-t log y - (1 - t) log(1 - y): 1 - y rounds as if an epsilon were added, then to 0",
+)
 class SigmoidLossUnstable(SigmoidLossLogaddexp):
     """loss = -mean(t log y + (1 - t) log(1 - y)) with y = 1 / (1 + exp(-x)): 1 - y loses its digits as x
     grows, and log(0) is infinite for extreme logits."""
@@ -231,6 +278,13 @@ class SigmoidLossUnstable(SigmoidLossLogaddexp):
         return self.loss
 
 
+@caught(
+    against="sigmoid_with_loss",
+    check="loss",
+    kinds={"value"},
+    diagnosis="epsilon",
+    why="the book's -log(p + 1e-7): passes with --allow epsilon",
+)
 class BookSigmoidWithLoss(SigmoidLossLogaddexp):
     """The book's loss, cross_entropy_error(np.c_[1 - y, y], t): -mean log(p_t + 1e-7), capped at 16.1."""
 
@@ -246,6 +300,7 @@ class BookSigmoidWithLoss(SigmoidLossLogaddexp):
 # ==== Embedding ===========================================================================================
 
 
+@passes(against="embedding", why="the book's dW[...] = 0; np.add.at")
 class BookEmbedding:
     """The book's Embedding: W[idx]; dW zeroed in place, then np.add.at."""
 
@@ -265,6 +320,7 @@ class BookEmbedding:
         np.add.at(dW, self.idx, dout)
 
 
+@passes(against="embedding", why="a loop of dW[word] += row")
 class EmbeddingLoop(BookEmbedding):
     """A loop over the words, each one's row of dout added to its row of dW."""
 
@@ -277,6 +333,7 @@ class EmbeddingLoop(BookEmbedding):
             dW[word] += row
 
 
+@passes(against="embedding", why="one-hot matrix products, einsum")
 class EmbeddingOneHot(BookEmbedding):
     """forward and backward through a one-hot matrix: out = onehot(idx) @ W, dW = onehot(idx).T @ dout."""
 
@@ -293,6 +350,13 @@ class EmbeddingOneHot(BookEmbedding):
         dW[...] = np.einsum("nv,nd->vd", hot, dout.reshape(-1, dW.shape[1]))
 
 
+@caught(
+    against="embedding",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="other",
+    why="dW[idx] = dout drops all but the last row of a repeated word",
+)
 class EmbeddingOverwrites(BookEmbedding):
     """``dW[idx] = dout``: a repeated word keeps only its last row of dout instead of their sum."""
 
@@ -302,102 +366,15 @@ class EmbeddingOverwrites(BookEmbedding):
         dW[self.idx] = dout
 
 
+@caught(
+    against="embedding",
+    check="grads[0]",
+    kinds={"stateful", "stale", "dout_one"},
+    diagnosis="stale",
+    why="np.add.at without zeroing dW: gradients accumulate across calls",
+)
 class EmbeddingNotZeroed(BookEmbedding):
     """np.add.at without ``dW[...] = 0`` first: each backward adds to the previous call's gradient."""
 
     def backward(self, dout: Array) -> None:
         np.add.at(self.grads[0], self.idx, dout)
-
-
-# ==== the catalogue =======================================================================================
-
-BROKEN: list[Case] = [
-    Case(
-        layer=MatMulDwTransposed,
-        diagnosis="transpose",
-        against="matmul",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW = (dout.T @ x).reshape(W.shape)",
-    ),
-    Case(
-        layer=MatMulGradsRebound,
-        diagnosis="grads_rebound",
-        against="matmul",
-        check="grads[0]",
-        kinds=_k("grads_rebound"),
-        why="self.grads[0] = dW replaces the array instead of writing into it",
-    ),
-    Case(
-        layer=SoftmaxNoSumTerm,
-        diagnosis="other",
-        against="softmax",
-        check="dx",
-        kinds=_k("value"),
-        why="dx = y * dout, without - y * sum(y * dout)",
-    ),
-    Case(
-        layer=SoftmaxNoMax,
-        diagnosis="overflow",
-        against="softmax",
-        check="out",
-        kinds=_k("nan"),
-        why="exp(x) without subtracting the maximum",
-    ),
-    Case(
-        layer=SigmoidLossNotDivided,
-        diagnosis="scale",
-        against="sigmoid_with_loss",
-        check="dx",
-        kinds=_k("value"),
-        why="dx = (y - t) * dout, not divided by N",
-    ),
-    Case(
-        layer=SigmoidLossUnstable,
-        diagnosis="epsilon",
-        against="sigmoid_with_loss",
-        check="loss",
-        kinds=_k("nan", "value"),
-        # 1 - y rounds to a multiple of 1.1e-16 (x = 20 shrinks to that: the bias of an epsilon of about
-        # 1e-15), and to 0 past x = 37 (an infinite loss)
-        why="-t log y - (1 - t) log(1 - y): 1 - y rounds as if an epsilon were added, then to 0",
-    ),
-    Case(
-        layer=BookSigmoidWithLoss,
-        diagnosis="epsilon",
-        against="sigmoid_with_loss",
-        check="loss",
-        kinds=_k("value"),
-        why="the book's -log(p + 1e-7): passes with --allow epsilon",
-    ),
-    Case(
-        layer=EmbeddingOverwrites,
-        diagnosis="other",
-        against="embedding",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW[idx] = dout drops all but the last row of a repeated word",
-    ),
-    Case(
-        layer=EmbeddingNotZeroed,
-        diagnosis="stale",
-        against="embedding",
-        check="grads[0]",
-        kinds=_k("stateful", "stale", "dout_one"),
-        why="np.add.at without zeroing dW: gradients accumulate across calls",
-    ),
-]
-
-CORRECT: list[Correct] = [
-    Correct(layer=BookMatMul, against="matmul", why="the book's np.dot, grads[0][...] = dW"),
-    Correct(layer=MatMulEinsum, against="matmul", why="einsum, np.copyto into grads[0]"),
-    Correct(layer=MatMulOuterLoop, against="matmul", why="per-sample outer products added into grads[0]"),
-    Correct(layer=BookSoftmax, against="softmax", why="the book's dx -= y * sum(dx)"),
-    Correct(layer=SoftmaxJacobianLoop, against="softmax", why="per-sample Jacobian diag(y) - y y^T"),
-    Correct(layer=SoftmaxLogSumExp, against="softmax", why="exp(x - logsumexp(x)), einsum backward"),
-    Correct(layer=SigmoidLossLogaddexp, against="sigmoid_with_loss", why="logaddexp(0, x) - t x"),
-    Correct(layer=SigmoidLossPicked, against="sigmoid_with_loss", why="the book's np.c_ pick, log stably"),
-    Correct(layer=BookEmbedding, against="embedding", why="the book's dW[...] = 0; np.add.at"),
-    Correct(layer=EmbeddingLoop, against="embedding", why="a loop of dW[word] += row"),
-    Correct(layer=EmbeddingOneHot, against="embedding", why="one-hot matrix products, einsum"),
-]
