@@ -15,9 +15,15 @@ differs from a correct one only in its single deliberate mistake.
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import io
 import sys
+import tokenize
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any, Generic, Literal, TypeVar
 
@@ -310,6 +316,60 @@ def expect_in_training(**fields: Any) -> Callable[[L], L]:
         return layer
 
     return register
+
+
+# ---- the buggy line ------------------------------------------------------------------------------------
+
+
+def is_bug_marker(comment: str) -> bool:
+    """Whether a comment token holds the marker: ``# BUG`` alone, ``# BUG: <why>``, or ``# BUG`` after a
+    pragma that must stay first (``# type: ignore[...]  # BUG``)."""
+    return any(part.strip() == "BUG" or part.strip().startswith("BUG: ") for part in comment.split("#")[1:])
+
+
+def bug_markers(source: str) -> list[int]:
+    """The 1-based lines of ``source`` whose comment carries the ``# BUG`` marker."""
+    tokens = tokenize.generate_tokens(io.StringIO(source).readline)
+    return [t.start[0] for t in tokens if t.type == tokenize.COMMENT and is_bug_marker(t.string)]
+
+
+@functools.cache
+def _read(file: str) -> tuple[dict[str, tuple[int, int]], tuple[int, ...]]:
+    """A source file's classes (qualified name: first and last line of the ``class`` statement) and its
+    marked lines, parsed once: ``inspect.getsourcelines`` parses the whole module again for every class."""
+    source = Path(file).read_text()
+    spans: dict[str, tuple[int, int]] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef):
+                spans[prefix + child.name] = (child.lineno, child.end_lineno or child.lineno)
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                visit(child, f"{prefix}{child.name}.<locals>.")
+
+    visit(ast.parse(source), "")
+    return spans, tuple(bug_markers(source))
+
+
+def class_span(cls: type) -> tuple[str, int, int]:
+    """The file of a class and the first and last line of its ``class`` statement."""
+    file = inspect.getsourcefile(cls)
+    if file is None:
+        raise ValueError(f"{cls.__name__}: no source file")
+    start, end = _read(file)[0][cls.__qualname__]
+    return file, start, end
+
+
+def bug_line(cls: type) -> tuple[str, int] | None:
+    """Where a catalogue class's one wrong line is: its file and line number, read from the ``# BUG`` marker
+    in the class's own source; None for a class whose mistake is not one line (several lines, a class-level
+    attribute, a part it builds, a missing statement). Raises ValueError for more than one marker."""
+    file, start, end = class_span(cls)
+    marked = [line for line in _read(file)[1] if start <= line <= end]
+    if len(marked) > 1:
+        raise ValueError(f"{cls.__name__}: {len(marked)} '# BUG' markers; a class has one wrong line at most")
+    return (file, marked[0]) if marked else None
 
 
 # ---- shared plain-NumPy helpers for the broken layers --------------------------------------------------

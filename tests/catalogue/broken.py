@@ -61,7 +61,7 @@ class MulNoUnbroadcastDx(_MulBase):
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         assert self.x is not None and self.y is not None
-        dx = np.asarray(dout * self.y)
+        dx = np.asarray(dout * self.y)  # BUG
         dy = sum_to(dout * self.x, self.y.shape)
         return dx, dy
 
@@ -73,7 +73,7 @@ class MulDyWrongSign(_MulBase):
     def backward(self, dout: Array) -> tuple[Array, Array]:
         assert self.x is not None and self.y is not None
         dx = sum_to(dout * self.y, self.x.shape)
-        dy = sum_to(-dout * self.x, self.y.shape)
+        dy = sum_to(-dout * self.x, self.y.shape)  # BUG
         return dx, dy
 
 
@@ -83,7 +83,7 @@ class MulDxCopyPaste(_MulBase):
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         assert self.x is not None and self.y is not None
-        dx = sum_to(dout * self.x, self.x.shape)
+        dx = sum_to(dout * self.x, self.x.shape)  # BUG
         dy = sum_to(dout * self.x, self.y.shape)
         return dx, dy
 
@@ -94,7 +94,7 @@ class MulReturnsOnlyDx(_MulBase):
 
     def backward(self, dout: Array) -> Array:  # type: ignore[override]
         assert self.x is not None and self.y is not None
-        return sum_to(dout * self.y, self.x.shape)
+        return sum_to(dout * self.y, self.x.shape)  # BUG
 
 
 # ==== AddLayer ==========================================================================================
@@ -121,7 +121,7 @@ class AddReturnsDoutAsDy(_AddBase):
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         dx = sum_to(dout, self.x_shape)
-        dy = dout if np.shape(dout) == self.y_shape else sum_to(dout, self.y_shape)
+        dy = dout if np.shape(dout) == self.y_shape else sum_to(dout, self.y_shape)  # BUG
         return dx, dy
 
 
@@ -137,7 +137,7 @@ class AddNoUnbroadcastDy:
         return np.asarray(x + y)
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
-        return sum_to(dout, self.x_shape), np.asarray(dout * 1)
+        return sum_to(dout, self.x_shape), np.asarray(dout * 1)  # BUG
 
 
 @caught(against="add", check="dx", kinds={"shape"}, diagnosis="unbroadcast", why="size-1 axes not summed")
@@ -146,7 +146,7 @@ class AddLeadingAxesOnlyDx(_AddBase):
 
     def backward(self, dout: Array) -> tuple[Array, Array]:
         d = np.asarray(dout)
-        dx = d.sum(axis=tuple(range(d.ndim - len(self.x_shape))))
+        dx = d.sum(axis=tuple(range(d.ndim - len(self.x_shape))))  # BUG
         return np.array(dx), sum_to(dout, self.y_shape)
 
 
@@ -158,7 +158,7 @@ class AddDropsKeepdimsDx(_AddBase):
         d = np.asarray(dout)
         g = d.sum(axis=tuple(range(d.ndim - len(self.x_shape))))
         axes = tuple(i for i, n in enumerate(self.x_shape) if n == 1 and g.shape[i] != 1)
-        dx = g.sum(axis=axes) if axes else np.array(g)
+        dx = g.sum(axis=axes) if axes else np.array(g)  # BUG
         return np.asarray(dx), sum_to(dout, self.y_shape)
 
 
@@ -205,7 +205,7 @@ class ReluZeroesDoutInPlace(_ReluBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
-        dout[self.mask] = 0
+        dout[self.mask] = 0  # BUG
         return dout.copy()
 
 
@@ -218,7 +218,7 @@ class ReluForwardMutatesX:
 
     def forward(self, x: Array) -> Array:
         self.mask = x <= 0
-        out = x
+        out = x  # BUG
         out[self.mask] = 0
         return out
 
@@ -239,7 +239,7 @@ class ReluKinkAtZero(_ReluBase):
     """mask = x < 0, so relu'(0) = 1; the project declares relu'(0) = 0."""
 
     def forward(self, x: Array) -> Array:
-        self.mask = x < 0
+        self.mask = x < 0  # BUG
         return np.where(self.mask, 0.0, x).astype(x.dtype)
 
 
@@ -249,7 +249,7 @@ class ReluHalfGradient(_ReluBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
-        return np.where(self.mask, 0.0, 0.5 * dout).astype(dout.dtype)
+        return np.where(self.mask, 0.0, 0.5 * dout).astype(dout.dtype)  # BUG
 
 
 # A float32 gradient is a dtype error when its values survive the cast; when they do not, the
@@ -260,7 +260,7 @@ class ReluFloat32Grad(_ReluBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
-        return np.where(self.mask, 0.0, dout).astype(np.float32)
+        return np.where(self.mask, 0.0, dout).astype(np.float32)  # BUG
 
 
 # ==== Sigmoid ===========================================================================================
@@ -287,7 +287,7 @@ class SigmoidIgnoresDout(_SigmoidBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
-        return np.asarray(self.out * (1 - self.out))
+        return np.asarray(self.out * (1 - self.out))  # BUG
 
 
 @caught(against="sigmoid", check="dx", kinds={"value"}, diagnosis="sign", why="dx negated")
@@ -296,7 +296,7 @@ class SigmoidWrongSign(_SigmoidBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
-        return np.asarray(-dout * self.out * (1 - self.out))
+        return np.asarray(-dout * self.out * (1 - self.out))  # BUG
 
 
 @caught(against="sigmoid", check="dx", kinds={"value"}, diagnosis="other", why="x * (1 - x)")
@@ -312,7 +312,7 @@ class SigmoidDerivativeOfX:
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
-        return np.asarray(dout * self.x * (1 - self.x))
+        return np.asarray(dout * self.x * (1 - self.x))  # BUG
 
 
 @caught(against="sigmoid", check="out", kinds={"value"}, diagnosis="other", why="forward is tanh")
@@ -324,7 +324,7 @@ class SigmoidTanhForward:
 
     def forward(self, x: Array) -> Array:
         self.x = x
-        return np.tanh(x)
+        return np.tanh(x)  # BUG
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
@@ -337,7 +337,7 @@ class SigmoidFlippedForward(_SigmoidBase):
     """forward computes 1 / (1 + exp(x)); out * (1 - out) is symmetric, so backward is still right."""
 
     def forward(self, x: Array) -> Array:
-        self.out = stable_sigmoid(-x)
+        self.out = stable_sigmoid(-x)  # BUG
         return self.out
 
 
@@ -347,7 +347,7 @@ class SigmoidFloat32Grad(_SigmoidBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
-        return np.asarray(dout * self.out * (1 - self.out)).astype(np.float32)
+        return np.asarray(dout * self.out * (1 - self.out)).astype(np.float32)  # BUG
 
 
 # out is compared as forward returned it, then checked again after backward: it was overwritten
@@ -404,7 +404,7 @@ class AffineNoReshapeBack(_AffineBase):
         assert self.x is not None
         self.dW = self.x.T @ dout
         self.db = np.sum(dout, axis=0)
-        return np.asarray(dout @ self.W.T)
+        return np.asarray(dout @ self.W.T)  # BUG
 
 
 @caught(against="affine", check="db", kinds={"shape"}, diagnosis="unbroadcast", why="db = dout")
@@ -414,7 +414,7 @@ class AffineDbUnsummed(_AffineBase):
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         self.dW = self.x.T @ dout
-        self.db = dout.copy()
+        self.db = dout.copy()  # BUG
         return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
 
@@ -425,7 +425,7 @@ class AffineDbMean(_AffineBase):
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         self.dW = self.x.T @ dout
-        self.db = np.mean(dout, axis=0)
+        self.db = np.mean(dout, axis=0)  # BUG
         return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
 
@@ -437,7 +437,7 @@ class AffineDwTransposedReshape(_AffineBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
-        self.dW = (dout.T @ self.x).reshape(self.W.shape)
+        self.dW = (dout.T @ self.x).reshape(self.W.shape)  # BUG
         self.db = np.sum(dout, axis=0)
         return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
@@ -448,7 +448,7 @@ class AffineDwTransposed(_AffineBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
-        self.dW = dout.T @ self.x
+        self.dW = dout.T @ self.x  # BUG
         self.db = np.sum(dout, axis=0)
         return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
@@ -461,7 +461,7 @@ class AffineDxFortranReshape(_AffineBase):
         assert self.x is not None
         self.dW = self.x.T @ dout
         self.db = np.sum(dout, axis=0)
-        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape, order="F")
+        return np.asarray(dout @ self.W.T).reshape(self.original_x_shape, order="F")  # BUG
 
 
 @caught(against="affine", check="dW", kinds={"value"}, diagnosis="scale", why="dW = 2 * x.T @ dout")
@@ -470,7 +470,7 @@ class AffineDwDoubled(_AffineBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
-        self.dW = 2 * self.x.T @ dout
+        self.dW = 2 * self.x.T @ dout  # BUG
         self.db = np.sum(dout, axis=0)
         return np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
 
@@ -485,7 +485,7 @@ class AffineDwFromUnflattenedX(_AffineBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
-        self.dW = np.dot(self.x.T, dout)
+        self.dW = np.dot(self.x.T, dout)  # BUG
         self.db = np.sum(dout, axis=0)
         return np.asarray(dout @ self.W.T).reshape(self.x.shape)
 
@@ -497,7 +497,7 @@ class AffineForgetsBias(_AffineBase):
     def forward(self, x: Array) -> Array:
         self.original_x_shape = x.shape
         self.x = x.reshape(x.shape[0], -1)
-        return np.asarray(self.x @ self.W)
+        return np.asarray(self.x @ self.W)  # BUG
 
 
 @caught(against="affine", check="W", kinds={"mutated"}, diagnosis="in_place", why="W -= lr * dW in backward")
@@ -509,7 +509,7 @@ class AffineStepsW(_AffineBase):
         self.dW = self.x.T @ dout
         self.db = np.sum(dout, axis=0)
         dx = np.asarray(dout @ self.W.T).reshape(self.original_x_shape)
-        self.W -= 0.01 * self.dW
+        self.W -= 0.01 * self.dW  # BUG
         return dx
 
 
@@ -542,7 +542,7 @@ class SoftmaxLossNoBatchDivide(_SoftmaxLossBase):
 
     def backward(self, dout: float = 1) -> Array:
         assert self.y is not None and self.t is not None
-        return np.asarray(dout * (self.y - self.t))
+        return np.asarray(dout * (self.y - self.t))  # BUG
 
 
 @caught(
@@ -558,7 +558,7 @@ class SoftmaxLossBookIgnoresDout(_SoftmaxLossBase):
     def backward(self, dout: float = 1) -> Array:
         assert self.y is not None and self.t is not None
         batch_size = self.t.shape[0]
-        return np.asarray((self.y - self.t) / batch_size)
+        return np.asarray((self.y - self.t) / batch_size)  # BUG
 
 
 @caught(against="softmax_with_loss", check="dx", kinds={"value"}, diagnosis="sign", why="t - y")
@@ -567,7 +567,7 @@ class SoftmaxLossWrongSign(_SoftmaxLossBase):
 
     def backward(self, dout: float = 1) -> Array:
         assert self.y is not None and self.t is not None
-        return np.asarray(dout * (self.t - self.y) / self.t.shape[0])
+        return np.asarray(dout * (self.t - self.y) / self.t.shape[0])  # BUG
 
 
 # exp overflows to inf / inf = NaN; if only the row sum overflows, y rounds to 0 and dx is merely wrong
@@ -587,7 +587,7 @@ class SoftmaxLossNaiveSoftmax(_SoftmaxLossBase):
     def forward(self, x: Array, t: Array) -> Any:
         self.t = one_hot(t, x)
         with np.errstate(over="ignore", invalid="ignore"):
-            e = np.exp(x)
+            e = np.exp(x)  # BUG
             self.y = e / e.sum(axis=-1, keepdims=True)
         self.loss = -np.sum(self.t * log_softmax(x)) / x.shape[0]
         return self.loss
@@ -600,7 +600,7 @@ class SoftmaxLossBookDelta(_SoftmaxLossBase):
     def forward(self, x: Array, t: Array) -> Any:
         self.t = one_hot(t, x)
         self.y = np.exp(log_softmax(x))
-        self.loss = -np.sum(self.t * np.log(self.y + 1e-7)) / x.shape[0]
+        self.loss = -np.sum(self.t * np.log(self.y + 1e-7)) / x.shape[0]  # BUG
         return self.loss
 
 
@@ -654,7 +654,7 @@ class AddSameArrayForBoth:
     def backward(self, dout: Array) -> tuple[Array, Array]:
         g = np.array(dout, copy=True)
         if self.x_shape == self.y_shape == g.shape:
-            return g, g
+            return g, g  # BUG
         return sum_to(g, self.x_shape), sum_to(g, self.y_shape)
 
 
@@ -769,7 +769,7 @@ class ConvCol2imAssigns(BookConvolution):
         d2 = self._dout2d(dout)
         self.db = d2.sum(axis=0)
         self.dW = (self.col.T @ d2).T.reshape(self.W.shape)
-        return self._dx(d2, add=False)
+        return self._dx(d2, add=False)  # BUG
 
 
 @caught(
@@ -786,7 +786,7 @@ class ConvDwNotReshaped(BookConvolution):
         assert self.col is not None
         d2 = self._dout2d(dout)
         self.db = d2.sum(axis=0)
-        self.dW = self.col.T @ d2
+        self.dW = self.col.T @ d2  # BUG
         return self._dx(d2)
 
 
@@ -803,7 +803,7 @@ class ConvDbWrongAxes(BookConvolution):
 
     def backward(self, dout: Array) -> Array:
         assert self.col is not None
-        d2 = dout.reshape(-1, self.W.shape[0])
+        d2 = dout.reshape(-1, self.W.shape[0])  # BUG
         self.db = d2.sum(axis=0)
         right = self._dout2d(dout)
         self.dW = (self.col.T @ right).T.reshape(self.W.shape)
@@ -861,7 +861,7 @@ class PoolingSpreadsOverWindow(Im2colPooling):
     def backward(self, dout: Array) -> Array:
         assert self.windows is not None
         d = dout.transpose(0, 2, 3, 1).reshape(-1, 1)
-        return self._scatter(np.repeat(d / self.windows.shape[1], self.windows.shape[1], axis=1))
+        return self._scatter(np.repeat(d / self.windows.shape[1], self.windows.shape[1], axis=1))  # BUG
 
 
 @caught(
@@ -878,7 +878,7 @@ class PoolingEveryMaximum(Im2colPooling):
         assert self.windows is not None
         d = dout.transpose(0, 2, 3, 1).reshape(-1, 1)
         mask = self.windows == self.windows.max(axis=1, keepdims=True)
-        return self._scatter(mask * d)
+        return self._scatter(mask * d)  # BUG
 
 
 @caught(
@@ -895,7 +895,7 @@ class PoolingZeroPadding(Im2colPooling):
         n, c, h, w = x.shape
         oh = _out_size(h, self.pool_h, self.stride, self.pad)
         ow = _out_size(w, self.pool_w, self.stride, self.pad)
-        self.x, self.windows = x, self._padded_windows(x, 0.0)
+        self.x, self.windows = x, self._padded_windows(x, 0.0)  # BUG
         return np.asarray(self.windows.max(axis=1).reshape(n, oh, ow, c).transpose(0, 3, 1, 2))
 
 
@@ -942,7 +942,7 @@ class Im2colAssigningVjp(LoopIm2col):
     """im2col as a layer whose backward is a col2im that assigns (=) instead of adding (+=)."""
 
     def backward(self, dout: Array) -> Array:
-        return loop_col2im(dout, self.shape, *self.geometry, add=False)
+        return loop_col2im(dout, self.shape, *self.geometry, add=False)  # BUG
 
 
 @caught(
@@ -956,7 +956,7 @@ class Col2imAssigns(LoopCol2im):
     """col2im that assigns (=) each window instead of adding (+=) it: overlapping windows overwrite."""
 
     def forward(self, col: Array) -> Array:
-        return loop_col2im(col, self.shape, *self.geometry, add=False)
+        return loop_col2im(col, self.shape, *self.geometry, add=False)  # BUG
 
 
 # ==== chapter 6: Dropout, BatchNormalization, ChannelBatchNormalization ================================
@@ -998,7 +998,7 @@ class DropoutIgnoresMask(_DropoutBase):
     def backward(self, dout: Array) -> Array:
         if not self.train:
             return np.asarray(dout * (1.0 - self.dropout_ratio))
-        return np.array(dout, copy=True)
+        return np.array(dout, copy=True)  # BUG
 
 
 @caught(
@@ -1015,7 +1015,7 @@ class DropoutMaskOnce(_DropoutBase):
         self.train = train_flg
         if not train_flg:
             return np.asarray(x * (1.0 - self.dropout_ratio))
-        if self.mask is None or self.mask.shape != x.shape:
+        if self.mask is None or self.mask.shape != x.shape:  # BUG
             self.mask = np.random.rand(*x.shape) > self.dropout_ratio
         return np.asarray(x * self.mask)
 
@@ -1034,7 +1034,7 @@ class DropoutKeepsRatio(_DropoutBase):
         self.train = train_flg
         if not train_flg:
             return np.asarray(x * (1.0 - self.dropout_ratio))
-        self.mask = np.random.rand(*x.shape) < self.dropout_ratio
+        self.mask = np.random.rand(*x.shape) < self.dropout_ratio  # BUG
         return np.asarray(x * self.mask)
 
 
@@ -1115,7 +1115,7 @@ class BatchNormNoMeanTerm(_BatchNormBase):
         assert self.xc is not None and self.std is not None
         n = dxn.shape[0]
         dvar = -0.5 * np.sum(dxn * self.xc, axis=0) / self.std**3
-        return np.asarray(dxn / self.std + (2.0 / n) * self.xc * dvar)
+        return np.asarray(dxn / self.std + (2.0 / n) * self.xc * dvar)  # BUG
 
 
 @caught(
@@ -1131,7 +1131,7 @@ class BatchNormRunningStatsInTraining(_BatchNormBase):
     """Train mode normalizes with the running statistics instead of the batch's own."""
 
     def _stats(self, x: Array, train: bool) -> tuple[Array, Array]:
-        return super()._stats(x, False)
+        return super()._stats(x, False)  # BUG
 
 
 @caught(
@@ -1146,7 +1146,7 @@ class BatchNormDgammaNotSummed(_BatchNormBase):
 
     def _dgamma(self, d: Array) -> None:
         assert self.xn is not None
-        self.dgamma = np.asarray(self.xn * d)
+        self.dgamma = np.asarray(self.xn * d)  # BUG
 
 
 @caught(
@@ -1161,7 +1161,7 @@ class BatchNormTrainBackwardInTestMode(_BatchNormBase):
     the running statistics are constants, and their mean and variance terms do not belong in dx."""
 
     def backward(self, dout: Array) -> Array:
-        train, self.train = self.train, True
+        train, self.train = self.train, True  # BUG
         try:
             return super().backward(dout)
         finally:
@@ -1187,7 +1187,7 @@ class BatchNormVarByMoments(_BatchNormBase):
         mu, _ = super()._stats(x, train)  # the running statistics kept as the book does
         if not train:
             return mu, _
-        return mu, (x * x).mean(axis=0) - mu * mu
+        return mu, (x * x).mean(axis=0) - mu * mu  # BUG
 
 
 @caught(
@@ -1230,7 +1230,8 @@ class ChannelBatchNormPerPosition(_BatchNormBase):
         self.shape, self.train = x.shape, train_flg
         rm, rv = self.running_mean, self.running_var
         assert rm is not None and rv is not None
-        mu, var = (x.mean(axis=0), x.var(axis=0)) if train_flg else (rm[:, None, None], rv[:, None, None])
+        per_position = (x.mean(axis=0), x.var(axis=0))  # BUG
+        mu, var = per_position if train_flg else (rm[:, None, None], rv[:, None, None])
         if train_flg:  # the running statistics per channel, right: the mistake is in the normalization
             m = self.momentum
             self.running_mean = m * rm + (1 - m) * x.mean(axis=(0, 2, 3))
@@ -1298,7 +1299,7 @@ class TwoLayerNetForgetsDb(TwoLayerNetByHand):
 
     def gradient(self, x: Array, t: Array) -> dict[str, Array]:
         grads = super().gradient(x, t)
-        del grads["b1"]
+        del grads["b1"]  # BUG
         return grads
 
 
@@ -1313,7 +1314,7 @@ class MultiLayerNetDecayForgotten(MultiLayerNet):
     """loss adds the weight decay 0.5 * lambda * sum W**2, but gradient() leaves out its lambda * W."""
 
     def gradient(self, x: Array, t: Array) -> dict[str, Array]:
-        lam, self.weight_decay_lambda = self.weight_decay_lambda, 0.0
+        lam, self.weight_decay_lambda = self.weight_decay_lambda, 0.0  # BUG
         try:
             return super().gradient(x, t)
         finally:
@@ -1340,7 +1341,7 @@ class MultiLayerNetExtendSwapsGammaBeta(MultiLayerNetExtend):
     def gradient(self, x: Array, t: Array) -> dict[str, Array]:
         grads = super().gradient(x, t)
         for i in range(1, self.hidden_layer_num + 1 if self.use_batchnorm else 1):
-            grads[f"gamma{i}"], grads[f"beta{i}"] = grads[f"beta{i}"], grads[f"gamma{i}"]
+            grads[f"gamma{i}"], grads[f"beta{i}"] = grads[f"beta{i}"], grads[f"gamma{i}"]  # BUG
         return grads
 
 
@@ -1360,7 +1361,7 @@ class SimpleConvNetSkipsReluBackward(SimpleConvNet):
         self.loss(x, t)
         dout: Any = self.last_layer.backward(1)
         for layer in reversed(self.layers.values()):
-            if not isinstance(layer, Relu):
+            if not isinstance(layer, Relu):  # BUG
                 dout = layer.backward(dout)
         return {key: getattr(self.layers[name], attr) for key, (name, attr) in self._grad_of.items()}
 
@@ -1376,7 +1377,7 @@ class DeepConvNetNoDropoutInGradient(DeepConvNet):
     """gradient()'s forward pass runs with dropout off (test mode), unlike the loss it differentiates."""
 
     def _train_loss(self, x: Array, t: Array) -> float:
-        return self.loss(x, t, train_flg=False)
+        return self.loss(x, t, train_flg=False)  # BUG
 
 
 # ==== "Deep Learning from Scratch 2": tests/catalogue/nlp/ ===============================================

@@ -115,7 +115,7 @@ class ReluLessThanMask:
         self.mask: Array | None = None
 
     def forward(self, x: Array) -> Array:
-        self.mask = x < 0
+        self.mask = x < 0  # BUG
         out = x.copy()
         out[self.mask] = 0
         return out
@@ -189,7 +189,7 @@ class ReluAttributeTypo:
 
     def backward(self, dout: Array) -> Array:
         dout = dout.copy()
-        dout[self.masks] = 0  # type: ignore[attr-defined]
+        dout[self.masks] = 0  # type: ignore[attr-defined]  # BUG
         return dout
 
 
@@ -204,7 +204,7 @@ class ReluFloat32Out:
 
     def forward(self, x: Array) -> Array:
         self.mask = x <= 0
-        out = np.maximum(x, 0).astype(np.float32)
+        out = np.maximum(x, 0).astype(np.float32)  # BUG
         return out
 
     def backward(self, dout: Array) -> Array:
@@ -532,7 +532,7 @@ class SoftmaxWithLossInPlace:
         self.t: Array | None = None
 
     def forward(self, x: Array, t: Array) -> Any:
-        x -= x.max(axis=1, keepdims=True)  # overflow guard, in place "to save memory"
+        x -= x.max(axis=1, keepdims=True)  # BUG: overflow guard, in place "to save memory"
         log_y = x - np.log(np.sum(np.exp(x), axis=1, keepdims=True))
         self.y = np.exp(log_y)
         if t.size == x.size:  # one-hot targets become labels, as in book 2
@@ -652,7 +652,7 @@ class Col2imAverages:
 
     def forward(self, col: Array) -> Array:
         img, count = col2im_sums(col, self.input_shape, *self.geometry)
-        img = img / count
+        img = img / count  # BUG
         pad, (H, W) = self.geometry[3], self.input_shape[2:]
         return img[:, :, pad : H + pad, pad : W + pad]
 
@@ -683,7 +683,7 @@ class Im2colUncroppedBackward:
 
     def backward(self, dout: Array) -> Array:
         img, _ = col2im_sums(dout, self.shape, *self.geometry)
-        return img  # the padding border is never cropped
+        return img  # BUG: the padding border is never cropped
 
 
 # ==== BatchNormalization: book 1, common/layers.py, with the learner's eps ================================
@@ -756,7 +756,7 @@ class BatchNormNoEps(_BatchNorm):
     """``np.sqrt(var)``, no eps: a column whose values are all equal has var = 0, and xc / std is 0 / 0."""
 
     def std_of(self, var: Array) -> Any:
-        return np.sqrt(var)
+        return np.sqrt(var)  # BUG
 
 
 @expect(
@@ -772,7 +772,7 @@ class BatchNormEps1e7(_BatchNorm):
     """``np.sqrt(var + 1e-7)``: the book's 10e-7 read as 1e-7 (it is 1e-6). Right at its own eps."""
 
     def std_of(self, var: Array) -> Any:
-        return np.sqrt(var + 1e-7)
+        return np.sqrt(var + 1e-7)  # BUG
 
 
 # ==== MatMul: book 2, common/layers.py ====================================================================
@@ -805,7 +805,7 @@ class MatMulDwSummedAgain(_MatMul):
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         (W,) = self.params
-        self.grads[0][...] = np.sum(np.dot(self.x.T, dout), axis=0)
+        self.grads[0][...] = np.sum(np.dot(self.x.T, dout), axis=0)  # BUG
         return np.dot(dout, W.T)
 
 
@@ -823,7 +823,7 @@ class MatMulOuterOfSums(_MatMul):
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         (W,) = self.params
-        self.grads[0][...] = np.outer(np.sum(self.x, axis=0), np.sum(dout, axis=0))
+        self.grads[0][...] = np.outer(np.sum(self.x, axis=0), np.sum(dout, axis=0))  # BUG
         return np.dot(dout, W.T)
 
 
@@ -843,7 +843,7 @@ class MatMulDxNoTranspose(_MatMul):
         assert self.x is not None
         (W,) = self.params
         self.grads[0][...] = np.dot(self.x.T, dout)
-        return np.dot(dout, W)
+        return np.dot(dout, W)  # BUG
 
 
 # ==== SoftmaxWithLoss on one-hot targets only =============================================================
@@ -959,7 +959,7 @@ class MultiLayerNetDecayDefault(MultiLayerNet):
 
     def __init__(self, *args: Any, weight_decay_lambda: float = 0, **kwargs: Any) -> None:
         super().__init__(*args, weight_decay_lambda=weight_decay_lambda, **kwargs)
-        self.weight_decay_lambda = weight_decay_lambda or 0.1
+        self.weight_decay_lambda = weight_decay_lambda or 0.1  # BUG
 
 
 @expect(

@@ -219,7 +219,7 @@ class WeightSumDaWrongAxis(BookWeightSum):
     """da = sum(dt * hs, axis=1): summed over the time steps instead of over H."""
 
     def _da_axis(self) -> int:
-        return 1
+        return 1  # BUG
 
 
 @caught(against="weight_sum", check="dhs", kinds={"value"}, diagnosis="other", why="dhs without the weights")
@@ -227,7 +227,7 @@ class WeightSumDhsUnweighted(BookWeightSum):
     """dhs = dc repeated over T: the weights a are left out of hs's gradient."""
 
     def _dhs(self, dt: Array, ar: Array) -> Array:
-        return dt.copy()
+        return dt.copy()  # BUG
 
 
 @caught(
@@ -242,7 +242,7 @@ class AttentionWeightNoSoftmaxMean(BookAttentionWeight):
 
     def _ds(self, da: Array) -> Array:
         assert self.softmax.out is not None
-        return self.softmax.out * da
+        return self.softmax.out * da  # BUG
 
 
 @caught(against="attention", check="dh", kinds={"value"}, diagnosis="other", why="dh = 0")
@@ -251,7 +251,7 @@ class AttentionDhZeros(BookAttention):
 
     def backward(self, dout: Array) -> Any:
         dhs, dh = super().backward(dout)
-        return dhs, np.zeros_like(dh)
+        return dhs, np.zeros_like(dh)  # BUG
 
 
 @caught(against="attention", check="dh", kinds={"arity"}, diagnosis="other", why="backward returns dhs only")
@@ -260,7 +260,7 @@ class AttentionReturnsDhsOnly(BookAttention):
 
     def backward(self, dout: Array) -> Any:
         dhs, _ = super().backward(dout)
-        return dhs
+        return dhs  # BUG
 
 
 @caught(
@@ -293,7 +293,7 @@ class TimeAttentionEncLastStep(BookTimeAttention):
         dhs_enc: Any = 0
         dhs_dec = np.empty_like(dout)
         for t, layer in enumerate(self.layers):
-            dhs_enc, dh = layer.backward(dout[:, t, :])
+            dhs_enc, dh = layer.backward(dout[:, t, :])  # BUG
             dhs_dec[:, t, :] = dh
         return dhs_enc, dhs_dec
 
@@ -310,7 +310,7 @@ class TimeAttentionOneLayer(BookTimeAttention):
 
     def forward(self, hs_enc: Array, hs_dec: Array) -> Array:
         out = np.empty_like(hs_dec)
-        layer = BookAttention()
+        layer = BookAttention()  # BUG
         self.layers, self.attention_weights = [], []
         for t in range(hs_dec.shape[1]):
             out[:, t, :] = layer.forward(hs_enc, hs_dec[:, t, :])

@@ -43,7 +43,7 @@ class SimpleCBOWNoHalf(SimpleCBOW):
 
     def backward(self, dout: Any = 1) -> None:
         ds = self.loss_layer.backward(dout)
-        da = self.out_layer.backward(ds)
+        da = self.out_layer.backward(ds)  # BUG
         self.in_layer1.backward(da)
         self.in_layer0.backward(da)
         return None
@@ -63,7 +63,7 @@ class SkipGramLastContextOnly(SkipGram):
     def backward(self, dout: Any = 1) -> None:
         dh = 0
         for layer in self.loss_layers:
-            dh = layer.backward(dout)
+            dh = layer.backward(dout)  # BUG
         self.in_layer.backward(dh)
         return None
 
@@ -79,7 +79,7 @@ class CBOWNoMean(CBOW):
     """Forgets that h is the mean of the context embeddings: each Embedding receives the whole dh."""
 
     def backward(self, dout: Any = 1) -> None:
-        dh = self.ns_loss.backward(dout)
+        dh = self.ns_loss.backward(dout)  # BUG
         for layer in self.in_layers:
             layer.backward(dh)
         return None

@@ -84,7 +84,7 @@ class MatMulDwTransposed(BookMatMul):
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         (W,) = self.params
-        self.grads[0][...] = np.dot(dout.T, self.x).reshape(W.shape)
+        self.grads[0][...] = np.dot(dout.T, self.x).reshape(W.shape)  # BUG
         return np.dot(dout, W.T)
 
 
@@ -101,7 +101,7 @@ class MatMulGradsRebound(BookMatMul):
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         (W,) = self.params
-        self.grads[0] = np.dot(self.x.T, dout)
+        self.grads[0] = np.dot(self.x.T, dout)  # BUG
         return np.dot(dout, W.T)
 
 
@@ -173,7 +173,7 @@ class SoftmaxNoSumTerm(BookSoftmax):
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
-        return self.out * dout
+        return self.out * dout  # BUG
 
 
 @caught(
@@ -188,7 +188,7 @@ class SoftmaxNoMax(BookSoftmax):
 
     def forward(self, x: Array) -> Array:
         with np.errstate(over="ignore", invalid="ignore"):
-            e = np.exp(x)
+            e = np.exp(x)  # BUG
             self.out = e / e.sum(axis=1, keepdims=True)
         return self.out
 
@@ -254,7 +254,7 @@ class SigmoidLossNotDivided(SigmoidLossLogaddexp):
 
     def backward(self, dout: float = 1) -> Array:
         assert self.y is not None and self.t is not None
-        return np.asarray((self.y - self.t) * dout).astype(self.y.dtype, copy=False)
+        return np.asarray((self.y - self.t) * dout).astype(self.y.dtype, copy=False)  # BUG
 
 
 @caught(
@@ -274,7 +274,7 @@ class SigmoidLossUnstable(SigmoidLossLogaddexp):
         self.t = t
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             self.y = 1 / (1 + np.exp(-x))
-            self.loss = -np.mean(t * np.log(self.y) + (1 - t) * np.log(1 - self.y))
+            self.loss = -np.mean(t * np.log(self.y) + (1 - t) * np.log(1 - self.y))  # BUG
         return self.loss
 
 
@@ -293,7 +293,7 @@ class BookSigmoidWithLoss(SigmoidLossLogaddexp):
         self.y = stable_sigmoid(x)
         y2 = np.c_[1 - self.y, self.y]
         n = x.shape[0]
-        self.loss = -np.sum(np.log(y2[np.arange(n), np.asarray(t, dtype=np.intp)] + 1e-7)) / n
+        self.loss = -np.sum(np.log(y2[np.arange(n), np.asarray(t, dtype=np.intp)] + 1e-7)) / n  # BUG
         return self.loss
 
 
@@ -363,7 +363,7 @@ class EmbeddingOverwrites(BookEmbedding):
     def backward(self, dout: Array) -> None:
         (dW,) = self.grads
         dW[...] = 0
-        dW[self.idx] = dout
+        dW[self.idx] = dout  # BUG
 
 
 @caught(

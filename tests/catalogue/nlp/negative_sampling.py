@@ -88,7 +88,7 @@ class EmbeddingDotDhFromH(BookEmbeddingDot):
         h, _ = self.cache
         dout = dout.reshape(dout.shape[0], 1)
         self.embed.backward(dout * h)
-        return dout * h
+        return dout * h  # BUG
 
 
 @caught(
@@ -231,7 +231,7 @@ class NegativeSamplingLastOnly(BookNegativeSamplingLoss):
     def backward(self, dout: float = 1) -> Array:
         dh: Any = 0
         for l0, l1 in zip(self.loss_layers, self.embed_dot_layers, strict=True):
-            dh = l1.backward(l0.backward(dout))
+            dh = l1.backward(l0.backward(dout))  # BUG
         return np.asarray(dh)
 
 
@@ -253,7 +253,7 @@ class NegativeSamplingOneColumn(BookNegativeSamplingLoss):
         loss = self.loss_layers[0].forward(score, np.ones(batch_size, dtype=self.label_dtype))
         negative_label = np.zeros(batch_size, dtype=self.label_dtype)
         for i in range(self.sample_size):
-            score = self.embed_dot_layers[1 + i].forward(h, negative_sample[:, 0])
+            score = self.embed_dot_layers[1 + i].forward(h, negative_sample[:, 0])  # BUG
             loss += self.loss_layers[1 + i].forward(score, negative_label)
         return loss
 
@@ -272,7 +272,7 @@ class NegativeSamplingDrawnOnce(BookNegativeSamplingLoss):
     kept: Array | None = None
 
     def forward(self, h: Array, target: Array) -> Any:
-        if self.kept is None or self.kept.shape[0] != target.shape[0]:
+        if self.kept is None or self.kept.shape[0] != target.shape[0]:  # BUG
             self.kept = self.sampler.get_negative_sample(target)
         batch_size = target.shape[0]
         score = self.embed_dot_layers[0].forward(h, target)

@@ -128,7 +128,7 @@ class RnnDhPrevMissingTanhDerivative(_Rnn):
     """dh_prev = dh_next Wh^T: the tanh derivative (1 - h_next^2) left out of the way back to h_prev."""
 
     def _dh_prev(self, dt: Array, dh_next: Array) -> Array:
-        return np.dot(dh_next, self.params[1].T)
+        return np.dot(dh_next, self.params[1].T)  # BUG
 
 
 @caught(against="lstm", check="dc_prev", kinds={"value"}, diagnosis="other", why="dc_prev = ds, f missing")
@@ -136,7 +136,7 @@ class LstmDcPrevMissingForgetGate(_Lstm):
     """dc_prev = ds: the forget gate f, which scales c_prev in c_next = f c_prev + g i, left out."""
 
     def _dc_prev(self, ds: Array, f: Array) -> Array:
-        return ds.copy()
+        return ds.copy()  # BUG
 
 
 @caught(against="lstm", check="grads[2]", kinds={"value"}, diagnosis="other", why="dA stacked (i, f, g, o)")
@@ -145,7 +145,7 @@ class LstmGatesRestacked(_Lstm):
     (i, f, g, o), not in the order forward sliced them (f, g, i, o)."""
 
     def _stack(self, df: Array, dg: Array, di: Array, do: Array) -> Array:
-        return np.hstack((di, df, dg, do))
+        return np.hstack((di, df, dg, do))  # BUG
 
 
 @caught(
@@ -155,7 +155,7 @@ class GruDirectPathUsesZ(_Gru):
     """dh_prev's direct term is dh_next z instead of dh_next (1 - z): the interpolation's weights swapped."""
 
     def _direct(self, dh_next: Array, z: Array) -> Array:
-        return dh_next * z
+        return dh_next * z  # BUG
 
 
 # ==== right book-style time layers (the bases) ===========================================================
@@ -292,7 +292,7 @@ class TimeRnnLastStepGrads(_TimeRnn):
 
     def _add(self, grads: list[Any], step: list[Array]) -> None:
         for i, grad in enumerate(step):
-            grads[i] = grad.copy()
+            grads[i] = grad.copy()  # BUG
 
 
 @caught(against="time_gru", check="grads[2]", kinds={"value"}, diagnosis="other", why="dWx of step 0 only")
@@ -301,7 +301,7 @@ class TimeGruLastStepGrads(_TimeGru):
 
     def _add(self, grads: list[Any], step: list[Array]) -> None:
         for i, grad in enumerate(step):
-            grads[i] = grad.copy()
+            grads[i] = grad.copy()  # BUG
 
 
 @caught(
@@ -331,7 +331,7 @@ class TimeLstmResetKeepsCell(_TimeLstm):
     """reset_state() forgets h but keeps the cell state c: a new sequence starts from the old memory."""
 
     def reset_state(self) -> None:
-        self.h = None
+        self.h = None  # BUG
 
 
 @caught(against="time_rnn", check="hs", kinds={"stale"}, diagnosis="stale", why="reset_state() does nothing")
@@ -410,7 +410,7 @@ class TimeLstmDropsDh(_TimeLstm):
     still carried)."""
 
     def _into_step(self, dh_t: Array, dh: Any, dc: Any) -> tuple[Any, Any]:
-        return dh_t, dc
+        return dh_t, dc  # BUG
 
 
 @caught(against="time_lstm", check="grads[2]", kinds={"value"}, diagnosis="other", why="dc not carried back")
@@ -418,7 +418,7 @@ class TimeLstmDropsDc(_TimeLstm):
     """Each step gets dc_next = 0: the cell state's gradient is not carried back through time."""
 
     def _into_step(self, dh_t: Array, dh: Any, dc: Any) -> tuple[Any, Any]:
-        return dh_t + dh, np.zeros_like(dh_t)
+        return dh_t + dh, np.zeros_like(dh_t)  # BUG
 
 
 class _TimeBiLstm:
@@ -455,7 +455,7 @@ class TimeBiLstmDxNotReversed(_TimeBiLstm):
     """The backward LSTM's dxs is added as it comes, in reversed time: it is never flipped back."""
 
     def _back_in_order(self, dxs2: Array) -> Array:
-        return dxs2
+        return dxs2  # BUG
 
 
 # ==== right alternatives =================================================================================

@@ -24,7 +24,7 @@ class BetterRnnlmTiedByCopy(BetterRnnlm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         embed_W = self.layers[0].params[0]
-        self.layers[6] = TimeAffine(embed_W.T.copy(), self.layers[6].params[1])
+        self.layers[6] = TimeAffine(embed_W.T.copy(), self.layers[6].params[1])  # BUG
         self._gather()
 
 
@@ -59,7 +59,7 @@ class SimpleRnnlmSkipsEmbedding(SimpleRnnlm):
 
     def backward(self, dout: Any = 1) -> Any:
         dout = self.loss_layer.backward(dout)
-        for layer in reversed(self.layers[1:]):
+        for layer in reversed(self.layers[1:]):  # BUG
             dout = layer.backward(dout)
         return dout
 
@@ -77,7 +77,7 @@ class RnnlmCopiedGrads(Rnnlm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.grads = [g.copy() for g in self.grads]
+        self.grads = [g.copy() for g in self.grads]  # BUG
 
 
 @passes(against="better_rnnlm", why="the tie listed once, its transposed gradient summed by the model itself")

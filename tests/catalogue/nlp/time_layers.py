@@ -50,7 +50,7 @@ class TimeEmbeddingOverwrite(_TimeEmbeddingBase):
     """dW[xs] = dout: a word that occurs several times keeps only one of its gradients."""
 
     def _scatter(self, dW: Array, dout: Array) -> None:
-        dW[self.idx] = dout
+        dW[self.idx] = dout  # BUG
 
 
 @caught(
@@ -65,7 +65,7 @@ class TimeEmbeddingFancyAdd(_TimeEmbeddingBase):
     occurrence."""
 
     def _scatter(self, dW: Array, dout: Array) -> None:
-        dW[self.idx] += dout
+        dW[self.idx] += dout  # BUG
 
 
 @caught(
@@ -98,7 +98,7 @@ class TimeEmbeddingLastStep(_TimeEmbeddingBase):
         assert self.idx is not None
         dW = self.grads[0]
         for t in range(self.idx.shape[1]):
-            dW[...] = 0
+            dW[...] = 0  # BUG
             np.add.at(dW, self.idx[:, t], dout[:, t])
         return None
 
@@ -144,7 +144,7 @@ class TimeAffineDbLastStep(_TimeAffineBase):
     """db = dout[:, -1].sum(axis=0): summed over the batch but not over time (the last step only)."""
 
     def _db(self, dout: Array) -> Array:
-        return np.asarray(dout[:, -1].sum(axis=0))
+        return np.asarray(dout[:, -1].sum(axis=0))  # BUG
 
 
 @caught(
@@ -158,7 +158,7 @@ class TimeAffineDbMeanOverTime(_TimeAffineBase):
     """db = dout.sum(axis=0).mean(axis=0): summed over the batch, averaged over time."""
 
     def _db(self, dout: Array) -> Array:
-        return np.asarray(dout.sum(axis=0).mean(axis=0))
+        return np.asarray(dout.sum(axis=0).mean(axis=0))  # BUG
 
 
 @caught(
@@ -176,7 +176,7 @@ class TimeAffineDwLastStep(_TimeAffineBase):
         W, _ = self.params
         dx = np.empty_like(self.x)
         for t in range(self.x.shape[1]):
-            self.grads[0][...] = self.x[:, t].T @ dout[:, t]
+            self.grads[0][...] = self.x[:, t].T @ dout[:, t]  # BUG
             dx[:, t] = dout[:, t] @ W.T
         self.grads[1][...] = dout.sum(axis=(0, 1))
         return dx
@@ -230,7 +230,7 @@ class TimeSoftmaxLossDividesByNT(_TimeSoftmaxBase):
     """loss /= N * T: the mean runs over every label, the ignored ones included."""
 
     def _count(self, mask: Array) -> Any:
-        return mask.size
+        return mask.size  # BUG
 
 
 @caught(
@@ -263,7 +263,7 @@ class TimeSoftmaxLossIgnoresDout(_TimeSoftmaxBase):
     """The book-1 habit in a time layer: dxs = (ys - ts) / count, right only for dout = 1."""
 
     def backward(self, dout: Any = 1) -> Array:
-        return super().backward(1)
+        return super().backward(1)  # BUG
 
 
 # ==== TimeSigmoidWithLoss =================================================================================
@@ -303,7 +303,7 @@ class TimeSigmoidLossBatchOnly(_TimeSigmoidBase):
     left out."""
 
     def _n(self, y: Array) -> int:
-        return int(y.shape[0])
+        return int(y.shape[0])  # BUG
 
 
 # ==== TimeDropout =========================================================================================
@@ -345,7 +345,7 @@ class TimeDropoutNotInverted(_TimeDropoutBase):
     """The first book's dropout: the kept elements are not scaled by 1 / (1 - ratio)."""
 
     def _scale(self) -> float:
-        return 1.0
+        return 1.0  # BUG
 
 
 @caught(against="time_dropout", check="dxs", kinds={"value"}, diagnosis="scale", why="dxs scaled twice")
@@ -354,7 +354,7 @@ class TimeDropoutScaledTwice(_TimeDropoutBase):
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
-        return dout * self.mask / (1.0 - self.dropout_ratio)
+        return dout * self.mask / (1.0 - self.dropout_ratio)  # BUG
 
 
 @caught(against="time_dropout", check="dxs", kinds={"value"}, diagnosis="other", why="dxs without the mask")
@@ -362,7 +362,7 @@ class TimeDropoutBackwardIgnoresMask(_TimeDropoutBase):
     """backward scales dout but forgets the mask: the dropped elements get a gradient."""
 
     def backward(self, dout: Array) -> Array:
-        return dout / (1.0 - self.dropout_ratio)
+        return dout / (1.0 - self.dropout_ratio)  # BUG
 
 
 @caught(
@@ -379,7 +379,7 @@ class TimeDropoutMaskOnce(_TimeDropoutBase):
     def forward(self, xs: Array) -> Array:
         if not self.train_flg:
             return xs
-        if self.mask is None or self.mask.shape != xs.shape:
+        if self.mask is None or self.mask.shape != xs.shape:  # BUG
             flg = np.random.rand(*xs.shape) > self.dropout_ratio
             self.mask = flg.astype(xs.dtype) * self._scale()
         return xs * self.mask
@@ -399,7 +399,7 @@ class TimeDropoutKeepsRatio(_TimeDropoutBase):
     def forward(self, xs: Array) -> Array:
         if not self.train_flg:
             return xs
-        flg = np.random.rand(*xs.shape) < self.dropout_ratio
+        flg = np.random.rand(*xs.shape) < self.dropout_ratio  # BUG
         self.mask = flg.astype(xs.dtype) * self._scale()
         return xs * self.mask
 
