@@ -8,9 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import Phase, given, settings
 
-from backprop.verify import get_row, reference_vjp, runner
+from backprop.verify import ROWS, Row, examples, get_row, reference_vjp, runner
 from backprop.verify.mismatch import Node
+from tests.hidden_state import with_hidden_state
 
 RNG_SEED = 20
 
@@ -22,14 +24,14 @@ def _by_name(found: tuple[Node, ...]) -> dict[str, Node]:
 
 
 def test_a_row_without_a_graph_has_its_inputs_and_outputs_as_nodes() -> None:
-    row = get_row("relu")
+    row = get_row("sigmoid")
     assert row.graph is None
     rng = np.random.default_rng(RNG_SEED)
     values = {"x": rng.normal(size=(3, 4))}
     dout = rng.normal(size=(3, 4))
     found = _by_name(runner.nodes(row, values, (dout,)))
     assert list(found) == ["out", "x"]
-    np.testing.assert_array_equal(found["out"].value, np.maximum(values["x"], 0))
+    np.testing.assert_allclose(found["out"].value, 1 / (1 + np.exp(-values["x"])), rtol=1e-15)
     np.testing.assert_array_equal(found["out"].grad, dout)  # an output's gradient is its cotangent
     expected = reference_vjp(row, values, (dout,))
     np.testing.assert_allclose(found["x"].grad, expected.grads["x"].value, rtol=0, atol=1e-12)
@@ -45,3 +47,198 @@ def test_a_loss_node_has_gradient_one_and_labels_are_nodes_without_one() -> None
     np.testing.assert_array_equal(found["t"].value, values["t"])
     expected = reference_vjp(row, values, (np.float64(1.0),))
     np.testing.assert_allclose(found["x"].grad, expected.grads["x"].value, rtol=0, atol=1e-12)
+
+
+# ---- every graph gives its row's reference, node by node ------------------------------------------------
+
+GRAPHED = [r for r in ROWS if r.graph is not None]
+COUNT = 3
+CLOSE = 1e-12
+"""Float64 agreement, relative to the largest magnitude of the compared array (the graph sums in another
+order than the reference: im2col and a matrix product against a convolution primitive)."""
+
+
+def _close(actual: Any, expected: Any, what: str) -> None:
+    expected = np.asarray(expected, np.float64)
+    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=CLOSE * scale, err_msg=what)
+
+
+def _drawn(row: Row, count: int = COUNT) -> list[tuple[dict[str, Any], tuple[Any, ...]]]:
+    """``count`` examples of the row, the same every run."""
+    found: list[tuple[dict[str, Any], tuple[Any, ...]]] = []
+
+    @settings(max_examples=count, derandomize=True, deadline=None, database=None, phases=[Phase.generate])
+    @given(example=examples(row))
+    def collect(example: Any) -> None:
+        found.append((with_hidden_state(row, example.values), example.cotangents))
+
+    collect()
+    return found
+
+
+@pytest.mark.parametrize("row", GRAPHED, ids=[r.name for r in GRAPHED])
+def test_a_graph_gives_the_reference_outputs_and_input_gradients(row: Row) -> None:
+    for values, cotangents in _drawn(row):
+        found = _by_name(runner.nodes(row, values, cotangents))
+        expected = reference_vjp(row, values, cotangents)
+        for name, output in zip(row.outputs, expected.outputs, strict=True):
+            _close(found[name].value, output.value, f"{row.name}: the output {name}")
+            _close(
+                found[name].grad, cotangents[row.outputs.index(name)], f"{row.name}: the gradient at {name}"
+            )
+        for arg in row.differentiable:
+            grad = expected.grads[arg.name].value
+            node = found[arg.name]  # the input, or the node of that name (x as the book reshapes it)
+            assert node.grad is not None
+            _close(node.grad.reshape(grad.shape), grad, f"{row.name}: the gradient at {arg.name}")
+            _close(node.value.reshape(grad.shape), values[arg.name], f"{row.name}: the value of {arg.name}")
+
+
+# ---- the gradients at the nodes are the book's own backward variables -----------------------------------
+
+
+def _bn_values(rng: np.random.Generator, shape: tuple[int, ...], train: bool) -> dict[str, Any]:
+    d = int(np.prod(shape[1:]))
+    return {
+        "x": rng.normal(size=shape) * 2.0 + 1.0,
+        "gamma": rng.uniform(0.5, 2.0, size=d),
+        "beta": rng.normal(size=d),
+        "running_mean": rng.normal(size=d),
+        "running_var": rng.uniform(0.5, 2.0, size=d),
+        "train_flg": train,
+    }
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 2, 2, 2)], ids=["2-D", "4-D"])
+def test_batch_normalization_nodes_are_the_books_forward_and_backward_variables(
+    shape: tuple[int, ...],
+) -> None:
+    """The book's ``__forward`` and ``__backward`` (common/layers.py), recomputed in NumPy: every variable
+    is the value or the gradient at the node of its name, ``dxc`` after its ``+=``; ``dmu`` is MINUS the
+    gradient at ``mu`` (the book folds the sign back in ``dx = dxc - dmu / N``), a convention the culprit
+    search must allow."""
+    rng = np.random.default_rng(RNG_SEED)
+    values = _bn_values(rng, shape, train=True)
+    dout = rng.normal(size=shape)
+    found = _by_name(runner.nodes(get_row("batch_normalization"), values, (dout,)))
+
+    x, gamma, beta = values["x"].reshape(shape[0], -1), values["gamma"], values["beta"]
+    mu = x.mean(axis=0)
+    xc = x - mu
+    var = np.mean(xc**2, axis=0)
+    std = np.sqrt(var + 10e-7)
+    xn = xc / std
+    out = gamma * xn + beta
+    for name, value in {"x": x, "mu": mu, "xc": xc, "var": var, "std": std, "xn": xn}.items():
+        _close(found[name].value, value, f"the value of {name}")
+    _close(found["out"].value.reshape(out.shape), out, "the value of out")
+
+    d = dout.reshape(shape[0], -1)
+    n = x.shape[0]
+    dbeta = d.sum(axis=0)
+    dgamma = np.sum(xn * d, axis=0)
+    dxn = gamma * d
+    dxc = dxn / std
+    dstd = -np.sum((dxn * xc) / (std * std), axis=0)
+    dvar = 0.5 * dstd / std
+    dxc += (2.0 / n) * xc * dvar
+    dmu = np.sum(dxc, axis=0)
+    dx = dxc - dmu / n
+    book = {"xn": dxn, "xc": dxc, "std": dstd, "var": dvar, "x": dx, "gamma": dgamma, "beta": dbeta}
+    for name, grad in book.items():
+        _close(found[name].grad, grad, f"the gradient at {name}")
+    _close(found["mu"].grad, -dmu, "the gradient at mu is minus the book's dmu")
+    assert not np.allclose(found["mu"].grad, dmu)  # the sign is the convention, not a coincidence
+
+
+def test_batch_normalization_in_test_mode_has_xc_and_xn_and_no_batch_statistics() -> None:
+    rng = np.random.default_rng(RNG_SEED)
+    values = _bn_values(rng, (4, 3), train=False)
+    dout = rng.normal(size=(4, 3))
+    found = _by_name(runner.nodes(get_row("batch_normalization"), values, (dout,)))
+    assert {"mu", "var", "std"}.isdisjoint(found)
+    xc = values["x"] - values["running_mean"]
+    std = np.sqrt(values["running_var"] + 10e-7)
+    _close(found["xc"].value, xc, "xc")
+    _close(found["xn"].value, xc / std, "xn")
+    _close(found["xc"].grad, values["gamma"] * dout / std, "the gradient at xc")
+    assert found["running_mean"].grad is None and found["running_var"].grad is None
+
+
+def test_channel_batch_normalization_nodes_are_per_channel_rows() -> None:
+    rng = np.random.default_rng(RNG_SEED)
+    n, c, h, w = 2, 3, 2, 2
+    values = _bn_values(rng, (n, c, h, w), train=True)
+    values |= {k: values[k][:c] for k in ("gamma", "beta", "running_mean", "running_var")}
+    dout = rng.normal(size=(n, c, h, w))
+    found = _by_name(runner.nodes(get_row("channel_batch_normalization"), values, (dout,)))
+    rows = values["x"].transpose(0, 2, 3, 1).reshape(-1, c)
+    _close(found["rows"].value, rows, "rows")
+    _close(found["mu"].value, rows.mean(axis=0), "mu")
+    _close(found["rows"].grad.reshape(n, h, w, c).transpose(0, 3, 1, 2), found["x"].grad, "dx")
+
+
+def test_convolution_nodes_are_the_books_col_col_W_and_2d_out() -> None:
+    """The book's Convolution: ``col``, ``col_W``, the 2-D ``out``; its backward's ``dout`` (transposed
+    and reshaped to (-1, FN)), ``dW`` before its transpose, and ``dcol`` are the gradients at them."""
+    from backprop import im2col
+
+    rng = np.random.default_rng(RNG_SEED)
+    x, W, b = rng.normal(size=(2, 2, 4, 4)), rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3)
+    values: dict[str, Any] = {"x": x, "W": W, "b": b, "stride": 1, "pad": 1}
+    dout = rng.normal(size=(2, 3, 4, 4))
+    found = _by_name(runner.nodes(get_row("convolution"), values, (dout,)))
+    col, col_W = im2col(x, 3, 3, 1, 1), W.reshape(3, -1).T
+    _close(found["col"].value, col, "col")
+    _close(found["col_W"].value, col_W, "col_W")
+    _close(found["out (before the transpose)"].value, col @ col_W + b, "out before the transpose")
+    d2 = dout.transpose(0, 2, 3, 1).reshape(-1, 3)
+    _close(found["out (before the transpose)"].grad, d2, "the book's dout")
+    _close(found["col_W"].grad, col.T @ d2, "the book's dW before its transpose")
+    _close(found["col"].grad, d2 @ col_W.T, "the book's dcol")
+    _close(found["b"].grad, d2.sum(axis=0), "db")
+
+
+def test_pooling_nodes_are_the_books_col_arg_max_and_dmax() -> None:
+    from backprop import im2col
+
+    rng = np.random.default_rng(RNG_SEED)
+    x = rng.normal(size=(2, 3, 4, 4))
+    values: dict[str, Any] = {"x": x, "pool_h": 2, "pool_w": 2, "stride": 2, "pad": 0}
+    dout = rng.normal(size=(2, 3, 2, 2))
+    found = _by_name(runner.nodes(get_row("pooling"), values, (dout,)))
+    col = im2col(x, 2, 2, 2, 0).reshape(-1, 4)
+    arg_max = np.argmax(col, axis=1)
+    _close(found["col"].value, col, "col")
+    np.testing.assert_array_equal(found["arg_max"].value, arg_max)
+    assert found["arg_max"].grad is None  # an index has no gradient
+    d = dout.transpose(0, 2, 3, 1)
+    dmax = np.zeros((d.size, 4))
+    dmax[np.arange(arg_max.size), arg_max] = d.flatten()
+    _close(found["col"].grad, dmax, "the book's dmax")
+    _close(found["out (before the transpose)"].grad, d.flatten(), "the book's dout, transposed")
+
+
+def test_softmax_with_loss_y_and_its_gradient_even_where_y_underflows() -> None:
+    row = get_row("softmax_with_loss")
+    x = np.array([[0.0, 1.0, 2.0], [0.0, -2000.0, 1.0]])
+    for t in (np.array([2, 1]), np.eye(3)[[2, 1]]):
+        found = _by_name(runner.nodes(row, {"x": x, "t": t}, (np.float64(1.0),)))
+        expected = reference_vjp(row, {"x": x, "t": t}, (np.float64(1.0),))
+        y = np.exp(x - x.max(axis=1, keepdims=True))
+        y /= y.sum(axis=1, keepdims=True)
+        _close(found["y"].value, y, "y")
+        _close(found["loss"].value, expected.outputs[0].value, "loss: finite where y underflows")
+        _close(found["x"].grad, expected.grads["x"].value, "dx: finite where y underflows")
+        assert found["y"].grad[0, 2] == pytest.approx(-1 / (2 * y[0, 2]))
+        assert found["y"].grad[0, 0] == 0.0 and found["y"].grad[1, 0] == 0.0
+        assert found["y"].grad[1, 1] < -1e300  # -1/(N y) where y is 0: as near -inf as a float goes
+
+
+def test_relu_mask_is_a_node_without_a_gradient() -> None:
+    x = np.array([[-1.0, 0.0, 2.0]])
+    found = _by_name(runner.nodes(get_row("relu"), {"x": x}, (np.array([[1.0, 2.0, 3.0]]),)))
+    np.testing.assert_array_equal(found["mask"].value, [[1.0, 1.0, 0.0]])
+    assert found["mask"].grad is None
+    np.testing.assert_array_equal(found["x"].grad, [[0.0, 0.0, 3.0]])
