@@ -77,9 +77,16 @@ def _drawn(row: Row, count: int = COUNT) -> list[tuple[dict[str, Any], tuple[Any
     return found
 
 
-@pytest.mark.parametrize("row", GRAPHED, ids=[r.name for r in GRAPHED])
+@pytest.mark.parametrize(
+    "row",
+    # DeepConvNet compiles a whole 28x28 network twice (graph and reference): 10-20 s, outside the unit tier
+    [pytest.param(r, marks=pytest.mark.slow) if r.name == "deep_conv_net" else r for r in GRAPHED],
+    ids=[r.name for r in GRAPHED],
+)
 def test_a_graph_gives_the_reference_outputs_and_input_gradients(row: Row) -> None:
-    for values, cotangents in _drawn(row):
+    drawn = _drawn(row)
+    assert any(np.any(np.asarray(c) != 0) for _, cotangents in drawn for c in cotangents)  # not vacuous
+    for values, cotangents in drawn:
         found = _by_name(runner.nodes(row, values, cotangents))
         expected = reference_vjp(row, values, cotangents)
         for name, output in zip(row.outputs, expected.outputs, strict=True):
@@ -242,3 +249,59 @@ def test_relu_mask_is_a_node_without_a_gradient() -> None:
     np.testing.assert_array_equal(found["mask"].value, [[1.0, 1.0, 0.0]])
     assert found["mask"].grad is None
     np.testing.assert_array_equal(found["x"].grad, [[0.0, 0.0, 3.0]])
+
+
+# ---- the networks: each layer's nodes under the name the network gives the layer ------------------------
+
+
+def _layers(found: dict[str, Node]) -> list[str]:
+    """The layers whose output is a node, in order."""
+    return [name[: -len(".out")] for name in found if name.endswith(".out")]
+
+
+def test_two_layer_net_nodes_are_its_layers_and_chain_as_its_backward_does() -> None:
+    row = get_row("two_layer_net")
+    values = _drawn(row, 1)[0][0]
+    found = _by_name(runner.nodes(row, values, (np.float64(1.0),)))  # the book's dout = 1
+    assert _layers(found) == ["Affine1", "Relu1", "Affine2"]
+    assert {"Affine1.x", "Relu1.mask", "lastLayer.y", "lastLayer.loss", "loss", "x", "t"} <= set(found)
+    assert {"input_size", "hidden_size", "output_size"}.isdisjoint(found)  # sizes are not nodes
+    # Affine2.backward: dx = dout @ W.T, and that dx is the gradient at Relu1's output
+    dout = found["Affine2.out"].grad
+    assert dout is not None
+    _close(found["Relu1.out"].grad, dout @ values["W2"].T, "Affine2's dx is the gradient at Relu1.out")
+    _close(found["W2"].grad, found["Affine2.x"].value.T @ dout, "Affine2's dW")
+    y, t = found["lastLayer.y"].value, values["t"]
+    one_hot = t if t.ndim == 2 else np.eye(y.shape[1])[t]
+    _close(dout, (y - one_hot) / y.shape[0], "SoftmaxWithLoss's dx")
+
+
+@pytest.mark.parametrize(
+    ("name", "layers"),
+    [
+        (
+            "multi_layer_net",
+            ["Affine1", "Activation_function1", "Affine2", "Activation_function2", "Affine3"],
+        ),
+        ("simple_conv_net", ["Conv1", "Relu1", "Pool1", "Affine1", "Relu2", "Affine2"]),
+    ],
+)
+def test_network_nodes_are_named_by_the_books_layers(name: str, layers: list[str]) -> None:
+    row = get_row(name)
+    values, cotangents = _drawn(row, 1)[0]
+    found = _by_name(runner.nodes(row, values, cotangents))
+    assert _layers(found) == layers
+    assert "last_layer.y" in found and "last_layer.loss" in found
+
+
+def test_multi_layer_net_extend_has_batch_norm_and_dropout_layers_with_their_nodes() -> None:
+    row = get_row("multi_layer_net_extend")
+    on = [e for e in _drawn(row, 8) if e[0]["use_batchnorm"] and e[0]["use_dropout"]]
+    assert on, "no drawn example with batch normalization and dropout both on"
+    values, cotangents = on[0]
+    found = _by_name(runner.nodes(row, values, cotangents))
+    assert _layers(found)[:4] == ["Affine1", "BatchNorm1", "Activation_function1", "Dropout1"]
+    assert {"BatchNorm1.mu", "BatchNorm1.xc", "BatchNorm1.var", "BatchNorm1.std", "BatchNorm1.xn"} <= set(
+        found
+    )
+    assert found["mask1"].grad is None
