@@ -305,3 +305,30 @@ def test_multi_layer_net_extend_has_batch_norm_and_dropout_layers_with_their_nod
         found
     )
     assert found["mask1"].grad is None
+
+
+def test_nodes_of_runs_a_graph_eagerly_and_refuses_a_node_tapped_twice() -> None:
+    import jax.numpy as jnp
+
+    import reference
+    from reference._graph import Tap, nodes_of
+
+    def graph(tap: Tap, x: Any, k: Any) -> Any:
+        doubled = tap("doubled", x * 2.0)
+        index = tap("index", jnp.argmax(doubled))
+        return jnp.sum(doubled**2) + 0 * index
+
+    x = np.array([1.0, -2.0, 3.0])
+    with reference.x64():
+        held = nodes_of(graph, {"x": x}, {"k": 3}, (np.float64(1.0),))
+    assert list(held) == ["doubled", "index", "x"]
+    np.testing.assert_array_equal(held["doubled"][0], 2 * x)
+    np.testing.assert_array_equal(held["doubled"][1], 4 * x)  # d(sum(d**2))/dd = 2 d
+    np.testing.assert_array_equal(held["x"][1], 8 * x)
+    assert held["index"][0] == 2 and held["index"][1] is None  # an integer node has no gradient
+
+    def twice(tap: Tap, x: Any) -> Any:
+        return tap("y", tap("y", x))
+
+    with reference.x64(), pytest.raises(ValueError, match="taps the node 'y' twice"):
+        nodes_of(twice, {"x": x}, {}, (np.ones(3),))
