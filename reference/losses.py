@@ -33,13 +33,14 @@ def softmax_with_loss_graph(tap: Tap, x: jax.Array, t: jax.Array) -> jax.Array:
     the mean of -log y at the targets. The gradient at ``y`` is -1 / (N y) at each target, 0 elsewhere.
 
     ``log y`` is written as ``log_softmax(x) + log1p((y' - y) / y)``, y' the tapped y: the same value and
-    the same derivative 1 / y at y, but a logit far below the others, whose y underflows to 0, leaves the
-    loss and the gradient at x finite and equal to the reference's (the two paths through y cancel
-    exactly); the gradient at such a y is -1 / (N * the smallest normal float) rather than -inf."""
+    the same derivative 1 / y at y', while the gradient at x is the reference's, through log_softmax alone
+    (y itself is held constant: its path adds nothing). So a logit far below the others, whose y underflows
+    to 0, leaves the loss and the gradient at x finite, as the reference's are; only the gradient at such
+    a y is not (or is -1 / (N * the smallest normal float))."""
     logp = jax.nn.log_softmax(x, axis=-1)
-    y = jnp.exp(logp)
+    y = jax.lax.stop_gradient(jnp.exp(logp))
     shown = tap("y", y)
-    log_y = logp + jnp.log1p((shown - y) / jax.lax.stop_gradient(jnp.maximum(y, float(np.finfo(y.dtype).tiny))))
+    log_y = logp + jnp.log1p((shown - y) / jnp.maximum(y, float(np.finfo(y.dtype).tiny)))
     if t.ndim == x.ndim - 1:
         picked = jnp.take_along_axis(log_y, jnp.expand_dims(t, -1), axis=-1)[..., 0]
     else:
