@@ -10,6 +10,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from reference._graph import Tap
+
 
 def _index(size: int, window: int, stride: int, pad: int) -> jax.Array:
     """(out, window) indices into the padded axis: out_index * stride + window_index."""
@@ -73,3 +75,46 @@ def pooling(x: jax.Array, pool_h: int, pool_w: int, stride: int = 2, pad: int = 
         padding=((0, 0), (0, 0), (pad, pad), (pad, pad)),
     )
     return out
+
+
+# ---- the book's computational graphs (issue 20): the same outputs, node by node -------------------------
+
+BEFORE_TRANSPOSE = "out (before the transpose)"
+"""The node the book's forward also calls ``out``: its 2-D result, before ``.reshape(...).transpose(0, 3, 1,
+2)`` gives the layer's output (the node ``out``)."""
+
+
+def convolution_graph(
+    tap: Tap, x: jax.Array, W: jax.Array, b: jax.Array, stride: int = 1, pad: int = 0
+) -> jax.Array:
+    """``convolution`` as the book's Convolution computes it: ``col = im2col(x)`` (N*oh*ow, C*FH*FW),
+    ``col_W = W.reshape(FN, -1).T``, then ``col @ col_W + b`` (the node ``out (before the transpose)``),
+    reshaped and transposed to (N, FN, oh, ow). The gradients at them are the book's ``dcol``, ``dW``
+    before its transpose and reshape, and its ``dout`` once transposed and reshaped to (-1, FN)."""
+    fn, _, fh, fw = W.shape
+    n = x.shape[0]
+    col = tap("col", im2col(x, fh, fw, stride, pad))
+    col_W = tap("col_W", jnp.reshape(W, (fn, -1)).T)
+    out = tap(BEFORE_TRANSPOSE, jnp.matmul(col, col_W, precision=jax.lax.Precision.HIGHEST) + b)
+    oh = (x.shape[2] + 2 * pad - fh) // stride + 1
+    ow = (x.shape[3] + 2 * pad - fw) // stride + 1
+    return jnp.transpose(jnp.reshape(out, (n, oh, ow, fn)), (0, 3, 1, 2))
+
+
+def pooling_graph(
+    tap: Tap, x: jax.Array, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0
+) -> jax.Array:
+    """``pooling`` as the book's Pooling computes it: ``col`` (N*oh*ow*C, pool_h*pool_w), one window a row
+    (padded with -inf, where the book pads with 0: padding never wins), ``arg_max`` (an index: a node
+    without a gradient), ``out (before the transpose)`` the maximum at ``arg_max``, reshaped and transposed
+    to (N, C, oh, ow). The whole dout goes to the first maximum of a window, as the book's argmax routes
+    it. The gradient at ``col`` is the book's ``dmax``; at the node before the transpose, its ``dout``
+    once transposed."""
+    n, c, h, w = x.shape
+    padded = jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=-jnp.inf)
+    col = tap("col", jnp.reshape(im2col(padded, pool_h, pool_w, stride, 0), (-1, pool_h * pool_w)))
+    arg_max = tap("arg_max", jnp.argmax(col, axis=1))
+    out = tap(BEFORE_TRANSPOSE, jnp.take_along_axis(col, arg_max[:, None], axis=1)[:, 0])
+    oh = (h + 2 * pad - pool_h) // stride + 1
+    ow = (w + 2 * pad - pool_w) // stride + 1
+    return jnp.transpose(jnp.reshape(out, (n, oh, ow, c)), (0, 3, 1, 2))

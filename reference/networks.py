@@ -12,17 +12,18 @@ book's ``-log(y + eps)`` (``cross_entropy_error``), the formula ``--allow epsilo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from reference.activations import relu, sigmoid
-from reference.affine import affine
-from reference.convolution import convolution, pooling
-from reference.losses import softmax_with_loss, softmax_with_loss_epsilon
-from reference.normalization import batch_normalization, dropout
+from reference._graph import Tap
+from reference.activations import relu, relu_graph, sigmoid
+from reference.affine import affine, affine_graph
+from reference.convolution import convolution, convolution_graph, pooling, pooling_graph
+from reference.losses import softmax_with_loss, softmax_with_loss_epsilon, softmax_with_loss_graph
+from reference.normalization import batch_normalization, batch_normalization_graph, dropout
 
 
 def _decay(weights: Sequence[jax.Array], weight_decay_lambda: float) -> jax.Array:
@@ -120,3 +121,147 @@ def deep_conv_net(x: jax.Array, t: jax.Array, *, eps: float | None = None, **nam
             h = _pool2(h)
     h = dropout(relu(affine(h, named["W7"], named["b7"])), named["mask1"], 0.5, True)
     return _cross_entropy(dropout(affine(h, named["W8"], named["b8"]), named["mask2"], 0.5, True), t, eps)
+
+
+# ---- the book's computational graphs (issue 20): each layer's nodes under its name in the network ---------
+
+
+def _under(tap: Tap, layer: str) -> Tap:
+    """``tap`` naming each node of one layer's graph ``layer.node``."""
+
+    def named(name: str, value: jax.Array) -> jax.Array:
+        return tap(f"{layer}.{name}", value)
+
+    return named
+
+
+def _layer(tap: Tap, name: str, layer: Callable[..., jax.Array], *args: Any) -> jax.Array:
+    """One layer of the network, named as the network names it (``Affine1``): the nodes of its graph
+    ``layer`` under ``Affine1.x``, ``BatchNorm1.xc``, ..., its output as ``Affine1.out``."""
+    return tap(f"{name}.out", layer(_under(tap, name), *args))
+
+
+def _no_nodes(reference: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """The graph of a layer without inner nodes (Sigmoid, Dropout): its reference, ignoring ``tap``."""
+
+    def graph(tap: Tap, *args: Any) -> jax.Array:
+        return reference(*args)
+
+    return graph
+
+
+def _last(tap: Tap, name: str, scores: jax.Array, t: jax.Array, eps: float | None) -> jax.Array:
+    """The SoftmaxWithLoss layer under the name the network gives it: ``last_layer.y``, ``last_layer.loss``."""
+    if eps is not None:
+        raise ValueError("the networks' graphs compute the exact cross entropy only (eps=None)")
+
+    return softmax_with_loss_graph(_under(tap, name), scores, t)
+
+
+def two_layer_net_graph(
+    tap: Tap,
+    W1: jax.Array,
+    b1: jax.Array,
+    W2: jax.Array,
+    b2: jax.Array,
+    x: jax.Array,
+    t: jax.Array,
+    *,
+    eps: float | None = None,
+    **sizes: Any,
+) -> jax.Array:
+    """``two_layer_net`` as the book's TwoLayerNet: ``Affine1``, ``Relu1``, ``Affine2``, ``lastLayer``."""
+    h = _layer(tap, "Affine1", affine_graph, x, W1, b1)
+    h = _layer(tap, "Relu1", relu_graph, h)
+    return _last(tap, "lastLayer", _layer(tap, "Affine2", affine_graph, h, W2, b2), t, eps)
+
+
+def multi_layer_net_extend_graph(
+    tap: Tap,
+    x: jax.Array,
+    t: jax.Array,
+    *,
+    hidden_size_list: Sequence[int],
+    activation: str = "relu",
+    weight_decay_lambda: float = 0.0,
+    use_dropout: bool = False,
+    dropout_ration: float = 0.5,
+    use_batchnorm: bool = False,
+    eps: float | None = None,
+    **named: Any,
+) -> jax.Array:
+    """``multi_layer_net_extend`` (and so MultiLayerNet) as the book's network: per hidden layer i,
+    ``Affine{i}``, [``BatchNorm{i}``], ``Activation_function{i}``, [``Dropout{i}``]; then the last
+    ``Affine`` and ``last_layer``; the loss adds the weight decay."""
+    act = relu_graph if activation == "relu" else _no_nodes(sigmoid)
+    masks = [named[k] for k in sorted((k for k in named if k.startswith("mask")), key=lambda k: int(k[4:]))]
+    h = x
+    layers = len(hidden_size_list) + 1
+    for i in range(1, layers):
+        h = _layer(tap, f"Affine{i}", affine_graph, h, named[f"W{i}"], named[f"b{i}"])
+        if use_batchnorm:
+            size = named[f"gamma{i}"].shape
+            stats = (jnp.zeros(size), jnp.ones(size))
+            h = _layer(
+                tap,
+                f"BatchNorm{i}",
+                batch_normalization_graph,
+                h,
+                named[f"gamma{i}"],
+                named[f"beta{i}"],
+                *stats,
+            )
+        h = _layer(tap, f"Activation_function{i}", act, h)
+        if use_dropout:
+            h = _layer(tap, f"Dropout{i}", _no_nodes(_dropped), h, masks, dropout_ration)
+    scores = _layer(tap, f"Affine{layers}", affine_graph, h, named[f"W{layers}"], named[f"b{layers}"])
+    weights = [named[f"W{i}"] for i in range(1, layers + 1)]
+    return _last(tap, "last_layer", scores, t, eps) + _decay(weights, weight_decay_lambda)
+
+
+def simple_conv_net_graph(
+    tap: Tap,
+    W1: jax.Array,
+    b1: jax.Array,
+    W2: jax.Array,
+    b2: jax.Array,
+    W3: jax.Array,
+    b3: jax.Array,
+    x: jax.Array,
+    t: jax.Array,
+    *,
+    conv_param: Mapping[str, int],
+    eps: float | None = None,
+    **sizes: Any,
+) -> jax.Array:
+    """``simple_conv_net`` as the book's SimpleConvNet: ``Conv1``, ``Relu1``, ``Pool1``, ``Affine1``,
+    ``Relu2``, ``Affine2``, ``last_layer``."""
+    h = _layer(tap, "Conv1", convolution_graph, x, W1, b1, conv_param["stride"], conv_param["pad"])
+    h = _layer(tap, "Relu1", relu_graph, h)
+    h = _layer(tap, "Pool1", pooling_graph, h, 2, 2, 2, 0)
+    h = _layer(tap, "Affine1", affine_graph, h, W2, b2)
+    h = _layer(tap, "Relu2", relu_graph, h)
+    return _last(tap, "last_layer", _layer(tap, "Affine2", affine_graph, h, W3, b3), t, eps)
+
+
+def deep_conv_net_graph(
+    tap: Tap, x: jax.Array, t: jax.Array, *, eps: float | None = None, **named: Any
+) -> jax.Array:
+    """``deep_conv_net`` as the book's DeepConvNet, its layers named as ``backprop.DeepConvNet`` names
+    them (the book keeps them in a list): ``Conv1``, ``Relu1``, ``Conv2``, ``Relu2``, ``Pool1``, ... ``Pool3``,
+    ``Affine7``, ``Relu7``, ``Dropout7``, ``Affine8``, ``Dropout8``, ``last_layer``."""
+    h = x
+    for i in range(1, 7):
+        conv = named[f"conv_param_{i}"]
+        h = _layer(
+            tap, f"Conv{i}", convolution_graph, h, named[f"W{i}"], named[f"b{i}"], conv["stride"], conv["pad"]
+        )
+        h = _layer(tap, f"Relu{i}", relu_graph, h)
+        if i % 2 == 0:
+            h = _layer(tap, f"Pool{i // 2}", pooling_graph, h, 2, 2, 2, 0)
+    h = _layer(tap, "Affine7", affine_graph, h, named["W7"], named["b7"])
+    h = _layer(tap, "Relu7", relu_graph, h)
+    h = _layer(tap, "Dropout7", _no_nodes(dropout), h, named["mask1"], 0.5, True)
+    h = _layer(tap, "Affine8", affine_graph, h, named["W8"], named["b8"])
+    h = _layer(tap, "Dropout8", _no_nodes(dropout), h, named["mask2"], 0.5, True)
+    return _last(tap, "last_layer", h, t, eps)

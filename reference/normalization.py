@@ -13,6 +13,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from reference._graph import Tap
+
 EPS = 10e-7
 """The book's epsilon (``np.sqrt(var + 10e-7)``)."""
 
@@ -105,3 +107,67 @@ def channel_batch_normalization_running(
 
 def _moving(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:
     return momentum * old + (1.0 - momentum) * new
+
+
+# ---- the book's computational graphs (issue 20): the same outputs, node by node -------------------------
+
+
+def _graph(
+    tap: Tap,
+    x: jax.Array,
+    gamma: jax.Array,
+    beta: jax.Array,
+    stats: tuple[jax.Array, jax.Array] | None,
+    eps: float | jax.Array,
+) -> jax.Array:
+    """The book's ``__forward`` on x (N, D): ``mu, xc, var, std, xn`` in train mode (``stats`` None), ``xc,
+    xn`` with the running statistics in test mode; out = gamma * xn + beta."""
+    if stats is None:
+        mu = tap("mu", jnp.mean(x, axis=0))
+        xc = tap("xc", x - mu)
+        var = tap("var", jnp.mean(xc**2, axis=0))
+        std = tap("std", jnp.sqrt(var + eps))
+        xn = tap("xn", xc / std)
+    else:
+        xc = tap("xc", x - stats[0])
+        xn = tap("xn", xc / jnp.sqrt(stats[1] + eps))
+    return gamma * xn + beta
+
+
+def batch_normalization_graph(
+    tap: Tap,
+    x: jax.Array,
+    gamma: jax.Array,
+    beta: jax.Array,
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    train_flg: bool = True,
+    eps: float | jax.Array = EPS,
+) -> jax.Array:
+    """``batch_normalization`` as the book's graph: ``x`` is the input seen as (N, D), as the book's
+    ``forward`` reshapes it (same values), then ``mu, xc, var, std, xn`` (train) or ``xc, xn`` (test). The
+    gradients at them are the book's ``dxn, dxc, dstd, dvar`` (the final ``dxc``, after its ``+=``); the
+    book's ``dmu`` is minus the gradient at ``mu``."""
+    flat = tap("x", jnp.reshape(x, (x.shape[0], -1)))
+    stats = None if train_flg else (running_mean, running_var)
+    return jnp.reshape(_graph(tap, flat, gamma, beta, stats, eps), x.shape)
+
+
+def channel_batch_normalization_graph(
+    tap: Tap,
+    x: jax.Array,
+    gamma: jax.Array,
+    beta: jax.Array,
+    running_mean: jax.Array,
+    running_var: jax.Array,
+    train_flg: bool = True,
+    eps: float | jax.Array = EPS,
+) -> jax.Array:
+    """``channel_batch_normalization`` as the book's graph on ``rows``, x (N, C, H, W) as (N*H*W, C) (one
+    row per sample and position, as ``backprop.ChannelBatchNormalization`` lays it out): then the nodes of
+    ``batch_normalization_graph``, per channel."""
+    n, c, h, w = x.shape
+    rows = tap("rows", jnp.reshape(jnp.transpose(x, (0, 2, 3, 1)), (-1, c)))
+    stats = None if train_flg else (running_mean, running_var)
+    out = _graph(tap, rows, gamma, beta, stats, eps)
+    return jnp.transpose(jnp.reshape(out, (n, h, w, c)), (0, 3, 1, 2))

@@ -569,7 +569,8 @@ def nodes(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> t
     """Every node of the row's computational graph at one example, in float64: its right forward value and
     the right gradient of the loss at it. The graph's nodes in the order it taps them (the outputs among
     them, named as the row names its outputs; a row without a graph has these alone), then the
-    differentiated inputs, then the constant arrays (labels, running statistics, masks) with no gradient.
+    differentiated inputs, then the constant arrays (labels, running statistics, masks; not a size or a
+    switch a pool entry fixes) with no gradient.
     ``values`` are the example's values as the oracle holds them (carried state completed);
     ``cotangents`` one per output (1 for a loss).
 
@@ -585,6 +586,8 @@ def nodes(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> t
     with reference.x64():
         found, input_grads, node_grads = fn(named, consts, cots)
     held = held_nodes(_node_names[key], found, named, input_grads, node_grads)
+    fixed = {a.name for a in row.args if a.fixed is not None}  # a size or a switch, not a node
     for name, value in consts.items():
-        held.setdefault(name, (np.asarray(value, np.float64), None))
+        if name not in fixed:
+            held.setdefault(name, (np.asarray(value, np.float64), None))
     return tuple(Node(name, value, grad) for name, (value, grad) in held.items())

@@ -34,6 +34,7 @@ ROWS = (
         name="relu",
         layer=backprop.Relu,
         reference=lazy("reference.activations", "relu"),
+        graph=lazy("reference.activations", "relu_graph"),
         signature="forward(x) -> max(x, 0)   (backward -> dx)",
         args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), kinks=(0.0,)),),
         shapes=SAME_SHAPE_POOL,

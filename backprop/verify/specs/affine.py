@@ -48,6 +48,7 @@ ROWS = (
         name="affine",
         layer=backprop.Affine,
         reference=lazy("reference.affine", "affine"),
+        graph=lazy("reference.affine", "affine_graph"),
         signature="Affine(W[D,M], b[M]).forward(x[N,*d], prod(d)=D) -> [N,M]   (backward -> dx; .dW, .db)",
         args=(
             Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),

@@ -319,6 +319,7 @@ ROWS = (
         name="convolution",
         layer=backprop.Convolution,
         reference=lazy("reference.convolution", "convolution"),
+        graph=lazy("reference.convolution", "convolution_graph"),
         signature="Convolution(W[FN,C,FH,FW], b[FN], stride, pad).forward(x[N,C,H,W]) -> [N,FN,oh,ow]   "
         "(backward -> dx; .dW, .db)",
         args=(
@@ -336,6 +337,7 @@ ROWS = (
         name="pooling",
         layer=backprop.Pooling,
         reference=lazy("reference.convolution", "pooling"),
+        graph=lazy("reference.convolution", "pooling_graph"),
         signature="Pooling(pool_h, pool_w, stride, pad).forward(x[N,C,H,W]) -> window maxima   (backward -> dx)",
         args=(
             *_window("pool_h", "pool_w"),

@@ -68,6 +68,7 @@ ROWS = (
         name="softmax_with_loss",
         layer=backprop.SoftmaxWithLoss,
         reference=lazy("reference.losses", "softmax_with_loss"),
+        graph=lazy("reference.losses", "softmax_with_loss_graph"),
         signature="forward(x[N,C], t[N] labels | t[N,C] one-hot) -> mean cross entropy   (backward(dout=1) -> dx)",
         args=(
             Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),

@@ -384,10 +384,12 @@ def _network(
     """A float64 network row: ``loss`` against the reference of the same name (or ``reference=``), which
     with ``eps`` is also its ``-log(y + eps)`` form; ``switches``: the features of its switches."""
     reference = lazy("reference.networks", more.pop("reference", name))
+    graph = lazy("reference.networks", f"{reference.__name__}_graph")
     return NetworkRow(
         name=name,
         layer=layer,
         reference=reference,
+        graph=graph,
         signature=signature,
         args=args,
         shapes=shapes,

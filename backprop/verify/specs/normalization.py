@@ -373,6 +373,7 @@ BATCH_NORMALIZATION = Row(
     name="batch_normalization",
     layer=backprop.BatchNormalization,
     reference=lazy("reference.normalization", "batch_normalization"),
+    graph=lazy("reference.normalization", "batch_normalization_graph"),
     eps=EPS,  # the book's, under the square root; Row.at_eps checks a layer at its own
     signature=(
         "BatchNormalization(gamma[D], beta[D], running_mean=[D], running_var=[D]).forward(x[N,D] | "
@@ -399,6 +400,7 @@ CHANNEL_BATCH_NORMALIZATION = Row(
     name="channel_batch_normalization",
     layer=backprop.ChannelBatchNormalization,
     reference=lazy("reference.normalization", "channel_batch_normalization"),
+    graph=lazy("reference.normalization", "channel_batch_normalization_graph"),
     eps=EPS,  # the book's, under the square root; Row.at_eps checks a layer at its own
     signature=(
         "ChannelBatchNormalization(gamma[C], beta[C], running_mean=[C], running_var=[C])"
