@@ -208,6 +208,7 @@ SIGMOID_WITH_LOSS = Row(
     name="sigmoid_with_loss",
     layer=layers.SigmoidWithLoss,
     reference=lazy("reference.nlp.layers", "sigmoid_with_loss"),
+    graph=lazy("reference.nlp.layers", "sigmoid_with_loss_graph"),
     signature="SigmoidWithLoss().forward(x[N], t[N] int labels 0/1) -> mean binary cross entropy   (backward(dout=1) -> dx)",
     args=(
         Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),
