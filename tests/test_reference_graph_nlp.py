@@ -47,6 +47,11 @@ EXPECTED = {
     "time_affine",
     "time_softmax_with_loss",
     "time_sigmoid_with_loss",
+    "time_embedding",
+    "softmax",
+    "embedding",
+    "simple_rnnlm",
+    "rnnlm",
 }
 
 
@@ -62,7 +67,11 @@ def close(actual: Any, expected: Any) -> None:
 def _integers(row: Row, name: str, shapes: Mapping[str, tuple[int, ...]], rng: np.random.Generator) -> Any:
     """The row's integer arguments: word ids below V, labels (-1 ignored, or one-hot), binary targets."""
     shape = shapes.get(name, ())
-    if name in ("idx", "target", "negative_sample"):
+    if name == "dtype":
+        return "float64"
+    if "vocab_size" in shapes:  # a model's word ids
+        return rng.integers(0, shapes["vocab_size"][0], size=shape)
+    if name in ("idx", "target", "negative_sample") or (name == "xs" and "W" in shapes):
         return rng.integers(0, shapes["W"][0], size=shape)
     if name == "corpus":
         return np.arange(shape[0]) % shapes["W"][0]
@@ -503,3 +512,16 @@ def test_a_saturated_probability_node_has_no_number_for_a_gradient() -> None:
     close(G(nodes, "x"), dx)
     assert np.isnan(G(nodes, "y")[0])
     close(G(nodes, "y")[1:], -1 / (3 * V(nodes, "y")[1:]))
+
+
+def test_rnnlm_nodes_are_its_layers_nodes() -> None:
+    """Rnnlm: the loss layer's xs is the affine layer's out, the recurrent layer's hs the affine layer's x;
+    the embedding's per-step W (each step layer's grads[0]) sum to the gradient at embed_W."""
+    nodes, _, _ = _row_nodes("rnnlm")
+    close(V(nodes, "loss_layer.xs"), V(nodes, "layers[2].out"))
+    close(G(nodes, "loss_layer.xs"), G(nodes, "layers[2].out"))
+    close(G(nodes, "layers[1].hs"), G(nodes, "layers[2].x"))
+    steps = [n for n in nodes if n.startswith("layers[0].layers[") and n.endswith("].W")]
+    assert len(steps) >= 2
+    close(sum(G(nodes, n) for n in steps), G(nodes, "embed_W"))
+    assert "layers[1].layers[1].c_next" in nodes

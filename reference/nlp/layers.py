@@ -57,3 +57,14 @@ def sigmoid_with_loss_graph(tap: Tap, x: jax.Array, t: jax.Array) -> jax.Array:
         tap, "y", y, lambda y: jnp.where(positive, y, 1 - y), jax.nn.log_sigmoid(jnp.where(positive, x, -x))
     )
     return tap("loss", -jnp.sum(logs) / x.shape[0])
+
+
+def softmax_graph(tap: Tap, x: jax.Array) -> jax.Array:
+    """The book's Softmax.forward: ``out = softmax(x)`` (its backward's ``dx = self.out * dout`` is a
+    product on the way to the gradient at x, not a node's gradient)."""
+    return tap("out", jax.nn.softmax(tap("x", x), axis=-1))
+
+
+def embedding_graph(tap: Tap, W: jax.Array, idx: jax.Array) -> jax.Array:
+    """The book's Embedding.forward: ``out = W[idx]``."""
+    return tap("out", jnp.take(tap("W", W), idx, axis=0))

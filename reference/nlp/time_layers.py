@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from reference._graph import Tap
 from reference.nlp._nodes import logged, scoped
-from reference.nlp.layers import sigmoid_with_loss_graph
+from reference.nlp.layers import embedding_graph, sigmoid_with_loss_graph
 
 IGNORE_LABEL = -1
 """The label TimeSoftmaxWithLoss leaves out of its loss and its mean."""
@@ -115,3 +115,12 @@ def time_sigmoid_with_loss_graph(tap: Tap, xs: jax.Array, ts: jax.Array) -> jax.
     T = xs.shape[1]
     losses = [sigmoid_with_loss_graph(scoped(tap, f"layers[{t}]"), xs[:, t], ts[:, t]) for t in range(T)]
     return tap("loss", sum(losses[1:], losses[0]) / T)
+
+
+def time_embedding_graph(tap: Tap, W: jax.Array, xs: jax.Array) -> jax.Array:
+    """The book's TimeEmbedding.forward: ``layers[t]`` an ``embedding_graph`` of W and xs[:, t] for each
+    step t (the gradient at ``layers[t].W`` is that layer's ``grads[0]``, which the book sums), and
+    ``out``."""
+    W = tap("W", W)
+    out = [embedding_graph(scoped(tap, f"layers[{t}]"), W, xs[:, t]) for t in range(xs.shape[1])]
+    return tap("out", jnp.stack(out, axis=1))

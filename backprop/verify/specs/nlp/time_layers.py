@@ -60,6 +60,7 @@ TIME_EMBEDDING = Row(
     name="time_embedding",
     layer=nlp.TimeEmbedding,
     reference=lazy(_REF, "time_embedding"),
+    graph=lazy(_REF, "time_embedding_graph"),
     signature="TimeEmbedding(W[V,D]).forward(xs[N,T] ids) -> [N,T,D]   (backward -> None; grads[0] = dW)",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
