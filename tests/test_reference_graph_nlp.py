@@ -52,6 +52,8 @@ EXPECTED = {
     "embedding",
     "simple_rnnlm",
     "rnnlm",
+    "cbow",
+    "skip_gram",
 }
 
 
@@ -102,6 +104,9 @@ def example(row: Row, entry: int, seed: int = 0) -> tuple[dict[str, Any], dict[s
             values[arg.name] = _integers(row, arg.name, shapes, rng)
     if NEGATIVES in shapes:  # the words the layer draws, which the row captures after forward
         values[NEGATIVES] = _integers(row, NEGATIVES, shapes, rng)
+    if row.name in ("cbow", "skip_gram"):  # (negative-sampling layers, N, 5), captured likewise
+        layers = 1 if row.name == "cbow" else shapes["contexts"][1]
+        values["negatives"] = rng.integers(0, shapes["vocab_size"][0], size=(layers, shapes["target"][0], 5))
     diff = {a.name: values.pop(a.name) for a in row.differentiable}
     cots = [rng.normal(size=shapes[o]) for o in row.outputs]
     return diff, values, cots
@@ -525,3 +530,13 @@ def test_rnnlm_nodes_are_its_layers_nodes() -> None:
     assert len(steps) >= 2
     close(sum(G(nodes, n) for n in steps), G(nodes, "embed_W"))
     assert "layers[1].layers[1].c_next" in nodes
+
+
+def test_cbow_book_backward() -> None:
+    """CBOW: ``dh = self.ns_loss.backward(dout)`` is the gradient at h (``ns_loss.h``); ``dh *= 1 /
+    len(self.in_layers)`` is then the gradient at each ``in_layers[i].out``."""
+    nodes, vals, _ = _row_nodes("cbow")
+    count = vals["contexts"].shape[1]
+    close(G(nodes, "ns_loss.h"), G(nodes, "h"))
+    for i in range(count):
+        close(G(nodes, "h") * (1 / count), G(nodes, f"in_layers[{i}].out"))
