@@ -10,6 +10,14 @@ a backward pass.
         mu = tap("mu", jnp.mean(x, axis=0))
         xc = tap("xc", x - mu)
         ...
+
+Names inside loops and sublayers (book 2's graphs, ``reference.nlp``): a node computed by a sublayer is
+named by the book's path to that sublayer, a dot, then the book's variable: ``layers[2].h_next`` is the
+``h_next`` of the step layer the book keeps in ``self.layers[2]`` (time step t = 2, counted from 0, as its
+``for t in range(T)``), ``embed_dot_layers[0].target_W``, ``attention_weight_layer.s``,
+``layers[1].weight_sum_layer.c``. Each layer's graph taps its float inputs under its own parameter names
+first (``layers[2].h_prev``, ``layers[2].Wx``): a shared input then has one node per use, whose gradient
+is that use's share (what the book's sublayer returns or keeps before the enclosing layer sums them).
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from reference._graph import Tap
+from reference.nlp._nodes import scoped
 from reference.nlp._sequence import embed
+from reference.nlp.layers import embedding_graph
+from reference.nlp.negative_sampling import negative_sampling_loss_graph
 
 
 def simple_cbow(
@@ -75,3 +79,46 @@ def skip_gram(
         (_negative_sampling(W_out, h, contexts[:, i], negatives[i], eps) for i in range(contexts.shape[1])),
         jnp.zeros((), dtype=W_in.dtype),
     )
+
+
+# ---- the book's computational graphs (issue 20) ------------------------------------------------------------
+# The exact loss (``eps`` is not used: the nodes are the right values, whatever loss the layer is checked
+# against), each layer's nodes named by the book's path to it.
+
+
+def cbow_graph(
+    tap: Tap,
+    W_in: jax.Array,
+    W_out: jax.Array,
+    contexts: jax.Array,
+    target: jax.Array,
+    negatives: jax.Array,
+    eps: float | None = None,
+    **sizes: Any,
+) -> jax.Array:
+    """The book's CBOW.forward: ``in_layers[i]`` embeds context i, ``h`` their mean, and ``ns_loss`` (a
+    ``negative_sampling_loss_graph``: ``ns_loss.embed_dot_layers[k].out``...) gives the loss."""
+    count = contexts.shape[1]
+    outs = [embedding_graph(scoped(tap, f"in_layers[{i}]"), W_in, contexts[:, i]) for i in range(count)]
+    h = tap("h", sum(outs[1:], outs[0]) * (1 / count))
+    return tap("loss", negative_sampling_loss_graph(scoped(tap, "ns_loss"), h, W_out, target, negatives[0]))
+
+
+def skip_gram_graph(
+    tap: Tap,
+    W_in: jax.Array,
+    W_out: jax.Array,
+    contexts: jax.Array,
+    target: jax.Array,
+    negatives: jax.Array,
+    eps: float | None = None,
+    **sizes: Any,
+) -> jax.Array:
+    """The book's SkipGram.forward: ``in_layer`` embeds the target (its ``out`` is h), and
+    ``loss_layers[i]`` (a ``negative_sampling_loss_graph``) scores context word i; ``loss`` is their sum."""
+    h = embedding_graph(scoped(tap, "in_layer"), W_in, target)
+    losses = [
+        negative_sampling_loss_graph(scoped(tap, f"loss_layers[{i}]"), h, W_out, contexts[:, i], negatives[i])
+        for i in range(contexts.shape[1])
+    ]
+    return tap("loss", sum(losses[1:], losses[0]))

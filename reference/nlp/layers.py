@@ -10,6 +10,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from reference._graph import Tap
+from reference.nlp._nodes import logged
+
 
 def matmul(x: jax.Array, W: jax.Array) -> jax.Array:
     """out = x @ W for x (N, D), W (D, H)."""
@@ -38,3 +41,30 @@ def sigmoid_with_loss_epsilon(x: jax.Array, t: jax.Array, eps: float) -> jax.Arr
 def embedding(W: jax.Array, idx: jax.Array) -> jax.Array:
     """out = W[idx]: the rows of W at the integer indices idx, out idx.shape + (D,)."""
     return jnp.take(W, idx, axis=0)
+
+
+# ---- the book's computational graphs (issue 20) ------------------------------------------------------------
+
+
+def sigmoid_with_loss_graph(tap: Tap, x: jax.Array, t: jax.Array) -> jax.Array:
+    """The book's SigmoidWithLoss.forward: ``y = sigmoid(x)``, then ``loss``, the mean of -log of the
+    label's probability (``np.c_[1 - y, y]`` picked by t), computed from x without rounding (``logged``:
+    the gradient at y is the book's graph's, NaN where the picked probability rounds to 0)."""
+    x = tap("x", x)
+    positive = t.astype(bool)
+    y = jax.nn.sigmoid(jax.lax.stop_gradient(x))
+    logs = logged(
+        tap, "y", y, lambda y: jnp.where(positive, y, 1 - y), jax.nn.log_sigmoid(jnp.where(positive, x, -x))
+    )
+    return tap("loss", -jnp.sum(logs) / x.shape[0])
+
+
+def softmax_graph(tap: Tap, x: jax.Array) -> jax.Array:
+    """The book's Softmax.forward: ``out = softmax(x)`` (its backward's ``dx = self.out * dout`` is a
+    product on the way to the gradient at x, not a node's gradient)."""
+    return tap("out", jax.nn.softmax(tap("x", x), axis=-1))
+
+
+def embedding_graph(tap: Tap, W: jax.Array, idx: jax.Array) -> jax.Array:
+    """The book's Embedding.forward: ``out = W[idx]``."""
+    return tap("out", jnp.take(tap("W", W), idx, axis=0))

@@ -12,6 +12,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from reference._graph import Tap
+from reference.nlp._nodes import scoped
+from reference.nlp.layers import sigmoid_with_loss_graph
+
 
 def embedding_dot(h: jax.Array, W: jax.Array, idx: jax.Array) -> jax.Array:
     """out[n] = W[idx[n]] . h[n] for h (N, D), W (V, D), idx (N,)."""
@@ -43,3 +47,32 @@ def negative_sampling_loss_epsilon(
     y = jax.nn.sigmoid(s)
     p = jnp.where(jnp.arange(s.shape[1]) == 0, y, 1 - y)
     return -jnp.sum(jnp.log(p + eps)) / s.shape[0]
+
+
+# ---- the book's computational graphs (issue 20) ------------------------------------------------------------
+
+
+def embedding_dot_graph(tap: Tap, h: jax.Array, W: jax.Array, idx: jax.Array) -> jax.Array:
+    """The book's EmbeddingDot.forward: ``target_W = W[idx]`` (its Embedding's output), ``out = sum(target_W
+    * h, axis=1)``."""
+    h, W = tap("h", h), tap("W", W)
+    target_W = tap("target_W", jnp.take(W, idx, axis=0))
+    return tap("out", jnp.sum(target_W * h, axis=1))
+
+
+def negative_sampling_loss_graph(
+    tap: Tap, h: jax.Array, W: jax.Array, target: jax.Array, negative_sample: jax.Array, **_: Any
+) -> jax.Array:
+    """The book's NegativeSamplingLoss.forward: for k = 0 (the target, label 1) and k = 1 + i (the i-th
+    negative, label 0), ``embed_dot_layers[k]`` scores the word (an ``embedding_dot_graph``: its
+    ``out`` is the book's ``score``, its ``h`` and ``W`` get that layer's share of dh and of dW, the
+    book's ``grads`` entry) and ``loss_layers[k]`` (a ``sigmoid_with_loss_graph``) gives that column's
+    loss; ``loss`` is their sum."""
+    h, W = tap("h", h), tap("W", W)
+    words = jnp.concatenate([target[:, None], negative_sample.astype(target.dtype)], axis=1)
+    losses = []
+    for k in range(words.shape[1]):
+        score = embedding_dot_graph(scoped(tap, f"embed_dot_layers[{k}]"), h, W, words[:, k])
+        label = jnp.full(words.shape[:1], 1 if k == 0 else 0, dtype=jnp.int32)
+        losses.append(sigmoid_with_loss_graph(scoped(tap, f"loss_layers[{k}]"), score, label))
+    return tap("loss", sum(losses[1:], losses[0]))

@@ -18,6 +18,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from reference._graph import Tap
+from reference.nlp._nodes import scoped
+
 Step = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
 
 
@@ -289,3 +292,134 @@ def time_lstm_second_call(
 ) -> jax.Array:
     """``time_lstm`` from the carried states h and c."""
     return time_lstm(Wx, Wh, b, xs, h, c)
+
+
+# ---- the book's computational graphs (issue 20) ------------------------------------------------------------
+# Each ``*_graph`` is its reference again, written as the book's forward pass, with every node the book
+# names tapped (``reference._graph``): the culprit search matches a failing layer's own arrays to them. A
+# graph takes its reference's arguments after ``tap``; the time graphs take the first call's (h0, xs_prev,
+# stateful), which only decide the carried state h (c), and use none of them.
+
+
+def rnn_graph(
+    tap: Tap, Wx: jax.Array, Wh: jax.Array, b: jax.Array, x: jax.Array, h_prev: jax.Array
+) -> jax.Array:
+    """The book's RNN.forward: ``t = h_prev Wh + x Wx + b``, ``h_next = tanh(t)``."""
+    Wx, Wh, b = tap("Wx", Wx), tap("Wh", Wh), tap("b", b)
+    x, h_prev = tap("x", x), tap("h_prev", h_prev)
+    t = tap("t", jnp.dot(h_prev, Wh) + jnp.dot(x, Wx) + b)
+    return tap("h_next", tanh(t))
+
+
+def lstm_graph(
+    tap: Tap, Wx: jax.Array, Wh: jax.Array, b: jax.Array, x: jax.Array, h_prev: jax.Array, c_prev: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """The book's LSTM.forward: ``A`` sliced into the pre-activations ``A[:, :H]``, ``A[:, H:2*H]``,
+    ``A[:, 2*H:3*H]``, ``A[:, 3*H:]`` (the book names each slice ``f``, ``g``, ``i``, ``o`` before
+    activating it in place), the gates ``f``, ``g``, ``i``, ``o``, then ``c_next``, ``tanh_c_next`` (which
+    the book's backward computes) and ``h_next``."""
+    Wx, Wh, b = tap("Wx", Wx), tap("Wh", Wh), tap("b", b)
+    x, h_prev, c_prev = tap("x", x), tap("h_prev", h_prev), tap("c_prev", c_prev)
+    H = h_prev.shape[1]
+    A = tap("A", jnp.dot(x, Wx) + jnp.dot(h_prev, Wh) + b)
+    f = tap("f", jax.nn.sigmoid(tap("A[:, :H]", A[:, :H])))
+    g = tap("g", tanh(tap("A[:, H:2*H]", A[:, H : 2 * H])))
+    i = tap("i", jax.nn.sigmoid(tap("A[:, 2*H:3*H]", A[:, 2 * H : 3 * H])))
+    o = tap("o", jax.nn.sigmoid(tap("A[:, 3*H:]", A[:, 3 * H :])))
+    c_next = tap("c_next", f * c_prev + g * i)
+    tanh_c_next = tap("tanh_c_next", tanh(c_next))
+    return tap("h_next", o * tanh_c_next), c_next
+
+
+def gru_graph(
+    tap: Tap, Wx: jax.Array, Wh: jax.Array, b: jax.Array, x: jax.Array, h_prev: jax.Array
+) -> jax.Array:
+    """The book's GRU.forward (with the bias b = [bz | br | bh]): the pre-activations ``tz``, ``tr``,
+    ``th`` (whose gradients the book's backward calls ``dt`` each in turn, and ``backprop.nlp.GRU`` calls
+    ``dtz``, ``dtr``, ``dth``), the gates ``z`` and ``r``, ``r * h_prev`` (the book's ``dhr`` is its
+    gradient), ``h_hat`` and ``h_next = (1 - z) h_prev + z h_hat``."""
+    Wx, Wh, b = tap("Wx", Wx), tap("Wh", Wh), tap("b", b)
+    x, h_prev = tap("x", x), tap("h_prev", h_prev)
+    H = Wh.shape[0]
+    Wxz, Wxr, Wxh = Wx[:, :H], Wx[:, H : 2 * H], Wx[:, 2 * H :]
+    Whz, Whr, Whh = Wh[:, :H], Wh[:, H : 2 * H], Wh[:, 2 * H :]
+    bz, br, bh = b[:H], b[H : 2 * H], b[2 * H :]
+    z = tap("z", jax.nn.sigmoid(tap("tz", jnp.dot(x, Wxz) + jnp.dot(h_prev, Whz) + bz)))
+    r = tap("r", jax.nn.sigmoid(tap("tr", jnp.dot(x, Wxr) + jnp.dot(h_prev, Whr) + br)))
+    hr = tap("r * h_prev", r * h_prev)
+    h_hat = tap("h_hat", tanh(tap("th", jnp.dot(x, Wxh) + jnp.dot(hr, Whh) + bh)))
+    return tap("h_next", (1 - z) * h_prev + z * h_hat)
+
+
+def _time_graph(
+    tap: Tap,
+    step: Callable[..., Any],
+    params: tuple[jax.Array, jax.Array, jax.Array],
+    xs: jax.Array,
+    state: tuple[jax.Array, ...],
+) -> jax.Array:
+    """The book's TimeRNN.forward loop: ``xs`` and the carried state ``h`` (and ``c``), whose gradients are
+    the layer's dxs and ``dh``, then step layer ``layers[t]`` from that state, its nodes named
+    ``layers[t].<node>`` (t from 0, the book's ``self.layers[t]``), then ``hs``. Each step's ``h_next``
+    gets the total gradient (the book's ``dhs[:, t, :] + dh``), each step's ``h_prev`` the gradient that
+    step alone sends back (the ``dh`` its backward returns)."""
+    xs = tap("xs", xs)
+    state = tuple(tap(name, s) for name, s in zip(("h", "c"), state, strict=False))
+    hs = []
+    for t in range(xs.shape[1]):
+        out = step(scoped(tap, f"layers[{t}]"), *params, xs[:, t, :], *state)
+        state = out if isinstance(out, tuple) else (out,)
+        hs.append(state[0])
+    return tap("hs", jnp.stack(hs, axis=1))
+
+
+def time_rnn_graph(
+    tap: Tap, Wx: jax.Array, Wh: jax.Array, b: jax.Array, xs: jax.Array, h: jax.Array, **first_call: Any
+) -> jax.Array:
+    """``time_rnn_second_call`` as the book's TimeRNN: ``layers[t]`` each an ``rnn_graph``."""
+    return _time_graph(tap, rnn_graph, (Wx, Wh, b), xs, (h,))
+
+
+def time_gru_graph(
+    tap: Tap, Wx: jax.Array, Wh: jax.Array, b: jax.Array, xs: jax.Array, h: jax.Array, **first_call: Any
+) -> jax.Array:
+    """``time_gru_second_call`` as the book's TimeGRU: ``layers[t]`` each a ``gru_graph``."""
+    return _time_graph(tap, gru_graph, (Wx, Wh, b), xs, (h,))
+
+
+def time_lstm_graph(
+    tap: Tap,
+    Wx: jax.Array,
+    Wh: jax.Array,
+    b: jax.Array,
+    xs: jax.Array,
+    h: jax.Array,
+    c: jax.Array,
+    **first_call: Any,
+) -> jax.Array:
+    """``time_lstm_second_call`` as the book's TimeLSTM: ``layers[t]`` each an ``lstm_graph``, the cell
+    state carried beside h (``layers[t].c_next``, whose gradient is the ``dc`` step t + 1 sends back plus
+    its own path through ``h_next``: the book's ``ds``)."""
+    return _time_graph(tap, lstm_graph, (Wx, Wh, b), xs, (h, c))
+
+
+def time_bilstm_graph(
+    tap: Tap,
+    Wx1: jax.Array,
+    Wh1: jax.Array,
+    b1: jax.Array,
+    Wx2: jax.Array,
+    Wh2: jax.Array,
+    b2: jax.Array,
+    xs: jax.Array,
+) -> jax.Array:
+    """The book's TimeBiLSTM.forward: ``forward_lstm`` over xs (its hs is ``o1``), ``backward_lstm`` over
+    ``xs[:, ::-1]``, its hs reversed back (``o2``), and ``out``, both side by side; their nodes are
+    ``forward_lstm.layers[t].<node>`` and ``backward_lstm.layers[t].<node>``, t counting the steps each
+    LSTM takes (so the backward LSTM's step t reads xs[:, T - 1 - t])."""
+    xs = tap("xs", xs)
+    zeros = jnp.zeros((xs.shape[0], Wh1.shape[0]), dtype=xs.dtype)
+    o1 = tap("o1", time_lstm_graph(scoped(tap, "forward_lstm"), Wx1, Wh1, b1, xs, zeros, zeros))
+    o2 = time_lstm_graph(scoped(tap, "backward_lstm"), Wx2, Wh2, b2, jnp.flip(xs, axis=1), zeros, zeros)
+    o2 = tap("o2", jnp.flip(o2, axis=1))
+    return tap("out", jnp.concatenate([o1, o2], axis=2))

@@ -10,6 +10,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from reference._graph import Tap
+from reference.nlp._nodes import logged, scoped
+from reference.nlp.layers import embedding_graph, sigmoid_with_loss_graph
+
 IGNORE_LABEL = -1
 """The label TimeSoftmaxWithLoss leaves out of its loss and its mean."""
 
@@ -69,3 +73,54 @@ def time_dropout(xs: jax.Array, mask: jax.Array, dropout_ratio: float = 0.5) -> 
     """Inverted dropout in train mode: the elements where ``mask`` is set are scaled by 1 / (1 - ratio),
     the others are 0."""
     return jnp.where(mask != 0, xs / (1.0 - dropout_ratio), jnp.zeros_like(xs))
+
+
+# ---- the book's computational graphs (issue 20) ------------------------------------------------------------
+
+
+def time_affine_graph(tap: Tap, W: jax.Array, b: jax.Array, x: jax.Array) -> jax.Array:
+    """The book's TimeAffine.forward: ``rx = x.reshape(N*T, -1)``, ``out = rx W + b`` (N*T, M), returned
+    reshaped to (N, T, M)."""
+    W, b, x = tap("W", W), tap("b", b), tap("x", x)
+    N, T, D = x.shape
+    rx = tap("rx", x.reshape(N * T, D))
+    return tap("out", (jnp.dot(rx, W) + b).reshape(N, T, -1))
+
+
+def time_softmax_with_loss_graph(tap: Tap, xs: jax.Array, ts: jax.Array) -> jax.Array:
+    """The book's TimeSoftmaxWithLoss.forward, over the N*T rows it reshapes xs into: ``ys = softmax(xs)``,
+    ``ls`` the log of each row's label probability, 0 where the label is ignored (``np.log(ys[...])``,
+    then ``ls *= mask``), and ``loss = -sum(ls) / mask.sum()``. The logs come from log_softmax
+    (``logged``: the gradient at ys is the book's graph's, NaN where a label's probability rounds to 0)."""
+    xs = tap("xs", xs)
+    N, T, V = xs.shape
+    labels = _labels(xs, ts).reshape(N * T)
+    kept = labels != IGNORE_LABEL
+    picked = jnp.where(kept, labels, 0)[:, None]
+    rows = xs.reshape(N * T, V)
+
+    def pick(ys: jax.Array) -> jax.Array:
+        return jnp.take_along_axis(ys, picked, axis=-1)[:, 0]
+
+    stable = pick(jax.nn.log_softmax(rows, axis=-1))
+    logs = logged(tap, "ys", jax.nn.softmax(jax.lax.stop_gradient(rows), axis=-1), pick, stable)
+    ls = tap("ls", jnp.where(kept, logs, 0.0))
+    return tap("loss", -jnp.sum(ls) / jnp.maximum(jnp.sum(kept), 1))
+
+
+def time_sigmoid_with_loss_graph(tap: Tap, xs: jax.Array, ts: jax.Array) -> jax.Array:
+    """The book's TimeSigmoidWithLoss.forward: ``layers[t]`` a ``sigmoid_with_loss_graph`` of xs[:, t] and
+    ts[:, t] for each step t, and ``loss``, the mean of their losses over T."""
+    xs = tap("xs", xs)
+    T = xs.shape[1]
+    losses = [sigmoid_with_loss_graph(scoped(tap, f"layers[{t}]"), xs[:, t], ts[:, t]) for t in range(T)]
+    return tap("loss", sum(losses[1:], losses[0]) / T)
+
+
+def time_embedding_graph(tap: Tap, W: jax.Array, xs: jax.Array) -> jax.Array:
+    """The book's TimeEmbedding.forward: ``layers[t]`` an ``embedding_graph`` of W and xs[:, t] for each
+    step t (the gradient at ``layers[t].W`` is that layer's ``grads[0]``, which the book sums), and
+    ``out``."""
+    W = tap("W", W)
+    out = [embedding_graph(scoped(tap, f"layers[{t}]"), W, xs[:, t]) for t in range(xs.shape[1])]
+    return tap("out", jnp.stack(out, axis=1))

@@ -133,6 +133,7 @@ WEIGHT_SUM = Row(
     name="weight_sum",
     layer=nlp.WeightSum,
     reference=lazy(_REF, "weight_sum"),
+    graph=lazy(_REF, "weight_sum_graph"),
     signature="WeightSum().forward(hs[N,T,H], a[N,T]) -> c[N,H] = sum_t a hs   (backward -> (dhs, da))",
     args=(
         Arg(name="hs", grad="dhs", domain=(-1e3, 1e3), batch=True),
@@ -148,6 +149,7 @@ ATTENTION_WEIGHT = Row(
     name="attention_weight",
     layer=nlp.AttentionWeight,
     reference=lazy(_REF, "attention_weight"),
+    graph=lazy(_REF, "attention_weight_graph"),
     signature=(
         "AttentionWeight().forward(hs[N,T,H], h[N,H]) -> a[N,T] = softmax_t(hs . h)   (backward -> (dhs, dh))"
     ),
@@ -165,6 +167,7 @@ ATTENTION = Row(
     name="attention",
     layer=nlp.Attention,
     reference=lazy(_REF, "attention"),
+    graph=lazy(_REF, "attention_graph"),
     signature=(
         "Attention().forward(hs[N,T,H], h[N,H]) -> [N,H] = WeightSum(hs, AttentionWeight(hs, h))   "
         "(backward -> (dhs, dh))"
@@ -206,6 +209,7 @@ TIME_ATTENTION = Row(
     name="time_attention",
     layer=nlp.TimeAttention,
     reference=lazy(_REF, "time_attention"),
+    graph=lazy(_REF, "time_attention_graph"),
     signature=(
         "TimeAttention().forward(hs_enc[N,Te,H], hs_dec[N,Td,H]) -> [N,Td,H], Attention(hs_enc, hs_dec[:, t]) "
         "at each t   (backward -> (dhs_enc, dhs_dec))"

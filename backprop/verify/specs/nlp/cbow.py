@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.nlp.cbow import CBOW, SimpleCBOW, SkipGram
+from backprop.verify.lazy import lazy
 from backprop.verify.model import negative_samples
 from backprop.verify.row import Arg, ShapeDict, Shapes
 from backprop.verify.specs.nlp._models import DTYPE, data, entry, model_row, one_hot, params, size
@@ -80,6 +81,7 @@ ROWS = (
         SAMPLED_POOL,
         capture=negative_samples,
         epsilon=True,
+        graph=lazy("reference.nlp.cbow", "cbow_graph"),
     ),
     model_row(
         "cbow",
@@ -90,5 +92,6 @@ ROWS = (
         SAMPLED_POOL,
         capture=negative_samples,
         epsilon=True,
+        graph=lazy("reference.nlp.cbow", "skip_gram_graph"),
     ),
 )

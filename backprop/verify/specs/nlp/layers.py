@@ -155,6 +155,7 @@ SOFTMAX = Row(
     name="softmax",
     layer=layers.Softmax,
     reference=lazy("reference.nlp.layers", "softmax"),
+    graph=lazy("reference.nlp.layers", "softmax_graph"),
     signature="Softmax().forward(x[N,C]) -> softmax of each row   (backward -> dx)",
     # logits up to 1e4 apart: a softmax without the max subtracted overflows, and most rows are one-hot
     args=(Arg(name="x", grad="dx", domain=(-1e4, 1e4), values=logits("x"), batch=True),),
@@ -208,6 +209,7 @@ SIGMOID_WITH_LOSS = Row(
     name="sigmoid_with_loss",
     layer=layers.SigmoidWithLoss,
     reference=lazy("reference.nlp.layers", "sigmoid_with_loss"),
+    graph=lazy("reference.nlp.layers", "sigmoid_with_loss_graph"),
     signature="SigmoidWithLoss().forward(x[N], t[N] int labels 0/1) -> mean binary cross entropy   (backward(dout=1) -> dx)",
     args=(
         Arg(name="x", grad="dx", domain=(-1e4, 1e4), batch=True),
@@ -251,6 +253,7 @@ EMBEDDING = Row(
     name="embedding",
     layer=layers.Embedding,
     reference=lazy("reference.nlp.layers", "embedding"),
+    graph=lazy("reference.nlp.layers", "embedding_graph"),
     signature="Embedding(W[V,D]).forward(idx[N] | idx[N,C] of ints in [0, V)) -> W[idx]   (backward -> None; grads[0] = dW)",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),

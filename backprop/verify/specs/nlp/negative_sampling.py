@@ -47,6 +47,7 @@ EMBEDDING_DOT = Row(
     name="embedding_dot",
     layer=negative_sampling.EmbeddingDot,
     reference=lazy("reference.nlp.negative_sampling", "embedding_dot"),
+    graph=lazy("reference.nlp.negative_sampling", "embedding_dot_graph"),
     signature="EmbeddingDot(W[V,D]).forward(h[N,D], idx[N] of ints in [0, V)) -> [N]   (backward -> dh; grads[0] = dW)",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
@@ -269,6 +270,7 @@ NEGATIVE_SAMPLING_LOSS = Row(
     name="negative_sampling_loss",
     layer=negative_sampling.NegativeSamplingLoss,
     reference=lazy("reference.nlp.negative_sampling", "negative_sampling_loss"),
+    graph=lazy("reference.nlp.negative_sampling", "negative_sampling_loss_graph"),
     signature=(
         "NegativeSamplingLoss(W[V,D], corpus, power=0.75, sample_size=k).forward(h[N,D], target[N]) -> "
         "loss of the target and k drawn negatives   (backward(dout=1) -> dh; W tied: sum of grads)"

@@ -148,6 +148,7 @@ RNN_ROW = Row(
     name="rnn",
     layer=recurrent.RNN,
     reference=lazy(_MODULE, "rnn"),
+    graph=lazy(_MODULE, "rnn_graph"),
     signature="RNN(Wx[D,H], Wh[H,H], b[H]).forward(x[N,D], h_prev[N,H]) -> tanh(h_prev Wh + x Wx + b)   "
     "(backward -> dx, dh_prev; grads [dWx, dWh, db])",
     args=_RNN_ARGS,
@@ -161,6 +162,7 @@ LSTM_ROW = Row(
     name="lstm",
     layer=recurrent.LSTM,
     reference=lazy(_MODULE, "lstm"),
+    graph=lazy(_MODULE, "lstm_graph"),
     signature="LSTM(Wx[D,4H], Wh[H,4H], b[4H]).forward(x[N,D], h_prev[N,H], c_prev[N,H]) -> (h_next, c_next), "
     "gates [f|g|i|o]   (backward(dh_next, dc_next) -> dx, dh_prev, dc_prev)",
     args=_LSTM_ARGS,
@@ -174,6 +176,7 @@ GRU_ROW = Row(
     name="gru",
     layer=recurrent.GRU,
     reference=lazy(_MODULE, "gru"),
+    graph=lazy(_MODULE, "gru_graph"),
     signature="GRU(Wx[D,3H], Wh[H,3H], b[3H]).forward(x[N,D], h_prev[N,H]) -> h_next, slices [z|r|h]   "
     "(backward -> dx, dh_prev)",
     args=_RNN_ARGS,
@@ -283,6 +286,7 @@ def _time_row(name: str, layer: type, gates: int, cell: bool = False) -> Row:
         name=name,
         layer=layer,
         reference=lazy(_MODULE, f"{name}_second_call"),
+        graph=lazy(_MODULE, f"{name}_graph"),
         signature=f"{layer.__name__}(Wx[D,{wide}], Wh[H,{wide}], b[{wide}], stateful); set_state({state}); "
         "forward(xs_prev[N,T',D]); forward(xs[N,T,D]) -> hs[N,T,H]   (backward(dhs) -> dxs; .dh)",
         args=args,
@@ -319,6 +323,7 @@ TIME_BILSTM = Row(
     name="time_bilstm",
     layer=recurrent.TimeBiLSTM,
     reference=lazy(_MODULE, "time_bilstm"),
+    graph=lazy(_MODULE, "time_bilstm_graph"),
     signature="TimeBiLSTM(Wx1, Wh1, b1, Wx2, Wh2, b2).forward(xs[N,T,D]) -> [hs_forward | hs_backward] "
     "[N,T,2H]   (backward(dhs) -> dxs; grads of both LSTMs, forward first)",
     args=_BILSTM_ARGS,

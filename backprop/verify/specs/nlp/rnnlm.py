@@ -6,6 +6,7 @@ transposed: its gradient is ``grads[0] + grads[7].T``; its dropout masks are cap
 from __future__ import annotations
 
 from backprop.nlp.rnnlm import BetterRnnlm, Rnnlm, SimpleRnnlm
+from backprop.verify.lazy import lazy
 from backprop.verify.model import dropout_masks
 from backprop.verify.row import ShapeDict
 from backprop.verify.specs.nlp._models import DTYPE, constant, data, entry, model_row, params, size
@@ -56,6 +57,7 @@ ROWS = (
         "SimpleRnnlm(vocab_size, wordvec_size, hidden_size).forward(xs (N, T), ts (N, T)) -> loss",
         (*_SIZES, *params("embed_W", "rnn_Wx", "rnn_Wh", "rnn_b", "affine_W", "affine_b"), *_DATA),
         tuple(_simple(*s) for s in _SHAPES),
+        graph=lazy("reference.nlp.rnnlm", "simple_rnnlm_graph"),
     ),
     model_row(
         "rnnlm",
@@ -64,6 +66,7 @@ ROWS = (
         "Rnnlm(vocab_size, wordvec_size, hidden_size).forward(xs (N, T), ts (N, T)) -> loss",
         (*_SIZES, *params("embed_W", "lstm_Wx", "lstm_Wh", "lstm_b", "affine_W", "affine_b"), *_DATA),
         tuple(_lstm(*s) for s in _SHAPES),
+        graph=lazy("reference.nlp.rnnlm", "rnnlm_graph"),
     ),
     model_row(
         "rnnlm",

@@ -60,6 +60,7 @@ TIME_EMBEDDING = Row(
     name="time_embedding",
     layer=nlp.TimeEmbedding,
     reference=lazy(_REF, "time_embedding"),
+    graph=lazy(_REF, "time_embedding_graph"),
     signature="TimeEmbedding(W[V,D]).forward(xs[N,T] ids) -> [N,T,D]   (backward -> None; grads[0] = dW)",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
@@ -95,6 +96,7 @@ TIME_AFFINE = Row(
     name="time_affine",
     layer=nlp.TimeAffine,
     reference=lazy(_REF, "time_affine"),
+    graph=lazy(_REF, "time_affine_graph"),
     signature="TimeAffine(W[D,M], b[M]).forward(x[N,T,D]) -> [N,T,M]   (backward -> dx; grads = [dW, db])",
     args=(
         Arg(name="W", to="init", grad="dW", domain=(-1e3, 1e3)),
@@ -180,6 +182,7 @@ TIME_SOFTMAX_WITH_LOSS = Row(
     name="time_softmax_with_loss",
     layer=nlp.TimeSoftmaxWithLoss,
     reference=lazy(_REF, "time_softmax_with_loss"),
+    graph=lazy(_REF, "time_softmax_with_loss_graph"),
     signature=(
         "TimeSoftmaxWithLoss().forward(xs[N,T,V], ts[N,T] labels, -1 ignored | ts[N,T,V] one-hot) -> mean "
         "cross entropy over the kept labels   (backward(dout=1) -> dxs)"
@@ -247,6 +250,7 @@ TIME_SIGMOID_WITH_LOSS = Row(
     name="time_sigmoid_with_loss",
     layer=nlp.TimeSigmoidWithLoss,
     reference=lazy(_REF, "time_sigmoid_with_loss"),
+    graph=lazy(_REF, "time_sigmoid_with_loss_graph"),
     signature=(
         "TimeSigmoidWithLoss().forward(xs[N,T], ts[N,T] of 0 and 1) -> mean binary cross entropy   "
         "(backward(dout=1) -> dxs)"
