@@ -103,7 +103,8 @@ def _draw_seeded_array(
 
 @functools.cache
 def _composite_seeded_array() -> Callable[..., st.SearchStrategy[Any]]:
-    """``_draw_seeded_array`` as a strategy function, made on first use (``st.composite`` needs Hypothesis)."""
+    """``_draw_seeded_array`` as a strategy function, made once, on first use: ``st.composite`` needs
+    Hypothesis, and takes about 5 ms."""
     from hypothesis import strategies as st
 
     return st.composite(_draw_seeded_array)
