@@ -14,7 +14,8 @@ the run goes on. Only the CLI and stable public names (``verify``, ``check_examp
    layer calls it made (recorded, then replayed alone) and ``jax.test_util.check_grads``.
 3. ``backprop-verify --quiet``, cold (an emptied cache directory), then warm (the same directory).
 4. With ``--suite``: the test command ``.ci/run`` calls the README's, in a ``git clone`` (the last commit).
-5. ``backprop-verify --list`` and ``--help``, whole process, and whether they import jax.
+5. ``backprop-verify --list`` and ``--help``, whole process, with the project's bytecode cached as an
+   installed package has it, and whether they import jax or hypothesis.
 
     python benchmarks/targets.py --baseline ../base [--repeat 5] [--default-repeat 1] [--skip default] [--suite]
 """
@@ -114,7 +115,7 @@ import contextlib, io, sys
 from backprop.verify.cli import main
 with contextlib.redirect_stdout(io.StringIO()):
     main(["--list"]), main(["--help"])
-print(int("jax" in sys.modules))
+print(int("jax" in sys.modules), int("hypothesis" in sys.modules))
 """
 
 
@@ -129,11 +130,18 @@ class Tree:
     work: Path
     """Scratch: the children's working directory and the tree's own cache directories."""
 
-    def run(self, argv: list[str], cache: Path | None = None, clone: Path | None = None) -> tuple[float, str]:
+    def run(
+        self,
+        argv: list[str],
+        cache: Path | None = None,
+        clone: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> tuple[float, str]:
         """Seconds of one child process and its stdout; ``Failed`` on a non-zero exit."""
         # the oracle's compilation cache, and any other that a user's cache directory would hold
         cache = cache or self.work / "cache"
         env = dict(os.environ, PYTHONPATH=str(clone or self.root), BACKPROP_CACHE_DIR=str(cache / "jax"))
+        env |= extra_env or {}
         env["XDG_CACHE_HOME"] = str(cache / "user")
         start = time.perf_counter()
         try:
@@ -204,12 +212,17 @@ def suite(tree: Tree) -> dict[str, float]:
 
 
 def cli(tree: Tree) -> dict[str, float]:
-    jax = {"--list/--help import jax": float(tree.run([sys.executable, "-c", JAX_FREE])[1].split()[-1])}
-    return (
-        timed(["backprop-verify", "--list"], "--list, s", tree)
-        | timed(["backprop-verify", "--help"], "--help, s", tree)
-        | jax
-    )
+    # The project's bytecode is cached (in the scratch directory), as an installed package has it: under
+    # PYTHONDONTWRITEBYTECODE=1 each run would compile the modules it imports, about 0.1 s more per run.
+    # The first run, JAX_FREE, imports what --list and --help do, and so writes the cache they read.
+    cached = {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(tree.work / "pycache")}
+    jax, hypothesis = tree.run([sys.executable, "-c", JAX_FREE], extra_env=cached)[1].split()[-2:]
+    return {
+        "--list, s": tree.run([str(BIN / "backprop-verify"), "--list"], extra_env=cached)[0],
+        "--help, s": tree.run([str(BIN / "backprop-verify"), "--help"], extra_env=cached)[0],
+        "--list/--help import jax": float(jax),
+        "--list/--help import hypothesis": float(hypothesis),
+    }
 
 
 def learner(cls: str, row: str, tree: Tree) -> dict[str, float]:
@@ -231,6 +244,7 @@ EXAMPLE_MEASURES |= {"check_grads / oracle, x": (">=", 5)}
 def targets() -> list[Target]:
     notebook = {f"verify(Affine), {dtype}, s": le(0.3) for dtype in ("float64", "float32")}
     cli_measures = {"--list, s": le(0.3), "--help, s": le(0.3), "--list/--help import jax": le(0)}
+    cli_measures |= {"--list/--help import hypothesis": le(0)}
     return [
         Target("learner", 1, {BARE_MEASURE: None}, partial(timed, ["python", "-c", BARE], BARE_MEASURE)),
         *(

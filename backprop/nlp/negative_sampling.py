@@ -9,7 +9,7 @@ sum of the matching ``grads`` entries (what the book's ``remove_duplicate`` adds
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -21,7 +21,8 @@ from backprop.nlp.layers import Embedding, SigmoidWithLoss
 __all__ = ["EmbeddingDot", "NegativeSamplingLoss", "UnigramSampler"]
 
 Array = NDArray[Any]
-Rng = np.random.Generator | int | None
+if TYPE_CHECKING:  # an annotation only: numpy.random takes 15 ms to import, and --list imports this module
+    Rng = np.random.Generator | int | None
 
 
 def _word_ids(layer: str, name: str, value: ArrayLike, n: int | None = None) -> Array:

@@ -37,8 +37,8 @@ if TYPE_CHECKING:
     from backprop.verify.row import Row
 
 # Everything past the argument parser is imported where it is used: --help needs only argparse and the
-# vocabulary, --list the registry (NumPy and Hypothesis's core), and neither imports JAX, Rich or
-# hypothesis.extra.numpy.
+# vocabulary, --list the registry (NumPy), and neither imports JAX, Hypothesis or Rich
+# (tests/test_imports.py).
 
 PROG = "backprop-verify"
 MIN_WIDTH = 100

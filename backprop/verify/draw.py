@@ -7,16 +7,19 @@ probability per run.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any, Literal
+import functools
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from hypothesis import strategies as st
 
 from backprop.verify.vocabulary import Feature
 
-# ``hypothesis.extra.numpy`` takes 0.3 s to import: it is imported where arrays are drawn, not here, so
-# that the registry (``backprop-verify --list``) does without it.
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
+
+# Hypothesis (0.2 s to import, ``hypothesis.extra.numpy`` 0.3 s more) is imported where a strategy is
+# built, not here, so that the registry (``backprop-verify --list``) does without it.
 
 Without = frozenset[Feature]
 NONE: Without = frozenset()
@@ -50,6 +53,8 @@ def float_elements(
     Subnormals are left out: XLA flushes them to zero on CPU, which would move relu's kink. Without
     ``extreme`` the range is cut below 1e3 in magnitude; without ``negative_zero`` -0.0 becomes 0.0.
     """
+    from hypothesis import strategies as st
+
     if Feature.EXTREME in without:
         bound = _below_extreme(dtype)
         low, high = max(low, -bound), min(high, bound)
@@ -78,10 +83,11 @@ larger ones come from a seeded generator at a drawn magnitude, with a few elemen
 (past a few hundred elements, element-by-element drawing overruns Hypothesis's buffer and is thrown away)."""
 
 
-@st.composite
-def _seeded_array(
+def _draw_seeded_array(
     draw: st.DrawFn, shape: tuple[int, ...], low: float, high: float, dtype: np.dtype[Any], without: Without
 ) -> Any:
+    from hypothesis import strategies as st
+
     seed = draw(st.integers(0, 2**32 - 1))
     top = max(abs(low), abs(high))
     if Feature.EXTREME in without:
@@ -93,6 +99,22 @@ def _seeded_array(
     for _ in range(draw(st.integers(0, 4))):  # a few exact values (0.0, the bounds) where Hypothesis likes
         array.flat[draw(st.integers(0, array.size - 1))] = draw(special)
     return array
+
+
+@functools.cache
+def _composite_seeded_array() -> Callable[..., st.SearchStrategy[Any]]:
+    """``_draw_seeded_array`` as a strategy function, made once, on first use: ``st.composite`` needs
+    Hypothesis, and takes about 5 ms."""
+    from hypothesis import strategies as st
+
+    return st.composite(_draw_seeded_array)
+
+
+def _seeded_array(
+    shape: tuple[int, ...], low: float, high: float, dtype: np.dtype[Any], without: Without
+) -> st.SearchStrategy[Any]:
+    """Arrays from a seeded generator at a drawn magnitude, with a few elements chosen by Hypothesis."""
+    return _composite_seeded_array()(shape, low, high, dtype, without)
 
 
 KINK_ONE_IN = 4
@@ -120,6 +142,8 @@ def float_arrays(
     about one in 4 has every other element at one of ``kinks`` (relu's 0), which drawn floats hit rarely.
     ``elementwise=False`` draws even a small array from the seeded generator: Hypothesis's small arrays
     repeat a few values (a fill), which a deep network turns into tied pooling windows everywhere."""
+    from hypothesis import strategies as st
+
     if int(np.prod(shape)) > ELEMENTWISE_LIMIT or not elementwise:
         arrays = _seeded_array(shape, low, high, dtype, without)
     else:

@@ -13,20 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from hypothesis import strategies as st
 from numpy.typing import NDArray
 
 from backprop.verify.draw import Without, float_arrays, generic_features
 from backprop.verify.tolerances import TOLERANCES, Tolerance
 from backprop.verify.vocabulary import DTYPES, Convention, Feature, Kind
 
+if TYPE_CHECKING:  # Hypothesis is imported where a strategy is built: the registry (--list) does without it
+    from hypothesis import strategies as st
+
 Shapes = Mapping[str, tuple[int, ...]]
 ShapeDict = dict[str, tuple[int, ...]]
-ShapeStrategy = Callable[[Without], st.SearchStrategy[ShapeDict]]
-ValuesFn = Callable[[Shapes, np.dtype[Any], Without], st.SearchStrategy[Any]]
+ShapeStrategy = Callable[[Without], "st.SearchStrategy[ShapeDict]"]
+ValuesFn = Callable[[Shapes, np.dtype[Any], Without], "st.SearchStrategy[Any]"]
 Place = Literal["init", "init_kw", "forward", "keyword", "state", "params", "previous", "carried"]
 Source = Literal["return", "param", "attr", "key"]
 Subgradient = Callable[
@@ -100,6 +102,8 @@ class Arg:
         return self.domain is not None
 
     def strategy(self, shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
+
         if self.values is not None:
             return self.values(shapes, dtype, without)
         if self.fixed is not None:
@@ -266,6 +270,8 @@ class Row:
     def draw_shapes(self, without: Without = frozenset()) -> st.SearchStrategy[ShapeDict]:
         """The row's shapes as a strategy, none exercising a feature in ``without``; ValueError when none
         are left."""
+        from hypothesis import strategies as st
+
         if not isinstance(self.shapes, tuple):
             return self.shapes(without)
         kept = [s for s in self.shapes if not (self.shape_features(s) & without)]

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
@@ -23,6 +22,9 @@ from backprop.verify.draw import Without, float_arrays
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 # (filter_h, filter_w, stride, pad) of an entry, under this key: every row reads its fixed values from it
 GEOMETRY = "geometry"
@@ -202,6 +204,8 @@ def _untied(array: NDArray[Any]) -> NDArray[Any]:
 def pooling_inputs(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
     """x for max pooling: about one array in four rounded to multiples of 100, which ties many windows'
     maxima (a tie is where pooling's backward is most often wrong); none tied without ``tie``."""
+    from hypothesis import strategies as st
+
     drawn = float_arrays(shapes["x"], -1e4, 1e4, dtype, without)
     if Feature.TIE in without:
         return drawn.map(_untied)

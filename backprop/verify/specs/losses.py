@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 import backprop
 from backprop.verify.draw import Without
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 
 def _logits(n: int, c: int, one_hot: bool) -> ShapeDict:
@@ -39,6 +41,7 @@ def labels(
     shapes: Mapping[str, tuple[int, ...]], dtype: np.dtype[Any], without: Without
 ) -> st.SearchStrategy[Any]:
     """Integer labels in [0, C), or the same labels one-hot encoded in the run's dtype."""
+    from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp  # 0.3 s to import: not needed by --list
 
     n, c = shapes["x"]

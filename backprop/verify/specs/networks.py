@@ -24,10 +24,9 @@ the book's W7 has 64 * 4 * 4 rows whatever its constructor is given.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 import backprop
 from backprop.verify.draw import Without, float_arrays
@@ -36,6 +35,9 @@ from backprop.verify.network import NetworkRow
 from backprop.verify.row import Arg, ShapeDict, Shapes, ValuesFn
 from backprop.verify.tolerances import TOLERANCES
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 FLOAT64 = {"float64": TOLERANCES["float64"]}
 WEIGHTS = (-3.0, 3.0)
@@ -110,6 +112,7 @@ def _dense(sizes: Iterable[int]) -> dict[str, tuple[int, ...]]:
 def labels(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
     """Integer labels for the batch, one of the last layer's classes each; one-hot rows of the same labels
     in the run's dtype where the entry's t has two axes."""
+    from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp  # 0.3 s to import: not needed by --list
 
     classes = shapes[_last_bias(shapes)][0]

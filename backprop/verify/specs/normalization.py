@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 import backprop
 from backprop.normalization import EPS
@@ -17,6 +16,9 @@ from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes, ValuesFn
 from backprop.verify.tolerances import TOLERANCES
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 SECTION = (1, 6, 3)  # 6.3 batch normalization, 6.4.3 dropout: after every chapter-5 row
 
@@ -28,10 +30,14 @@ compiled into the reference, so a continuous draw would compile once per example
 
 
 def _ratios(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[float]:
+    from hypothesis import strategies as st
+
     return st.sampled_from(DROPOUT_RATIOS)
 
 
 def _both_modes(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[bool]:
+    from hypothesis import strategies as st
+
     return st.booleans()
 
 
@@ -198,6 +204,8 @@ def _modes(trainable: Callable[[tuple[int, ...]], bool]) -> ValuesFn:
     """train_flg True or False; only False where the batch cannot give statistics (the layer raises)."""
 
     def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[bool]:
+        from hypothesis import strategies as st
+
         return st.booleans() if trainable(shapes["x"]) else st.just(False)
 
     return values
@@ -256,6 +264,8 @@ def _inputs(feature: Layout) -> ValuesFn:
     """x in X_DOMAIN, with a feature at a large mean next to its spread about one time in OFFSET_ONE_IN."""
 
     def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
+
         return st.tuples(
             float_arrays(shapes["x"], *X_DOMAIN, dtype, without),
             st.integers(0, OFFSET_ONE_IN - 1),

@@ -5,10 +5,9 @@ truth on each example (``tolerances``), and the pools stay narrow and short (H a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 from backprop.verify.draw import Without
 from backprop.verify.lazy import lazy
@@ -16,6 +15,9 @@ from backprop.verify.model import ModelRow
 from backprop.verify.row import Arg, ShapeDict, Shapes, ValuesFn
 from backprop.verify.tolerances import TOLERANCES
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 WEIGHTS = (-2.0, 2.0)
 
@@ -30,6 +32,8 @@ def constant(key: str, value: Any) -> Arg:
 
 
 def _checked_dtype(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+    from hypothesis import strategies as st
+
     return st.just(dtype.name)
 
 
@@ -49,6 +53,7 @@ def ids(name: str) -> ValuesFn:
     as the book makes them."""
 
     def draw(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
         from hypothesis.extra import numpy as hnp  # 0.3 s to import: not needed by --list
 
         vocab = int(shapes["vocab_size"][0])
@@ -61,6 +66,7 @@ def one_hot(name: str) -> ValuesFn:
     """One-hot rows (int32, as the book's ``convert_one_hot`` makes them) of the argument's shape."""
 
     def draw(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
         from hypothesis.extra import numpy as hnp
 
         vocab = int(shapes["vocab_size"][0])

@@ -4,16 +4,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 from backprop import nlp
 from backprop.verify.draw import Without, float_arrays
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes, ValuesFn
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 SECTION = (2, 8, 1)  # 8.1: attention
 
@@ -64,6 +66,8 @@ def _scored(name: str) -> ValuesFn:
     """The states ``name``: in SCORE_DOMAIN, or aligned and large on a pool entry marked ALIGNED."""
 
     def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
+
         if ALIGNED not in shapes:
             return float_arrays(shapes[name], *SCORE_DOMAIN, dtype, without)
         large = float_arrays(shapes[name], *ALIGNED_DOMAIN, dtype, without)

@@ -8,16 +8,18 @@ Book 2's Affine, Sigmoid, SoftmaxWithLoss and Dropout compute what book 1's rows
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 from backprop.nlp import layers
 from backprop.verify.draw import EXTREME, Without, float_arrays, float_elements
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes, ValuesFn
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 SECTION = (2, 1, 3)  # 1.3: the layer classes of common/layers.py (Embedding: 4.1, SigmoidWithLoss: 4.2)
 
@@ -36,6 +38,7 @@ def word_ids(name: str) -> Any:
     instead of adding fails within a few examples."""
 
     def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
         from hypothesis.extra import numpy as hnp  # 0.3 s to import: not needed by --list
 
         vocab = shapes["W"][0]
@@ -81,6 +84,8 @@ def logits(name: str) -> ValuesFn:
     argument, or, without ``extreme``, less than ``LOGIT_GAP`` apart around one offset, all below 1e3."""
 
     def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
+
         shape = shapes[name]
         if Feature.EXTREME not in without:
             return float_arrays(shape, -1e4, 1e4, dtype, without)
@@ -192,6 +197,7 @@ probabilities with t, and would raise IndexError on labels it is never given."""
 
 def binary_labels(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
     """Labels 0 and 1, as integers of the entry's width or as floats in the run's dtype."""
+    from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 
     bits = shapes[INT_BITS][0]

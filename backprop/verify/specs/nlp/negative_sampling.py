@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 import numpy as np
-from hypothesis import strategies as st
 
 from backprop.nlp import negative_sampling
 from backprop.verify.draw import Without
@@ -16,6 +15,9 @@ from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes
 from backprop.verify.specs.nlp.layers import INT_BITS, word_ids
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 SECTION = (2, 4, 2)  # 4.2: EmbeddingDot, UnigramSampler, NegativeSamplingLoss
 
@@ -97,6 +99,7 @@ the batch, and a target of one sample is a negative of another."""
 def corpus(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
     """Every word id 0 .. V-1 once (the book's sampler counts the vocabulary as the distinct ids), then
     more drawn ids: the unigram distribution differs from entry to entry."""
+    from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp
 
     vocab, length = shapes["W"][0], shapes["corpus"][0]

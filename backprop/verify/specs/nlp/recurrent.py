@@ -14,16 +14,18 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 from backprop.nlp import recurrent
 from backprop.verify.draw import Without
 from backprop.verify.lazy import lazy
 from backprop.verify.row import Arg, Row, ShapeDict, Shapes
 from backprop.verify.vocabulary import Feature
+
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
 
 SECTION = (2, 5, 3)  # 5.3 the RNN, 6.3 the LSTM, then the GRU and the bidirectional LSTM of the book's code
 
@@ -45,6 +47,8 @@ def _zeros(name: str) -> Callable[[Shapes, np.dtype[Any], Without], st.SearchStr
     """A carried state's placeholder: the row's ``carry`` computes its value."""
 
     def values(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[Any]:
+        from hypothesis import strategies as st
+
         return st.just(np.zeros(shapes[name], dtype=dtype))
 
     return values

@@ -4,10 +4,9 @@ TimeSigmoidWithLoss, TimeDropout) against ``reference.nlp.time_layers``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hypothesis import strategies as st
 
 from backprop import nlp
 from backprop.verify.draw import Without
@@ -17,12 +16,16 @@ from backprop.verify.specs.nlp.layers import EXTREME_LOGITS, far_apart, logits
 from backprop.verify.specs.normalization import check_keep_rate
 from backprop.verify.vocabulary import Feature
 
+if TYPE_CHECKING:
+    from hypothesis import strategies as st
+
 SECTION = (2, 5, 4)  # 5.4: the Time layers of the RNNLM (Embedding, Affine, Softmax with Loss), 6.4 dropout
 
 _REF = "reference.nlp.time_layers"
 
 
 def _integers(shape: tuple[int, ...], low: int, high: int) -> st.SearchStrategy[Any]:
+    from hypothesis import strategies as st
     from hypothesis.extra import numpy as hnp  # 0.3 s to import: not needed by --list
 
     return hnp.arrays(np.int64, shape, elements=st.integers(low, high))
@@ -277,6 +280,8 @@ scales 1 / (1 - ratio) (2, 1.25, 4) are exact in float32."""
 
 
 def _ratios(shapes: Shapes, dtype: np.dtype[Any], without: Without) -> st.SearchStrategy[float]:
+    from hypothesis import strategies as st
+
     return st.sampled_from(DROPOUT_RATIOS)
 
 
