@@ -57,19 +57,19 @@ def test_a_wrong_gradient_is_judged_with_the_expected_kind() -> None:
     expect = Expect({"x": X}, (DOUT,), Kind.STALE)
     trace, found = _run(DoubledRelu, use({"x": X}, (DOUT,), expect=expect))
     assert not trace.done and not trace.right
-    assert [(e.check, e.kind) for e in found.evidence] == [("dx", Kind.STALE)]
+    assert [(e.check, e.kind) for e in found.mismatches] == [("dx", Kind.STALE)]
 
 
 def test_an_exception_takes_the_kind_of_its_call_and_ends_the_trace() -> None:
     calls = [*use({"x": X}, (DOUT,), "training: ", raised=Kind.STALE), Call("forward")]
     trace, found = _run(RaisesInBackward, calls)
     assert not trace.done and [c.op for c in trace.calls] == ["build", "forward", "backward"]
-    assert [(e.check, e.kind, e.where) for e in found.evidence] == [
+    assert [(e.check, e.kind, e.where) for e in found.mismatches] == [
         ("backward", Kind.STALE, "training: backward()")
     ]
     # the same call with no stage's kind is a plain exception, whatever its label says
     _, plain = _run(RaisesInBackward, use({"x": X}, (DOUT,), "training: "))
-    assert [e.kind for e in plain.evidence] == [Kind.EXCEPTION]
+    assert [e.kind for e in plain.mismatches] == [Kind.EXCEPTION]
 
 
 def test_the_layer_gets_copies_unless_the_call_says_otherwise() -> None:

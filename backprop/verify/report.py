@@ -63,11 +63,9 @@ class Failure:
     notes: list[str] = field(default_factory=list)
     shrunk: bool = True
     """False when the search ended on a call that timed out: the example is as drawn."""
-
-    @property
-    def evidence(self) -> list[Mismatch]:
-        """The failed checks with their arrays: the same records as ``mismatches`` (the engine's name)."""
-        return self.mismatches
+    calls: list[Any] = field(default_factory=list, repr=False, compare=False)
+    """The calls that ran up to the failure, as the check stages recorded them (``stages.Call``): the
+    program is rendered from them."""
 
     @property
     def diagnosis(self) -> str:
