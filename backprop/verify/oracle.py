@@ -170,7 +170,9 @@ def check_example(
         list(found.mismatches),
         convention=found.measured.convention,
         notes=list(found.measured.notes),
-        calls=found.failing,
+        # the calls as they ran, without what they were judged against (a reference holds closures):
+        # a failure is data, sent back pickled from an isolated check
+        calls=[replace(call, expect=None) for call in found.failing],
     )
     if diagnosed:
         diagnose_failure(failure, row, layer, opts)

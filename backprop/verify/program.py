@@ -153,15 +153,14 @@ class _Render:
         ``x_2`` made for an earlier call), else a new variable with its literal (a plain value inline)."""
         if not isinstance(value, np.ndarray):
             return name if name in self.held and _same(self.held[name], value) else repr(value)
-        names = [name, *(f"{name}_{i}" for i in range(2, len(self.held) + 2))]
-        for var in names:
-            if var not in self.held:
-                self.lines.append(f"{var} = {literal(value)}")
-                self.held[var] = value
-                return var
-            if _same(self.held[var], value):
-                return var
-        raise AssertionError("unreachable: one of the names is free")
+        var, i = name, 1
+        while var in self.held and not _same(self.held[var], value):
+            i += 1
+            var = f"{name}_{i}"
+        if var not in self.held:
+            self.lines.append(f"{var} = {literal(value)}")
+            self.held[var] = value
+        return var
 
     def arguments(
         self, who: str, args: tuple[Arg, ...], values: Mapping[str, Any], keywords: bool
@@ -196,8 +195,6 @@ class _Render:
             ctor = self.arguments(who, row.placed("init"), values, False)
             ctor += self.arguments(who, row.constructor_keywords(self.layer), values, True)
             self.arguments(who, row.placed("params"), values, False)
-            only = [a for a in row.args if a.name in getattr(row, "only_with", {}).values()]
-            self.arguments(who, tuple(only), values, False)
             self.lines += row.source("build", who, f"{self.name}({', '.join(ctor)})", self.given[who])
         elif call.op == "forward":
             if not call.alone:

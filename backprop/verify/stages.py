@@ -153,7 +153,7 @@ class Expect:
 class Call:
     """One call of the layer as a stage makes it, with the concrete values it is given. A trace records
     each call as it ran (with a copy of any values the layer could write into), and the program printed with
-    a failure is rendered from those records (``program.render``).
+    a failure is rendered from those records (``program.snippet``).
 
     Besides the layer's own calls (``build``, ``forward``, ``backward``, and ``read`` of the gradients):
     ``update`` writes ``values`` in place into the arrays of the same names the layer holds (an optimizer's
