@@ -136,17 +136,17 @@ def test_a_second_instance_and_a_default_dout_are_rendered_as_made() -> None:
     values = {"W": W, "b": B, "x": X1}
     calls = [
         Call("build", values),
-        Call("forward", values),
-        Call("build", values, who="other"),
-        Call("forward", {**values, "x": X1 + 1}, who="other"),
+        Call("forward"),  # on the build's own values: the very variables
+        Call("build", {**values, "x": X1 + 1}, who="other"),
+        Call("forward", who="other"),
         Call("backward", cotangents=None, who="other"),
         Call("backward", cotangents=(DOUT1,)),
     ]
     assert _program(calls, Mismatch("dx", "x", "stateful", expected=np.array([[1.0]]))) == [
         "layer = Affine(W, b)",
         "out = layer.forward(x)",
-        "other = Affine(W, b)",
         "x_2 = np.array([[3.0]], dtype=np.float64)",
+        "other = Affine(W, b)",
         "out = other.forward(x_2)",
         "dx = other.backward()",
         "dx = layer.backward(dout)",

@@ -145,7 +145,8 @@ class _Render:
     held: dict[str, Any] = field(default_factory=dict)
     """Each variable of the program and the value it holds."""
     given: dict[str, dict[str, str]] = field(default_factory=dict)
-    """By instance, the expression of every argument it was last built or called with."""
+    """By instance, the variable (or plain value) of every argument it was built with or last called with:
+    a forward on the build's own values passes these very variables, as the stage passed the very arrays."""
     label: str = ""
 
     def expr(self, name: str, value: Any) -> str:
@@ -163,16 +164,18 @@ class _Render:
         return var
 
     def arguments(
-        self, who: str, args: tuple[Arg, ...], values: Mapping[str, Any], keywords: bool
+        self, who: str, args: tuple[Arg, ...], values: Mapping[str, Any] | None, keywords: bool
     ) -> list[str]:
-        """Each of ``args`` as source (``name=expr`` with ``keywords``), remembered as ``who``'s."""
-        exprs = {a.name: self.expr(a.name, values[a.name]) for a in args}
-        self.given.setdefault(who, {}).update(exprs)
-        return [f"{k}={e}" if keywords else e for k, e in exprs.items()]
+        """Each of ``args`` as source (``name=expr`` with ``keywords``), remembered as ``who``'s; ``values``
+        None: those ``who`` holds."""
+        given = self.given.setdefault(who, {})
+        if values is not None:
+            given.update({a.name: self.expr(a.name, values[a.name]) for a in args})
+        return [f"{a.name}={given[a.name]}" if keywords else given[a.name] for a in args]
 
     def call(self, call: Call) -> None:
         """The lines of one recorded call (a ``read`` has none: the gradients are printed at the end)."""
-        row, who, values = self.row, call.who, call.values or {}
+        row, who, values = self.row, call.who, call.values
         if call.label.endswith(": ") and call.label != self.label and call.op != "read":
             self.lines.append(f"# {call.label[:-2]}")
         self.label = call.label if call.op != "read" else self.label
@@ -182,7 +185,7 @@ class _Render:
             self.lines.append(f"{who}.reset_state()")
         elif call.op == "update":
             params = {a.name for a in row.held}
-            for name, value in values.items():
+            for name, value in (values or {}).items():
                 var = self.given[who][name]
                 why = (
                     "an optimizer's in-place step"
@@ -192,9 +195,10 @@ class _Render:
                 self.lines.append(f"{var}[...] = {literal(value)}  # {why}")
                 self.held[var] = value
         elif call.op == "build":
-            ctor = self.arguments(who, row.placed("init"), values, False)
-            ctor += self.arguments(who, row.constructor_keywords(self.layer), values, True)
-            self.arguments(who, row.placed("params"), values, False)
+            # every value the instance is given, built and called (the state it carries is computed)
+            self.arguments(who, tuple(a for a in row.args if a.to != "carried"), values, False)
+            ctor = self.arguments(who, row.placed("init"), None, False)
+            ctor += self.arguments(who, row.constructor_keywords(self.layer), None, True)
             self.lines += row.source("build", who, f"{self.name}({', '.join(ctor)})", self.given[who])
         elif call.op == "forward":
             if not call.alone:

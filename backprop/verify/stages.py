@@ -151,14 +151,11 @@ class Expect:
 
 @dataclass(frozen=True)
 class Call:
-    """One call of the layer as a stage makes it, with the concrete values it is given. A trace records
-    each call as it ran (with a copy of any values the layer could write into), and the program printed with
-    a failure is rendered from those records (``program.snippet``).
-
-    Besides the layer's own calls (``build``, ``forward``, ``backward``, and ``read`` of the gradients):
-    ``update`` writes ``values`` in place into the arrays of the same names the layer holds (an optimizer's
-    step, a batch buffer refilled), ``reset`` calls ``reset_state()``, and ``seed`` seeds the global random
-    generators with ``seed`` (the stage restores them afterwards)."""
+    """One call of the layer as a stage makes it, with the concrete values it is given; the program printed
+    with a failure renders the calls recorded (``program.snippet``). Besides ``build``, ``forward``,
+    ``backward`` and ``read`` (of the gradients): ``update`` writes ``values`` into the arrays the layer
+    holds (an optimizer's step, a batch buffer refilled), ``reset`` calls ``reset_state()``, and ``seed``
+    seeds ``random`` and ``np.random`` (the stage restores them afterwards)."""
 
     op: Op
     values: Mapping[str, Any] | None = None
@@ -183,12 +180,13 @@ class Call:
     who: str = "layer"
     """The instance the call is made on, as the printed program names it (``other``: a second instance)."""
     seed: int = 0
-    """seed: the seed of ``random`` and ``np.random``."""
 
     def recorded(self, values: Mapping[str, Any]) -> Call:
-        """This call as the trace keeps it: with a copy of whatever the layer receives uncopied (the build's
-        own dict when ``values`` is None, the caller's very arrays), taken before the layer can write into it."""
-        if self.op in ("build", "forward") and (self.values is None or not self.copied):
+        """This call as the trace keeps it: with a copy, taken before the layer can write into them, of the
+        values the instance is built with and of the caller's very arrays. A forward on the build's own dict
+        (``values`` None) stays so: the program passes the instance the very variables it was built with,
+        as the stage does."""
+        if (self.op == "build" and self.values is None) or (self.op == "forward" and not self.copied):
             given = values if self.values is None else self.values
             return replace(self, values={k: snapshot(v) for k, v in given.items()})
         if self.op == "backward" and not self.copied and self.cotangents is not None:
@@ -201,6 +199,8 @@ class Trace:
     """What one instance did under a list of calls: the calls that ran, and what they returned."""
 
     calls: list[Call] = field(default_factory=list)
+    """The calls as they ran: this instance's, after those it goes on from (its first use; a second instance's,
+    interleaved, share the list). They reproduce whatever fails here."""
     instance: Any = None
     values: dict[str, Any] = field(default_factory=dict)
     """The very dict the instance was built with (a network's build puts its own arrays in it)."""
