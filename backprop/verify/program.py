@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from backprop.verify.findings import unchanged
 from backprop.verify.report import Example, Failure, literal
 from backprop.verify.row import Arg, Row
 from backprop.verify.stages import Call
@@ -116,23 +117,6 @@ def _in_ipython() -> bool:
     return callable(get) and get() is not None
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Whether the program's value ``a`` is the value ``b`` a call was given (arrays by dtype, shape and
-    values; anything else by type and value)."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (
-            isinstance(a, np.ndarray)
-            and isinstance(b, np.ndarray)
-            and a.dtype == b.dtype
-            and a.shape == b.shape
-            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
-        )
-    try:
-        return type(a) is type(b) and bool(a == b)
-    except Exception:  # a value whose comparison is no bool: not known to be the same
-        return False
-
-
 @dataclass
 class _Render:
     """The program's lines, rendered one recorded call at a time, and the variables it holds so far."""
@@ -153,9 +137,9 @@ class _Render:
         """An expression for ``value`` given as the argument ``name``: the variable that holds it (``x``, or
         ``x_2`` made for an earlier call), else a new variable with its literal (a plain value inline)."""
         if not isinstance(value, np.ndarray):
-            return name if name in self.held and _same(self.held[name], value) else repr(value)
+            return name if name in self.held and unchanged(self.held[name], value) else repr(value)
         var, i = name, 1
-        while var in self.held and not _same(self.held[var], value):
+        while var in self.held and not unchanged(self.held[var], value):
             i += 1
             var = f"{name}_{i}"
         if var not in self.held:
