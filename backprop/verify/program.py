@@ -128,9 +128,12 @@ class _Render:
     lines: list[str] = field(default_factory=list)
     held: dict[str, Any] = field(default_factory=dict)
     """Each variable of the program and the value it holds."""
+    built: dict[str, dict[str, str]] = field(default_factory=dict)
+    """By instance, the variable (or plain value) of every argument it was built with: a forward on the
+    build's own values passes these very variables, as the stage passed the very arrays, and an ``update``
+    writes into them."""
     given: dict[str, dict[str, str]] = field(default_factory=dict)
-    """By instance, the variable (or plain value) of every argument it was built with or last called with:
-    a forward on the build's own values passes these very variables, as the stage passed the very arrays."""
+    """By instance, the variable (or plain value) of every argument it was last built or called with."""
     label: str = ""
 
     def expr(self, name: str, value: Any) -> str:
@@ -151,9 +154,11 @@ class _Render:
         self, who: str, args: tuple[Arg, ...], values: Mapping[str, Any] | None, keywords: bool
     ) -> list[str]:
         """Each of ``args`` as source (``name=expr`` with ``keywords``), remembered as ``who``'s; ``values``
-        None: those ``who`` holds."""
+        None: those ``who`` was built with."""
         given = self.given.setdefault(who, {})
-        if values is not None:
+        if values is None:
+            given.update({a.name: self.built[who][a.name] for a in args})
+        else:
             given.update({a.name: self.expr(a.name, values[a.name]) for a in args})
         return [f"{a.name}={given[a.name]}" if keywords else given[a.name] for a in args]
 
@@ -170,7 +175,7 @@ class _Render:
         elif call.op == "update":
             params = {a.name for a in row.held}
             for name, value in (values or {}).items():
-                var = self.given[who][name]
+                var = self.built[who][name]
                 why = (
                     "an optimizer's in-place step"
                     if name in params
@@ -180,7 +185,9 @@ class _Render:
                 self.held[var] = value
         elif call.op == "build":
             # every value the instance is given, built and called (the state it carries is computed)
-            self.arguments(who, tuple(a for a in row.args if a.to != "carried"), values, False)
+            held = [a for a in row.args if a.to != "carried"]
+            self.built[who] = {a.name: self.expr(a.name, (values or {})[a.name]) for a in held}
+            self.given[who] = dict(self.built[who])
             ctor = self.arguments(who, row.placed("init"), None, False)
             ctor += self.arguments(who, row.constructor_keywords(self.layer), None, True)
             self.lines += row.source("build", who, f"{self.name}({', '.join(ctor)})", self.given[who])
