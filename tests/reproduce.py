@@ -75,7 +75,10 @@ else:
     answers = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    for line in sys.stdin:
+    # the requests on a copy of stdin: the site's exit() in a program closes sys.stdin
+    requests = os.fdopen(os.dup(0))
+    sys.stdin = open(os.devnull)
+    for line in requests:
         serve(*line.split())
         answers.write("done\\n")
         answers.flush()

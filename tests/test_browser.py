@@ -91,7 +91,7 @@ def _arrays(report: LayerReport) -> list[str]:
     return [
         ev.check
         for f in report.failures
-        for ev in f.evidence
+        for ev in f.mismatches
         if ev.expected is not None
         and ev.actual is not None
         and ev.expected.shape == ev.actual.shape

@@ -67,7 +67,7 @@ def _assert_rendered(report: LayerReport) -> None:
         and ev.actual is not None
         and ev.expected.shape == ev.actual.shape
         and ev.expected.size > 0
-        for ev in report.failure.evidence
+        for ev in report.failure.mismatches
     )
     assert fragment(report).count('class="heatmap"') == 3 * arrays
 

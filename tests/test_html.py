@@ -148,9 +148,9 @@ def test_the_heat_maps_of_a_4d_gradient_hold_its_arrays() -> None:
     report = verify(
         ConvCol2imAssigns, "convolution", max_examples=30, dtype="float64", max_failures=1, scope=False
     )
-    assert report.failure is not None and any(ev.check == "dx" for ev in report.failure.evidence)
+    assert report.failure is not None and any(ev.check == "dx" for ev in report.failure.mismatches)
     assert _check_report(report) >= 1
-    dx = next(ev for ev in report.failure.evidence if ev.check == "dx")
+    dx = next(ev for ev in report.failure.mismatches if ev.check == "dx")
     assert dx.expected is not None and dx.expected.ndim == 4
 
 

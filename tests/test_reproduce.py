@@ -4,6 +4,7 @@ tests, on the failure they found: ``tests/reproduce.py``.)"""
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import subprocess
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.reproduce import HARNESS
+from backprop.verify import verify
+from tests.reproduce import HARNESS, Programs, reproduced
 
 pytestmark = pytest.mark.oracle  # every test here runs the oracle
 
@@ -43,7 +45,7 @@ class DoubledRelu:
 
 if __name__ == "__main__":
     failure = verify(DoubledRelu, "relu", max_examples=20, max_failures=1, scope=False).failure
-    evidence = next(e for e in failure.evidence if e.expected is not None)
+    evidence = next(e for e in failure.mismatches if e.expected is not None)
     printed = []
     if sys.argv[2:] == ["in-session"]:  # what `python -c` and a notebook cell are told to do
         exec(failure.program, {**globals(), "print": printed.append})
@@ -93,3 +95,40 @@ def test_the_program_of_a_main_class_says_where_to_run_it_and_reproduces(tmp_pat
         assert fresh["raised"] is None, program
         printed = fresh["printed"]
     assert len(printed) == 1 and np.array_equal(printed[0], actual), (printed, actual)
+
+
+# Right, but raises once its W was changed in place, as an optimizer's step changes it: the exception comes on
+# the training stage's next step, after the in-place update. In a module of its own, as a learner's file.
+REFUSES_AN_UPDATED_W = """
+import numpy as np
+
+from backprop import Affine
+
+
+
+class RefusesAnUpdatedW(Affine):
+    def __init__(self, W, b):
+        super().__init__(W, b)
+        self.W0 = W.copy()
+
+    def forward(self, x):
+        if not np.array_equal(self.W, self.W0):
+            raise RuntimeError("W changed since construction")
+        return super().forward(x)
+"""
+
+
+def test_an_exception_on_the_next_training_step_is_reproduced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, programs: Programs
+) -> None:
+    """The program replays the calls that ran, up to the one that raised: here the training stage's
+    in-place parameter step, then the forward that raises on it."""
+    (tmp_path / "refuses_an_updated_w.py").write_text(REFUSES_AN_UPDATED_W)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    layer = importlib.import_module("refuses_an_updated_w").RefusesAnUpdatedW
+    failure = verify(layer, "affine", max_examples=20, max_failures=1, scope=False).failure
+    assert failure is not None
+    assert [m.where for m in failure.mismatches] == ["training, next step: forward()"]
+    (result,) = programs.run([failure.program])
+    assert result["raised"] == "RuntimeError", failure.program
+    assert reproduced(failure, result) is None

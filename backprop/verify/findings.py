@@ -81,11 +81,12 @@ class Findings:
     """Every check that failed, set aside or not: later stages do not judge them again."""
     stage: str = ""
     """The step being judged (``training: next step``), stamped on evidence that names no call."""
-
-    @property
-    def evidence(self) -> list[Mismatch]:
-        """The same records as ``mismatches``: one record per failed check, arrays and message together."""
-        return self.mismatches
+    log: list[Any] = field(default_factory=list)
+    """The calls of the trace being driven (``stages.drive`` sets it): those that reproduce what is found."""
+    failing: list[Any] = field(default_factory=list)
+    """The calls that reproduce the findings: the log as it stood when the last one was added."""
+    hang: list[Any] = field(default_factory=list)
+    """The calls up to one that timed out, in whichever notebook it was made (shared with every child)."""
 
     @property
     def failed(self) -> bool:
@@ -93,7 +94,8 @@ class Findings:
 
     def child(self, ignore: bool = False) -> Findings:
         """A fresh notebook for a probe or a sub-stage, judging by the same rules."""
-        return Findings(self.row, self.tol, self.guard, self.ignore if ignore else frozenset(), self.strict)
+        ignored = self.ignore if ignore else frozenset()
+        return Findings(self.row, self.tol, self.guard, ignored, self.strict, hang=self.hang)
 
     def add(self, evidence: Evidence, message: str, **details: Any) -> None:
         if self.stage and not evidence.where:
@@ -102,6 +104,17 @@ class Findings:
         if (evidence.check, evidence.kind) in self.ignore:
             return
         self.mismatches.append(replace(evidence, message=message, **details))
+        self.failing = list(self.log)
+
+    def adopt(self, probe: Findings, kind: Kind | None = None) -> None:
+        """A probe's findings as this notebook's, as ``kind`` (None: as they are; an exit or a hang keeps its
+        own name), with the calls that reproduce them."""
+        before = len(self.mismatches)
+        for mismatch in probe.mismatches:  # one record: its worst element and arrays come along
+            own = kind is None or mismatch.kind in (Kind.EXIT, Kind.TIMEOUT)
+            self.add(mismatch if kind is None or own else replace(mismatch, kind=kind), mismatch.message)
+        if len(self.mismatches) > before:
+            self.failing = probe.failing
 
     def note(self, text: str) -> None:
         if text not in self.measured.notes:
@@ -119,6 +132,8 @@ class Findings:
             return False, None
         outcome = self.guard.call(what, fn)
         if outcome.kind is not None:
+            if outcome.kind == Kind.TIMEOUT:
+                self.hang[:] = self.log
             kind = raised if outcome.kind == Kind.EXCEPTION else outcome.kind
             evidence, message = self._failed_call(what, kind, outcome.message)
             self.add(evidence, message)
@@ -139,11 +154,12 @@ class Findings:
         timed_out = self.guard.timed_out
         if timed_out is None:
             return False
-        if not any(ev.kind == Kind.TIMEOUT for ev in self.evidence):
+        if not any(m.kind == Kind.TIMEOUT for m in self.mismatches):
             what, outcome = timed_out
             evidence, message = self._failed_call(what, Kind.TIMEOUT, outcome.message)
             self.failed_checks.add(evidence.check)
             self.mismatches.append(replace(evidence, message=message))
+        self.failing = list(self.hang) or self.failing  # the program must hang where the check did
         return True
 
     def value(

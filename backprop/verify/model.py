@@ -211,12 +211,20 @@ class ModelRow(Row):
             return Read(arg, where, None, Kind.TYPE, f"cannot sum the tied gradients: {exc}")
         return Read(arg, where, total)
 
-    def build_source(self, who: str, cls: str, ctor: str) -> list[str]:
-        names = [a.name for a in self.placed("params")]
-        if not names:
-            return [f"{who} = {cls}({ctor})"]
+    def source(self, op: str, who: str, args: str, given: Mapping[str, str]) -> list[str]:
+        """``build`` writes the drawn parameters into the model's distinct arrays (and names them so); every
+        forward starts from a zero state and the row's seed."""
+        if op == "forward":
+            return [
+                f"getattr({who}, 'reset_state', lambda: None)()  # a zero state before every forward",
+                f"np.random.seed({self.seed})",
+                f"{who}.forward({args})",
+            ]
+        names = [given[a.name] for a in self.placed("params")]
+        if op != "build" or not names:
+            return super().source(op, who, args, given)
         return [
-            f"{who} = {cls}({ctor})",
+            f"{who} = {args}",
             "# its distinct parameter arrays, in the order params lists them first (a tie is one array)",
             f"_own = [p for i, p in enumerate({who}.params) if not any(np.shares_memory(p, q) "
             f"for q in {who}.params[:i])]",
@@ -226,16 +234,6 @@ class ModelRow(Row):
             "    _p[...] = _v",
             f"{', '.join(names)}{',' if len(names) == 1 else ''} = _own",
         ]
-
-    def forward_source(self, who: str, call: str) -> str:
-        # a zero state and the row's seed before every forward, as the row calls it
-        return (
-            f"(getattr({who}, 'reset_state', lambda: None)(), np.random.seed({self.seed}), "
-            f"{who}.forward({call}))[-1]"
-        )
-
-    def read_source(self, who: str, where: str) -> str:
-        return where.replace("grads[", f"{who}.grads[")
 
 
 def _wider(allocated: np.dtype[Any], drawn: np.dtype[Any]) -> bool:

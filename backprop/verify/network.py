@@ -38,10 +38,17 @@ def seeded(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+DECOY = (0.5, 1.0)
+"""The decoy of a float input x is 0.5 x + 1 (never equal to x)."""
+
+
 def decoy(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Other inputs of the same shapes: every float array x becomes 0.5 x + 1 (never equal to x)."""
+    """Other inputs of the same shapes: every float array x becomes ``DECOY``'s 0.5 x + 1."""
+    scale, offset = DECOY
     return tuple(
-        np.asarray(0.5 * v + 1.0, dtype=v.dtype) if isinstance(v, np.ndarray) and v.dtype.kind == "f" else v
+        np.asarray(scale * v + offset, dtype=v.dtype)
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f"
+        else v
         for v in inputs
     )
 
@@ -122,30 +129,29 @@ class NetworkRow(Row):
         (dout,) = cotangents
         return {k: g * dout if isinstance(g, np.ndarray) else g for k, g in grads.items()}
 
-    def build_source(self, who: str, cls: str, ctor: str) -> list[str]:
-        lines = [f"{who} = {cls}({ctor})"]
-        for arg in self.placed("params"):  # the drawn values, in the network's own arrays
-            put = [
-                f"{who}.params[{arg.name!r}][...] = {arg.name}",
-                f"{arg.name} = {who}.params[{arg.name!r}]",
-            ]
-            switch = self.only_with.get(arg.name)
-            lines += [f"if {switch}:", *(f"    {line}" for line in put)] if switch else put
-        return lines
-
-    def forward_source(self, who: str, call: str) -> str:
-        # the same seed before loss and gradient: dropout draws the same masks in both
-        return f"np.random.seed({self.seed}) or {who}.loss({call})"
-
-    def backward_source(self, who: str, douts: str) -> str:
-        inputs = ", ".join(a.name for a in self.placed("forward"))
-        dout = douts or "1.0"
-        floats = ", ".join(f"0.5 * {a.name} + 1.0" if a.is_float else a.name for a in self.placed("forward"))
-        grads = f"{who}.gradient({inputs}).items()"
-        return (
-            f"({who}.loss({floats}), np.random.seed({self.seed}), {{k: g * {dout} for k, g in {grads}}})[-1]"
-            "  # a forward pass on other inputs first, as in training; dout by the chain rule"
-        )
-
-    def read_source(self, who: str, where: str) -> str:
-        return where
+    def source(self, op: str, who: str, args: str, given: Mapping[str, str]) -> list[str]:
+        """``build`` writes the drawn parameters into the network's own arrays (and names them so); ``loss``
+        and ``gradient`` run from the same seed; ``gradient`` after a loss on decoy inputs, times dout."""
+        if op == "build":
+            lines = [f"{who} = {args}"]
+            for arg in self.placed("params"):
+                name = given[arg.name]
+                put = [f"{who}.params[{arg.name!r}][...] = {name}", f"{name} = {who}.params[{arg.name!r}]"]
+                switch = self.only_with.get(arg.name)
+                lines += [f"if {given[switch]}:", *(f"    {line}" for line in put)] if switch else put
+            return lines
+        seed = f"np.random.seed({self.seed})"
+        if op == "forward":
+            return [f"{seed}  # the same masks in loss() and gradient()", f"{who}.loss({args})"]
+        scale, offset = DECOY
+        inputs = [given[a.name] for a in self.placed("forward")]
+        decoys = [
+            f"{scale} * {e} + {offset}" if a.is_float else e
+            for a, e in zip(self.placed("forward"), inputs, strict=True)
+        ]
+        return [
+            f"{who}.loss({', '.join(decoys)})  # a forward pass on other inputs first, as in training",
+            seed,
+            f"{{k: g * {args or '1.0'} for k, g in {who}.gradient({', '.join(inputs)}).items()}}"
+            "  # dout by the chain rule",
+        ]

@@ -32,7 +32,6 @@ from backprop.verify.stages import (
     FirstUse,
     drive,
     ones,
-    other_batch,
     run_stages,
     shifted,
     shifted_cotangents,
@@ -171,6 +170,9 @@ def check_example(
         list(found.mismatches),
         convention=found.measured.convention,
         notes=list(found.measured.notes),
+        # the calls as they ran, without what they were judged against (a reference holds closures):
+        # a failure is data, sent back pickled from an isolated check
+        calls=[replace(call, expect=None) for call in found.failing],
     )
     if diagnosed:
         diagnose_failure(failure, row, layer, opts)
@@ -370,5 +372,4 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
         d = diagnose(situation)
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))
     failure.mismatches = diagnosed
-    case = Case(row, layer, example.values, example.cotangents, np.dtype(example.dtype))
-    failure.program = snippet(example, row, layer, failure, other_batch(case))
+    failure.program = snippet(example, row, layer, failure)

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from backprop.verify.findings import unchanged
 from backprop.verify.report import Example, Failure, literal
-from backprop.verify.row import Row
+from backprop.verify.row import Arg, Row
+from backprop.verify.stages import Call
 
 PRINTED = frozenset(
     {"value", "nan", "stale", "param_copy", "stateful", "dout_one", "default_dout", "nondeterministic"}
@@ -113,172 +117,149 @@ def _in_ipython() -> bool:
     return callable(get) and get() is not None
 
 
-@dataclass(frozen=True)
-class _Calls:
-    """The lines of one forward or backward call of the row's layer, as the oracle makes it."""
+@dataclass
+class _Render:
+    """The program's lines, rendered one recorded call at a time, and the variables it holds so far."""
 
     row: Row
-    douts: list[str]
-    values: Mapping[str, Any]
-    """The example's values: which inputs ``stages.moved`` rolls depends on them."""
+    layer: type
+    name: str
+    """The class's name in the program."""
+    lines: list[str] = field(default_factory=list)
+    held: dict[str, Any] = field(default_factory=dict)
+    """Each variable of the program and the value it holds."""
+    built: dict[str, dict[str, str]] = field(default_factory=dict)
+    """By instance, the variable (or plain value) of every argument it was built with: a forward on the
+    build's own values passes these very variables, as the stage passed the very arrays, and an ``update``
+    writes into them."""
+    given: dict[str, dict[str, str]] = field(default_factory=dict)
+    """By instance, the variable (or plain value) of every argument it was last built or called with."""
+    label: str = ""
 
-    def moved(self, target: str, source: str, *, in_place: bool = False) -> list[str]:
-        """``stages.moved(-0.5, 0.25)`` as lines: each differentiated input v -> -0.5 v + 0.25, each other
-        input array rolled by one sample; into ``source`` itself (a batch buffer refilled) or as
-        ``{name}{target}``."""
-        row, differentiated = self.row, {a.name for a in self.row.differentiable}
-        lines = []
-        for name in self.inputs + [a.name for a in row.placed("keyword")]:
-            if name in differentiated:
-                expr = f"-0.5 * {name}{source} + 0.25"
-            elif row.rolled(name, self.values.get(name)):
-                expr = f"np.roll({name}{source}, 1, axis=0)"
-            else:
-                if not in_place:
-                    lines.append(f"{name}{target} = {name}{source}")
-                continue
-            if in_place:
-                lines.append(f"{name}{source}[...] = {expr}  # the batch buffer, refilled in place")
-            else:
-                lines.append(f"{name}{target} = np.asarray({expr}, dtype={name}{source}.dtype)")
-        return lines
+    def expr(self, name: str, value: Any) -> str:
+        """An expression for ``value`` given as the argument ``name``: the variable that holds it (``x``, or
+        ``x_2`` made for an earlier call), else a new variable with its literal (a plain value inline)."""
+        if not isinstance(value, np.ndarray):
+            return name if name in self.held and unchanged(self.held[name], value) else repr(value)
+        var, i = name, 1
+        while var in self.held and not unchanged(self.held[var], value):
+            i += 1
+            var = f"{name}_{i}"
+        if var not in self.held:
+            self.lines.append(f"{var} = {literal(value)}")
+            self.held[var] = value
+        return var
 
-    @property
-    def inputs(self) -> list[str]:
-        return [a.name for a in self.row.placed("forward")]
+    def arguments(
+        self, who: str, args: tuple[Arg, ...], values: Mapping[str, Any] | None, keywords: bool
+    ) -> list[str]:
+        """Each of ``args`` as source (``name=expr`` with ``keywords``), remembered as ``who``'s; ``values``
+        None: those ``who`` was built with."""
+        given = self.given.setdefault(who, {})
+        if values is None:
+            given.update({a.name: self.built[who][a.name] for a in args})
+        else:
+            given.update({a.name: self.expr(a.name, values[a.name]) for a in args})
+        return [f"{a.name}={given[a.name]}" if keywords else given[a.name] for a in args]
 
-    def forward(self, who: str = "layer", suffix: str = "") -> list[str]:
-        row, state = self.row, [a.name for a in self.row.placed("state")]
-        call = ", ".join(
-            [f"{n}{suffix}" for n in self.inputs] + [f"{a.name}={a.name}" for a in row.placed("keyword")]
-        )
-        setter = [f"{who}.{row.set_state}({', '.join(f'{n}{suffix}' for n in state)})"] if state else []
-        previous = [a.name for a in row.placed("previous")]
-        if previous:  # the call whose final state a stateful layer carries into the checked one
-            setter.append(
-                f"{who}.forward({', '.join(f'{n}{suffix}' for n in previous)})  # the previous call"
+    def call(self, call: Call) -> None:
+        """The lines of one recorded call (a ``read`` has none: the gradients are printed at the end)."""
+        row, who, values = self.row, call.who, call.values
+        if call.label.endswith(": ") and call.label != self.label and call.op != "read":
+            self.lines.append(f"# {call.label[:-2]}")
+        self.label = call.label if call.op != "read" else self.label
+        if call.op == "seed":
+            self.lines.append(f"np.random.seed({call.seed})  # another global random state")
+        elif call.op == "reset":
+            self.lines.append(f"{who}.reset_state()")
+        elif call.op == "update":
+            params = {a.name for a in row.held}
+            for name, value in (values or {}).items():
+                var = self.built[who][name]
+                why = (
+                    "an optimizer's in-place step"
+                    if name in params
+                    else "the batch buffer, refilled in place"
+                )
+                self.lines.append(f"{var}[...] = {literal(value)}  # {why}")
+                self.held[var] = value
+        elif call.op == "build":
+            # every value the instance is given, built and called (the state it carries is computed)
+            held = [a for a in row.args if a.to != "carried"]
+            self.built[who] = {a.name: self.expr(a.name, (values or {})[a.name]) for a in held}
+            self.given[who] = dict(self.built[who])
+            ctor = self.arguments(who, row.placed("init"), None, False)
+            ctor += self.arguments(who, row.constructor_keywords(self.layer), None, True)
+            self.lines += row.source("build", who, f"{self.name}({', '.join(ctor)})", self.given[who])
+        elif call.op == "forward":
+            if not call.alone:
+                state = self.arguments(who, row.placed("state"), values, False)
+                if state:
+                    self.lines.append(f"{who}.{row.set_state}({', '.join(state)})")
+                previous = self.arguments(who, row.placed("previous"), values, False)
+                if previous:  # the call whose final state a stateful layer carries into the checked one
+                    self.lines.append(f"{who}.forward({', '.join(previous)})  # the previous call")
+            args = self.arguments(who, row.placed("forward"), values, False)
+            args += self.arguments(who, row.placed("keyword"), values, True)
+            self._kept(", ".join(row.outputs), row.source("forward", who, ", ".join(args), self.given[who]))
+        elif call.op == "backward":
+            cots = call.cotangents
+            douts = (
+                ""
+                if cots is None
+                else ", ".join(self.expr(d, c) for d, c in zip(_douts(len(cots)), cots, strict=True))
             )
-        return [*setter, f"{', '.join(row.outputs)} = {row.forward_source(who, call)}"]
+            grads = ", ".join(a.grad for a in row.read_from("return")) or (
+                "grads" if row.read_from("key") else "_"
+            )
+            self._kept(grads, row.source("backward", who, douts, self.given.get(who, {})))
 
-    def backward(self, args: str | None = None, who: str = "layer") -> str:
-        grads = ", ".join(a.grad for a in self.row.read_from("return")) or (
-            "grads" if self.row.read_from("key") else "_"
-        )
-        return f"{grads} = {self.row.backward_source(who, ', '.join(self.douts) if args is None else args)}"
-
-    def use(self) -> list[str]:
-        return [*self.forward(), self.backward()]
+    def _kept(self, names: str, lines: list[str]) -> None:
+        *before, last = lines
+        self.lines += [*before, f"{names} = {last}"]
 
 
-def _usual(calls: _Calls, kinds: set[str]) -> list[str] | None:
-    row = calls.row
-    if "dout_one" in kinds:
-        ones = "1.0" if row.loss else f"np.ones_like({calls.douts[0]})"
-        return [*calls.forward(), calls.backward(ones) + "  # dout of ones: the usual call"]
-    if "default_dout" in kinds:
-        return [*calls.forward(), calls.backward("") + "  # the default dout, as networks call a loss"]
-    if "nondeterministic" in kinds:
-        first = ["np.random.seed(1)", *calls.use(), f"print({row.outputs[0]})"]
-        return [*first, *row.build_source("layer", "{cls}", "{ctor}"), "np.random.seed(2)", *calls.use()]
-    return None
+def _douts(n: int) -> list[str]:
+    return ["dout"] if n == 1 else [f"dout{i}" for i in range(n)]
 
 
-def _second_use(calls: _Calls) -> list[str]:
-    row = calls.row
-    same = [a.name for a in (*row.placed("state"), *row.placed("previous"))]
-    return [
-        *calls.forward(),
-        *calls.moved("_b", ""),
-        *[f"{n}_b = {n}" for n in same],
-        *row.build_source("other", "{cls}", "{ctor}"),
-        *calls.forward("other", "_b"),
-        row.backward_source("other", ", ".join("-" + d for d in calls.douts)),
-        calls.backward() + "  # the first instance's backward, after the other's",
-    ]
-
-
-def _training(calls: _Calls, next_step: bool, other: Mapping[str, Any] | None) -> list[str]:
-    row = calls.row
-    given = calls.inputs + [a.name for a in (*row.placed("state"), *row.placed("previous"))]
-    lines = [f"{k}_other = {literal(v)}" for k, v in (other or {}).items() if k in given]
-    lines += [*(calls.forward(suffix="_other") if other else []), "# then this batch:", *calls.use()]
-    if not next_step:
-        return lines
-    held = [a.name for a in row.held]
-    lines += [f"{p}[...] = -0.5 * {p} + 0.25  # an optimizer's in-place step" for p in held]
-    lines += calls.moved("", "", in_place=True)
-    if row.loss:
-        lines += [f"{d} = float(-0.5 * {d} + 0.25)" for d in calls.douts]
-    else:
-        lines += [f"{d} = np.asarray(-0.5 * {d} + 0.25, dtype={d}.dtype)" for d in calls.douts]
-    return [*lines, "# the next step, on new values:", *calls.use()]
-
-
-def _then_test_mode(calls: _Calls) -> list[str]:
-    """Train mode, then test mode on new inputs on the same instance (``stages._then_test_mode``)."""
-    row = calls.row
-    moved = [n for n in calls.inputs if n in {a.name for a in row.differentiable}]
-    return [
-        *calls.use(),
-        "# then test mode on the same instance, on new inputs:",
-        *[f"{n} = np.asarray(0.5 * {n} + 0.25, dtype={n}.dtype)" for n in moved],
-        f"{row.mode} = False",
-        *calls.forward(),
-    ]
-
-
-def _steps(calls: _Calls, failure: Failure | None, other: Mapping[str, Any] | None) -> list[str]:
-    """The calls that reproduce the failed stage, after ``layer`` is built."""
-    kinds = {m.kind for m in failure.mismatches} if failure is not None else set()
-    wheres = {e.where for e in failure.evidence} if failure is not None else set()
-    usual = _usual(calls, kinds)
-    if usual is not None:
-        return usual
-    if "second use" in wheres:
-        return _second_use(calls)
-    if "training: then test mode" in wheres:
-        return _then_test_mode(calls)
-    if "training: after reset_state()" in wheres:
-        return [
-            *_training(calls, True, other),
-            "layer.reset_state()  # a new sequence: the next forward starts from zeros",
-            *calls.forward()[-1:],  # without set_state and without the previous call
-            calls.backward(),
-        ]
-    if any(w.startswith("training") for w in wheres):
-        return _training(calls, "training: next step" in wheres, other)
-    return calls.use()
+def _read(row: Row, check: str, primal: str) -> str:
+    """An expression for the output or gradient ``check`` (of ``primal``) after the program's calls: a
+    variable it was returned into, or where the instance ``layer`` keeps it (``layer.dW``,
+    ``layer.grads[0]+layer.grads[3].T``)."""
+    arg = next((a for a in row.differentiable if a.name == primal), None)
+    if check in row.outputs or arg is None or arg.source in ("return", "key"):
+        return check
+    return "+".join(f"layer.{part}" for part in check.split("+"))
 
 
 def snippet(
-    example: Example,
-    row: Row | None = None,
-    layer: type | None = None,
-    failure: Failure | None = None,
-    other: Mapping[str, Any] | None = None,
+    example: Example, row: Row | None = None, layer: type | None = None, failure: Failure | None = None
 ) -> str:
-    """The program for ``failure`` (just the example's arrays without a row and a layer); ``other`` is
-    the other batch of the training-like sequence."""
+    """The program for ``failure``: the example's arrays, then the calls that ran up to the failure, as the
+    check stages recorded them, then each wrong value printed next to the expected one (just the
+    example's arrays without a row and a layer)."""
     if row is None or layer is None:
         return example.source()
     imports, name = import_lines(layer)
     first, *rest = example.source().splitlines()
-    douts = [f"dout{'' if len(example.cotangents) == 1 else i}" for i in range(len(example.cotangents))]
-    ctor = ", ".join(
-        [a.name for a in row.placed("init")] + [f"{a.name}={a.name}" for a in row.constructor_keywords(layer)]
-    )
-    steps = [
-        line.replace("{cls}", name).replace("{ctor}", ctor)
-        for line in _steps(_Calls(row, douts, example.values), failure, other)
-    ]
-    lines = [first, *imports, *rest, *row.build_source("layer", name, ctor), *steps]
-    returned = {a.grad for a in row.read_from("return")}
-    for ev in failure.evidence if failure is not None else []:
-        if ev.kind in PRINTED and ev.expected is not None:
-            expr = (
-                ev.check
-                if ev.check in returned or ev.check in row.outputs
-                else row.read_source("layer", ev.check)
-            )
-            lines.append(f"print({expr})  # jax.vjp: {literal(ev.expected)}")
+    calls = list(failure.calls) if failure is not None else []
+    if not calls:  # no record (a failure built by hand): the first use
+        calls = [
+            Call("build", example.values),
+            Call("forward", example.values),
+            Call("backward", cotangents=example.cotangents),
+        ]
+    render = _Render(row, layer, name)
+    render.held = {
+        **example.values,
+        **dict(zip(_douts(len(example.cotangents)), example.cotangents, strict=True)),
+    }
+    for call in calls:
+        render.call(call)
+    lines = [first, *imports, *rest, *render.lines]
+    for m in failure.mismatches if failure is not None else []:
+        if m.kind in PRINTED and m.expected is not None:
+            said = "the first call" if m.kind == "nondeterministic" else "jax.vjp"
+            lines.append(f"print({_read(row, m.check, m.primal)})  # {said}: {literal(m.expected)}")
     return "\n".join(lines)

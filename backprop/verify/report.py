@@ -65,11 +65,9 @@ class Failure:
     """False when the search ended on a call that timed out: the example is as drawn."""
     located: Located | None = None
     """The first wrong line of the layer's own code, found on this example (None: not searched)."""
-
-    @property
-    def evidence(self) -> list[Mismatch]:
-        """The failed checks with their arrays: the same records as ``mismatches`` (the engine's name)."""
-        return self.mismatches
+    calls: list[Any] = field(default_factory=list, repr=False, compare=False)
+    """The calls that ran up to the failure, as the check stages recorded them (``stages.Call``): the
+    program is rendered from them."""
 
     @property
     def diagnosis(self) -> str:

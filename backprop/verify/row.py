@@ -405,20 +405,14 @@ class Row:
         args = [values[a.name] for a in self.placed("forward")]
         return instance.forward(*args, **{a.name: values[a.name] for a in self.placed("keyword")})
 
-    # ---- the same calls as source, for the program printed with a failure ---------------------------
-
-    def build_source(self, who: str, cls: str, ctor: str) -> list[str]:
-        return [f"{who} = {cls}({ctor})"]
-
-    def forward_source(self, who: str, call: str) -> str:
-        return f"{who}.forward({call})"
-
-    def backward_source(self, who: str, douts: str) -> str:
-        return f"{who}.backward({douts})"
-
-    def read_source(self, who: str, where: str) -> str:
-        """An expression for a gradient read at ``where`` (``dW``, ``grads[0]``) after backward."""
-        return f"{who}.{where}"
+    def source(self, op: str, who: str, args: str, given: Mapping[str, str]) -> list[str]:
+        """``build``, ``call_alone`` or ``backward`` as lines of the printed program, on the instance named
+        ``who``: ``args`` are the call's arguments as source (for ``build``, the class called with them) and
+        ``given`` the expression of every argument the instance was last built or called with. The last
+        line of a forward or backward is the call whose value the program keeps."""
+        if op == "build":
+            return [f"{who} = {args}"]
+        return [f"{who}.{op}({args})"]
 
     def outputs_of(self, raw: Any) -> tuple[Any, ...]:
         return tuple(raw) if len(self.outputs) > 1 and isinstance(raw, tuple | list) else (raw,)

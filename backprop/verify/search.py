@@ -196,7 +196,7 @@ def _witnesses(row: Row, failure: Failure) -> list[Witness]:
     ex = failure.example
     return [
         witness(row, ex.values, ex.cotangents, ev.primal, ev.check, ev.actual, ev.expected)
-        for ev in failure.evidence
+        for ev in failure.mismatches
         if ev.kind == "value"
         and ev.primal in differentiable
         and ev.actual is not None

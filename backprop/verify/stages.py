@@ -102,6 +102,9 @@ class FirstUse:
     ref: Reference
     values: Mapping[str, Any] = field(default_factory=dict)
     """The very arrays the instance was built with (book 2's ``params`` are found by identity)."""
+    calls: list[Call] = field(default_factory=list)
+    """The calls that made it: a later stage that uses the instance again, or compares with it, goes on
+    from them."""
 
 
 def with_capture(row: Row, values: Mapping[str, Any], instance: Any) -> dict[str, Any]:
@@ -127,7 +130,7 @@ def _later(case: Case, kind: Kind) -> Kind:
     return Kind.VALUE if case.row.redraws_state else kind
 
 
-Op = Literal["build", "forward", "backward", "read"]
+Op = Literal["build", "forward", "backward", "read", "update", "reset", "seed"]
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,11 @@ class Expect:
 
 @dataclass(frozen=True)
 class Call:
-    """One call of the layer as a stage makes it, with the concrete values it is given."""
+    """One call of the layer as a stage makes it, with the concrete values it is given; the program printed
+    with a failure renders the calls recorded (``program.snippet``). Besides ``build``, ``forward``,
+    ``backward`` and ``read`` (of the gradients): ``update`` writes ``values`` into the arrays the layer
+    holds (an optimizer's step, a batch buffer refilled), ``reset`` calls ``reset_state()``, and ``seed``
+    seeds ``random`` and ``np.random`` (the stage restores them afterwards)."""
 
     op: Op
     values: Mapping[str, Any] | None = None
@@ -170,6 +177,21 @@ class Call:
     copied: bool = True
     """forward and backward: False gives the very arrays of ``values`` or ``cotangents`` (a training loop's
     batch buffers, refilled in place; the caller's arrays, watched for writes), not copies."""
+    who: str = "layer"
+    """The instance the call is made on, as the printed program names it (``other``: a second instance)."""
+    seed: int = 0
+
+    def recorded(self, values: Mapping[str, Any]) -> Call:
+        """This call as the trace keeps it: with a copy, taken before the layer can write into them, of the
+        values the instance is built with and of the caller's very arrays. A forward on the build's own dict
+        (``values`` None) stays so: the program passes the instance the very variables it was built with,
+        as the stage does."""
+        if (self.op == "build" and self.values is None) or (self.op == "forward" and not self.copied):
+            given = values if self.values is None else self.values
+            return replace(self, values={k: snapshot(v) for k, v in given.items()})
+        if self.op == "backward" and not self.copied and self.cotangents is not None:
+            return replace(self, cotangents=tuple(snapshot(c) for c in self.cotangents))
+        return self
 
 
 @dataclass
@@ -177,6 +199,8 @@ class Trace:
     """What one instance did under a list of calls: the calls that ran, and what they returned."""
 
     calls: list[Call] = field(default_factory=list)
+    """The calls as they ran: this instance's, after those it goes on from (its first use; a second instance's,
+    interleaved, share the list). They reproduce whatever fails here."""
     instance: Any = None
     values: dict[str, Any] = field(default_factory=dict)
     """The very dict the instance was built with (a network's build puts its own arrays in it)."""
@@ -197,8 +221,9 @@ def drive(case: Case, calls: list[Call], found: Findings, trace: Trace | None = 
     guard, and stop at the first that fails or returns a wrong judged result."""
     trace = trace if trace is not None else Trace()
     trace.done = False
+    found.log = trace.calls  # a failure found from here on is reproduced by these calls
     for call in calls:
-        trace.calls.append(call)
+        trace.calls.append(call.recorded(trace.values))
         if not _make(case, call, trace, found):
             return trace
     trace.done = True
@@ -210,6 +235,16 @@ def _make(case: Case, call: Call, trace: Trace, found: Findings) -> bool:
     constructor that fails ends the trace even when its failure is one set aside (a search for the next
     mistake ignores the known ones): nothing more can be asked of the instance."""
     row, instance, what, raised = case.row, trace.instance, call.label, call.raised
+    if call.op == "seed":
+        random.seed(call.seed)
+        np.random.seed(call.seed)
+        return True
+    if call.op == "update":
+        for name, value in (call.values or {}).items():
+            trace.values[name][...] = value
+        return True
+    if call.op == "reset":
+        return found.call("reset_state()", instance.reset_state, raised)[0]
     if call.op == "build":
         if call.values is not None:
             trace.values = {k: snapshot(v) for k, v in call.values.items()}
@@ -380,7 +415,8 @@ def first_use(case: Case, found: Findings) -> FirstUse | None:
     if not ok:
         return None
     reads = row.gradients(instance, result, values, case.grad_names)
-    return FirstUse(instance, held, {r.arg.name: snapshot(r.value) for r in reads}, ref, values)
+    grads = {r.arg.name: snapshot(r.value) for r in reads}
+    return FirstUse(instance, held, grads, ref, values, trace.calls)
 
 
 NO_TEST_BACKWARD = (
@@ -401,12 +437,11 @@ def _first_backward(case: Case, trace: Trace, cots: tuple[Any, ...], found: Find
         return True
     probe = found.child()
     drive(case, [call], probe, trace)
-    if not trace.ok and probe.evidence[0].kind == Kind.EXCEPTION:
+    if not trace.ok and probe.mismatches[0].kind == Kind.EXCEPTION:
         error = probe.mismatches[0].message.partition(" raised ")[2].partition(":")[0] or "an exception"
         found.note(NO_TEST_BACKWARD.format(mode=case.row.mode, error=error))
         return False
-    for mismatch in probe.mismatches:
-        found.add(mismatch, mismatch.message)  # an exit or a hang is a finding in either mode
+    found.adopt(probe)  # an exit or a hang is a finding in either mode
     return True
 
 
@@ -492,17 +527,25 @@ def _unmutated(case: Case, callers: Mapping[str, Any], found: Findings) -> None:
 
 
 @contextmanager
-def other_random_state(seed: int) -> Iterator[None]:
-    """Run under a different global random state (``random`` and ``np.random``), restored afterwards:
-    Hypothesis seeds both identically for every example, which would freeze a layer's randomness."""
+def kept_random_state() -> Iterator[None]:
+    """The global random state (``random`` and ``np.random``) restored afterwards: a ``seed`` call inside
+    runs the layer under another one (Hypothesis seeds both identically for every example, which would
+    freeze a layer's randomness)."""
     py_state, np_state = random.getstate(), np.random.get_state()
-    random.seed(seed)
-    np.random.seed(seed)
     try:
         yield
     finally:
         random.setstate(py_state)
         np.random.set_state(np_state)
+
+
+@contextmanager
+def other_random_state(seed: int) -> Iterator[None]:
+    """Run under the global random state ``seed`` (``random`` and ``np.random``), restored afterwards."""
+    with kept_random_state():
+        random.seed(seed)
+        np.random.seed(seed)
+        yield
 
 
 def ones(case: Case) -> tuple[Any, ...]:
@@ -558,11 +601,15 @@ def _first_results(case: Case, first: FirstUse) -> Expect:
 def usual_calls(case: Case, first: FirstUse, found: Findings, seed: int) -> None:
     """The same example again under another random state, then dout of ones, then ``backward()``."""
     row = case.row
-    with other_random_state(seed):
+    with kept_random_state():
         # the same results as the first call; a layer that draws hidden state (a dropout mask) is judged on
         # its redrawing instead
         expect = None if row.capture is not None else _first_results(case, first)
-        trace = drive(case, use(case.values, case.cotangents, "usual: ", expect), found)
+        calls = [
+            Call("seed", seed=seed, label="usual: "),
+            *use(case.values, case.cotangents, "usual: ", expect),
+        ]
+        trace = drive(case, calls, found, Trace(calls=list(first.calls)))
         if not trace.done:
             return
         if row.redraws_state and not _redraws(case, first, trace, found):
@@ -629,8 +676,9 @@ def _often_drawn(case: Case, state: Mapping[str, Any], found: Findings) -> bool:
     probe = found.child(ignore=True)
     same = 0
     for i in range(FRESH_DRAWS):
-        with other_random_state(7919 * (i + 1)):
-            fresh = drive(case, use(case.values, None, "fresh: ")[:2], probe)
+        with kept_random_state():
+            calls = [Call("seed", seed=7919 * (i + 1)), *use(case.values, None, "fresh: ")[:2]]
+            fresh = drive(case, calls, probe)
             if not fresh.done or probe.failed:
                 return True  # cannot tell: the other stages judge this layer
         try:
@@ -661,7 +709,7 @@ def _with_dout(case: Case, cots: tuple[Any, ...] | None, kind: Kind, label: str,
         return
     neighbour = ones(case) if cots is None else tuple(1.5 * c for c in cots)
     if _first_use_at(case, case.values, neighbour, found):
-        _adopt(probe, found, kind)
+        found.adopt(probe, kind)
 
 
 # ---- stage 3 ------------------------------------------------------------------------------------------------
@@ -716,7 +764,7 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     another = Call("forward", other, label="training, another batch: ", raised=stale)
     if drive(case, [another], probe, trace).outs is None:
         if _fresh_forward(case, other, found):
-            _adopt(probe, found)  # only this instance fails there: a value kept from the first call
+            found.adopt(probe)  # only this instance fails there: a value kept from the first call
         return  # a fresh layer fails on that batch too: a plain bug, for the first stage to find there
     found.stage = THIS_BATCH
     reference = None if row.capture else first.ref
@@ -732,37 +780,37 @@ def training(case: Case, first: FirstUse, found: Findings) -> None:
     if not found.failed:
         _then_test_mode(case, found)
     if not found.failed:
-        _after_reset(case, trace.instance, trace.values, found)
+        _after_reset(case, trace, found)
 
 
-def _after_reset(case: Case, instance: Any, values: Mapping[str, Any], found: Findings) -> None:
+def _after_reset(case: Case, trace: Trace, found: Findings) -> None:
     """``reset_state()`` on the trained instance, then forward and backward without ``set_state`` on the
-    last step's ``values`` (its parameters as updated): the call must start from zeros, as a new sequence
+    last step's values (its parameters as updated): the call must start from zeros, as a new sequence
     does (a kept cell state or a stale h shows here)."""
-    row = case.row
-    if row.reset is None or not callable(getattr(instance, "reset_state", None)):
+    row, values = case.row, trace.values
+    if row.reset is None or not callable(getattr(trace.instance, "reset_state", None)):
         return
-    outcome = found.guard.call("reset_state()", instance.reset_state)
-    if outcome.kind is not None:  # reset_state() itself fails: that call is the finding, as it is
-        found.add(
-            Evidence("reset_state", "reset_state", outcome.kind, where=AFTER_RESET),
-            f"reset_state() {outcome.message}",
-        )
+    reset, label = found.child(), "training, after reset_state(): "
+    if not drive(
+        case, [Call("reset", label=label)], reset, trace
+    ).done:  # reset_state() itself fails: that is the finding
+        reset.mismatches = [replace(m, where=AFTER_RESET) for m in reset.mismatches]
+        found.adopt(reset)
         return
     probe = found.child()
     probe.stage = AFTER_RESET
     pristine = row.reset({k: snapshot(v) for k, v in values.items()})
-    label, expect = "training, after reset_state(): ", Expect(pristine, case.cotangents)
+    expect = Expect(pristine, case.cotangents)
     calls = [
-        Call("forward", values, label=label, expect=expect, raised=Kind.STALE, alone=True),
+        Call("forward", dict(values), label=label, expect=expect, raised=Kind.STALE, alone=True),
         Call("backward", cotangents=case.cotangents, label=label, raised=Kind.STALE),
         Call("read", values, expect=expect),
     ]
-    drive(case, calls, probe, Trace(instance=instance, values=dict(values)))
+    drive(case, calls, probe, trace)
     # a fresh layer that starts from zeros must be right at these values: else a plain bug, for the first
     # stage to find on its own
     if probe.failed and _first_use_at(case, pristine, case.cotangents, found):
-        _adopt(probe, found, Kind.STALE)
+        found.adopt(probe, Kind.STALE)
 
 
 def _then_test_mode(case: Case, found: Findings) -> None:
@@ -799,7 +847,7 @@ def _then_test_mode(case: Case, found: Findings) -> None:
         why = "in test mode after a train-mode call on the same instance" + _left_state(case, instance, later)
         probe.mismatches = [replace(m, message=f"{m.message}; {why}") for m in probe.mismatches]
         # no mask redrawn can hide this: test mode draws none, and a fresh instance is right there
-        _adopt(probe, found, Kind.STALE)
+        found.adopt(probe, Kind.STALE)
 
 
 def _left_state(case: Case, instance: Any, expected: Mapping[str, Any]) -> str:
@@ -839,26 +887,28 @@ def _next_step(case: Case, trace: Trace, found: Findings, before: tuple[Any, ...
     """The optimizer's step: every parameter updated in place; then forward and backward on new values.
     ``before`` holds the outputs of the step before: a forward that returns them again kept them."""
     row, values = case.row, trace.values
-    for arg in row.held:
-        param = values[arg.name]
-        if isinstance(param, np.ndarray):
-            param[...] = -0.5 * param + 0.25
     step = moved(case, values, -0.5, 0.25)
-    step.update({a.name: values[a.name] for a in row.held})  # the very arrays the layer was built with
-    for arg in row.placed("forward"):  # a training loop's batch buffer: the same arrays, refilled in place
-        buffer, new = values[arg.name], step[arg.name]
-        if isinstance(buffer, np.ndarray) and isinstance(new, np.ndarray) and buffer.shape == new.shape:
-            buffer[...] = new
-            step[arg.name] = buffer
-    cots = shifted_cotangents(case, -0.5, 0.25)
     pristine = {k: snapshot(v) for k, v in step.items()}
+    # written in place: every parameter (an optimizer's step, on the very arrays the layer was built with),
+    # and every input of a batch size that stays (a training loop's batch buffer, refilled)
+    held = [a.name for a in row.held if isinstance(values[a.name], np.ndarray)]
+    refilled = [
+        a.name
+        for a in row.placed("forward")
+        if isinstance(values[a.name], np.ndarray)
+        and isinstance(step[a.name], np.ndarray)
+        and values[a.name].shape == step[a.name].shape
+    ]
+    given = {**step, **{a.name: values[a.name] for a in row.held}, **{k: values[k] for k in refilled}}
+    cots = shifted_cotangents(case, -0.5, 0.25)
     probe = found.child()
     probe.stage = NEXT_STEP
     label, expect = "training, next step: ", Expect(pristine, cots)
     calls = [
-        Call("forward", step, label=label, expect=expect, raised=Kind.STALE, copied=False),
+        Call("update", {k: step[k] for k in held + refilled}, label=label),
+        Call("forward", given, label=label, expect=expect, raised=Kind.STALE, copied=False),
         Call("backward", cotangents=cots, label=label, raised=Kind.STALE),
-        Call("read", step, expect=expect),
+        Call("read", given, expect=expect),
     ]
     drive(case, calls, probe, trace)
     if probe.failed and not _first_use_at(case, pristine, cots, found):
@@ -876,7 +926,7 @@ def _next_step(case: Case, trace: Trace, found: Findings, before: tuple[Any, ...
                 probe.mismatches[i] = replace(
                     m, message=f"{m.message}; the layer holds a copy of {', '.join(copied)}"
                 )
-        _adopt(probe, found, _later(case, Kind.PARAM_COPY if copied else Kind.STALE))
+        found.adopt(probe, _later(case, Kind.PARAM_COPY if copied else Kind.STALE))
 
 
 def _copied(
@@ -910,14 +960,6 @@ def _fresh_forward(case: Case, values: Mapping[str, Any], found: Findings) -> bo
     return drive(case, use(values, None, "fresh: ")[:2], probe).done and not probe.failed
 
 
-def _adopt(probe: Findings, found: Findings, kind: Kind | None = None) -> None:
-    """The probe's findings as this stage's ``kind`` (None: as they are); an exit or a hang keeps its own
-    name."""
-    for mismatch in probe.mismatches:  # one record: its worst element and arrays come along
-        own = kind is None or mismatch.kind in (Kind.EXIT, Kind.TIMEOUT)
-        found.add(mismatch if own or kind is None else replace(mismatch, kind=kind), mismatch.message)
-
-
 # ---- stage 4 ------------------------------------------------------------------------------------------------
 
 
@@ -931,7 +973,7 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
     # A's outputs are not judged (its first call was): the reference is read after its forward, from the
     # state that forward drew
     expect = Expect(case.values, case.cotangents, outputs=False, reference=None if row.capture else first.ref)
-    used = Trace(instance=first.instance, values=dict(first.values))
+    used = Trace(calls=list(first.calls), instance=first.instance, values=dict(first.values))
     drive(case, [Call("forward", case.values, label="second ", expect=expect, raised=stateful)], second, used)
     # independent values, not -x: batch statistics and attention scores are the same for -x, and would
     # hide a cache that the two instances share
@@ -941,23 +983,29 @@ def second_use(case: Case, first: FirstUse, found: Findings) -> None:
         for k, v in moved(case, case.values, -0.5, 0.25).items()
     }
     b = [
-        Call("build", other, label=again, raised=stateful),
-        Call("forward", label=again, raised=stateful),
-        Call("backward", cotangents=shifted_cotangents(case, -1.0), label=again, raised=stateful),
+        Call("build", other, label=again, raised=stateful, who="other"),
+        Call("forward", label=again, raised=stateful, who="other"),
+        Call(
+            "backward", cotangents=shifted_cotangents(case, -1.0), label=again, raised=stateful, who="other"
+        ),
     ]
-    if used.outs is not None and drive(case, b, second).done:
+    # one record of the calls of both instances, in the order they are made
+    if used.outs is not None and drive(case, b, second, Trace(calls=used.calls)).done:
         calls = [
             Call("backward", cotangents=case.cotangents, label="second ", raised=stateful),
             Call("read", expect=expect),
         ]
         drive(case, calls, second, used)
-    for mismatch in second.mismatches:
-        message = (
-            f"{mismatch.check} is wrong on the second use of the same instance, interleaved with another "
-            f"instance (forward A, forward B, backward B, backward A): {mismatch.message}"
+    second.mismatches = [
+        replace(
+            m,
+            kind=_later(case, Kind.STATEFUL) if m.kind in (Kind.VALUE, Kind.NAN) else m.kind,
+            message=f"{m.check} is wrong on the second use of the same instance, interleaved with another "
+            f"instance (forward A, forward B, backward B, backward A): {m.message}",
         )
-        kind = _later(case, Kind.STATEFUL) if mismatch.kind in (Kind.VALUE, Kind.NAN) else mismatch.kind
-        found.add(replace(mismatch, kind=kind), message)
+        for m in second.mismatches
+    ]
+    found.adopt(second)
 
 
 def run_stages(
