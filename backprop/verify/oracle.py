@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from backprop.verify.culprit import Budget, locate
 from backprop.verify.diagnose import Situation, diagnose
 from backprop.verify.draw import Without, cotangent_arrays, without_set
 from backprop.verify.findings import Findings, Measured, kink_bounds
 from backprop.verify.guard import Guard
 from backprop.verify.loader import warning_filters
+from backprop.verify.mismatch import Located
 from backprop.verify.program import snippet
 from backprop.verify.registry import get_row
 from backprop.verify.report import Example, Failure
@@ -289,6 +291,21 @@ def _at_kinks(row: Row, example: Example, ev: Any) -> Any:
     return None if bounds is None else bounds[0] != bounds[1]
 
 
+def _located(failure: Failure, row: Row, layer: type, opts: Options) -> Located:
+    """The culprit search on the failing example; a search that itself fails names no line."""
+    try:
+        return locate(
+            row,
+            layer,
+            failure.example,
+            grad_names=opts.grad_names,
+            ignore=opts.ignore,
+            budget=Budget(timeout=opts.timeout),
+        )
+    except Exception as exc:  # the search must never cost the report: it says why it found nothing
+        return Located(None, (), f"the culprit search could not run ({type(exc).__name__}: {exc})")
+
+
 def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, rerun: bool = True) -> None:
     """Give every mismatch of ``failure`` its diagnosis, and the failure its reproducing program.
 
@@ -370,5 +387,7 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
         d = diagnose(situation)
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))
     failure.mismatches = diagnosed
+    if not hung and failure.shrunk:
+        failure.located = _located(failure, row, layer, opts)
     case = Case(row, layer, example.values, example.cotangents, np.dtype(example.dtype))
     failure.program = snippet(example, row, layer, failure, other_batch(case))

@@ -1,0 +1,765 @@
+"""The culprit search (issue 20): the first wrong line of a failing layer's own forward or backward.
+
+On the failing example, a fresh instance is built, called and differentiated once more under a line tracer
+(``sys.settrace``; it also runs on 3.12+, where ``sys.monitoring`` would be faster) that sees only the
+layer's own code: frames whose file is not the standard library, an installed package (NumPy) or the oracle
+itself. Each executed line's new or changed float arrays (locals, ``self.`` attributes, one level into a
+list or dict, and a function's returned array) are recorded, with an occurrence count for loops.
+
+Each recorded array is matched to the row's nodes (``Node``: the right forward value and the right gradient
+of the loss at each node of the book's graph): forward lines to values, backward lines to gradients, up to a
+reshape of the same size, a broadcast, a sum over broadcast axes, a sign and a factor of the batch size N
+(the book's BatchNormalization keeps ``dmu`` as minus the gradient at mu; learners hold ``y - t`` before
+``/ N``).
+
+The culprit is found by counterfactual repair: the earliest line, in execution order, not matched as it
+stands, such that putting a right node value in place of the array it assigned (the node named like the
+variable first, with the conventions above) and running the rest of the layer's own code makes every
+checked output and gradient right. A line before the bug changes nothing when repaired; the bug's line
+fixes everything. No repair that makes everything right means no culprit, and a sentence says why: a
+right line is never named. ``simple_rule`` is the rule without repair (the first unmatched line whose
+inputs all matched), kept to measure one against the other.
+
+Imports no JAX at module level: the nodes come from the reference when a failure is searched.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import os
+import re
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from backprop.verify.findings import Findings
+from backprop.verify.guard import Guard
+from backprop.verify.mismatch import Culprit, Line, Located, Mark, Node
+from backprop.verify.report import Example
+from backprop.verify.row import Row
+from backprop.verify.runner import Reference
+from backprop.verify.stages import Case, judge_grads, judge_outputs, other_random_state
+from backprop.verify.tolerances import Tolerance, compare
+
+__all__ = ["Budget", "Recording", "locate", "record", "simple_rule"]
+
+Array = NDArray[np.float64]
+NodesFn = Callable[[Row, Mapping[str, Any], tuple[Any, ...]], Mapping[str, Any]]
+"""``nodes(row, values, cotangents)``: every node's ``Node`` (or ``(value, grad)`` pair) by name."""
+
+SEED = 20
+"""The global random state every run of the search starts from, so a dropout mask is the same in each."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one search may spend: seconds of repair runs, lines tried and candidate values per line."""
+
+    seconds: float = 1.5
+    lines: int = 24
+    candidates: int = 8
+    timeout: float | None = 10.0
+    """The time limit of one call into the layer."""
+
+
+# ---- which code is the layer's own ------------------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SKIPPED = tuple(
+    {
+        os.path.abspath(p) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (p := sysconfig.get_paths().get(key))
+    }
+    | {_HERE + os.sep, os.path.join(os.path.dirname(os.path.dirname(_HERE)), "reference") + os.sep}
+)
+_own: dict[str, bool] = {}
+
+
+def _is_own(filename: str) -> bool:
+    """Whether a file holds the user's code: not the standard library, an installed package or the oracle."""
+    held = _own.get(filename)
+    if held is None:
+        path = os.path.abspath(filename)
+        held = _own[filename] = not filename.startswith("<") and not path.startswith(_SKIPPED)
+    return held
+
+
+# ---- recording --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    """One array a line assigned or changed: where, which variable, its occurrence, and a float64 copy."""
+
+    index: int
+    file: str
+    line: int
+    variable: str
+    occurrence: int
+    backward: bool
+    value: Array = field(repr=False)
+    matched: Match | None = None
+
+
+@dataclass(frozen=True)
+class Match:
+    """The node an array matched, whether its value or its gradient, and under which convention."""
+
+    node: str
+    grad: bool
+    convention: str = ""
+    """'' (as is, or reshaped), 'minus', 'N times', 'minus N times', 'broadcast', 'unsummed'."""
+
+    @property
+    def exact(self) -> bool:
+        return self.convention == ""
+
+    def label(self) -> str:
+        what = f"the gradient at {self.node}" if self.grad else self.node
+        if self.convention in ("", "broadcast"):
+            return what
+        if self.convention == "unsummed":
+            return f"{what}, not yet summed over broadcast axes"
+        return f"{self.convention} {what}"
+
+
+Key = tuple[str, int, str, int]
+"""(file, line, variable, occurrence): one event, the same in every run of the same code."""
+
+
+def _key(e: Event) -> Key:
+    return (e.file, e.line, e.variable, e.occurrence)
+
+
+@dataclass
+class _Repair:
+    key: Key
+    value: Array
+    done: bool = False
+    failed: bool = False
+
+
+_BACKWARD = re.compile(r"backward|gradient")
+_FORWARD = re.compile(r"forward|predict|loss|__call__")
+
+
+def _phase(frame: FrameType | None) -> bool:
+    """Whether a line runs in the backward pass: the innermost of the layer's functions named as a pass."""
+    while frame is not None:
+        name = frame.f_code.co_name
+        if _is_own(frame.f_code.co_filename):
+            if _BACKWARD.search(name):
+                return True
+            if _FORWARD.search(name):
+                return False
+        frame = frame.f_back
+    return False
+
+
+def _arrays(name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """The float arrays (and floats) held under ``name``: the value, or one level into a list or dict."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "f":
+            yield name, value
+    elif isinstance(value, float | np.floating):
+        yield name, value
+    elif isinstance(value, list | tuple) and len(value) <= 64:
+        for i, item in enumerate(value):
+            if isinstance(item, np.ndarray) and item.dtype.kind == "f":
+                yield f"{name}[{i}]", item
+    elif isinstance(value, dict) and len(value) <= 64:
+        for k, item in value.items():
+            if isinstance(item, np.ndarray) and item.dtype.kind == "f":
+                yield f"{name}[{k!r}]", item
+
+
+def _held(frame: FrameType) -> dict[str, Any]:
+    """Every float array a frame's locals and its ``self`` hold, by the name the line would use."""
+    found: dict[str, Any] = {}
+    f_locals = frame.f_locals
+    for name, value in f_locals.items():
+        if name != "self":
+            found.update(_arrays(name, value))
+    me = f_locals.get("self")
+    attrs = getattr(me, "__dict__", None)
+    if isinstance(attrs, dict):
+        for name, value in attrs.items():
+            found.update(_arrays(f"self.{name}", value))
+    return found
+
+
+def _same(obj: Any, copy: Any) -> bool:
+    if isinstance(obj, np.ndarray):
+        return (
+            isinstance(copy, np.ndarray)
+            and obj.shape == copy.shape
+            and bool(np.array_equal(obj, copy, equal_nan=True))
+        )
+    return bool(obj == copy or (obj != obj and copy != copy))
+
+
+class _Tracer:
+    """Records each line's changed arrays; in a repair run, puts the right value in at one event."""
+
+    def __init__(self, repair: _Repair | None = None) -> None:
+        self.events: list[Event] = []
+        self.repair = repair
+        self.count: dict[tuple[str, int, str], int] = {}
+        self.last: dict[FrameType, int] = {}
+        self.seen: dict[FrameType, dict[str, tuple[Any, Any]]] = {}
+        self.attrs: dict[tuple[int, str], tuple[Any, Any]] = {}
+        """``self.`` attributes are shared by every frame of one object: a helper's change is its own."""
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event != "call" or not _is_own(frame.f_code.co_filename):
+            return None
+        if self.repair is not None and self.repair.done:
+            return None
+        self.seen[frame] = self._baseline(frame)
+        return self._local
+
+    def _baseline(self, frame: FrameType) -> dict[str, tuple[Any, Any]]:
+        held = _held(frame)
+        mine: dict[str, tuple[Any, Any]] = {}
+        me = id(frame.f_locals.get("self"))
+        for name, obj in held.items():
+            entry = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
+            if name.startswith("self."):
+                self.attrs.setdefault((me, name), entry)
+            else:
+                mine[name] = entry
+        return mine
+
+    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if self.repair is not None and self.repair.done:
+            return None
+        line = self.last.get(frame)
+        if line is not None and event in ("line", "return"):
+            self._changes(frame, line, arg if event == "return" else None, event == "return")
+        if event == "line":
+            self.last[frame] = frame.f_lineno
+        elif event == "return":
+            self.last.pop(frame, None)
+            self.seen.pop(frame, None)
+        return self._local
+
+    def _changes(self, frame: FrameType, line: int, returned: Any, returning: bool) -> None:
+        held = _held(frame)
+        mine = self.seen.setdefault(frame, {})
+        me = id(frame.f_locals.get("self"))
+        changed: list[tuple[str, Any]] = []
+        for name, obj in held.items():
+            where: dict[Any, tuple[Any, Any]] = self.attrs if name.startswith("self.") else mine
+            slot: Any = (me, name) if name.startswith("self.") else name
+            before = where.get(slot)
+            if before is not None and before[0] is obj and _same(obj, before[1]):
+                continue
+            where[slot] = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
+            changed.append((name, obj))
+        if returning and returned is not None:
+            known = any(obj is returned for obj in held.values())
+            for name, obj in _arrays("return", returned):
+                if not known:
+                    changed.append((name, obj))
+        backward = _phase(frame)
+        file = frame.f_code.co_filename
+        for name, obj in changed:
+            counted = (file, line, name)
+            occurrence = self.count.get(counted, 0)
+            self.count[counted] = occurrence + 1
+            key = (file, line, name, occurrence)
+            if self.repair is not None:
+                if key == self.repair.key:
+                    self._put(frame, name, obj, self.repair)
+                continue
+            value = np.array(obj, dtype=np.float64, copy=True)
+            self.events.append(Event(len(self.events), file, line, name, occurrence, backward, value))
+
+    def _put(self, frame: FrameType, name: str, obj: Any, repair: _Repair) -> None:
+        """The right value in place of ``obj``: written into the array when it has the size, else bound to
+        the name (a local through the frame, an attribute by setattr, a list or dict entry)."""
+        repair.done = True
+        right = repair.value
+        if isinstance(obj, np.ndarray) and obj.size == right.size and obj.flags.writeable:
+            obj[...] = right.reshape(obj.shape)
+            return
+        dtype = obj.dtype if isinstance(obj, np.ndarray | np.floating) else np.float64
+        new: Any = np.asarray(right, dtype=dtype)
+        if isinstance(obj, float) and new.size == 1:
+            new = float(new.reshape(()))
+        base, _, index = name.partition("[")
+        holder: Any
+        if base.startswith("self."):
+            me, attr = frame.f_locals.get("self"), base[len("self.") :]
+            if not index:
+                setattr(me, attr, new)
+                return
+            holder = getattr(me, attr)
+        elif base == "return":
+            repair.failed = True  # a returned array of the wrong size cannot be replaced from here
+            return
+        else:
+            if not index:
+                frame.f_locals[base] = new  # written back to the frame when the trace function returns
+                return
+            holder = frame.f_locals[base]
+        try:
+            holder[ast.literal_eval(index[:-1])] = new
+        except Exception:
+            repair.failed = True
+
+
+@contextmanager
+def _tracing(tracer: _Tracer) -> Iterator[None]:
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
+# ---- one run of the layer ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One fresh instance built, called and differentiated on the example under a tracer."""
+
+    instance: Any = None
+    values: dict[str, Any] = field(default_factory=dict)
+    outs: tuple[Any, ...] | None = None
+    result: Any = None
+    backward: bool = False
+    """Whether backward returned."""
+    error: str = ""
+
+
+def _run(case: Case, guard: Guard, tracer: _Tracer) -> Run:
+    row, run = case.row, Run()
+    values, cots = case.fresh()
+    run.values = values
+    with other_random_state(SEED), _tracing(tracer):
+        built = guard.call("constructor", lambda: row.build(case.layer, values))
+        if built.kind is not None:
+            run.error = built.message
+            return run
+        run.instance = built.value
+        out = guard.call("forward()", lambda: row.call(run.instance, values))
+        if out.kind is not None or out.value is None:
+            run.error = out.message or "forward() returned None"
+            return run
+        run.outs = row.outputs_of(out.value)
+        back = guard.call("backward()", lambda: row.backward(run.instance, cots))
+    if back.kind is not None:
+        run.error = back.message
+    else:
+        run.backward, run.result = True, back.value
+    return run
+
+
+def _right(case: Case, run: Run, ref: Reference, guard: Guard, ignore: frozenset[tuple[str, str]]) -> bool:
+    """Whether every output and gradient of the run is right (checks already set aside stay aside)."""
+    if run.outs is None:
+        return False
+    found = Findings(case.row, case.row.tolerance(case.dtype), guard, ignore)
+    judge_outputs(case, run.outs, ref, found)
+    if run.backward:
+        reads = case.row.gradients(run.instance, run.result, run.values, case.grad_names)
+        reads = [r for r in reads if r.arg.name in ref.grads]
+        judge_grads(case, reads, ref, case.values, case.cotangents, found)
+    elif case.row.differentiable:
+        return False
+    return not found.failed
+
+
+# ---- matching ---------------------------------------------------------------------------------------------
+
+
+def _loose(tol: Tolerance) -> Tolerance:
+    # an intermediate array carries no magnitude of its summed terms: rounding is judged against its peak
+    # alone, so the relative tolerance is widened (still far below a derivation bug's O(1) error)
+    return replace(tol, rtol=16 * tol.rtol, native=0.0)
+
+
+def _factors(n: int | None) -> list[tuple[float, str]]:
+    out = [(1.0, ""), (-1.0, "minus")]
+    if n is not None and n > 1:
+        out += [(float(n), "N times"), (-float(n), "minus N times")]
+    return out
+
+
+def _close(target: Array, actual: Array, tol: Tolerance) -> bool:
+    if not (np.isfinite(target).all() and np.isfinite(actual).all()):
+        return False
+    return compare(target, actual, tol).ok
+
+
+def _sums_to(actual: Array, shape: tuple[int, ...]) -> Array | None:
+    """``actual`` summed over the axes a broadcast of ``shape`` adds (leading axes, and axes of size 1)."""
+    extra = actual.ndim - len(shape)
+    if extra < 0:
+        return None
+    if any(s not in (1, a) for s, a in zip(shape, actual.shape[extra:], strict=True)):
+        return None
+    g = actual.sum(axis=tuple(range(extra))) if extra else actual
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return np.asarray(g.sum(axis=axes, keepdims=True) if axes else g)
+
+
+def _fits(actual: Array, target: Array, tol: Tolerance, n: int | None, grad: bool) -> str | None:
+    """The convention under which ``actual`` holds ``target``, or None."""
+    if actual.size == target.size:
+        shaped = target.reshape(actual.shape)
+        for factor, word in _factors(n):
+            if _close(factor * shaped, actual, tol):
+                return word
+        return None
+    if actual.size == 0 or target.size == 0:
+        return None
+    if not grad and actual.size > target.size:
+        try:
+            spread = np.broadcast_to(target, actual.shape)
+        except ValueError:
+            return None
+        return "broadcast" if _close(spread, actual, tol) else None
+    if grad and actual.size > target.size:
+        summed = _sums_to(actual, target.shape)
+        if summed is not None and _close(target, summed, tol):
+            return "unsummed"
+    return None
+
+
+def _bare(variable: str) -> str:
+    """The name a variable is written as, without ``self.``, an index or a trailing underscore."""
+    name = variable.split("[")[0]
+    return name[len("self.") :] if name.startswith("self.") else name
+
+
+def _named(variable: str, backward: bool, nodes: Mapping[str, Node]) -> list[tuple[str, bool]]:
+    """The (node, gradient?) a variable is named after: ``dvar`` -> the gradient at var, ``xc`` -> xc."""
+    name = _bare(variable)
+    out: list[tuple[str, bool]] = []
+    if backward and name.startswith("d") and name[1:] in nodes:
+        out.append((name[1:], True))
+    if name in nodes:
+        out.append((name, False))
+    return out
+
+
+def _target(node: Node, grad: bool) -> Array | None:
+    return node.grad if grad else node.value
+
+
+def match(event: Event, nodes: Mapping[str, Node], tol: Tolerance, n: int | None) -> Match | None:
+    """The node ``event``'s array matches, the named node first, then the rest in graph order."""
+    order = [*_named(event.variable, event.backward, nodes)]
+    kinds = (True, False) if event.backward else (False,)
+    order += [(name, grad) for grad in kinds for name in nodes if (name, grad) not in order]
+    for name, grad in order:
+        target = _target(nodes[name], grad)
+        if target is None:
+            continue
+        convention = _fits(event.value, target, tol, n, grad)
+        if convention is not None:
+            return Match(name, grad, convention)
+    return None
+
+
+# ---- the two rules ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    """The events of the recording run, matched, with what the run did."""
+
+    events: list[Event]
+    nodes: Mapping[str, Node]
+    batch: int | None
+    right: bool
+    """Whether the traced run was right already (the failure shows only on a later call)."""
+    error: str = ""
+
+
+def _source(file: str, line: int) -> str:
+    return linecache.getline(file, line).strip()
+
+
+_IDENT = re.compile(r"self\.\w+|(?<![\w.])[A-Za-z_]\w*")
+
+
+def _reads(source: str) -> set[str]:
+    """The names a line reads (``self.xc`` as one name), from its syntax tree when it parses alone."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set(_IDENT.findall(source.split("=", 1)[-1] if re.search(r"[^=!<>]=[^=]", source) else source))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+            and isinstance(node.ctx, ast.Load)
+        ):
+            names.add(f"self.{node.attr}")
+        elif isinstance(node, ast.AugAssign):
+            target = node.target
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+            elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                names.add(f"self.{target.attr}")
+    return names
+
+
+def simple_rule(recording: Recording) -> Event | None:
+    """The first unmatched event whose line reads only arrays that matched (names with no recorded array,
+    such as a function's arguments, are taken as given)."""
+    status: dict[str, bool] = {}
+    for event in recording.events:
+        if event.matched is None:
+            reads = _reads(_source(event.file, event.line))
+            if all(status.get(_bare(name) if name.startswith("self.") else name, True) for name in reads):
+                return event
+        status[_bare(event.variable) if event.variable.startswith("self.") else event.variable] = (
+            event.matched is not None
+        )
+    return None
+
+
+def _candidates(
+    event: Event, nodes: Mapping[str, Node], n: int | None, cap: int
+) -> list[tuple[Match, Array]]:
+    """Right values to put in place of ``event``'s array: the named node under every convention, then the
+    other nodes of a size that fits as they are; never the value it already holds."""
+    out: list[tuple[Match, Array]] = []
+    named = _named(event.variable, event.backward, nodes)
+    kinds = (True, False) if event.backward else (False,)
+    others = [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
+    for name, grad in named:
+        target = _target(nodes[name], grad)
+        if target is None:
+            continue
+        for factor, word in _factors(n):
+            out.append((Match(name, grad, word), factor * target))
+    for name, grad in others:
+        target = _target(nodes[name], grad)
+        if target is not None and target.size == event.value.size:
+            out.append((Match(name, grad), target))
+    held = event.matched
+    if held is not None:
+        out = [
+            (m, v)
+            for m, v in out
+            if (m.node, m.grad, m.convention) != (held.node, held.grad, held.convention)
+        ]
+    return out[:cap]
+
+
+def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
+    for arg in row.placed("forward"):
+        shape = np.shape(values[arg.name])
+        if shape:
+            return int(shape[0])
+    return None
+
+
+def _as_nodes(held: Mapping[str, Any]) -> dict[str, Node]:
+    out: dict[str, Node] = {}
+    for name, node in held.items():
+        if isinstance(node, Node):
+            out[name] = node
+        else:
+            value, grad = node
+            out[name] = Node(
+                name, np.asarray(value, np.float64), None if grad is None else np.asarray(grad, np.float64)
+            )
+    return out
+
+
+def io_nodes(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> dict[str, Node]:
+    """The nodes without a graph: the differentiated inputs (value and gradient) and the outputs (the
+    reference's value, and the cotangent as their gradient), or every tapped node of ``row.graph``.
+    (Stands in for ``runner.nodes`` until that lands.)"""
+    from backprop.verify.runner import _split, reference_vjp
+
+    out: dict[str, Node] = {}
+    ref = reference_vjp(row, values, cotangents)
+    if row.graph is not None:
+        import reference
+        from reference._graph import nodes_of
+
+        diff, consts, cots, statics = _split(row, values, cotangents, np.float64)
+        graph = row.graph
+        names = [a.name for a in row.differentiable]
+        with reference.x64():
+            held = nodes_of(
+                graph,
+                dict(zip(names, diff, strict=True)),
+                {**consts, **dict(statics), **row.eps_keyword},
+                cots,
+            )
+        out.update(_as_nodes(held))
+    for arg in row.differentiable:
+        out.setdefault(
+            arg.name, Node(arg.name, np.asarray(values[arg.name], np.float64), ref.grads[arg.name].value)
+        )
+    for i, name in enumerate(row.outputs):
+        out.setdefault(name, Node(name, ref.outputs[i].value, np.asarray(cotangents[i], np.float64)))
+    return out
+
+
+def record(
+    case: Case, nodes: NodesFn, guard: Guard, ignore: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[Recording, Reference | None]:
+    """Run the layer once under the tracer and match every array it recorded to the nodes."""
+    tracer = _Tracer()
+    run = _run(case, guard, tracer)
+    if run.outs is None:
+        return Recording([], {}, None, False, run.error or "forward() did not return"), None
+    ref = case.reference(case.values, case.cotangents, run.instance)
+    from backprop.verify.stages import with_capture
+
+    values = with_capture(case.row, case.values, run.instance)
+    held = _as_nodes(nodes(case.row, values, case.cotangents))
+    n = _batch(case.row, case.values)
+    tol = _loose(case.row.tolerance(case.dtype))
+    for event in tracer.events:
+        event.matched = match(event, held, tol, n)
+    right = _right(case, run, ref, guard, ignore)
+    return Recording(tracer.events, held, n, right, run.error), ref
+
+
+# ---- the search -------------------------------------------------------------------------------------------
+
+
+def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
+    lines: dict[tuple[str, int], Line] = {}
+    for e in events:
+        at = (e.file, e.line)
+        mark: Mark = (
+            "culprit"
+            if culprit is not None and at == (culprit.file, culprit.line)
+            else ("right" if e.matched is not None else "unmatched")
+        )
+        held = lines.get(at)
+        if held is None:
+            lines[at] = Line(
+                e.file,
+                e.line,
+                _source(e.file, e.line),
+                mark,
+                e.variable,
+                "" if e.matched is None else e.matched.label(),
+            )
+        elif held.mark == "right" and mark == "unmatched":
+            lines[at] = replace(held, mark="unmatched", variable=e.variable, node="")
+    return tuple(lines.values())
+
+
+def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> Culprit:
+    reads = _reads(_source(event.file, event.line))
+    fine = [e.variable for e in before if e.matched is not None]
+    named = [v for v in dict.fromkeys(fine) if v in reads or _bare(v) in {_bare(r) for r in reads}]
+    shown = named or list(dict.fromkeys(fine))[-4:]
+    return Culprit(
+        event.file,
+        event.line,
+        _source(event.file, event.line),
+        event.variable,
+        right.label(),
+        expected=np.asarray(value, np.float64),
+        actual=event.value,
+        right=tuple(dict.fromkeys(_bare(v) for v in shown)),
+    )
+
+
+def search(
+    case: Case,
+    recording: Recording,
+    ref: Reference,
+    guard: Guard,
+    budget: Budget,
+    ignore: frozenset[tuple[str, str]] = frozenset(),
+) -> Located:
+    """The earliest line whose repair makes every output and gradient right (``Located``)."""
+    events = recording.events
+    suspects = [e for e in events if e.matched is None or not e.matched.exact]
+    deadline = time.perf_counter() + budget.seconds
+    out_of_time = False
+    for event in suspects[: budget.lines]:
+        for right, value in _candidates(event, recording.nodes, recording.batch, budget.candidates):
+            if time.perf_counter() > deadline:
+                out_of_time = True
+                break
+            repair = _Repair(_key(event), np.asarray(value, np.float64))
+            run = _run(case, guard, _Tracer(repair))
+            if repair.done and not repair.failed and _right(case, run, ref, guard, ignore):
+                found = _culprit(event, right, value, events[: event.index])
+                return Located(found, _marks(events, event))
+        if out_of_time:
+            break
+    if out_of_time:
+        note = f"no line was found within the search's {budget.seconds:g} s: no line is named"
+    elif not suspects:
+        note = (
+            "every array the layer's own code assigned matches a node of the graph, yet the result is wrong"
+        )
+    else:
+        note = (
+            "no single line of the layer's own code, set to a right value, makes the result right: "
+            "its code does not follow the graph's nodes closely enough to name a line"
+        )
+    return Located(None, _marks(events, None), note)
+
+
+def locate(
+    row: Row,
+    layer: type,
+    example: Example,
+    *,
+    nodes: NodesFn = io_nodes,
+    grad_names: Mapping[str, str] | None = None,
+    ignore: frozenset[tuple[str, str]] = frozenset(),
+    budget: Budget = Budget(),
+) -> Located:
+    """The first wrong line of ``layer``'s own code on ``example`` (a failing one), or None and why.
+
+    Runs the layer again (a fresh instance: build, forward, backward with the example's cotangents, under
+    a fixed random state) once to record, and once per repair tried, within ``budget``."""
+    case = Case(
+        row, layer, dict(example.values), example.cotangents, np.dtype(example.dtype), grad_names or {}
+    )
+    with Guard(budget.timeout) as guard:
+        recording, ref = record(case, nodes, guard, ignore)
+        if ref is None:
+            return Located(None, (), f"the layer's forward could not be run again ({recording.error})")
+        if not recording.events:
+            return Located(None, (), "no line of the layer's own code assigned an array to trace")
+        if recording.right:
+            return Located(
+                None,
+                _marks(recording.events, None),
+                "the layer is right on its first call here: the mistake shows only on a later call, "
+                "which the culprit search does not replay",
+            )
+        if not any(e.matched is not None for e in recording.events):
+            return Located(
+                None,
+                _marks(recording.events, None),
+                "no array the layer's own code assigned matches a node of the graph: its code is too unlike "
+                "the graph to name a line",
+            )
+        return search(case, recording, ref, guard, budget, ignore)
