@@ -109,6 +109,8 @@ class Event:
     backward: bool
     value: Array = field(repr=False)
     matched: Match | None = None
+    passed_to: str = ""
+    """For an array computed on the line and passed straight into a function: that function's name."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ class Match:
     node: str
     grad: bool
     convention: str = ""
-    """'' (as is, or reshaped), 'minus', 'N times', 'minus N times', 'broadcast', 'unsummed'."""
+    """'' (as is), 'reshaped' (the same values in another shape: a shape can be the mistake), 'minus',
+    'N times', 'minus N times', 'broadcast', 'unsummed'."""
 
     @property
     def exact(self) -> bool:
@@ -126,11 +129,14 @@ class Match:
 
     def label(self) -> str:
         what = f"the gradient at {self.node}" if self.grad else self.node
-        if self.convention in ("", "broadcast"):
+        if self.convention in ("", "broadcast", "reshaped"):
             return what
-        if self.convention == "unsummed":
-            return f"{what}, not yet summed over broadcast axes"
-        return f"{self.convention} {what}"
+        word, unsummed = (
+            self.convention.removesuffix("unsummed").strip(),
+            self.convention.endswith("unsummed"),
+        )
+        said = f"{word} {what}".strip()
+        return f"{said}, not yet summed over broadcast axes" if unsummed else said
 
 
 Key = tuple[str, int, str, int]
@@ -145,8 +151,13 @@ def _key(e: Event) -> Key:
 class _Repair:
     key: Key
     value: Array
+    rebind: bool = False
+    """Bind the value in the node's own shape rather than write it into the learner's array (whose shape
+    may be the mistake)."""
     done: bool = False
     failed: bool = False
+    returned: Any = None
+    """A repaired return value of the layer's method itself, which the driver hands on in its place."""
 
 
 _BACKWARD = re.compile(r"backward|gradient")
@@ -217,6 +228,7 @@ class _Tracer:
         self.count: dict[tuple[str, int, str], int] = {}
         self.last: dict[FrameType, int] = {}
         self.seen: dict[FrameType, dict[str, tuple[Any, Any]]] = {}
+        self.returned: Any = None
         self.attrs: dict[tuple[int, str], tuple[Any, Any]] = {}
         """``self.`` attributes are shared by every frame of one object: a helper's change is its own."""
 
@@ -226,7 +238,31 @@ class _Tracer:
         if self.repair is not None and self.repair.done:
             return None
         self.seen[frame] = self._baseline(frame)
+        caller = frame.f_back
+        if caller is not None and caller in self.seen:
+            self._arguments(frame, caller)
         return self._local
+
+    def _arguments(self, frame: FrameType, caller: FrameType) -> None:
+        """An array computed on the caller's line and passed straight into a function of the layer's own
+        (``sum_to(-dout * x, shape)``) is that line's array: recorded at the caller's line, before anything
+        the function does with it, so the helper's lines that only pass it on are not blamed for it."""
+        code = frame.f_code
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        me = id(caller.f_locals.get("self"))
+        known = {id(obj) for obj, _ in self.seen[caller].values()}
+        known |= {id(obj) for (owner, _), (obj, _) in self.attrs.items() if owner == me}
+        f_locals = frame.f_locals
+        passed = [
+            (name, obj)
+            for arg in names
+            if arg != "self" and arg in f_locals
+            for name, obj in _arrays(arg, f_locals[arg])
+            if id(obj) not in known
+        ]
+        if passed:
+            at = (caller.f_code.co_filename, caller.f_lineno)
+            self._emit(frame, at, passed, _phase(caller), code.co_name)
 
     def _baseline(self, frame: FrameType) -> dict[str, tuple[Any, Any]]:
         held = _held(frame)
@@ -267,12 +303,23 @@ class _Tracer:
             where[slot] = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
             changed.append((name, obj))
         if returning and returned is not None:
+            self.returned = returned
             known = any(obj is returned for obj in held.values())
             for name, obj in _arrays("return", returned):
                 if not known:
                     changed.append((name, obj))
-        backward = _phase(frame)
-        file = frame.f_code.co_filename
+        self._emit(frame, (frame.f_code.co_filename, line), changed, _phase(frame))
+
+    def _emit(
+        self,
+        frame: FrameType,
+        at: tuple[str, int],
+        changed: list[tuple[str, Any]],
+        backward: bool,
+        passed_to: str = "",
+    ) -> None:
+        """Record each changed array as an event of the line ``at`` (or, in a repair run, repair it)."""
+        file, line = at
         for name, obj in changed:
             counted = (file, line, name)
             occurrence = self.count.get(counted, 0)
@@ -283,14 +330,17 @@ class _Tracer:
                     self._put(frame, name, obj, self.repair)
                 continue
             value = np.array(obj, dtype=np.float64, copy=True)
-            self.events.append(Event(len(self.events), file, line, name, occurrence, backward, value))
+            self.events.append(
+                Event(len(self.events), file, line, name, occurrence, backward, value, passed_to=passed_to)
+            )
 
     def _put(self, frame: FrameType, name: str, obj: Any, repair: _Repair) -> None:
         """The right value in place of ``obj``: written into the array when it has the size, else bound to
         the name (a local through the frame, an attribute by setattr, a list or dict entry)."""
         repair.done = True
         right = repair.value
-        if isinstance(obj, np.ndarray) and obj.size == right.size and obj.flags.writeable:
+        fits = obj.shape == right.shape or (obj.size == right.size and not repair.rebind)
+        if isinstance(obj, np.ndarray) and fits and obj.flags.writeable:
             obj[...] = right.reshape(obj.shape)
             return
         dtype = obj.dtype if isinstance(obj, np.ndarray | np.floating) else np.float64
@@ -306,7 +356,15 @@ class _Tracer:
                 return
             holder = getattr(me, attr)
         elif base == "return":
-            repair.failed = True  # a returned array of the wrong size cannot be replaced from here
+            caller = frame.f_back
+            if caller is not None and _is_own(caller.f_code.co_filename):
+                repair.failed = True  # returned into the layer's own code: cannot be replaced from here
+            elif not index:
+                repair.returned = new
+            else:
+                returned = list(self.returned)
+                returned[int(index[:-1])] = new
+                repair.returned = type(self.returned)(returned)
             return
         else:
             if not index:
@@ -359,13 +417,22 @@ def _run(case: Case, guard: Guard, tracer: _Tracer) -> Run:
         if out.kind is not None or out.value is None:
             run.error = out.message or "forward() returned None"
             return run
-        run.outs = row.outputs_of(out.value)
+        run.outs = row.outputs_of(_handed_on(tracer, out.value))
         back = guard.call("backward()", lambda: row.backward(run.instance, cots))
     if back.kind is not None:
         run.error = back.message
     else:
-        run.backward, run.result = True, back.value
+        run.backward, run.result = True, _handed_on(tracer, back.value)
     return run
+
+
+def _handed_on(tracer: _Tracer, value: Any) -> Any:
+    """``value``, or the repaired value the layer's method returned in its place."""
+    repair = tracer.repair
+    if repair is None or repair.returned is None:
+        return value
+    value, repair.returned = repair.returned, None
+    return value
 
 
 def _right(case: Case, run: Run, ref: Reference, guard: Guard, ignore: frozenset[tuple[str, str]]) -> bool:
@@ -417,26 +484,32 @@ def _sums_to(actual: Array, shape: tuple[int, ...]) -> Array | None:
     return np.asarray(g.sum(axis=axes, keepdims=True) if axes else g)
 
 
-def _fits(actual: Array, target: Array, tol: Tolerance, n: int | None, grad: bool) -> str | None:
-    """The convention under which ``actual`` holds ``target``, or None."""
+def _fits(
+    actual: Array, target: Array, tol: Tolerance, n: int | None, grad: bool, spread: bool = True
+) -> str | None:
+    """The convention under which ``actual`` holds ``target``, or None. ``spread``: also as a broadcast
+    (a value) or before a sum over broadcast axes (a gradient), which only the array's own node may be:
+    any array whose rows sum to a node's gradient would match it otherwise (the book's dxc sums to -dmu)."""
     if actual.size == target.size:
         shaped = target.reshape(actual.shape)
         for factor, word in _factors(n):
             if _close(factor * shaped, actual, tol):
-                return word
+                return word or ("" if actual.shape == target.shape else "reshaped")
         return None
-    if actual.size == 0 or target.size == 0:
+    if actual.size == 0 or target.size == 0 or not spread:
         return None
     if not grad and actual.size > target.size:
         try:
-            spread = np.broadcast_to(target, actual.shape)
+            wide = np.broadcast_to(target, actual.shape)
         except ValueError:
             return None
-        return "broadcast" if _close(spread, actual, tol) else None
+        return "broadcast" if _close(wide, actual, tol) else None
     if grad and actual.size > target.size:
         summed = _sums_to(actual, target.shape)
-        if summed is not None and _close(target, summed, tol):
-            return "unsummed"
+        if summed is not None:
+            for factor, word in _factors(n):
+                if _close(factor * target, summed, tol):
+                    return f"{word} unsummed".strip()
     return None
 
 
@@ -463,14 +536,16 @@ def _target(node: Node, grad: bool) -> Array | None:
 
 def match(event: Event, nodes: Mapping[str, Node], tol: Tolerance, n: int | None) -> Match | None:
     """The node ``event``'s array matches, the named node first, then the rest in graph order."""
-    order = [*_named(event.variable, event.backward, nodes)]
+    named = _named(event.variable, event.backward, nodes)
     kinds = (True, False) if event.backward else (False,)
-    order += [(name, grad) for grad in kinds for name in nodes if (name, grad) not in order]
+    order = named + [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
     for name, grad in order:
         target = _target(nodes[name], grad)
         if target is None:
             continue
-        convention = _fits(event.value, target, tol, n, grad)
+        # an array passed into a helper has no name of its own: it may be any node's, spread or unsummed
+        spread = (name, grad) in named or bool(event.passed_to)
+        convention = _fits(event.value, target, tol, n, grad, spread)
         if convention is not None:
             return Match(name, grad, convention)
     return None
@@ -542,29 +617,31 @@ def simple_rule(recording: Recording) -> Event | None:
 def _candidates(
     event: Event, nodes: Mapping[str, Node], n: int | None, cap: int
 ) -> list[tuple[Match, Array]]:
-    """Right values to put in place of ``event``'s array: the named node under every convention, then the
-    other nodes of a size that fits as they are; never the value it already holds."""
+    """Right values to put in place of ``event``'s array. An array that matches a node under a convention
+    (a partial product ``y - t``, the book's negated ``dmu``) gets that node's plain value only: a
+    convention swapped for another is no repair. An unmatched one gets the node named like its variable
+    under every convention, then the other nodes of its size as they are."""
+    held = event.matched
+    if held is not None:
+        plain = [(held.node, held.grad)] + [
+            named
+            for named in _named(event.variable, event.backward, nodes)
+            if named != (held.node, held.grad)
+        ]
+        targets = [(Match(name, grad), _target(nodes[name], grad)) for name, grad in plain]
+        return [(m, v) for m, v in targets if v is not None][:cap]
     out: list[tuple[Match, Array]] = []
     named = _named(event.variable, event.backward, nodes)
     kinds = (True, False) if event.backward else (False,)
     others = [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
     for name, grad in named:
         target = _target(nodes[name], grad)
-        if target is None:
-            continue
-        for factor, word in _factors(n):
-            out.append((Match(name, grad, word), factor * target))
+        if target is not None:
+            out += [(Match(name, grad, word), factor * target) for factor, word in _factors(n)]
     for name, grad in others:
         target = _target(nodes[name], grad)
         if target is not None and target.size == event.value.size:
             out.append((Match(name, grad), target))
-    held = event.matched
-    if held is not None:
-        out = [
-            (m, v)
-            for m, v in out
-            if (m.node, m.grad, m.convention) != (held.node, held.grad, held.convention)
-        ]
     return out[:cap]
 
 
@@ -678,7 +755,7 @@ def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> C
         event.file,
         event.line,
         _source(event.file, event.line),
-        event.variable,
+        f"{event.variable} (passed to {event.passed_to})" if event.passed_to else event.variable,
         right.label(),
         expected=np.asarray(value, np.float64),
         actual=event.value,
@@ -704,7 +781,8 @@ def search(
             if time.perf_counter() > deadline:
                 out_of_time = True
                 break
-            repair = _Repair(_key(event), np.asarray(value, np.float64))
+            reshaped = event.matched is not None and event.matched.convention == "reshaped"
+            repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
             run = _run(case, guard, _Tracer(repair))
             if repair.done and not repair.failed and _right(case, run, ref, guard, ignore):
                 found = _culprit(event, right, value, events[: event.index])

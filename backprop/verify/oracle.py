@@ -291,8 +291,15 @@ def _at_kinks(row: Row, example: Example, ev: Any) -> Any:
     return None if bounds is None else bounds[0] != bounds[1]
 
 
+_VALUE_KINDS = frozenset({Kind.VALUE, Kind.NAN, Kind.SHAPE})
+"""The failures a line of the layer's own code can be found for: a value, or a shape, that is wrong."""
+
+
 def _located(failure: Failure, row: Row, layer: type, opts: Options) -> Located:
     """The culprit search on the failing example; a search that itself fails names no line."""
+    if not any(m.kind in _VALUE_KINDS for m in failure.mismatches):
+        kinds = ", ".join(sorted({str(m.kind) for m in failure.mismatches}))
+        return Located(None, (), f"no line is searched for: the failure is no wrong value ({kinds})")
     try:
         return locate(
             row,
