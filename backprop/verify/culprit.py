@@ -50,7 +50,7 @@ from backprop.verify.runner import Reference
 from backprop.verify.stages import Case, judge_grads, judge_outputs, other_random_state
 from backprop.verify.tolerances import Tolerance, compare
 
-__all__ = ["Budget", "Recording", "locate", "record", "simple_rule"]
+__all__ = ["Budget", "Judge", "Recording", "locate", "record", "simple_rule"]
 
 Array = NDArray[np.float64]
 NodesFn = Callable[[Row, Mapping[str, Any], tuple[Any, ...]], Mapping[str, Any]]
@@ -123,9 +123,12 @@ class Match:
     """'' (as is), 'reshaped' (the same values in another shape: a shape can be the mistake), 'minus',
     'N times', 'minus N times', 'broadcast', 'unsummed'."""
 
+    misnamed: bool = False
+    """The array is named after another node (``dx`` holding the gradient at y): a copy-paste mistake."""
+
     @property
     def exact(self) -> bool:
-        return self.convention == ""
+        return self.convention == "" and not self.misnamed
 
     def label(self) -> str:
         what = f"the gradient at {self.node}" if self.grad else self.node
@@ -222,8 +225,13 @@ def _same(obj: Any, copy: Any) -> bool:
 class _Tracer:
     """Records each line's changed arrays; in a repair run, puts the right value in at one event."""
 
-    def __init__(self, repair: _Repair | None = None) -> None:
+    def __init__(
+        self, repair: _Repair | None = None, tops: Mapping[bool, tuple[str, ...]] | None = None
+    ) -> None:
         self.events: list[Event] = []
+        self.tops = tops or {}
+        """The names the row gives what the layer's forward (False) and backward (True) return: a returned
+        array is recorded under its name (``dx``, ``out``)."""
         self.repair = repair
         self.count: dict[tuple[str, int, str], int] = {}
         self.last: dict[FrameType, int] = {}
@@ -262,7 +270,7 @@ class _Tracer:
         ]
         if passed:
             at = (caller.f_code.co_filename, caller.f_lineno)
-            self._emit(frame, at, passed, _phase(caller), code.co_name)
+            self._emit(frame, at, [(name, obj, name) for name, obj in passed], _phase(caller), code.co_name)
 
     def _baseline(self, frame: FrameType) -> dict[str, tuple[Any, Any]]:
         held = _held(frame)
@@ -293,7 +301,7 @@ class _Tracer:
         held = _held(frame)
         mine = self.seen.setdefault(frame, {})
         me = id(frame.f_locals.get("self"))
-        changed: list[tuple[str, Any]] = []
+        changed: list[tuple[str, Any, str]] = []
         for name, obj in held.items():
             where: dict[Any, tuple[Any, Any]] = self.attrs if name.startswith("self.") else mine
             slot: Any = (me, name) if name.startswith("self.") else name
@@ -301,33 +309,37 @@ class _Tracer:
             if before is not None and before[0] is obj and _same(obj, before[1]):
                 continue
             where[slot] = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
-            changed.append((name, obj))
-        if returning and returned is not None:
+            changed.append((name, obj, name))
+        backward = _phase(frame)
+        if returning and returned is not None and not any(obj is returned for obj in held.values()):
             self.returned = returned
-            known = any(obj is returned for obj in held.values())
+            caller = frame.f_back
+            top = caller is None or not _is_own(caller.f_code.co_filename)
+            names = self.tops.get(backward, ()) if top else ()
             for name, obj in _arrays("return", returned):
-                if not known:
-                    changed.append((name, obj))
-        self._emit(frame, (frame.f_code.co_filename, line), changed, _phase(frame))
+                at = 0 if name == "return" else int(name[len("return[") : -1])
+                changed.append((names[at] if at < len(names) else name, obj, name))
+        self._emit(frame, (frame.f_code.co_filename, line), changed, backward)
 
     def _emit(
         self,
         frame: FrameType,
         at: tuple[str, int],
-        changed: list[tuple[str, Any]],
+        changed: list[tuple[str, Any, str]],
         backward: bool,
         passed_to: str = "",
     ) -> None:
-        """Record each changed array as an event of the line ``at`` (or, in a repair run, repair it)."""
+        """Record each changed array, as (variable, array, where it is held), as an event of the line ``at``
+        (or, in a repair run, repair it)."""
         file, line = at
-        for name, obj in changed:
+        for name, obj, held in changed:
             counted = (file, line, name)
             occurrence = self.count.get(counted, 0)
             self.count[counted] = occurrence + 1
             key = (file, line, name, occurrence)
             if self.repair is not None:
                 if key == self.repair.key:
-                    self._put(frame, name, obj, self.repair)
+                    self._put(frame, held, obj, self.repair)
                 continue
             value = np.array(obj, dtype=np.float64, copy=True)
             self.events.append(
@@ -435,11 +447,19 @@ def _handed_on(tracer: _Tracer, value: Any) -> Any:
     return value
 
 
-def _right(case: Case, run: Run, ref: Reference, guard: Guard, ignore: frozenset[tuple[str, str]]) -> bool:
+@dataclass(frozen=True)
+class Judge:
+    """How a run is judged: the checks set aside (already reported) and ``strict`` kinks, as the check was."""
+
+    ignore: frozenset[tuple[str, str]] = frozenset()
+    strict: bool = False
+
+
+def _right(case: Case, run: Run, ref: Reference, guard: Guard, judge: Judge) -> bool:
     """Whether every output and gradient of the run is right (checks already set aside stay aside)."""
     if run.outs is None:
         return False
-    found = Findings(case.row, case.row.tolerance(case.dtype), guard, ignore)
+    found = Findings(case.row, case.row.tolerance(case.dtype), guard, judge.ignore, judge.strict)
     judge_outputs(case, run.outs, ref, found)
     if run.backward:
         reads = case.row.gradients(run.instance, run.result, run.values, case.grad_names)
@@ -538,8 +558,10 @@ def match(event: Event, nodes: Mapping[str, Node], tol: Tolerance, n: int | None
     """The node ``event``'s array matches, the named node first, then the rest in graph order."""
     named = _named(event.variable, event.backward, nodes)
     kinds = (True, False) if event.backward else (False,)
-    order = named + [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
-    for name, grad in order:
+    others = [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
+    # a node of the very shape first: an array of zeros (a shrunk example's) matches every zero node
+    others.sort(key=lambda node: getattr(_target(nodes[node[0]], node[1]), "shape", ()) != event.value.shape)
+    for name, grad in named + others:
         target = _target(nodes[name], grad)
         if target is None:
             continue
@@ -547,7 +569,7 @@ def match(event: Event, nodes: Mapping[str, Node], tol: Tolerance, n: int | None
         spread = (name, grad) in named or bool(event.passed_to)
         convention = _fits(event.value, target, tol, n, grad, spread)
         if convention is not None:
-            return Match(name, grad, convention)
+            return Match(name, grad, convention, misnamed=bool(named) and (name, grad) not in named)
     return None
 
 
@@ -623,7 +645,8 @@ def _candidates(
     under every convention, then the other nodes of its size as they are."""
     held = event.matched
     if held is not None:
-        plain = [(held.node, held.grad)] + [
+        plain = [] if held.convention == "" else [(held.node, held.grad)]  # as it is: no repair
+        plain += [
             named
             for named in _named(event.variable, event.backward, nodes)
             if named != (held.node, held.grad)
@@ -698,11 +721,16 @@ def io_nodes(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]) -
     return out
 
 
+def _tops(row: Row) -> dict[bool, tuple[str, ...]]:
+    """What forward and backward return, by the names the row gives them (``out``; ``dx``, ``dy``)."""
+    return {False: row.outputs, True: tuple(a.grad for a in row.read_from("return"))}
+
+
 def record(
-    case: Case, nodes: NodesFn, guard: Guard, ignore: frozenset[tuple[str, str]] = frozenset()
+    case: Case, nodes: NodesFn, guard: Guard, judge: Judge = Judge()
 ) -> tuple[Recording, Reference | None]:
     """Run the layer once under the tracer and match every array it recorded to the nodes."""
-    tracer = _Tracer()
+    tracer = _Tracer(tops=_tops(case.row))
     run = _run(case, guard, tracer)
     if run.outs is None:
         return Recording([], {}, None, False, run.error or "forward() did not return"), None
@@ -715,7 +743,7 @@ def record(
     tol = _loose(case.row.tolerance(case.dtype))
     for event in tracer.events:
         event.matched = match(event, held, tol, n)
-    right = _right(case, run, ref, guard, ignore)
+    right = _right(case, run, ref, guard, judge)
     return Recording(tracer.events, held, n, right, run.error), ref
 
 
@@ -729,7 +757,7 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
         mark: Mark = (
             "culprit"
             if culprit is not None and at == (culprit.file, culprit.line)
-            else ("right" if e.matched is not None else "unmatched")
+            else ("right" if e.matched is not None and not e.matched.misnamed else "unmatched")
         )
         held = lines.get(at)
         if held is None:
@@ -769,7 +797,7 @@ def search(
     ref: Reference,
     guard: Guard,
     budget: Budget,
-    ignore: frozenset[tuple[str, str]] = frozenset(),
+    judge: Judge = Judge(),
 ) -> Located:
     """The earliest line whose repair makes every output and gradient right (``Located``)."""
     events = recording.events
@@ -783,8 +811,8 @@ def search(
                 break
             reshaped = event.matched is not None and event.matched.convention == "reshaped"
             repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
-            run = _run(case, guard, _Tracer(repair))
-            if repair.done and not repair.failed and _right(case, run, ref, guard, ignore):
+            run = _run(case, guard, _Tracer(repair, _tops(case.row)))
+            if repair.done and not repair.failed and _right(case, run, ref, guard, judge):
                 found = _culprit(event, right, value, events[: event.index])
                 return Located(found, _marks(events, event))
         if out_of_time:
@@ -810,7 +838,7 @@ def locate(
     *,
     nodes: NodesFn = io_nodes,
     grad_names: Mapping[str, str] | None = None,
-    ignore: frozenset[tuple[str, str]] = frozenset(),
+    judge: Judge = Judge(),
     budget: Budget = Budget(),
 ) -> Located:
     """The first wrong line of ``layer``'s own code on ``example`` (a failing one), or None and why.
@@ -821,7 +849,7 @@ def locate(
         row, layer, dict(example.values), example.cotangents, np.dtype(example.dtype), grad_names or {}
     )
     with Guard(budget.timeout) as guard:
-        recording, ref = record(case, nodes, guard, ignore)
+        recording, ref = record(case, nodes, guard, judge)
         if ref is None:
             return Located(None, (), f"the layer's forward could not be run again ({recording.error})")
         if not recording.events:
@@ -840,4 +868,4 @@ def locate(
                 "no array the layer's own code assigned matches a node of the graph: its code is too unlike "
                 "the graph to name a line",
             )
-        return search(case, recording, ref, guard, budget, ignore)
+        return search(case, recording, ref, guard, budget, judge)

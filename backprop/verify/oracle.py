@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
-from backprop.verify.culprit import Budget, locate
+from backprop.verify.culprit import Budget, Judge, locate
 from backprop.verify.diagnose import Situation, diagnose
 from backprop.verify.draw import Without, cotangent_arrays, without_set
 from backprop.verify.findings import Findings, Measured, kink_bounds
@@ -306,7 +306,7 @@ def _located(failure: Failure, row: Row, layer: type, opts: Options) -> Located:
             layer,
             failure.example,
             grad_names=opts.grad_names,
-            ignore=opts.ignore,
+            judge=Judge(opts.ignore, opts.strict),
             budget=Budget(timeout=opts.timeout),
         )
     except Exception as exc:  # the search must never cost the report: it says why it found nothing
