@@ -47,7 +47,12 @@ from backprop.verify.mismatch import Culprit, Line, Located, Mark, Node
 from backprop.verify.report import Example
 from backprop.verify.row import Row
 from backprop.verify.runner import Reference
-from backprop.verify.stages import Case, judge_grads, judge_outputs, other_random_state
+from backprop.verify.stages import (
+    Case,
+    judge_grads,
+    judge_outputs,
+    other_random_state,
+)
 from backprop.verify.tolerances import Tolerance, compare
 
 __all__ = ["Budget", "Judge", "Recording", "locate", "record", "simple_rule"]
@@ -791,15 +796,119 @@ def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> C
     )
 
 
+def _ramped(v: Any) -> Any:
+    """``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64: exact)."""
+    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size < 2:
+        return v
+    ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
+    return np.asarray(v + ramp, dtype=v.dtype)
+
+
+def _variant(case: Case) -> Case:
+    """The example with a small ramp added to every float input and cotangent (a loss's dout of 0
+    made 1): a repair that fixes the layer by coincidence on a shrunk example (zeros, equal logits) does not
+    fix it here, while the magnitudes (an overflow) stay."""
+    floats = {a.name for a in case.row.differentiable}
+    values = {k: _ramped(v) if k in floats else v for k, v in case.values.items()}
+    if case.row.loss:  # a loss's dout as it was (a learner's dx before `* dout` is right at 1), unless 0
+        cots = tuple(1.0 if float(c) == 0 else c for c in case.cotangents)
+    else:
+        cots = tuple(_ramped(np.asarray(c)) for c in case.cotangents)
+    return replace(case, values=case.row.complete(values), cotangents=cots)
+
+
+def _value_of(right: Match, nodes: Mapping[str, Node], n: int | None) -> Array | None:
+    """The value of ``right`` (a node, under a convention) among ``nodes``."""
+    node = nodes.get(right.node)
+    target = None if node is None else _target(node, right.grad)
+    factors = dict((word, factor) for factor, word in _factors(n))
+    if target is None or right.convention not in factors:
+        return None
+    return np.asarray(factors[right.convention] * target)
+
+
+@dataclass
+class _Confirm:
+    """The same repair on a second example, computed when a first repair works."""
+
+    case: Case
+    nodes: NodesFn
+    guard: Guard
+    judge: Judge
+    held: list[tuple[Recording, Reference | None]] = field(default_factory=list)
+
+    def constant(self, event: Event) -> bool:
+        """Whether ``event``'s array is the same on the variant: it does not depend on the inputs (one-hot
+        labels, a constant), so no node is needed to know it is right."""
+        if not self.held:
+            return False
+        for other in self.held[0][0].events:
+            if _key(other) == _key(event):
+                return other.value.shape == event.value.shape and bool(
+                    np.array_equal(other.value, event.value)
+                )
+        return False
+
+    def __call__(self, event: Event, right: Match) -> bool:
+        if not self.held:
+            variant = _variant(self.case)
+            try:
+                self.held.append((*record(variant, self.nodes, self.guard, self.judge),))
+            except Exception:  # the reference cannot take the moved values: nothing to confirm on
+                self.held.append((Recording([], {}, None, True), None))
+        recording, ref = self.held[0]
+        if ref is None or recording.right:
+            return True  # the layer is right on the variant (or cannot run there): nothing to confirm
+        value = _value_of(right, recording.nodes, recording.batch)
+        if value is None:
+            return False
+        reshaped = event.matched is not None and event.matched.convention == "reshaped"
+        repair = _Repair(_key(event), value, rebind=reshaped)
+        variant = _variant(self.case)
+        run = _run(variant, self.guard, _Tracer(repair, _tops(variant.row)))
+        return repair.done and not repair.failed and _right(variant, run, ref, self.guard, self.judge)
+
+
+def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> list[str]:
+    """The arrays the culprit's line reads whose rightness nothing tells: unmatched, named after no node
+    (so no repair could test them) and changing with the inputs. A repair of a later line fixes any
+    mistake made before it, so a line reading such an array may not be the first wrong one."""
+    latest: dict[str, Event] = {}
+    for earlier in recording.events[: event.index]:
+        latest[_bare(earlier.variable)] = earlier
+    unknown = []
+    for name in sorted(_reads(_source(event.file, event.line))):
+        e = latest.get(_bare(name))
+        if (
+            e is not None
+            and e.matched is None
+            and not _named(e.variable, e.backward, recording.nodes)
+            and not confirmed.constant(e)
+        ):
+            unknown.append(name)
+    return unknown
+
+
+def _upstream(event: Event, unknown: list[str]) -> str:
+    return (
+        f"line {event.line} of {os.path.basename(event.file)} ({_source(event.file, event.line)}), set "
+        f"right, makes the layer right, but it reads {', '.join(unknown)}, which no node of the graph "
+        "tells right or wrong: the mistake may be before it, so no line is named"
+    )
+
+
 def search(
     case: Case,
     recording: Recording,
     ref: Reference,
     guard: Guard,
     budget: Budget,
+    nodes: NodesFn,
     judge: Judge = Judge(),
 ) -> Located:
-    """The earliest line whose repair makes every output and gradient right (``Located``)."""
+    """The earliest line whose repair makes every output and gradient right (``Located``), on the example
+    and on a moved one."""
+    confirmed = _Confirm(case, nodes, guard, judge)
     events = recording.events
     suspects = [e for e in events if e.matched is None or not e.matched.exact]
     deadline = time.perf_counter() + budget.seconds
@@ -812,7 +921,15 @@ def search(
             reshaped = event.matched is not None and event.matched.convention == "reshaped"
             repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
             run = _run(case, guard, _Tracer(repair, _tops(case.row)))
-            if repair.done and not repair.failed and _right(case, run, ref, guard, judge):
+            if (
+                repair.done
+                and not repair.failed
+                and _right(case, run, ref, guard, judge)
+                and confirmed(event, right)
+            ):
+                unknown = _unknown_inputs(event, recording, confirmed)
+                if unknown:
+                    return Located(None, _marks(events, None), _upstream(event, unknown))
                 found = _culprit(event, right, value, events[: event.index])
                 return Located(found, _marks(events, event))
         if out_of_time:
@@ -868,4 +985,4 @@ def locate(
                 "no array the layer's own code assigned matches a node of the graph: its code is too unlike "
                 "the graph to name a line",
             )
-        return search(case, recording, ref, guard, budget, judge)
+        return search(case, recording, ref, guard, budget, nodes, judge)
