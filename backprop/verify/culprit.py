@@ -32,7 +32,7 @@ import re
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import FrameType
@@ -58,8 +58,8 @@ from backprop.verify.tolerances import Tolerance, compare
 __all__ = ["Budget", "Judge", "Recording", "locate", "record", "simple_rule"]
 
 Array = NDArray[np.float64]
-NodesFn = Callable[[Row, Mapping[str, Any], tuple[Any, ...]], Mapping[str, Any]]
-"""``nodes(row, values, cotangents)``: every node's ``Node`` (or ``(value, grad)`` pair) by name."""
+NodesFn = Callable[[Row, Mapping[str, Any], tuple[Any, ...]], Mapping[str, Any] | Iterable[Node]]
+"""``nodes(row, values, cotangents)``: every node, as ``Node`` records (``runner.nodes``) or by name."""
 
 SEED = 20
 """The global random state every run of the search starts from, so a dropout mask is the same in each."""
@@ -681,7 +681,10 @@ def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _as_nodes(held: Mapping[str, Any]) -> dict[str, Node]:
+def _as_nodes(held: Mapping[str, Any] | Iterable[Node]) -> dict[str, Node]:
+    """Nodes by name, from ``Node`` records or a mapping of them or of (value, gradient) pairs."""
+    if not isinstance(held, Mapping):
+        return {node.name: node for node in held}
     out: dict[str, Node] = {}
     for name, node in held.items():
         if isinstance(node, Node):
