@@ -116,6 +116,8 @@ class Event:
     matched: Match | None = None
     passed_to: str = ""
     """For an array computed on the line and passed straight into a function: that function's name."""
+    top: bool = False
+    """What the layer's method returns to the row (named ``dx``, ``out``): its shape is checked too."""
 
 
 @dataclass(frozen=True)
@@ -324,7 +326,7 @@ class _Tracer:
             for name, obj in _arrays("return", returned):
                 at = 0 if name == "return" else int(name[len("return[") : -1])
                 changed.append((names[at] if at < len(names) else name, obj, name))
-        self._emit(frame, (frame.f_code.co_filename, line), changed, backward)
+        self._emit(frame, (frame.f_code.co_filename, line), changed, backward, top=returning)
 
     def _emit(
         self,
@@ -333,6 +335,7 @@ class _Tracer:
         changed: list[tuple[str, Any, str]],
         backward: bool,
         passed_to: str = "",
+        top: bool = False,
     ) -> None:
         """Record each changed array, as (variable, array, where it is held), as an event of the line ``at``
         (or, in a repair run, repair it)."""
@@ -348,7 +351,17 @@ class _Tracer:
                 continue
             value = np.array(obj, dtype=np.float64, copy=True)
             self.events.append(
-                Event(len(self.events), file, line, name, occurrence, backward, value, passed_to=passed_to)
+                Event(
+                    len(self.events),
+                    file,
+                    line,
+                    name,
+                    occurrence,
+                    backward,
+                    value,
+                    passed_to=passed_to,
+                    top=top and name in self.tops.get(backward, ()),
+                )
             )
 
     def _put(self, frame: FrameType, name: str, obj: Any, repair: _Repair) -> None:
@@ -591,6 +604,10 @@ class Recording:
     right: bool
     """Whether the traced run was right already (the failure shows only on a later call)."""
     error: str = ""
+    finals: dict[str, Array] = field(default_factory=dict)
+    """What forward and backward must return, by the row's names (``out``; ``dx``): a graph may tap a
+    node of an input's name in another shape (Affine's x, flattened), which a returned ``dx`` must not
+    take as its shape."""
 
 
 def _source(file: str, line: int) -> str:
@@ -641,7 +658,19 @@ def simple_rule(recording: Recording) -> Event | None:
     return None
 
 
-def _candidates(
+def _candidates(event: Event, recording: Recording, cap: int) -> list[tuple[Match, Array]]:
+    """The right values to try for ``event``: what the row must be given first, for a returned array."""
+    nodes = recording.nodes
+    out = _node_candidates(event, nodes, recording.batch, cap)
+    final = recording.finals.get(event.variable) if event.top else None
+    if final is not None:
+        named = _named(event.variable, event.backward, nodes)
+        node, grad = named[0] if named else (event.variable, event.backward)
+        out = [(Match(node, grad), final), *out]
+    return out[:cap]
+
+
+def _node_candidates(
     event: Event, nodes: Mapping[str, Node], n: int | None, cap: int
 ) -> list[tuple[Match, Array]]:
     """Right values to put in place of ``event``'s array. An array that matches a node under a convention
@@ -749,10 +778,15 @@ def record(
     held = _as_nodes(nodes(case.row, values, case.cotangents))
     n = _batch(case.row, case.values)
     tol = _loose(case.row.tolerance(case.dtype))
+    finals = {a.grad: ref.grads[a.name].value for a in case.row.read_from("return")}
+    finals |= {name: out.value for name, out in zip(case.row.outputs, ref.outputs, strict=True)}
     for event in tracer.events:
         event.matched = match(event, held, tol, n)
+        final = finals.get(event.variable) if event.top else None
+        if final is not None and final.shape != event.value.shape and event.matched is not None:
+            event.matched = replace(event.matched, convention="reshaped")  # a wrong shape: the mistake
     right = _right(case, run, ref, guard, judge)
-    return Recording(tracer.events, held, n, right, run.error), ref
+    return Recording(tracer.events, held, n, right, run.error, finals), ref
 
 
 # ---- the search -------------------------------------------------------------------------------------------
@@ -862,10 +896,13 @@ class _Confirm:
         recording, ref = self.held[0]
         if ref is None or recording.right:
             return True  # the layer is right on the variant (or cannot run there): nothing to confirm
+        final = recording.finals.get(event.variable) if event.top else None
         value = _value_of(right, recording.nodes, recording.batch)
+        if final is not None and right.convention == "":
+            value = final
         if value is None:
             return False
-        reshaped = event.matched is not None and event.matched.convention == "reshaped"
+        reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
         repair = _Repair(_key(event), value, rebind=reshaped)
         variant = _variant(self.case)
         run = _run(variant, self.guard, _Tracer(repair, _tops(variant.row)))
@@ -917,11 +954,11 @@ def search(
     deadline = time.perf_counter() + budget.seconds
     out_of_time = False
     for event in suspects[: budget.lines]:
-        for right, value in _candidates(event, recording.nodes, recording.batch, budget.candidates):
+        for right, value in _candidates(event, recording, budget.candidates):
             if time.perf_counter() > deadline:
                 out_of_time = True
                 break
-            reshaped = event.matched is not None and event.matched.convention == "reshaped"
+            reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
             repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
             run = _run(case, guard, _Tracer(repair, _tops(case.row)))
             if (
