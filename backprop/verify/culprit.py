@@ -843,12 +843,12 @@ def _ramped(v: Any) -> Any:
 
 def _variant(case: Case) -> Case:
     """The example with a small ramp added to every float input and cotangent (a loss's dout of 0
-    made 1): a repair that fixes the layer by coincidence on a shrunk example (zeros, equal logits) does not
+    made 0.5): a repair that fixes the layer by coincidence on a shrunk example (zeros, equal logits) does not
     fix it here, while the magnitudes (an overflow) stay."""
     floats = {a.name for a in case.row.differentiable}
     values = {k: _ramped(v) if k in floats else v for k, v in case.values.items()}
     if case.row.loss:  # a loss's dout as it was (a learner's dx before `* dout` is right at 1), unless 0
-        cots = tuple(1.0 if float(c) == 0 else c for c in case.cotangents)
+        cots = tuple(0.5 if float(c) == 0 else c for c in case.cotangents)
     else:
         cots = tuple(_ramped(np.asarray(c)) for c in case.cotangents)
     return replace(case, values=case.row.complete(values), cotangents=cots)
@@ -895,7 +895,9 @@ class _Confirm:
                 self.held.append((Recording([], {}, None, True), None))
         recording, ref = self.held[0]
         if ref is None or recording.right:
-            return True  # the layer is right on the variant (or cannot run there): nothing to confirm
+            # the layer is right there (or cannot run there): a repair that cannot be confirmed on a
+            # second example may be a coincidence of the first (a dout of 0 hides any dx), so none is named
+            return False
         final = recording.finals.get(event.variable) if event.top else None
         value = _value_of(right, recording.nodes, recording.batch)
         if final is not None and right.convention == "":
