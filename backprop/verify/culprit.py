@@ -685,6 +685,15 @@ def _node_candidates(
             for named in _named(event.variable, event.backward, nodes)
             if named != (held.node, held.grad)
         ]
+        if held.convention == "reshaped":  # the same values laid out otherwise: a node of its very shape
+            kinds = (True, False) if event.backward else (False,)
+            plain += [
+                (name, grad)
+                for grad in kinds
+                for name in nodes
+                if (name, grad) not in plain
+                and getattr(_target(nodes[name], grad), "shape", None) == event.value.shape
+            ]
         targets = [(Match(name, grad), _target(nodes[name], grad)) for name, grad in plain]
         return [(m, v) for m, v in targets if v is not None][:cap]
     out: list[tuple[Match, Array]] = []
