@@ -370,7 +370,8 @@ class _Tracer:
         repair.done = True
         right = repair.value
         fits = obj.shape == right.shape or (obj.size == right.size and not repair.rebind)
-        if isinstance(obj, np.ndarray) and fits and obj.flags.writeable:
+        # a view (``d = dout.reshape(...)``) is bound anew: written into, it would change what it views
+        if isinstance(obj, np.ndarray) and fits and obj.flags.writeable and obj.base is None:
             obj[...] = right.reshape(obj.shape)
             return
         dtype = obj.dtype if isinstance(obj, np.ndarray | np.floating) else np.float64
