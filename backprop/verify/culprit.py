@@ -187,20 +187,25 @@ def _phase(frame: FrameType | None) -> bool:
     return False
 
 
+_KINDS = "biuf"
+"""Float arrays, and the masks and indices a layer keeps (``self.mask``, ``arg_max``): a mask can be the
+mistake (a kink taken on the wrong side), and a graph may name it as a node."""
+
+
 def _arrays(name: str, value: Any) -> Iterator[tuple[str, Any]]:
     """The float arrays (and floats) held under ``name``: the value, or one level into a list or dict."""
     if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f":
+        if value.dtype.kind in _KINDS:
             yield name, value
     elif isinstance(value, float | np.floating):
         yield name, value
     elif isinstance(value, list | tuple) and len(value) <= 64:
         for i, item in enumerate(value):
-            if isinstance(item, np.ndarray) and item.dtype.kind == "f":
+            if isinstance(item, np.ndarray) and item.dtype.kind in _KINDS:
                 yield f"{name}[{i}]", item
     elif isinstance(value, dict) and len(value) <= 64:
         for k, item in value.items():
-            if isinstance(item, np.ndarray) and item.dtype.kind == "f":
+            if isinstance(item, np.ndarray) and item.dtype.kind in _KINDS:
                 yield f"{name}[{k!r}]", item
 
 
