@@ -1,26 +1,30 @@
 """The culprit search (issue 20): the first wrong line of a failing layer's own forward or backward.
 
-On the failing example, a fresh instance is built, called and differentiated once more under a line tracer
-(``sys.settrace``; it also runs on 3.12+, where ``sys.monitoring`` would be faster) that sees only the
-layer's own code: frames whose file is not the standard library, an installed package (NumPy) or the oracle
-itself. Each executed line's new or changed float arrays (locals, ``self.`` attributes, one level into a
-list or dict, and a function's returned array) are recorded, with an occurrence count for loops.
+On the failing example, a fresh instance is built, called and differentiated once more (under a fixed
+random state) under a line tracer (``sys.settrace``; it also runs on 3.12+, where ``sys.monitoring`` would
+be faster) that sees only the layer's own code: frames whose file is not the standard library, an
+installed package (NumPy) or the oracle itself. Each executed line's new or changed arrays (locals,
+``self.`` attributes, one level into a list or dict, an array computed on the line and passed into one of
+the layer's own functions, and what a function returns; the layer's forward and backward returns under
+the row's names, ``out`` and ``dx``) are recorded, with an occurrence count for loops.
 
 Each recorded array is matched to the row's nodes (``Node``: the right forward value and the right gradient
-of the loss at each node of the book's graph): forward lines to values, backward lines to gradients, up to a
-reshape of the same size, a broadcast, a sum over broadcast axes, a sign and a factor of the batch size N
-(the book's BatchNormalization keeps ``dmu`` as minus the gradient at mu; learners hold ``y - t`` before
-``/ N``).
+of the loss at each node of the book's graph): forward lines to values, backward lines to gradients (``dxc``
+is the gradient at ``xc``), up to a reshape of the same size, a broadcast or a sum over broadcast axes (for
+the node the variable is named after), a sign and a factor of the batch size N (the book's
+BatchNormalization keeps ``dmu`` as minus the gradient at mu; learners hold ``y - t`` before ``/ N``).
 
-The culprit is found by counterfactual repair: the earliest line, in execution order, not matched as it
-stands, such that putting a right node value in place of the array it assigned (the node named like the
-variable first, with the conventions above) and running the rest of the layer's own code makes every
-checked output and gradient right. A line before the bug changes nothing when repaired; the bug's line
-fixes everything. No repair that makes everything right means no culprit, and a sentence says why: a
-right line is never named. ``simple_rule`` is the rule without repair (the first unmatched line whose
-inputs all matched), kept to measure one against the other.
+The culprit is found by counterfactual repair: the earliest line, in execution order, not matched exactly
+(unmatched, or matched only under a convention, a reshape or another node's name), such that putting a
+right value in place of the array it assigned (its own node first; a convention swapped for another is no
+repair) and running the rest of the layer's own code makes every checked output and gradient right. A line
+before the bug changes nothing when repaired; the bug's line fixes everything. The repair must also work
+on the example with a small ramp added (no coincidence of a shrunk example's zeros), and the line must read
+no array that no node tells right or wrong (else the mistake may lie before it). Otherwise no line is
+named, and a sentence says why: a right line is never named. ``simple_rule`` is the rule without repair
+(the first unmatched line whose inputs all matched), kept to measure one against the other.
 
-Imports no JAX at module level: the nodes come from the reference when a failure is searched.
+Imports no JAX at module level: the nodes and the reference are computed when a failure is searched.
 """
 
 from __future__ import annotations
