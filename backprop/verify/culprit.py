@@ -201,8 +201,8 @@ def _arrays(name: str, value: Any) -> Iterator[tuple[str, Any]]:
     if isinstance(value, np.ndarray):
         if value.dtype.kind in _KINDS:
             yield name, value
-    elif isinstance(value, float | np.floating):
-        yield name, value
+    elif isinstance(value, float) or (isinstance(value, np.generic) and value.dtype.kind in _KINDS):
+        yield name, value  # a 0-d input's results are NumPy scalars (``x < 0`` is an np.bool_)
     elif isinstance(value, list | tuple) and len(value) <= 64:
         for i, item in enumerate(value):
             if isinstance(item, np.ndarray) and item.dtype.kind in _KINDS:
@@ -383,7 +383,7 @@ class _Tracer:
         if isinstance(obj, np.ndarray) and fits and obj.flags.writeable and obj.base is None:
             obj[...] = right.reshape(obj.shape)
             return
-        dtype = obj.dtype if isinstance(obj, np.ndarray | np.floating) else np.float64
+        dtype = obj.dtype if isinstance(obj, np.ndarray | np.generic) else np.float64
         new: Any = np.asarray(right, dtype=dtype)
         if isinstance(obj, float) and new.size == 1:
             new = float(new.reshape(()))
