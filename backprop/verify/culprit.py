@@ -828,7 +828,7 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
                 _source(e.file, e.line),
                 mark,
                 e.variable,
-                "" if e.matched is None else e.matched.label(),
+                "" if e.matched is None or e.matched.misnamed else e.matched.label(),
             )
         elif held.mark == "right" and mark == "unmatched":
             lines[at] = replace(held, mark="unmatched", variable=e.variable, node="")
