@@ -790,7 +790,10 @@ def record(
     run = _run(case, guard, tracer)
     if run.outs is None:
         return Recording([], {}, None, False, run.error or "forward() did not return"), None
-    ref = case.reference(case.values, case.cotangents, run.instance)
+    try:
+        ref = case.reference(case.values, case.cotangents, run.instance)
+    except Exception as exc:  # the state the reference needs cannot be read (a dropout mask that is wrong)
+        return Recording([], {}, None, False, f"the reference cannot judge this run: {exc}"), None
     from backprop.verify.stages import with_capture
 
     values = with_capture(case.row, case.values, run.instance)
@@ -1029,7 +1032,7 @@ def locate(
     with Guard(budget.timeout) as guard:
         recording, ref = record(case, nodes, guard, judge)
         if ref is None:
-            return Located(None, (), f"the layer's forward could not be run again ({recording.error})")
+            return Located(None, (), f"no line is named: {recording.error}")
         if not recording.events:
             return Located(None, (), "no line of the layer's own code assigned an array to trace")
         if recording.right:
