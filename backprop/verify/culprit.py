@@ -789,7 +789,8 @@ def record(
     tracer = _Tracer(tops=_tops(case.row))
     run = _run(case, guard, tracer)
     if run.outs is None:
-        return Recording([], {}, None, False, run.error or "forward() did not return"), None
+        said = run.error or "forward() did not return"
+        return Recording([], {}, None, False, f"the layer could not be run again ({said})"), None
     try:
         ref = case.reference(case.values, case.cotangents, run.instance)
     except Exception as exc:  # the state the reference needs cannot be read (a dropout mask that is wrong)
