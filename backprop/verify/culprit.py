@@ -934,6 +934,21 @@ class _Confirm:
         return repair.done and not repair.failed and _right(variant, run, ref, self.guard, self.judge)
 
 
+def _origin(event: Event, events: list[Event]) -> Event:
+    """Where ``event``'s array was made: the return line of the layer's own function whose result the line
+    only binds (``dx = self._train_dx(dxn)``), else the event itself."""
+    if event.index == 0:
+        return event
+    before = events[event.index - 1]
+    if (
+        before.variable.startswith("return")
+        and before.value.shape == event.value.shape
+        and bool(np.array_equal(before.value, event.value, equal_nan=True))
+    ):
+        return replace(before, matched=event.matched)
+    return event
+
+
 def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> list[str]:
     """The arrays the culprit's line reads whose rightness nothing tells: unmatched, named after no node
     (so no repair could test them) and changing with the inputs. A repair of a later line fixes any
@@ -995,8 +1010,9 @@ def search(
                 unknown = _unknown_inputs(event, recording, confirmed)
                 if unknown:
                     return Located(None, _marks(events, None), _upstream(event, unknown))
-                found = _culprit(event, right, value, events[: event.index])
-                return Located(found, _marks(events, event))
+                made = _origin(event, events)
+                found = _culprit(made, right, value, events[: made.index])
+                return Located(found, _marks(events, made))
         if out_of_time:
             break
     if out_of_time:
