@@ -71,9 +71,11 @@ SEED = 20
 
 @dataclass(frozen=True)
 class Budget:
-    """What one search may spend: seconds of repair runs, lines tried and candidate values per line."""
+    """What one search may spend: seconds of repair runs, lines tried and candidate values per line. With
+    the recording run, the reference and the nodes, a search stays within about 2 s (a network's
+    recording costs most of the rest)."""
 
-    seconds: float = 1.5
+    seconds: float = 1.2
     lines: int = 24
     candidates: int = 8
     timeout: float | None = 10.0
