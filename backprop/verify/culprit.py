@@ -616,6 +616,9 @@ class Recording:
     right: bool
     """Whether the traced run was right already (the failure shows only on a later call)."""
     error: str = ""
+    inputs: frozenset[str] = frozenset()
+    """The row's arguments: an input's value is no repair of an array computed from it, unless the array
+    is named after it (``hr := hs`` on a shrunk example can fix a layer by coincidence)."""
     finals: dict[str, Array] = field(default_factory=dict)
     """What forward and backward must return, by the row's names (``out``; ``dx``): a graph may tap a
     node of an input's name in another shape (Affine's x, flattened), which a returned ``dx`` must not
@@ -673,10 +676,14 @@ def simple_rule(recording: Recording) -> Event | None:
 def _candidates(event: Event, recording: Recording, cap: int) -> list[tuple[Match, Array]]:
     """The right values to try for ``event``: what the row must be given first, for a returned array."""
     nodes = recording.nodes
-    out = _node_candidates(event, nodes, recording.batch, cap)
+    named = _named(event.variable, event.backward, nodes)
+    out = [
+        (m, v)
+        for m, v in _node_candidates(event, nodes, recording.batch, 4 * cap)
+        if m.grad or m.node not in recording.inputs or (m.node, False) in named
+    ]
     final = recording.finals.get(event.variable) if event.top else None
     if final is not None:
-        named = _named(event.variable, event.backward, nodes)
         node, grad = named[0] if named else (event.variable, event.backward)
         out = [(Match(node, grad), final), *out]
     return out[:cap]
@@ -811,7 +818,8 @@ def record(
         if final is not None and final.shape != event.value.shape and event.matched is not None:
             event.matched = replace(event.matched, convention="reshaped")  # a wrong shape: the mistake
     right = _right(case, run, ref, guard, judge)
-    return Recording(tracer.events, held, n, right, run.error, finals), ref
+    inputs = frozenset(a.name for a in case.row.args)
+    return Recording(tracer.events, held, n, right, run.error, inputs, finals), ref
 
 
 # ---- the search -------------------------------------------------------------------------------------------
