@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 from hypothesis import strategies as st
 
+from backprop.verify.culprit import Budget, Judge, locate
 from backprop.verify.diagnose import Situation, diagnose
 from backprop.verify.draw import Without, cotangent_arrays, without_set
 from backprop.verify.findings import Findings, Measured, kink_bounds
 from backprop.verify.guard import Guard
 from backprop.verify.loader import warning_filters
+from backprop.verify.mismatch import Located
 from backprop.verify.program import snippet
 from backprop.verify.registry import get_row
 from backprop.verify.report import Example, Failure
@@ -291,6 +293,28 @@ def _at_kinks(row: Row, example: Example, ev: Any) -> Any:
     return None if bounds is None else bounds[0] != bounds[1]
 
 
+_VALUE_KINDS = frozenset({Kind.VALUE, Kind.NAN, Kind.SHAPE})
+"""The failures a line of the layer's own code can be found for: a value, or a shape, that is wrong."""
+
+
+def _located(failure: Failure, row: Row, layer: type, opts: Options) -> Located:
+    """The culprit search on the failing example; a search that itself fails names no line."""
+    if not any(m.kind in _VALUE_KINDS for m in failure.mismatches):
+        kinds = ", ".join(sorted({str(m.kind) for m in failure.mismatches}))
+        return Located(None, (), f"no line is searched for: the failure is no wrong value ({kinds})")
+    try:
+        return locate(
+            row,
+            layer,
+            failure.example,
+            grad_names=opts.grad_names,
+            judge=Judge(opts.ignore, opts.strict),
+            budget=Budget(timeout=opts.timeout),
+        )
+    except Exception as exc:  # the search must never cost the report: it says why it found nothing
+        return Located(None, (), f"the culprit search could not run ({type(exc).__name__}: {exc})")
+
+
 def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, rerun: bool = True) -> None:
     """Give every mismatch of ``failure`` its diagnosis, and the failure its reproducing program.
 
@@ -372,4 +396,6 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
         d = diagnose(situation)
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))
     failure.mismatches = diagnosed
+    if not hung and failure.shrunk:
+        failure.located = _located(failure, row, layer, opts)
     failure.program = snippet(example, row, layer, failure)

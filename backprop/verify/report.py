@@ -7,6 +7,7 @@ Data only: it imports no part of the engine (no JAX), and the HTML it shows in J
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +93,7 @@ class Failure:
             lines.append(f"  convention: {self.convention}")
         lines += ["  " + m.render().replace("\n", "\n  ") for m in self.mismatches]
         lines += [f"  third witness, {w.sentence()}" for w in self.witnesses]
+        lines += ["  " + line for line in culprit_lines(self.located)]
         if self.shrunk:
             lines.append("  smallest failing example (shrunk by Hypothesis):")
         else:
@@ -133,6 +135,34 @@ class Failure:
             else self.located.culprit.to_json(),
             "culprit_note": "" if self.located is None else self.located.note,
         }
+
+
+def _brief(value: Any) -> str:
+    """An array on one short line (its first and last elements when long)."""
+    text = np.array2string(np.asarray(value), precision=4, threshold=8, edgeitems=2, max_line_width=10**6)
+    return " ".join(text.split())
+
+
+def culprit_lines(located: Located | None) -> list[str]:
+    """The culprit block of the text report: the line, what its array should have been and was, and the
+    lines before it that were right; or the one sentence saying why no line is named."""
+    if located is None:
+        return []
+    found = located.culprit
+    if found is None:
+        return [f"culprit: none named: {located.note}"] if located.note else []
+    lines = [f"line {found.line} of {os.path.basename(found.file)}: {found.source}"]
+    if found.expected is not None and found.actual is not None:
+        expected = found.expected
+        if expected.size == found.actual.size:
+            expected = expected.reshape(found.actual.shape)
+        lines.append(
+            f"    {found.variable} should be {found.node}: {_brief(expected)}; got {_brief(found.actual)}"
+        )
+    if found.right:
+        verb = "matches" if len(found.right) == 1 else "match"
+        lines.append(f"    the lines before it are right: {', '.join(found.right)} {verb}")
+    return lines
 
 
 @dataclass

@@ -1,0 +1,1049 @@
+"""The culprit search (issue 20): the first wrong line of a failing layer's own forward or backward.
+
+On the failing example, a fresh instance is built, called and differentiated once more (under a fixed
+random state) under a line tracer (``sys.settrace``; it also runs on 3.12+, where ``sys.monitoring`` would
+be faster) that sees only the layer's own code: frames whose file is not the standard library, an
+installed package (NumPy) or the oracle itself. Each executed line's new or changed arrays (locals,
+``self.`` attributes, one level into a list or dict, an array computed on the line and passed into one of
+the layer's own functions, and what a function returns; the layer's forward and backward returns under
+the row's names, ``out`` and ``dx``) are recorded, with an occurrence count for loops.
+
+Each recorded array is matched to the row's nodes (``Node``: the right forward value and the right gradient
+of the loss at each node of the book's graph): forward lines to values, backward lines to gradients (``dxc``
+is the gradient at ``xc``), up to a reshape of the same size, a broadcast or a sum over broadcast axes (for
+the node the variable is named after), a sign and a factor of the batch size N (the book's
+BatchNormalization keeps ``dmu`` as minus the gradient at mu; learners hold ``y - t`` before ``/ N``).
+
+The culprit is found by counterfactual repair: the earliest line, in execution order, not matched exactly
+(unmatched, or matched only under a convention, a reshape or another node's name), such that putting a
+right value in place of the array it assigned (its own node first; a convention swapped for another is no
+repair) and running the rest of the layer's own code makes every checked output and gradient right. A line
+before the bug changes nothing when repaired; the bug's line fixes everything. The repair must also work
+on the example with a small ramp added (no coincidence of a shrunk example's zeros), and the line must read
+no array that no node tells right or wrong (else the mistake may lie before it). Otherwise no line is
+named, and a sentence says why: a right line is never named. ``simple_rule`` is the rule without repair
+(the first unmatched line whose inputs all matched), kept to measure one against the other.
+
+Imports no JAX at module level: the nodes and the reference are computed when a failure is searched.
+"""
+
+from __future__ import annotations
+
+import ast
+import linecache
+import os
+import re
+import sys
+import sysconfig
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from types import FrameType
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from backprop.verify.findings import Findings
+from backprop.verify.guard import Guard
+from backprop.verify.mismatch import Culprit, Line, Located, Mark, Node
+from backprop.verify.report import Example
+from backprop.verify.row import Row
+from backprop.verify.runner import Reference
+from backprop.verify.runner import nodes as runner_nodes
+from backprop.verify.stages import (
+    Case,
+    judge_grads,
+    judge_outputs,
+    other_random_state,
+)
+from backprop.verify.tolerances import Tolerance, compare
+
+__all__ = ["Budget", "Judge", "Recording", "locate", "record", "simple_rule"]
+
+Array = NDArray[np.float64]
+NodesFn = Callable[[Row, Mapping[str, Any], tuple[Any, ...]], Mapping[str, Any] | Iterable[Node]]
+"""``nodes(row, values, cotangents)``: every node, as ``Node`` records (``runner.nodes``, compiled) or by
+name."""
+
+SEED = 20
+"""The global random state every run of the search starts from, so a dropout mask is the same in each."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What one search may spend: seconds of repair runs, lines tried and candidate values per line. With
+    the recording run, the reference and the nodes, a search stays within about 2 s (a network's
+    recording costs most of the rest)."""
+
+    seconds: float = 1.2
+    lines: int = 24
+    candidates: int = 8
+    timeout: float | None = 10.0
+    """The time limit of one call into the layer."""
+
+
+# ---- which code is the layer's own ------------------------------------------------------------------------
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_SKIPPED = tuple(
+    {
+        os.path.abspath(p) + os.sep
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+        if (p := sysconfig.get_paths().get(key))
+    }
+    | {_HERE + os.sep, os.path.join(os.path.dirname(os.path.dirname(_HERE)), "reference") + os.sep}
+)
+_own: dict[str, bool] = {}
+
+
+def _is_own(filename: str) -> bool:
+    """Whether a file holds the user's code: not the standard library, an installed package or the oracle."""
+    held = _own.get(filename)
+    if held is None:
+        path = os.path.abspath(filename)
+        held = _own[filename] = not filename.startswith("<") and not path.startswith(_SKIPPED)
+    return held
+
+
+# ---- recording --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Event:
+    """One array a line assigned or changed: where, which variable, its occurrence, and a float64 copy."""
+
+    index: int
+    file: str
+    line: int
+    variable: str
+    occurrence: int
+    backward: bool
+    value: Array = field(repr=False)
+    matched: Match | None = None
+    passed_to: str = ""
+    """For an array computed on the line and passed straight into a function: that function's name."""
+    top: bool = False
+    """What the layer's method returns to the row (named ``dx``, ``out``): its shape is checked too."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """The node an array matched, whether its value or its gradient, and under which convention."""
+
+    node: str
+    grad: bool
+    convention: str = ""
+    """'' (as is), 'reshaped' (the same values in another shape: a shape can be the mistake), 'minus',
+    'N times', 'minus N times', 'broadcast', 'unsummed'."""
+
+    misnamed: bool = False
+    """The array is named after another node (``dx`` holding the gradient at y): a copy-paste mistake."""
+
+    @property
+    def exact(self) -> bool:
+        return self.convention == "" and not self.misnamed
+
+    def label(self) -> str:
+        what = f"the gradient at {self.node}" if self.grad else self.node
+        if self.convention in ("", "broadcast", "reshaped"):
+            return what
+        word, unsummed = (
+            self.convention.removesuffix("unsummed").strip(),
+            self.convention.endswith("unsummed"),
+        )
+        said = f"{word} {what}".strip()
+        return f"{said}, not yet summed over broadcast axes" if unsummed else said
+
+
+Key = tuple[str, int, str, int]
+"""(file, line, variable, occurrence): one event, the same in every run of the same code."""
+
+
+def _key(e: Event) -> Key:
+    return (e.file, e.line, e.variable, e.occurrence)
+
+
+@dataclass
+class _Repair:
+    key: Key
+    value: Array
+    rebind: bool = False
+    """Bind the value in the node's own shape rather than write it into the learner's array (whose shape
+    may be the mistake)."""
+    done: bool = False
+    failed: bool = False
+    returned: Any = None
+    """A repaired return value of the layer's method itself, which the driver hands on in its place."""
+
+
+_BACKWARD = re.compile(r"backward|gradient")
+_FORWARD = re.compile(r"forward|predict|loss|__call__")
+
+
+def _phase(frame: FrameType | None) -> bool:
+    """Whether a line runs in the backward pass: the innermost of the layer's functions named as a pass."""
+    while frame is not None:
+        name = frame.f_code.co_name
+        if _is_own(frame.f_code.co_filename):
+            if _BACKWARD.search(name):
+                return True
+            if _FORWARD.search(name):
+                return False
+        frame = frame.f_back
+    return False
+
+
+_KINDS = "biuf"
+"""Float arrays, and the masks and indices a layer keeps (``self.mask``, ``arg_max``): a mask can be the
+mistake (a kink taken on the wrong side), and a graph may name it as a node."""
+
+
+def _arrays(name: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """The float arrays (and floats) held under ``name``: the value, or one level into a list or dict."""
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in _KINDS:
+            yield name, value
+    elif isinstance(value, float) or (isinstance(value, np.generic) and value.dtype.kind in _KINDS):
+        yield name, value  # a 0-d input's results are NumPy scalars (``x < 0`` is an np.bool_)
+    elif isinstance(value, list | tuple) and len(value) <= 64:
+        for i, item in enumerate(value):
+            if isinstance(item, np.ndarray) and item.dtype.kind in _KINDS:
+                yield f"{name}[{i}]", item
+    elif isinstance(value, dict) and len(value) <= 64:
+        for k, item in value.items():
+            if isinstance(item, np.ndarray) and item.dtype.kind in _KINDS:
+                yield f"{name}[{k!r}]", item
+
+
+def _held(frame: FrameType) -> dict[str, Any]:
+    """Every float array a frame's locals and its ``self`` hold, by the name the line would use."""
+    found: dict[str, Any] = {}
+    f_locals = frame.f_locals
+    for name, value in f_locals.items():
+        if name != "self":
+            found.update(_arrays(name, value))
+    me = f_locals.get("self")
+    attrs = getattr(me, "__dict__", None)
+    if isinstance(attrs, dict):
+        for name, value in attrs.items():
+            found.update(_arrays(f"self.{name}", value))
+    return found
+
+
+def _same(obj: Any, copy: Any) -> bool:
+    if isinstance(obj, np.ndarray):
+        return (
+            isinstance(copy, np.ndarray)
+            and obj.shape == copy.shape
+            and bool(np.array_equal(obj, copy, equal_nan=True))
+        )
+    return bool(obj == copy or (obj != obj and copy != copy))
+
+
+class _Tracer:
+    """Records each line's changed arrays; in a repair run, puts the right value in at one event."""
+
+    def __init__(
+        self, repair: _Repair | None = None, tops: Mapping[bool, tuple[str, ...]] | None = None
+    ) -> None:
+        self.events: list[Event] = []
+        self.tops = tops or {}
+        """The names the row gives what the layer's forward (False) and backward (True) return: a returned
+        array is recorded under its name (``dx``, ``out``)."""
+        self.repair = repair
+        self.count: dict[tuple[str, int, str], int] = {}
+        self.last: dict[FrameType, int] = {}
+        self.seen: dict[FrameType, dict[str, tuple[Any, Any]]] = {}
+        self.returned: Any = None
+        self.attrs: dict[tuple[int, str], tuple[Any, Any]] = {}
+        """``self.`` attributes are shared by every frame of one object: a helper's change is its own."""
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event != "call" or not _is_own(frame.f_code.co_filename):
+            return None
+        if self.repair is not None and self.repair.done:
+            return None
+        self.seen[frame] = self._baseline(frame)
+        caller = frame.f_back
+        if caller is not None and caller in self.seen:
+            self._arguments(frame, caller)
+        return self._local
+
+    def _arguments(self, frame: FrameType, caller: FrameType) -> None:
+        """An array computed on the caller's line and passed straight into a function of the layer's own
+        (``sum_to(-dout * x, shape)``) is that line's array: recorded at the caller's line, before anything
+        the function does with it, so the helper's lines that only pass it on are not blamed for it."""
+        code = frame.f_code
+        names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        me = id(caller.f_locals.get("self"))
+        known = {id(obj) for obj, _ in self.seen[caller].values()}
+        known |= {id(obj) for (owner, _), (obj, _) in self.attrs.items() if owner == me}
+        f_locals = frame.f_locals
+        passed = [
+            (name, obj)
+            for arg in names
+            if arg != "self" and arg in f_locals
+            for name, obj in _arrays(arg, f_locals[arg])
+            if id(obj) not in known
+        ]
+        if passed:
+            at = (caller.f_code.co_filename, caller.f_lineno)
+            self._emit(frame, at, [(name, obj, name) for name, obj in passed], _phase(caller), code.co_name)
+
+    def _baseline(self, frame: FrameType) -> dict[str, tuple[Any, Any]]:
+        held = _held(frame)
+        mine: dict[str, tuple[Any, Any]] = {}
+        me = id(frame.f_locals.get("self"))
+        for name, obj in held.items():
+            entry = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
+            if name.startswith("self."):
+                self.attrs.setdefault((me, name), entry)
+            else:
+                mine[name] = entry
+        return mine
+
+    def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if self.repair is not None and self.repair.done:
+            return None
+        line = self.last.get(frame)
+        if line is not None and event in ("line", "return"):
+            self._changes(frame, line, arg if event == "return" else None, event == "return")
+        if event == "line":
+            self.last[frame] = frame.f_lineno
+        elif event == "return":
+            self.last.pop(frame, None)
+            self.seen.pop(frame, None)
+        return self._local
+
+    def _changes(self, frame: FrameType, line: int, returned: Any, returning: bool) -> None:
+        held = _held(frame)
+        mine = self.seen.setdefault(frame, {})
+        me = id(frame.f_locals.get("self"))
+        changed: list[tuple[str, Any, str]] = []
+        for name, obj in held.items():
+            where: dict[Any, tuple[Any, Any]] = self.attrs if name.startswith("self.") else mine
+            slot: Any = (me, name) if name.startswith("self.") else name
+            before = where.get(slot)
+            if before is not None and before[0] is obj and _same(obj, before[1]):
+                continue
+            where[slot] = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
+            changed.append((name, obj, name))
+        backward = _phase(frame)
+        if returning and returned is not None and not any(obj is returned for obj in held.values()):
+            self.returned = returned
+            caller = frame.f_back
+            top = caller is None or not _is_own(caller.f_code.co_filename)
+            names = self.tops.get(backward, ()) if top else ()
+            for name, obj in _arrays("return", returned):
+                at = 0 if name == "return" else int(name[len("return[") : -1])
+                changed.append((names[at] if at < len(names) else name, obj, name))
+        self._emit(frame, (frame.f_code.co_filename, line), changed, backward, top=returning)
+
+    def _emit(
+        self,
+        frame: FrameType,
+        at: tuple[str, int],
+        changed: list[tuple[str, Any, str]],
+        backward: bool,
+        passed_to: str = "",
+        top: bool = False,
+    ) -> None:
+        """Record each changed array, as (variable, array, where it is held), as an event of the line ``at``
+        (or, in a repair run, repair it)."""
+        file, line = at
+        for name, obj, held in changed:
+            counted = (file, line, name)
+            occurrence = self.count.get(counted, 0)
+            self.count[counted] = occurrence + 1
+            key = (file, line, name, occurrence)
+            if self.repair is not None:
+                if key == self.repair.key:
+                    self._put(frame, held, obj, self.repair)
+                continue
+            value = np.array(obj, dtype=np.float64, copy=True)
+            self.events.append(
+                Event(
+                    len(self.events),
+                    file,
+                    line,
+                    name,
+                    occurrence,
+                    backward,
+                    value,
+                    passed_to=passed_to,
+                    top=top and name in self.tops.get(backward, ()),
+                )
+            )
+
+    def _put(self, frame: FrameType, name: str, obj: Any, repair: _Repair) -> None:
+        """The right value in place of ``obj``: written into the array when it has the size, else bound to
+        the name (a local through the frame, an attribute by setattr, a list or dict entry)."""
+        repair.done = True
+        right = repair.value
+        fits = obj.shape == right.shape or (obj.size == right.size and not repair.rebind)
+        # a view (``d = dout.reshape(...)``) is bound anew: written into, it would change what it views
+        if isinstance(obj, np.ndarray) and fits and obj.flags.writeable and obj.base is None:
+            obj[...] = right.reshape(obj.shape)
+            return
+        dtype = obj.dtype if isinstance(obj, np.ndarray | np.generic) else np.float64
+        new: Any = np.asarray(right, dtype=dtype)
+        if isinstance(obj, float) and new.size == 1:
+            new = float(new.reshape(()))
+        base, _, index = name.partition("[")
+        holder: Any
+        if base.startswith("self."):
+            me, attr = frame.f_locals.get("self"), base[len("self.") :]
+            if not index:
+                setattr(me, attr, new)
+                return
+            holder = getattr(me, attr)
+        elif base == "return":
+            caller = frame.f_back
+            if caller is not None and _is_own(caller.f_code.co_filename):
+                repair.failed = True  # returned into the layer's own code: cannot be replaced from here
+            elif not index:
+                repair.returned = new
+            else:
+                returned = list(self.returned)
+                returned[int(index[:-1])] = new
+                repair.returned = type(self.returned)(returned)
+            return
+        else:
+            if not index:
+                frame.f_locals[base] = new  # written back to the frame when the trace function returns
+                return
+            holder = frame.f_locals[base]
+        try:
+            holder[ast.literal_eval(index[:-1])] = new
+        except Exception:
+            repair.failed = True
+
+
+@contextmanager
+def _tracing(tracer: _Tracer) -> Iterator[None]:
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
+# ---- one run of the layer ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One fresh instance built, called and differentiated on the example under a tracer."""
+
+    instance: Any = None
+    values: dict[str, Any] = field(default_factory=dict)
+    outs: tuple[Any, ...] | None = None
+    result: Any = None
+    backward: bool = False
+    """Whether backward returned."""
+    error: str = ""
+
+
+def _run(case: Case, guard: Guard, tracer: _Tracer) -> Run:
+    row, run = case.row, Run()
+    values, cots = case.fresh()
+    run.values = values
+    with other_random_state(SEED), _tracing(tracer):
+        built = guard.call("constructor", lambda: row.build(case.layer, values))
+        if built.kind is not None:
+            run.error = built.message
+            return run
+        run.instance = built.value
+        out = guard.call("forward()", lambda: row.call(run.instance, values))
+        if out.kind is not None or out.value is None:
+            run.error = out.message or "forward() returned None"
+            return run
+        run.outs = row.outputs_of(_handed_on(tracer, out.value))
+        back = guard.call("backward()", lambda: row.backward(run.instance, cots))
+    if back.kind is not None:
+        run.error = back.message
+    else:
+        run.backward, run.result = True, _handed_on(tracer, back.value)
+    return run
+
+
+def _handed_on(tracer: _Tracer, value: Any) -> Any:
+    """``value``, or the repaired value the layer's method returned in its place."""
+    repair = tracer.repair
+    if repair is None or repair.returned is None:
+        return value
+    value, repair.returned = repair.returned, None
+    return value
+
+
+@dataclass(frozen=True)
+class Judge:
+    """How a run is judged: the checks set aside (already reported) and ``strict`` kinks, as the check was."""
+
+    ignore: frozenset[tuple[str, str]] = frozenset()
+    strict: bool = False
+
+
+def _right(case: Case, run: Run, ref: Reference, guard: Guard, judge: Judge) -> bool:
+    """Whether every output and gradient of the run is right (checks already set aside stay aside)."""
+    if run.outs is None:
+        return False
+    found = Findings(case.row, case.row.tolerance(case.dtype), guard, judge.ignore, judge.strict)
+    judge_outputs(case, run.outs, ref, found)
+    if run.backward:
+        reads = case.row.gradients(run.instance, run.result, run.values, case.grad_names)
+        reads = [r for r in reads if r.arg.name in ref.grads]
+        judge_grads(case, reads, ref, case.values, case.cotangents, found)
+    elif case.row.differentiable:
+        return False
+    return not found.failed
+
+
+# ---- matching ---------------------------------------------------------------------------------------------
+
+
+def _loose(tol: Tolerance) -> Tolerance:
+    # an intermediate array carries no magnitude of its summed terms: rounding is judged against its peak
+    # alone, so the relative tolerance is widened (still far below a derivation bug's O(1) error)
+    return replace(tol, rtol=16 * tol.rtol, native=0.0)
+
+
+def _factors(n: int | None) -> list[tuple[float, str]]:
+    out = [(1.0, ""), (-1.0, "minus")]
+    if n is not None and n > 1:
+        out += [(float(n), "N times"), (-float(n), "minus N times")]
+    return out
+
+
+def _close(target: Array, actual: Array, tol: Tolerance) -> bool:
+    if not (np.isfinite(target).all() and np.isfinite(actual).all()):
+        return False
+    return compare(target, actual, tol).ok
+
+
+def _sums_to(actual: Array, shape: tuple[int, ...]) -> Array | None:
+    """``actual`` summed over the axes a broadcast of ``shape`` adds (leading axes, and axes of size 1)."""
+    extra = actual.ndim - len(shape)
+    if extra < 0:
+        return None
+    if any(s not in (1, a) for s, a in zip(shape, actual.shape[extra:], strict=True)):
+        return None
+    g = actual.sum(axis=tuple(range(extra))) if extra else actual
+    axes = tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1)
+    return np.asarray(g.sum(axis=axes, keepdims=True) if axes else g)
+
+
+def _fits(
+    actual: Array, target: Array, tol: Tolerance, n: int | None, grad: bool, spread: bool = True
+) -> str | None:
+    """The convention under which ``actual`` holds ``target``, or None. ``spread``: also as a broadcast
+    (a value) or before a sum over broadcast axes (a gradient), which only the array's own node may be:
+    any array whose rows sum to a node's gradient would match it otherwise (the book's dxc sums to -dmu)."""
+    if actual.size == target.size:
+        shaped = target.reshape(actual.shape)
+        for factor, word in _factors(n):
+            if _close(factor * shaped, actual, tol):
+                return word or ("" if actual.shape == target.shape else "reshaped")
+        return None
+    if actual.size == 0 or target.size == 0 or not spread:
+        return None
+    if not grad and actual.size > target.size:
+        try:
+            wide = np.broadcast_to(target, actual.shape)
+        except ValueError:
+            return None
+        return "broadcast" if _close(wide, actual, tol) else None
+    if grad and actual.size > target.size:
+        summed = _sums_to(actual, target.shape)
+        if summed is not None:
+            for factor, word in _factors(n):
+                if _close(factor * target, summed, tol):
+                    return f"{word} unsummed".strip()
+    return None
+
+
+def _bare(variable: str) -> str:
+    """The name a variable is written as, without ``self.``, an index or a trailing underscore."""
+    name = variable.split("[")[0]
+    return name[len("self.") :] if name.startswith("self.") else name
+
+
+def _named(variable: str, backward: bool, nodes: Mapping[str, Node]) -> list[tuple[str, bool]]:
+    """The (node, gradient?) a variable is named after: ``dvar`` -> the gradient at var, ``xc`` -> xc."""
+    name = _bare(variable)
+    out: list[tuple[str, bool]] = []
+    if backward and name.startswith("d") and name[1:] in nodes:
+        out.append((name[1:], True))
+    if name in nodes:
+        out.append((name, False))
+    return out
+
+
+def _target(node: Node, grad: bool) -> Array | None:
+    return node.grad if grad else node.value
+
+
+def match(event: Event, nodes: Mapping[str, Node], tol: Tolerance, n: int | None) -> Match | None:
+    """The node ``event``'s array matches, the named node first, then the rest in graph order."""
+    named = _named(event.variable, event.backward, nodes)
+    kinds = (True, False) if event.backward else (False,)
+    others = [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
+    # a node of the very shape first: an array of zeros (a shrunk example's) matches every zero node
+    others.sort(key=lambda node: getattr(_target(nodes[node[0]], node[1]), "shape", ()) != event.value.shape)
+    for name, grad in named + others:
+        target = _target(nodes[name], grad)
+        if target is None:
+            continue
+        # an array passed into a helper has no name of its own: it may be any node's, spread or unsummed
+        spread = (name, grad) in named or bool(event.passed_to)
+        convention = _fits(event.value, target, tol, n, grad, spread)
+        if convention is not None:
+            return Match(name, grad, convention, misnamed=bool(named) and (name, grad) not in named)
+    return None
+
+
+# ---- the two rules ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    """The events of the recording run, matched, with what the run did."""
+
+    events: list[Event]
+    nodes: Mapping[str, Node]
+    batch: int | None
+    right: bool
+    """Whether the traced run was right already (the failure shows only on a later call)."""
+    error: str = ""
+    inputs: frozenset[str] = frozenset()
+    """The row's arguments: an input's value is no repair of an array computed from it, unless the array
+    is named after it (``hr := hs`` on a shrunk example can fix a layer by coincidence)."""
+    finals: dict[str, Array] = field(default_factory=dict)
+    """What forward and backward must return, by the row's names (``out``; ``dx``): a graph may tap a
+    node of an input's name in another shape (Affine's x, flattened), which a returned ``dx`` must not
+    take as its shape."""
+
+
+def _source(file: str, line: int) -> str:
+    return linecache.getline(file, line).strip()
+
+
+_IDENT = re.compile(r"self\.\w+|(?<![\w.])[A-Za-z_]\w*")
+
+
+def _reads(source: str) -> set[str]:
+    """The names a line reads (``self.xc`` as one name), from its syntax tree when it parses alone."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set(_IDENT.findall(source.split("=", 1)[-1] if re.search(r"[^=!<>]=[^=]", source) else source))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            names.add(node.id)
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "self"
+            and isinstance(node.ctx, ast.Load)
+        ):
+            names.add(f"self.{node.attr}")
+        elif isinstance(node, ast.AugAssign):
+            target = node.target
+            if isinstance(target, ast.Name):
+                names.add(target.id)
+            elif isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name):
+                names.add(f"self.{target.attr}")
+    return names
+
+
+def simple_rule(recording: Recording) -> Event | None:
+    """The first unmatched event whose line reads only arrays that matched (names with no recorded array,
+    such as a function's arguments, are taken as given)."""
+    status: dict[str, bool] = {}
+    for event in recording.events:
+        if event.matched is None:
+            reads = _reads(_source(event.file, event.line))
+            if all(status.get(_bare(name) if name.startswith("self.") else name, True) for name in reads):
+                return event
+        status[_bare(event.variable) if event.variable.startswith("self.") else event.variable] = (
+            event.matched is not None
+        )
+    return None
+
+
+def _candidates(event: Event, recording: Recording, cap: int) -> list[tuple[Match, Array]]:
+    """The right values to try for ``event``: what the row must be given first, for a returned array."""
+    nodes = recording.nodes
+    named = _named(event.variable, event.backward, nodes)
+    out = [
+        (m, v)
+        for m, v in _node_candidates(event, nodes, recording.batch, 4 * cap)
+        if m.grad or m.node not in recording.inputs or (m.node, False) in named
+    ]
+    final = recording.finals.get(event.variable) if event.top else None
+    if final is not None:
+        node, grad = named[0] if named else (event.variable, event.backward)
+        out = [(Match(node, grad), final), *out]
+    return out[:cap]
+
+
+def _node_candidates(
+    event: Event, nodes: Mapping[str, Node], n: int | None, cap: int
+) -> list[tuple[Match, Array]]:
+    """Right values to put in place of ``event``'s array. An array that matches a node under a convention
+    (a partial product ``y - t``, the book's negated ``dmu``) gets that node's plain value only: a
+    convention swapped for another is no repair. An unmatched one gets the node named like its variable
+    under every convention, then the other nodes of its size as they are."""
+    held = event.matched
+    if held is not None:
+        plain = [] if held.convention == "" else [(held.node, held.grad)]  # as it is: no repair
+        plain += [
+            named
+            for named in _named(event.variable, event.backward, nodes)
+            if named != (held.node, held.grad)
+        ]
+        if held.convention == "reshaped":  # the same values laid out otherwise: a node of its very shape
+            kinds = (True, False) if event.backward else (False,)
+            plain += [
+                (name, grad)
+                for grad in kinds
+                for name in nodes
+                if (name, grad) not in plain
+                and getattr(_target(nodes[name], grad), "shape", None) == event.value.shape
+            ]
+        targets = [(Match(name, grad), _target(nodes[name], grad)) for name, grad in plain]
+        return [(m, v) for m, v in targets if v is not None][:cap]
+    out: list[tuple[Match, Array]] = []
+    named = _named(event.variable, event.backward, nodes)
+    kinds = (True, False) if event.backward else (False,)
+    others = [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
+    for name, grad in named:
+        target = _target(nodes[name], grad)
+        if target is not None:
+            out += [(Match(name, grad, word), factor * target) for factor, word in _factors(n)]
+    for name, grad in others:
+        target = _target(nodes[name], grad)
+        if target is not None and target.size == event.value.size:
+            out.append((Match(name, grad), target))
+    return out[:cap]
+
+
+def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
+    for arg in row.placed("forward"):
+        shape = np.shape(values[arg.name])
+        if shape:
+            return int(shape[0])
+    return None
+
+
+def _as_nodes(held: Mapping[str, Any] | Iterable[Node]) -> dict[str, Node]:
+    """Nodes by name, from ``Node`` records or a mapping of them or of (value, gradient) pairs."""
+    if not isinstance(held, Mapping):
+        return {node.name: node for node in held}
+    out: dict[str, Node] = {}
+    for name, node in held.items():
+        if isinstance(node, Node):
+            out[name] = node
+        else:
+            value, grad = node
+            out[name] = Node(
+                name, np.asarray(value, np.float64), None if grad is None else np.asarray(grad, np.float64)
+            )
+    return out
+
+
+def _tops(row: Row) -> dict[bool, tuple[str, ...]]:
+    """What forward and backward return, by the names the row gives them (``out``; ``dx``, ``dy``)."""
+    return {False: row.outputs, True: tuple(a.grad for a in row.read_from("return"))}
+
+
+def record(
+    case: Case, nodes: NodesFn, guard: Guard, judge: Judge = Judge()
+) -> tuple[Recording, Reference | None]:
+    """Run the layer once under the tracer and match every array it recorded to the nodes."""
+    tracer = _Tracer(tops=_tops(case.row))
+    run = _run(case, guard, tracer)
+    if run.outs is None:
+        said = run.error or "forward() did not return"
+        return Recording([], {}, None, False, f"the layer could not be run again ({said})"), None
+    try:
+        ref = case.reference(case.values, case.cotangents, run.instance)
+    except Exception as exc:  # the state the reference needs cannot be read (a dropout mask that is wrong)
+        return Recording([], {}, None, False, f"the reference cannot judge this run: {exc}"), None
+    from backprop.verify.stages import with_capture
+
+    values = with_capture(case.row, case.values, run.instance)
+    held = _as_nodes(nodes(case.row, values, case.cotangents))
+    n = _batch(case.row, case.values)
+    tol = _loose(case.row.tolerance(case.dtype))
+    finals = {a.grad: ref.grads[a.name].value for a in case.row.read_from("return")}
+    finals |= {name: out.value for name, out in zip(case.row.outputs, ref.outputs, strict=True)}
+    for event in tracer.events:
+        event.matched = match(event, held, tol, n)
+        final = finals.get(event.variable) if event.top else None
+        if final is not None and final.shape != event.value.shape and event.matched is not None:
+            event.matched = replace(event.matched, convention="reshaped")  # a wrong shape: the mistake
+    right = _right(case, run, ref, guard, judge)
+    inputs = frozenset(a.name for a in case.row.args)
+    return Recording(tracer.events, held, n, right, run.error, inputs, finals), ref
+
+
+# ---- the search -------------------------------------------------------------------------------------------
+
+
+def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
+    lines: dict[tuple[str, int], Line] = {}
+    for e in events:
+        at = (e.file, e.line)
+        mark: Mark = (
+            "culprit"
+            if culprit is not None and at == (culprit.file, culprit.line)
+            else ("right" if e.matched is not None and not e.matched.misnamed else "unmatched")
+        )
+        held = lines.get(at)
+        if held is None:
+            lines[at] = Line(
+                e.file,
+                e.line,
+                _source(e.file, e.line),
+                mark,
+                e.variable,
+                "" if e.matched is None or e.matched.misnamed else e.matched.label(),
+            )
+        elif held.mark == "right" and mark == "unmatched":
+            lines[at] = replace(held, mark="unmatched", variable=e.variable, node="")
+    return tuple(lines.values())
+
+
+def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> Culprit:
+    reads = _reads(_source(event.file, event.line))
+    fine = [e.variable for e in before if e.matched is not None]
+    named = [v for v in dict.fromkeys(fine) if v in reads or _bare(v) in {_bare(r) for r in reads}]
+    shown = named or list(dict.fromkeys(fine))[-4:]
+    return Culprit(
+        event.file,
+        event.line,
+        _source(event.file, event.line),
+        f"{event.variable} (passed to {event.passed_to})" if event.passed_to else event.variable,
+        right.label(),
+        expected=np.asarray(value, np.float64),
+        actual=event.value,
+        right=tuple(dict.fromkeys(_bare(v) for v in shown)),
+    )
+
+
+def _ramped(v: Any) -> Any:
+    """``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64: exact)."""
+    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size < 2:
+        return v
+    ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
+    return np.asarray(v + ramp, dtype=v.dtype)
+
+
+def _variant(case: Case) -> Case:
+    """The example with a small ramp added to every float input and cotangent (a loss's dout of 0
+    made 0.5): a repair that fixes the layer by coincidence on a shrunk example (zeros, equal logits) does not
+    fix it here, while the magnitudes (an overflow) stay."""
+    floats = {a.name for a in case.row.differentiable}
+    values = {k: _ramped(v) if k in floats else v for k, v in case.values.items()}
+    if case.row.loss:  # a loss's dout as it was (a learner's dx before `* dout` is right at 1), unless 0
+        cots = tuple(0.5 if float(c) == 0 else c for c in case.cotangents)
+    else:
+        cots = tuple(_ramped(np.asarray(c)) for c in case.cotangents)
+    return replace(case, values=case.row.complete(values), cotangents=cots)
+
+
+def _value_of(right: Match, nodes: Mapping[str, Node], n: int | None) -> Array | None:
+    """The value of ``right`` (a node, under a convention) among ``nodes``."""
+    node = nodes.get(right.node)
+    target = None if node is None else _target(node, right.grad)
+    factors = dict((word, factor) for factor, word in _factors(n))
+    if target is None or right.convention not in factors:
+        return None
+    return np.asarray(factors[right.convention] * target)
+
+
+@dataclass
+class _Confirm:
+    """The same repair on a second example, computed when a first repair works."""
+
+    case: Case
+    nodes: NodesFn
+    guard: Guard
+    judge: Judge
+    held: list[tuple[Recording, Reference | None]] = field(default_factory=list)
+
+    def constant(self, event: Event) -> bool:
+        """Whether ``event``'s array is the same on the variant: it does not depend on the inputs (one-hot
+        labels, a constant), so no node is needed to know it is right."""
+        if not self.held:
+            return False
+        for other in self.held[0][0].events:
+            if _key(other) == _key(event):
+                return other.value.shape == event.value.shape and bool(
+                    np.array_equal(other.value, event.value)
+                )
+        return False
+
+    def __call__(self, event: Event, right: Match) -> bool:
+        if not self.held:
+            variant = _variant(self.case)
+            try:
+                self.held.append((*record(variant, self.nodes, self.guard, self.judge),))
+            except Exception:  # the reference cannot take the moved values: nothing to confirm on
+                self.held.append((Recording([], {}, None, True), None))
+        recording, ref = self.held[0]
+        if ref is None or recording.right:
+            # the layer is right there (or cannot run there): a repair that cannot be confirmed on a
+            # second example may be a coincidence of the first (a dout of 0 hides any dx), so none is named
+            return False
+        final = recording.finals.get(event.variable) if event.top else None
+        value = _value_of(right, recording.nodes, recording.batch)
+        if final is not None and right.convention == "":
+            value = final
+        if value is None:
+            return False
+        reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
+        repair = _Repair(_key(event), value, rebind=reshaped)
+        variant = _variant(self.case)
+        run = _run(variant, self.guard, _Tracer(repair, _tops(variant.row)))
+        return repair.done and not repair.failed and _right(variant, run, ref, self.guard, self.judge)
+
+
+def _origin(event: Event, events: list[Event]) -> Event:
+    """Where ``event``'s array was made: the return line of the layer's own function whose result the line
+    only binds (``dx = self._train_dx(dxn)``), else the event itself."""
+    if event.index == 0:
+        return event
+    before = events[event.index - 1]
+    if (
+        before.variable.startswith("return")
+        and before.value.shape == event.value.shape
+        and bool(np.array_equal(before.value, event.value, equal_nan=True))
+    ):
+        return replace(before, matched=event.matched)
+    return event
+
+
+def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> list[str]:
+    """The arrays the culprit's line reads whose rightness nothing tells: unmatched, named after no node
+    (so no repair could test them) and changing with the inputs. A repair of a later line fixes any
+    mistake made before it, so a line reading such an array may not be the first wrong one."""
+    latest: dict[str, Event] = {}
+    for earlier in recording.events[: event.index]:
+        latest[_bare(earlier.variable)] = earlier
+    unknown = []
+    for name in sorted(_reads(_source(event.file, event.line))):
+        e = latest.get(_bare(name))
+        if (
+            e is not None
+            and e.matched is None
+            and not _named(e.variable, e.backward, recording.nodes)
+            and not confirmed.constant(e)
+        ):
+            unknown.append(name)
+    return unknown
+
+
+def _upstream(event: Event, unknown: list[str]) -> str:
+    return (
+        f"line {event.line} of {os.path.basename(event.file)} ({_source(event.file, event.line)}), set "
+        f"right, makes the layer right, but it reads {', '.join(unknown)}, which no node of the graph "
+        "tells right or wrong: the mistake may be before it, so no line is named"
+    )
+
+
+def search(
+    case: Case,
+    recording: Recording,
+    ref: Reference,
+    guard: Guard,
+    budget: Budget,
+    nodes: NodesFn,
+    judge: Judge = Judge(),
+) -> Located:
+    """The earliest line whose repair makes every output and gradient right (``Located``), on the example
+    and on a moved one."""
+    confirmed = _Confirm(case, nodes, guard, judge)
+    events = recording.events
+    suspects = [e for e in events if e.matched is None or not e.matched.exact]
+    deadline = time.perf_counter() + budget.seconds
+    out_of_time = False
+    for event in suspects[: budget.lines]:
+        for right, value in _candidates(event, recording, budget.candidates):
+            if time.perf_counter() > deadline:
+                out_of_time = True
+                break
+            reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
+            repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
+            run = _run(case, guard, _Tracer(repair, _tops(case.row)))
+            if (
+                repair.done
+                and not repair.failed
+                and _right(case, run, ref, guard, judge)
+                and confirmed(event, right)
+            ):
+                unknown = _unknown_inputs(event, recording, confirmed)
+                if unknown:
+                    return Located(None, _marks(events, None), _upstream(event, unknown))
+                made = _origin(event, events)
+                found = _culprit(made, right, value, events[: made.index])
+                return Located(found, _marks(events, made))
+        if out_of_time:
+            break
+    if out_of_time:
+        note = f"no line was found within the search's {budget.seconds:g} s: no line is named"
+    elif not suspects:
+        note = (
+            "every array the layer's own code assigned matches a node of the graph, yet the result is wrong"
+        )
+    else:
+        note = (
+            "no single line of the layer's own code, set to a right value, makes the result right: "
+            "its code does not follow the graph's nodes closely enough to name a line"
+        )
+    return Located(None, _marks(events, None), note)
+
+
+def locate(
+    row: Row,
+    layer: type,
+    example: Example,
+    *,
+    nodes: NodesFn = runner_nodes,
+    grad_names: Mapping[str, str] | None = None,
+    judge: Judge = Judge(),
+    budget: Budget = Budget(),
+) -> Located:
+    """The first wrong line of ``layer``'s own code on ``example`` (a failing one), or None and why.
+
+    Runs the layer again (a fresh instance: build, forward, backward with the example's cotangents, under
+    a fixed random state) once to record, and once per repair tried, within ``budget``."""
+    case = Case(
+        row, layer, dict(example.values), example.cotangents, np.dtype(example.dtype), grad_names or {}
+    )
+    with Guard(budget.timeout) as guard:
+        recording, ref = record(case, nodes, guard, judge)
+        if ref is None:
+            return Located(None, (), f"no line is named: {recording.error}")
+        if not recording.events:
+            return Located(None, (), "no line of the layer's own code assigned an array to trace")
+        if recording.right:
+            return Located(
+                None,
+                _marks(recording.events, None),
+                "the layer is right on its first call here: the mistake shows only on a later call, "
+                "which the culprit search does not replay",
+            )
+        if not any(e.matched is not None for e in recording.events):
+            return Located(
+                None,
+                _marks(recording.events, None),
+                "no array the layer's own code assigned matches a node of the graph: its code is too unlike "
+                "the graph to name a line",
+            )
+        return search(case, recording, ref, guard, budget, nodes, judge)
