@@ -381,7 +381,8 @@ def test_the_culprit_listing_marks_each_line_in_the_order_of_the_file(learner_bn
     for a, cells in trace.rows:
         number, mark, source, _node = cells
         assert number == a["data-line"]
-        assert source == LEARNER_BN.splitlines()[int(number) - 1]  # the source as written, unescaped back
+        written = LEARNER_BN.splitlines()[int(number) - 1]
+        assert source == written.removeprefix(" " * 8)  # as written less the body's indent, unescaped back
         assert (
             mark == {"right": "right", "culprit": "culprit \u25b6", "unmatched": "no match"}[a["data-mark"]]
         )

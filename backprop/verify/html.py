@@ -485,19 +485,22 @@ def _functions(file: str) -> list[tuple[int, int, str]]:
 
 
 def _function_listing(title: str, lines: list[Shown]) -> str:
+    """One function's lines, indented as in the file less the function body's own indent."""
+    indents = [len(s.source) - len(s.source.lstrip()) for s in lines if s.source.strip()]
+    cut = min(indents, default=0)
     rows = []
     for i, s in enumerate(lines):
         if i and s.line > lines[i - 1].line + 1:
             rows.append(
                 '<tr class="gap"><td class="num"></td><td></td><td class="src">\u22ee</td><td></td></tr>'
             )
-        rows.append(_line_row(s))
+        rows.append(_line_row(s, cut))
     return (
         f'<p class="function">{escape(title)}</p><table class="trace"><tbody>{"".join(rows)}</tbody></table>'
     )
 
 
-def _line_row(s: Shown) -> str:
+def _line_row(s: Shown, cut: int = 0) -> str:
     if s.mark == "culprit":
         node = "the first wrong line"
     elif s.nodes:
@@ -512,5 +515,5 @@ def _line_row(s: Shown) -> str:
         f'<tr class="line {escape(s.mark)}" data-mark="{escape(s.mark)}" data-line="{s.line}" '
         f'data-variable="{escape(variables)}" title="{escape(title)}">'
         f'<td class="num">{s.line}</td><td class="mark">{escape(MARKS.get(s.mark, s.mark))}</td>'
-        f'<td class="src">{escape(s.source.rstrip())}</td><td class="node">{escape(node)}</td></tr>'
+        f'<td class="src">{escape(s.source[cut:].rstrip())}</td><td class="node">{escape(node)}</td></tr>'
     )
