@@ -3,6 +3,7 @@ correct one, however unusually it is written."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +13,8 @@ from backprop.verify import ROWS, Row, get_row, names, verify
 from backprop.verify.html import fragment
 from backprop.verify.report import LayerReport
 from backprop.verify.vocabulary import CODES
-from tests.catalogue import Case, Correct
-from tests.catalogue.broken import BROKEN
+from tests.catalogue import Case, Correct, bug_line, bug_markers, class_span
+from tests.catalogue.broken import BROKEN, MulDyWrongSign
 from tests.catalogue.correct import CORRECT
 from tests.catalogue.learner import LEARNER
 from tests.catalogue.training import TRAINING
@@ -161,3 +162,36 @@ def test_catalogue_names_are_unique() -> None:
     for catalogue in (BROKEN, CORRECT):
         ids = [c.name for c in catalogue]
         assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+
+
+def _broken_classes() -> list[type]:
+    """The classes the oracle must fail: the broken catalogue's and the learners' with a failing verdict."""
+    layers = [c.layer for c in BROKEN] + [c.layer for c in LEARNER if c.verdict == "fail"]
+    return list(dict.fromkeys(layers))
+
+
+def test_every_bug_marker_is_one_line_of_a_broken_class() -> None:
+    """``# BUG`` marks the one wrong line of a broken class (issue 20's expected culprit): each marker sits on
+    a line of code inside the source of a class the oracle must fail, and no class has two."""
+    spans: dict[tuple[str, int], type] = {}
+    for cls in _broken_classes():
+        file, start, end = class_span(cls)
+        spans.update({(str(Path(file).resolve()), line): cls for line in range(start, end + 1)})
+    catalogue = Path(__file__).parent / "catalogue"
+    marked: dict[type, int] = {}
+    for path in sorted(catalogue.rglob("*.py")):
+        text = path.read_text().splitlines()
+        for line in bug_markers(path.read_text()):
+            where = f"{path.relative_to(catalogue.parent)}:{line}"
+            cls = spans.get((str(path.resolve()), line))
+            assert cls is not None, f"{where}: a '# BUG' marker outside every broken class"
+            assert text[line - 1].split("#")[0].strip(), f"{where}: the marker must end a line of code"
+            assert cls not in marked, f"{where}: a second '# BUG' marker in {cls.__name__}"
+            marked[cls] = line
+    assert {cls: line for cls, (_, line) in _bug_lines().items()} == marked
+    file, line = bug_line(MulDyWrongSign) or ("", 0)
+    assert "-dout * self.x" in Path(file).read_text().splitlines()[line - 1]
+
+
+def _bug_lines() -> dict[type, tuple[str, int]]:
+    return {cls: where for cls in _broken_classes() if (where := bug_line(cls)) is not None}

@@ -13,7 +13,8 @@ import pytest
 
 from backprop.verify import verify
 from backprop.verify.report import LayerReport
-from tests.catalogue.learner import LEARNER, Expect
+from tests.catalogue import Expect
+from tests.catalogue.learner import LEARNER
 from tests.catalogue.training import TRAINING
 from tests.reproduce import Programs, assert_reproduces
 

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from backprop.verify import cache
+from backprop.verify.mismatch import Node
 from backprop.verify.row import Row
 
 # JAX is imported only where a reference is computed: a run whose every reference result is in the result
@@ -74,8 +75,11 @@ def _vjp(row: Row, statics: tuple[tuple[str, Any], ...]) -> Callable[..., Any]:
     return vjp
 
 
-def _compile(cache_key: tuple[Any, ...], make: Callable[[], Callable[..., Any]]) -> Callable[..., Any]:
-    """``make()`` jitted and held under ``cache_key`` (least recently used dropped beyond ``CACHE_SIZE``)."""
+def _compile(
+    cache_key: tuple[Any, ...], make: Callable[[], Callable[..., Any]], counted: bool = True
+) -> Callable[..., Any]:
+    """``make()`` jitted and held under ``cache_key`` (least recently used dropped beyond ``CACHE_SIZE``);
+    its compilation counted in ``compilations`` unless ``counted`` is False."""
     held = _compiled.get(cache_key)
     if held is not None:
         _compiled.move_to_end(cache_key)
@@ -85,7 +89,7 @@ def _compile(cache_key: tuple[Any, ...], make: Callable[[], Callable[..., Any]])
     # These functions run on a handful of small arrays: compile time dominates, so skip the slow passes.
     cache.ensure()
     compiled = jax.jit(make(), compiler_options=_FAST_COMPILE)
-    first = True
+    first = counted
 
     def run(*args: Any) -> Any:
         nonlocal first
@@ -512,3 +516,75 @@ def epsilon_loss(row: Row, values: Mapping[str, Any], eps: float) -> NDArray[np.
     statics = tuple(sorted((k, v) for k, v in values.items() if not _is_array(v)))
     with reference.x64():
         return np.asarray(compiled(arrays, np.float64(eps), statics), dtype=np.float64)
+
+
+# ---- the nodes of the book's graph, for the culprit search (issue 20) ----------------------------------
+
+
+def _tapping_outputs(row: Row) -> Callable[..., Any]:
+    """The row's graph (or, for a row without one, its reference) with each output tapped under the row's
+    output name, unless the graph taps a node of that name itself: every row has its output nodes, whose
+    gradient is the cotangent (1 for a loss)."""
+    graph = row.graph
+    reference = row.reference
+
+    def tapped(tap: Callable[[str, Any], Any], **arguments: Any) -> Any:
+        seen: set[str] = set()
+
+        def named(name: str, value: Any) -> Any:
+            seen.add(name)
+            return tap(name, value)
+
+        out = reference(**arguments) if graph is None else graph(named, **arguments)
+        single = len(row.outputs) == 1
+        parts = (out,) if single else tuple(out)
+        parts = tuple(p if n in seen else tap(n, p) for n, p in zip(row.outputs, parts, strict=True))
+        return parts[0] if single else parts
+
+    return tapped
+
+
+_node_names: dict[tuple[Any, ...], tuple[str, ...]] = {}
+"""The names of each compiled graph's nodes, in the order it taps them, written when it is traced."""
+
+
+def _graph_vjp(row: Row, statics: tuple[tuple[str, Any], ...], key: tuple[Any, ...]) -> Callable[..., Any]:
+    """``(diff, consts, cots) -> (values, input grads, node grads)`` of the row's graph, traceable; the
+    nodes' names go to ``_node_names[key]`` as it is traced."""
+    from reference._graph import pullback
+
+    graph = _tapping_outputs(row)
+
+    def run(diff: dict[str, Any], consts: dict[str, Any], cots: tuple[Any, ...]) -> Any:
+        names, values, input_grads, node_grads = pullback(
+            graph, {**consts, **dict(statics), **row.eps_keyword}
+        )(diff, cots)
+        _node_names[key] = names
+        return values, input_grads, node_grads
+
+    return run
+
+
+def nodes(row: Row, values: Mapping[str, Any], cotangents: tuple[Any, ...]) -> tuple[Node, ...]:
+    """Every node of the row's computational graph at one example, in float64: its right forward value and
+    the right gradient of the loss at it. The graph's nodes in the order it taps them (the outputs among
+    them, named as the row names its outputs; a row without a graph has these alone), then the
+    differentiated inputs, then the constant arrays (labels, running statistics, masks) with no gradient.
+    ``values`` are the example's values as the oracle holds them (carried state completed);
+    ``cotangents`` one per output (1 for a loss).
+
+    Compiled as the reference is (measured: on a shape not seen before, running the graph eagerly costs
+    several seconds of per-operation compilation, ten times a compilation of the whole)."""
+    import reference
+    from reference._graph import held_nodes
+
+    diff, consts, cots, statics = _split(row, values, cotangents, np.float64)
+    named = dict(zip((a.name for a in row.differentiable), diff, strict=True))
+    key = ("nodes", row, statics, _signature((named, consts, cots)))
+    fn = _compile(key, functools.partial(_graph_vjp, row, statics, key), counted=False)
+    with reference.x64():
+        found, input_grads, node_grads = fn(named, consts, cots)
+    held = held_nodes(_node_names[key], found, named, input_grads, node_grads)
+    for name, value in consts.items():
+        held.setdefault(name, (np.asarray(value, np.float64), None))
+    return tuple(Node(name, value, grad) for name, (value, grad) in held.items())

@@ -8,19 +8,14 @@ so that they cannot share its mistakes.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import numpy as np
 
 from backprop.verify import ROWS
-from tests.catalogue import Array, Correct
-from tests.catalogue.broken import (
-    BookConvolution,
-    Im2colPooling,
-    LoopCol2im,
-    LoopIm2col,
-    TwoLayerNetByHand,
-)
+from tests.catalogue import CORRECT_RECORDS, Array, Correct, passes
+from tests.catalogue.broken import Im2colPooling
 
 # ==== MulLayer / AddLayer: other ways to undo broadcasting ===============================================
 
@@ -53,6 +48,7 @@ def _sum_to_by_loop(grad: Array, shape: tuple[int, ...]) -> Array:
     return g
 
 
+@passes(against="mul", why="unbroadcast via zero strides + np.add.reduce")
 class MulStrideTrick:
     """Caches only shapes and the other operand; unbroadcasts via zero strides and np.add.reduce."""
 
@@ -70,6 +66,7 @@ class MulStrideTrick:
         return _sum_to_by_strides(d * self.y, self.x.shape), _sum_to_by_strides(d * self.x, self.y.shape)
 
 
+@passes(against="mul", why="einsum products, keepdims-sum + reshape")
 class MulEinsum:
     """dx and dy via np.einsum over the broadcast result, summed by padding with keepdims."""
 
@@ -91,6 +88,7 @@ class MulEinsum:
         return _sum_to_by_padding(dx, self.x.shape), _sum_to_by_padding(dy, self.y.shape)
 
 
+@passes(against="add", why="keepdims-sum over left-padded axes + reshape")
 class AddKeepdimsReshape:
     """Keeps no inputs, only their shapes; sums with keepdims over left-padded axes, then reshapes."""
 
@@ -107,6 +105,7 @@ class AddKeepdimsReshape:
         return _sum_to_by_padding(d, self.shapes[0]), _sum_to_by_padding(d, self.shapes[1])
 
 
+@passes(against="add", why="Chainer-style sum_to loop")
 class AddChainerSumTo:
     """Unbroadcasts with a Chainer-style loop; the no-broadcast case still returns fresh arrays."""
 
@@ -125,6 +124,7 @@ class AddChainerSumTo:
 # ==== Relu ==============================================================================================
 
 
+@passes(against="relu", why="np.heaviside(x, 0) * dout")
 class ReluHeaviside:
     """dx = heaviside(x, 0) * dout; forward is np.maximum."""
 
@@ -140,6 +140,7 @@ class ReluHeaviside:
         return np.asarray(np.heaviside(self.x, 0).astype(self.x.dtype) * dout)
 
 
+@passes(against="relu", why="(x > 0) * dout")
 class ReluBoolProduct:
     """forward x * (x > 0), backward (x > 0) * dout: booleans as 0/1 factors."""
 
@@ -155,6 +156,7 @@ class ReluBoolProduct:
         return np.asarray(self.positive * dout)
 
 
+@passes(against="relu", why="mask from the cached output, np.copyto")
 class ReluMaskFromOutput:
     """Caches only the output; out > 0 exactly when x > 0, so it serves as the mask."""
 
@@ -175,6 +177,7 @@ class ReluMaskFromOutput:
 # ==== Sigmoid ===========================================================================================
 
 
+@passes(against="sigmoid", why="exp(-|x|) / (1 + exp(-|x|))**2")
 class SigmoidStableDerivative:
     """dx = dout * e / (1 + e)^2 with e = exp(-|x|): the derivative taken from x, overflow-free."""
 
@@ -191,6 +194,7 @@ class SigmoidStableDerivative:
         return np.asarray(dout * (self.e / (1 + self.e) ** 2))
 
 
+@passes(against="sigmoid", why="(1 + tanh(x/2)) / 2")
 class SigmoidTanhIdentity:
     """sigmoid(x) = (1 + tanh(x / 2)) / 2, and sigmoid'(x) = (1 - tanh(x / 2)^2) / 4."""
 
@@ -206,6 +210,7 @@ class SigmoidTanhIdentity:
         return np.asarray(dout * ((1 - self.th * self.th) / 4))
 
 
+@passes(against="sigmoid", why="the book's Sigmoid, overflow silenced")
 class SigmoidBook:
     """The book's Sigmoid verbatim; exp(-x) overflows to inf for x < -709, but 1 / inf = 0 is right."""
 
@@ -236,6 +241,7 @@ class _AffineState:
         self.db: Array | None = None
 
 
+@passes(against="affine", why="np.tensordot on un-flattened x")
 class AffineTensordot(_AffineState):
     """Never flattens x: W is viewed as (*x.shape[1:], M) and contracted with np.tensordot."""
 
@@ -254,6 +260,7 @@ class AffineTensordot(_AffineState):
         return np.asarray(np.tensordot(dout, self._W_nd(x), axes=([1], [x.ndim - 1])))
 
 
+@passes(against="affine", why="np.einsum")
 class AffineEinsum:
     """Flattens x, and writes every product as np.einsum."""
 
@@ -277,6 +284,7 @@ class AffineEinsum:
         return np.asarray(np.einsum("nm,dm->nd", dout, self.W).reshape(self.x_shape))
 
 
+@passes(against="affine", why="per-sample loop of outer products")
 class AffineOuterLoop(_AffineState):
     """One sample at a time: dW accumulates outer products, db accumulates rows of dout."""
 
@@ -324,6 +332,9 @@ class _SoftmaxLossState:
         self.t: Array | None = None
 
 
+# loss = logsumexp(x) - x_t adds the max back before subtracting: in float32 that cancellation costs
+# eps32 * |x| (3e-5 at |x| = 512); the softmax_with_loss row declares that condition number
+@passes(against="softmax_with_loss", why="one-hot + logsumexp; float32 loses eps*|x| to cancellation")
 class SoftmaxLossOneHotLogsumexp(_SoftmaxLossState):
     """Labels become one-hot; loss = mean(logsumexp(x) - sum(t * x)); dx = dout * (y - t) / N."""
 
@@ -340,6 +351,7 @@ class SoftmaxLossOneHotLogsumexp(_SoftmaxLossState):
         return np.asarray((self.y - self.t) * (dout / n)).astype(self.y.dtype, copy=False)
 
 
+@passes(against="softmax_with_loss", why="dx[range(N), t] -= 1")
 class SoftmaxLossIndexSubtract(_SoftmaxLossState):
     """The book's chapter-5 code (common/layers.py): subtract 1 at the label index, then scale by dout / N."""
 
@@ -366,6 +378,7 @@ class SoftmaxLossIndexSubtract(_SoftmaxLossState):
         return dx
 
 
+@passes(against="softmax_with_loss", why="general log-softmax VJP; x - logsumexp(x) cancels in float32")
 class SoftmaxLossLogSoftmaxVjp(_SoftmaxLossState):
     """Backward is the general log-softmax VJP: g = -t * dout / N, dx = g - y * sum(g)."""
 
@@ -382,8 +395,6 @@ class SoftmaxLossLogSoftmaxVjp(_SoftmaxLossState):
         return np.asarray(g - self.y * g.sum(axis=1, keepdims=True)).astype(self.y.dtype, copy=False)
 
 
-# ==== the catalogue =====================================================================================
-
 # ==== Convolution, Pooling, im2col/col2im ==================================================================
 
 
@@ -391,6 +402,7 @@ def _geometry_out(size: int, window: int, stride: int, pad: int) -> int:
     return (size + 2 * pad - window) // stride + 1
 
 
+@passes(against="convolution", why="sliding_window_view + einsum; np.add.at")
 class ConvEinsumWindows:
     """Convolution over ``sliding_window_view`` windows with ``einsum``; dx added back window by window
     with ``np.add.at`` on index arrays, not through col2im."""
@@ -426,6 +438,7 @@ class ConvEinsumWindows:
         return np.asarray(img[:, :, p : p + h, p : p + w], dtype=self.x.dtype).copy()
 
 
+@passes(against="pooling", why="a Python loop over every window")
 class PoolingLoops:
     """Max pooling with explicit loops over every window; padding never chosen; ties to the first max."""
 
@@ -461,6 +474,7 @@ class PoolingLoops:
         return dx
 
 
+@passes(against="pooling", why="a tie's dout split evenly: another subgradient")
 class PoolingSplitsTies(Im2colPooling):
     """A tie's dout split evenly among the tied maxima: another valid subgradient, passed with a note."""
 
@@ -471,59 +485,12 @@ class PoolingSplitsTies(Im2colPooling):
         return self._scatter(mask * d / mask.sum(axis=1, keepdims=True).astype(d.dtype))
 
 
-CORRECT: list[Correct] = [
-    # the library's own layers, one per registry row
-    *(
-        Correct(
-            layer=row.layer,
-            against=row.name,
-            why=f"the library's {row.layer.__name__}",
-            float32="float32" in row.dtypes,
-        )
-        for row in ROWS
-    ),
-    # unusual but right
-    Correct(layer=MulStrideTrick, against="mul", why="unbroadcast via zero strides + np.add.reduce"),
-    Correct(layer=MulEinsum, against="mul", why="einsum products, keepdims-sum + reshape"),
-    Correct(layer=AddKeepdimsReshape, against="add", why="keepdims-sum over left-padded axes + reshape"),
-    Correct(layer=AddChainerSumTo, against="add", why="Chainer-style sum_to loop"),
-    Correct(layer=ReluHeaviside, against="relu", why="np.heaviside(x, 0) * dout"),
-    Correct(layer=ReluBoolProduct, against="relu", why="(x > 0) * dout"),
-    Correct(layer=ReluMaskFromOutput, against="relu", why="mask from the cached output, np.copyto"),
-    Correct(layer=SigmoidStableDerivative, against="sigmoid", why="exp(-|x|) / (1 + exp(-|x|))**2"),
-    Correct(layer=SigmoidTanhIdentity, against="sigmoid", why="(1 + tanh(x/2)) / 2"),
-    Correct(layer=SigmoidBook, against="sigmoid", why="the book's Sigmoid, overflow silenced"),
-    Correct(layer=AffineTensordot, against="affine", why="np.tensordot on un-flattened x"),
-    Correct(layer=AffineEinsum, against="affine", why="np.einsum"),
-    Correct(layer=AffineOuterLoop, against="affine", why="per-sample loop of outer products"),
-    # loss = logsumexp(x) - x_t adds the max back before subtracting: in float32 that cancellation costs
-    # eps32 * |x| (3e-5 at |x| = 512); the softmax_with_loss row declares that condition number
-    Correct(
-        layer=SoftmaxLossOneHotLogsumexp,
-        against="softmax_with_loss",
-        why="one-hot + logsumexp; float32 loses eps*|x| to cancellation",
-    ),
-    Correct(layer=SoftmaxLossIndexSubtract, against="softmax_with_loss", why="dx[range(N), t] -= 1"),
-    Correct(
-        layer=SoftmaxLossLogSoftmaxVjp,
-        against="softmax_with_loss",
-        why="general log-softmax VJP; x - logsumexp(x) cancels in float32",
-    ),
-    Correct(layer=BookConvolution, against="convolution", why="the book's im2col, matrix product, col2im"),
-    Correct(layer=ConvEinsumWindows, against="convolution", why="sliding_window_view + einsum; np.add.at"),
-    Correct(layer=Im2colPooling, against="pooling", why="im2col windows, argmax, -inf padding"),
-    Correct(layer=PoolingLoops, against="pooling", why="a Python loop over every window"),
-    Correct(layer=PoolingSplitsTies, against="pooling", why="a tie's dout split evenly: another subgradient"),
-    Correct(layer=LoopIm2col, against="im2col", why="loops over filter positions"),
-    Correct(layer=LoopCol2im, against="col2im", why="loops over filter positions"),
-]
-
-
 # ==== chapter 6: Dropout and batch normalization written other ways ======================================
 
 _EPS = 10e-7
 
 
+@passes(against="dropout", why="float 0/1 mask from a Generator of its own")
 class DropoutFloatMask:
     """The mask kept as 0.0 / 1.0 floats in x's dtype, drawn from a Generator of its own rather than
     np.random; test mode scales by 1 - ratio, and so does backward after it."""
@@ -548,6 +515,7 @@ class DropoutFloatMask:
         return np.asarray(dout * self.mask)
 
 
+@passes(against="dropout", why="boolean mask kept as self.keep, np.where")
 class DropoutRenamedMask:
     """The boolean mask kept as ``self.keep``: the row finds a layer's only boolean array."""
 
@@ -589,6 +557,7 @@ class _BatchNormState:
         self.dbeta: Array | None = None
 
 
+@passes(against="batch_normalization", why="the one-line dx = gamma/std/N (N dxn - sum dxn - xn sum(dxn xn))")
 class BatchNormCompact(_BatchNormState):
     """The one-line train-mode backward: dx = (gamma / std / N) (N dxn - sum(dxn) - xn sum(dxn xn)), with
     dxn = dout (gamma applied outside); statistics by np.mean / np.var; no xc kept."""
@@ -619,6 +588,7 @@ class BatchNormCompact(_BatchNormState):
         return np.asarray(dx, dtype=dout.dtype).reshape(dout.shape)
 
 
+@passes(against="channel_batch_normalization", why="keepdims reductions over (0, 2, 3), compact backward")
 class ChannelBatchNormAxes(_BatchNormState):
     """Per-channel batch normalization with the reductions over axes (0, 2, 3) kept 4-D (no transpose),
     and the compact backward."""
@@ -650,36 +620,21 @@ class ChannelBatchNormAxes(_BatchNormState):
         return np.asarray(scale * inner, dtype=dout.dtype) if m else np.zeros_like(dout)
 
 
-CORRECT += [
-    Correct(layer=DropoutFloatMask, against="dropout", why="float 0/1 mask from a Generator of its own"),
-    Correct(layer=DropoutRenamedMask, against="dropout", why="boolean mask kept as self.keep, np.where"),
-    Correct(
-        layer=BatchNormCompact,
-        against="batch_normalization",
-        why="the one-line dx = gamma/std/N (N dxn - sum dxn - xn sum(dxn xn))",
+# ==== the list: the library's own layers, then the unusual ones of both books ============================
+
+from tests.catalogue import broken, nlp  # noqa: E402  (their classes' records, after this module's)
+
+CORRECT: list[Correct] = [
+    # the library's own layers, one per registry row
+    *(
+        Correct(
+            layer=row.layer,
+            against=row.name,
+            why=f"the library's {row.layer.__name__}",
+            float32="float32" in row.dtypes,
+        )
+        for row in ROWS
     ),
-    Correct(
-        layer=ChannelBatchNormAxes,
-        against="channel_batch_normalization",
-        why="keepdims reductions over (0, 2, 3), compact backward",
-    ),
+    *CORRECT_RECORDS.of(sys.modules[__name__], broken),
+    *nlp.CORRECT,
 ]
-
-
-# ==== networks ===========================================================================================
-
-
-CORRECT += [
-    Correct(
-        layer=TwoLayerNetByHand,
-        against="two_layer_net",
-        why="no layer objects; log-sum-exp loss",
-        float32=False,
-    ),
-]
-
-# ==== "Deep Learning from Scratch 2": tests/catalogue/nlp/ ===============================================
-
-from tests.catalogue import nlp  # noqa: E402  (after book 1's, so the lists stay in the books' order)
-
-CORRECT += nlp.CORRECT

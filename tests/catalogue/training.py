@@ -6,7 +6,8 @@ random state, after the optimiser updates a parameter in place, or only for some
 classes end the process (``sys.exit``, ``exit()``), which the oracle must contain and report. The correct
 layers at the end look stateful or random but are right on every call: the oracle must pass them.
 
-``TRAINING`` pairs every class with a :class:`tests.catalogue.learner.Expect`.
+Each class carries its :class:`tests.catalogue.Expect` as an ``@expect_in_training`` decorator;
+``TRAINING`` lists them in the classes' order.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from tests.catalogue import TRAINING_RECORDS, Array, Expect, codes, expect_in_training
 from tests.catalogue.broken import _BatchNormBase
-from tests.catalogue.learner import Array, Expect, SoftmaxWithLossEps, TwoLayerNetTextbookLoss, codes
+from tests.catalogue.learner import SoftmaxWithLossEps, TwoLayerNetTextbookLoss
 
 # ---- shared plain-NumPy pieces, written out once so each class below differs only in its mistake ---------
 
@@ -86,6 +88,9 @@ class _SoftmaxWithLoss:
 # ==== state kept from the first call ====================================================================
 
 
+@expect_in_training(
+    against="relu", why="mask computed on the first forward only", verdict="fail", diagnoses=codes("stale")
+)
 class ReluStaleMask:
     """Computes the mask only on the first forward ("it is the same layer"); later backwards use it."""
 
@@ -103,6 +108,9 @@ class ReluStaleMask:
         return dx
 
 
+@expect_in_training(
+    against="affine", why="dW from the first batch's x", verdict="fail", diagnoses=codes("stale")
+)
 class AffineStaleX(_Affine):
     """Keeps the first batch's x for dW; forward's output and dx use the current batch."""
 
@@ -114,6 +122,9 @@ class AffineStaleX(_Affine):
         return np.dot(x, self.W) + self.b
 
 
+@expect_in_training(
+    against="affine", why="dW computed on the first backward only", verdict="fail", diagnoses=codes("stale")
+)
 class AffineLazyDW(_Affine):
     """Computes dW only on the first backward ("it is cached"); db and dx are recomputed every time."""
 
@@ -129,6 +140,12 @@ class AffineLazyDW(_Affine):
 # ==== the dout a loss usually gets ======================================================================
 
 
+@expect_in_training(
+    against="softmax_with_loss",
+    why="if dout == 1: return y - t (no / batch_size)",
+    verdict="fail",
+    diagnoses=codes("dout_one"),
+)
 class SoftmaxLossDoutOneFastPath(_SoftmaxWithLoss):
     """A fast path for the usual ``dout == 1`` that forgets the division by the batch size."""
 
@@ -140,6 +157,12 @@ class SoftmaxLossDoutOneFastPath(_SoftmaxWithLoss):
         return dout * (self.y - self.t) / batch_size
 
 
+@expect_in_training(
+    against="softmax_with_loss",
+    why="backward(dout=None): the None branch forgets / batch_size",
+    verdict="fail",
+    diagnoses=codes("default_dout"),
+)
 class SoftmaxLossNoneDefault(_SoftmaxWithLoss):
     """``backward(self, dout=None)``: the None branch ("last layer, nothing comes back") forgets the
     division by the batch size; any explicit dout, 1 included, is right."""
@@ -155,6 +178,12 @@ class SoftmaxLossNoneDefault(_SoftmaxWithLoss):
 # ==== global random state ===============================================================================
 
 
+@expect_in_training(
+    against="sigmoid",
+    why="drops (1 - out) when np.random.rand() < 0.3",
+    verdict="fail",
+    diagnoses=codes("nondeterministic"),
+)
 class SigmoidRandomSlip:
     """Drops the ``(1 - out)`` factor on about 30% of backward calls (``np.random.rand() < 0.3``)."""
 
@@ -176,6 +205,9 @@ class SigmoidRandomSlip:
 # ==== parameters held by reference ======================================================================
 
 
+@expect_in_training(
+    against="affine", why="self.W = W.copy(), b by reference", verdict="fail", diagnoses=codes("param_copy")
+)
 class AffineCopiesW(_Affine):
     """``self.W = W.copy()`` in __init__: the optimiser's in-place update of W never reaches the layer
     (b is held by reference, so after an update the output matches neither the old nor the new
@@ -185,6 +217,13 @@ class AffineCopiesW(_Affine):
         super().__init__(W.copy(), b)
 
 
+@expect_in_training(
+    against="affine",
+    why="self.W = W.copy(); self.b = b.copy()",
+    verdict="fail",
+    failures=2,
+    diagnoses=codes("param_copy"),
+)
 class AffineCopiesParams(_Affine):
     """``self.W = W.copy(); self.b = b.copy()`` in __init__ ("so the caller cannot change them"): the
     layer keeps computing with the initial parameters whatever the optimiser does."""
@@ -193,6 +232,12 @@ class AffineCopiesParams(_Affine):
         super().__init__(W.copy(), b.copy())
 
 
+@expect_in_training(
+    against="affine",
+    why="self.grads[0] = dW rebinds the entry",
+    verdict="fail",
+    diagnoses=codes("grads_rebound"),
+)
 class Book2AffineRebindsGrads:
     """Book 2's Affine (flattening N-D x) with ``self.grads[0] = dW``: the list entry is replaced, so the
     array an optimiser holds from ``grads`` never changes (``grads[1][...] = db`` is right)."""
@@ -224,6 +269,13 @@ class Book2AffineRebindsGrads:
 # ==== wrong only for some sizes, ranks or values ========================================================
 
 
+@expect_in_training(
+    against="affine",
+    why="dW from the last chunk of 8 samples only",
+    verdict="fail",
+    any_of=codes("scale", "other"),
+    passes_without=("large",),
+)
 class AffineChunkedDW(_Affine):
     """Builds dW in chunks of 8 samples "to save memory", but assigns instead of accumulating: only the
     last chunk counts, so dW is right for batches of up to 8 and wrong past that."""
@@ -237,6 +289,9 @@ class AffineChunkedDW(_Affine):
         return dx.reshape(*self.original_x_shape)
 
 
+@expect_in_training(
+    against="relu", why="4-D dout transposed to NHWC in backward", verdict="fail", passes_without=("rank4",)
+)
 class ReluConvLayout:
     """Flattens 4-D feature maps per sample, and in backward copies Convolution.backward's
     ``dout.transpose(0, 2, 3, 1)``: for 4-D input dx comes out in NHWC order; right for every other rank
@@ -263,6 +318,12 @@ class ReluConvLayout:
         return dx.reshape(self.shape)
 
 
+@expect_in_training(
+    against="softmax_with_loss",
+    why="row 0's loss weighted 1.01, always",
+    verdict="fail",
+    any_of=codes("scale", "other"),
+)
 class SoftmaxLossRow0Off(_SoftmaxWithLoss):
     """Row 0's contribution to the loss is weighted 1.01 (a debugging weight left in); dx is right. The
     error is 1% of one row's loss, which an extreme logit in another row must not hide."""
@@ -277,6 +338,13 @@ class SoftmaxLossRow0Off(_SoftmaxWithLoss):
         return self.loss
 
 
+@expect_in_training(
+    against="softmax_with_loss",
+    why="row 0's loss weighted 1.01 when another row has |x| >= 1e3",
+    verdict="fail",
+    any_of=codes("scale", "other"),
+    passes_without=("extreme",),
+)
 class SoftmaxLossRow0OffBesideExtreme(_SoftmaxWithLoss):
     """Row 0's loss is 1% off only when another row holds a logit of magnitude 1e3 or more, exactly when
     a tolerance widened by that row would hide it; otherwise right (loss and dx)."""
@@ -295,6 +363,7 @@ class SoftmaxLossRow0OffBesideExtreme(_SoftmaxWithLoss):
 # ==== ending the process ================================================================================
 
 
+@expect_in_training(against="relu", why="sys.exit(0) in forward", verdict="fail", diagnoses=codes("exit"))
 class ReluSysExit:
     """``sys.exit(0)`` in forward, left over from debugging ("stop here and look at the shapes")."""
 
@@ -311,6 +380,7 @@ class ReluSysExit:
         return dx
 
 
+@expect_in_training(against="sigmoid", why="exit() in backward", verdict="fail", diagnoses=codes("exit"))
 class SigmoidExitInBackward:
     """``exit()`` (the site builtin) in backward, after a correct forward."""
 
@@ -326,6 +396,13 @@ class SigmoidExitInBackward:
         exit()
 
 
+@expect_in_training(
+    against="relu",
+    why="an endless loop in backward for inputs of more than three elements",
+    verdict="fail",
+    diagnoses=codes("timeout"),
+    options={"timeout": 0.5, "max_failures": 1, "scope": False},
+)
 class ReluHangsOnBigBatch:
     """backward loops forever once the input has more than three elements (a ``while`` whose condition
     never changes): the oracle's per-call time limit must end it."""
@@ -347,6 +424,7 @@ class ReluHangsOnBigBatch:
 # ==== correct: stateful-looking or random-looking, right on every call ===================================
 
 
+@expect_in_training(against="relu", why="keeps all masks, uses the latest", verdict="pass")
 class ReluWithHistory:
     """Keeps every mask it has computed and a call counter, but backward always uses the latest mask."""
 
@@ -367,6 +445,7 @@ class ReluWithHistory:
         return dx
 
 
+@expect_in_training(against="affine", why="counters that affect nothing", verdict="pass")
 class AffineBookkeeping(_Affine):
     """Counts samples and calls and remembers the last batch size; everything is recomputed each call,
     and W and b are read from the attributes the caller's arrays are bound to."""
@@ -387,6 +466,7 @@ class AffineBookkeeping(_Affine):
         return super().backward(dout)
 
 
+@expect_in_training(against="relu", why="np.random drawn, never used", verdict="pass")
 class ReluDropoutOff:
     """A Relu with built-in dropout at ratio 0: it draws ``np.random.rand`` on every forward, but the
     mask it keeps is always all True, so no result depends on the random state."""
@@ -406,6 +486,7 @@ class ReluDropoutOff:
         return np.where(self.positive & self.keep, dout, 0).astype(dout.dtype)
 
 
+@expect_in_training(against="softmax_with_loss", why="a right fast path for dout == 1", verdict="pass")
 class SoftmaxLossDoutOneFastPathRight(_SoftmaxWithLoss):
     """A fast path for ``dout == 1`` done right: the same numbers without the multiplication."""
 
@@ -417,6 +498,7 @@ class SoftmaxLossDoutOneFastPathRight(_SoftmaxWithLoss):
         return dout * (self.y - self.t) / batch_size
 
 
+@expect_in_training(against="softmax_with_loss", why="dout=None read as 1", verdict="pass")
 class SoftmaxLossNoneMeansOne(_SoftmaxWithLoss):
     """``backward(self, dout=None)`` with None read as 1, as it should be."""
 
@@ -428,12 +510,15 @@ class SoftmaxLossNoneMeansOne(_SoftmaxWithLoss):
         return dout * (self.y - self.t) / batch_size
 
 
-# ==== the catalogue =====================================================================================
-
-
 # ---- train mode, then test mode on one instance (chapter 6) -------------------------------------------------
 
 
+@expect_in_training(
+    against="dropout",
+    why="book 1's Dropout: no backward after a test-mode forward",
+    verdict="pass",
+    notes=("test-mode backward is outside this layer's contract",),
+)
 class BookDropout:
     """Book 1's Dropout as printed: backward after a test-mode forward is left undefined (mask is None)."""
 
@@ -451,6 +536,13 @@ class BookDropout:
         return dout * self.mask  # type: ignore[operator]
 
 
+@expect_in_training(
+    against="dropout",
+    why="test mode reuses the last training mask",
+    verdict="fail",
+    diagnoses=codes("stale"),
+    options={"max_failures": 1, "scope": False},
+)
 class DropoutMaskInTestMode(BookDropout):
     """Test mode reuses the last training mask (right on a fresh instance, which has none yet)."""
 
@@ -460,6 +552,12 @@ class DropoutMaskInTestMode(BookDropout):
         return x * self.mask * (1.0 - self.dropout_ratio)
 
 
+@expect_in_training(
+    against="batch_normalization",
+    why="book 1's BatchNormalization: no backward after a test-mode forward",
+    verdict="pass",
+    notes=("test-mode backward is outside this layer's contract",),
+)
 class BookBatchNorm(_BatchNormBase):
     """Book 1's BatchNormalization: right in train mode and in a test-mode forward, and, as the book's,
     no backward after a test-mode forward (it reads what only train mode computes)."""
@@ -470,6 +568,13 @@ class BookBatchNorm(_BatchNormBase):
         return super().backward(dout)
 
 
+@expect_in_training(
+    against="batch_normalization",
+    why="running = (1 - m) * running + m * batch",
+    verdict="fail",
+    diagnoses=codes("stale"),
+    options={"max_failures": 1, "scope": False},
+)
 class BatchNormMomentumSwapped(_BatchNormBase):
     """running = (1 - momentum) * running + momentum * batch: the weights of the moving average swapped."""
 
@@ -482,6 +587,13 @@ class BatchNormMomentumSwapped(_BatchNormBase):
         return mu, var
 
 
+@expect_in_training(
+    against="batch_normalization",
+    why="the running variance is never updated",
+    verdict="fail",
+    diagnoses=codes("stale"),
+    options={"max_failures": 1, "scope": False},
+)
 class BatchNormRunningVarNeverUpdated(_BatchNormBase):
     """Only the running mean is updated; the running variance keeps its initial value."""
 
@@ -496,6 +608,13 @@ class BatchNormRunningVarNeverUpdated(_BatchNormBase):
 # ---- caches the earlier stages could not see: by shape, by object, shared between instances -----------------
 
 
+@expect_in_training(
+    against="softmax_with_loss",
+    why="one-hot targets built once per shape",
+    verdict="fail",
+    diagnoses=codes("stale"),
+    options={"max_failures": 1, "scope": False},
+)
 class SoftmaxLossLabelsByShape(_SoftmaxWithLoss):
     """The one-hot targets are built once per shape of x ("the labels do not change"): a later batch of the
     same size trains on the earlier batch's labels."""
@@ -509,6 +628,13 @@ class SoftmaxLossLabelsByShape(_SoftmaxWithLoss):
         return self.loss
 
 
+@expect_in_training(
+    against="affine",
+    why="returns the last output when given the same array object (a refilled batch buffer)",
+    verdict="fail",
+    diagnoses=codes("stale"),
+    options={"max_failures": 1, "scope": False},
+)
 class AffineSkipsTheSameBatch(_Affine):
     """Skips the product when given the very array it saw last: a training loop that refills one batch
     buffer in place gets the previous batch's output."""
@@ -525,6 +651,13 @@ class AffineSkipsTheSameBatch(_Affine):
         return self.out
 
 
+@expect_in_training(
+    against="batch_normalization",
+    why="std kept on the class, shared by every instance",
+    verdict="fail",
+    diagnoses=codes("stateful"),
+    options={"max_failures": 1, "scope": False},
+)
 class BatchNormClassStd(_BatchNormBase):
     """Keeps std on the class, shared by every instance: another instance's forward replaces it before this
     one's backward (-x has the same std, so B must see other values for it to show)."""
@@ -541,6 +674,13 @@ class BatchNormClassStd(_BatchNormBase):
         return super().backward(dout)
 
 
+@expect_in_training(
+    against="matmul",
+    why="backward sets self.dW, never grads[0]",
+    verdict="fail",
+    any_of=codes("other", "scale"),
+    options={"max_failures": 1, "scope": False},
+)
 class MatMulSetsDW:
     """Book 2's MatMul, but backward sets self.dW and never writes grads[0], which optimizers read."""
 
@@ -560,6 +700,7 @@ class MatMulSetsDW:
         return np.dot(dout, self.params[0].T)
 
 
+@expect_in_training(against="matmul", why="grads[0] written, self.dW kept too", verdict="pass")
 class MatMulSetsBoth(MatMulSetsDW):
     """Right: writes grads[0] as the book does, and keeps self.dW too."""
 
@@ -569,6 +710,13 @@ class MatMulSetsBoth(MatMulSetsDW):
         return dx
 
 
+@expect_in_training(
+    against="softmax_with_loss",
+    why="the epsilon allowed; dx of the first call returned forever",
+    verdict="fail",
+    diagnoses=codes("stale"),
+    options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
+)
 class SoftmaxWithLossEpsFirstDx(SoftmaxWithLossEps):
     """The book's loss (``-log(y + 1e-7)``, allowed by ``--allow epsilon``) with a backward that keeps the
     first dx it computed and returns it on every later call."""
@@ -579,6 +727,15 @@ class SoftmaxWithLossEpsFirstDx(SoftmaxWithLossEps):
         return np.array(self.first_dx, copy=True)
 
 
+@expect_in_training(
+    against="two_layer_net",
+    why="the epsilon allowed; gradient() of the first call returned forever",
+    verdict="fail",
+    # the training stage's x and t stay as they were (only parameters move), so the first call's dict
+    # is right for the parameters as built: read as a copy of them
+    any_of=codes("stale", "param_copy"),
+    options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
+)
 class TwoLayerNetTextbookFirstGradient(TwoLayerNetTextbookLoss):
     """The book's TwoLayerNet (``-log(y + 1e-7)``) whose gradient() keeps the first dict it computed."""
 
@@ -588,235 +745,4 @@ class TwoLayerNetTextbookFirstGradient(TwoLayerNetTextbookLoss):
         return {k: v.copy() for k, v in self.first_grads.items()}
 
 
-TRAINING: list[Expect] = [
-    # state kept from the first call
-    Expect(
-        layer=ReluStaleMask,
-        against="relu",
-        why="mask computed on the first forward only",
-        verdict="fail",
-        diagnoses=codes("stale"),
-    ),
-    Expect(
-        layer=AffineStaleX,
-        against="affine",
-        why="dW from the first batch's x",
-        verdict="fail",
-        diagnoses=codes("stale"),
-    ),
-    Expect(
-        layer=AffineLazyDW,
-        against="affine",
-        why="dW computed on the first backward only",
-        verdict="fail",
-        diagnoses=codes("stale"),
-    ),
-    # the dout a loss usually gets
-    Expect(
-        layer=SoftmaxLossDoutOneFastPath,
-        against="softmax_with_loss",
-        why="if dout == 1: return y - t (no / batch_size)",
-        verdict="fail",
-        diagnoses=codes("dout_one"),
-    ),
-    Expect(
-        layer=SoftmaxLossNoneDefault,
-        against="softmax_with_loss",
-        why="backward(dout=None): the None branch forgets / batch_size",
-        verdict="fail",
-        diagnoses=codes("default_dout"),
-    ),
-    # global random state
-    Expect(
-        layer=SigmoidRandomSlip,
-        against="sigmoid",
-        why="drops (1 - out) when np.random.rand() < 0.3",
-        verdict="fail",
-        diagnoses=codes("nondeterministic"),
-    ),
-    # parameters held by reference
-    Expect(
-        layer=AffineCopiesW,
-        against="affine",
-        why="self.W = W.copy(), b by reference",
-        verdict="fail",
-        diagnoses=codes("param_copy"),
-    ),
-    Expect(
-        layer=AffineCopiesParams,
-        against="affine",
-        why="self.W = W.copy(); self.b = b.copy()",
-        verdict="fail",
-        failures=2,
-        diagnoses=codes("param_copy"),
-    ),
-    Expect(
-        layer=Book2AffineRebindsGrads,
-        against="affine",
-        why="self.grads[0] = dW rebinds the entry",
-        verdict="fail",
-        diagnoses=codes("grads_rebound"),
-    ),
-    # wrong only for some sizes, ranks or values
-    Expect(
-        layer=AffineChunkedDW,
-        against="affine",
-        why="dW from the last chunk of 8 samples only",
-        verdict="fail",
-        any_of=codes("scale", "other"),
-        passes_without=("large",),
-    ),
-    Expect(
-        layer=ReluConvLayout,
-        against="relu",
-        why="4-D dout transposed to NHWC in backward",
-        verdict="fail",
-        passes_without=("rank4",),
-    ),
-    Expect(
-        layer=SoftmaxLossRow0Off,
-        against="softmax_with_loss",
-        why="row 0's loss weighted 1.01, always",
-        verdict="fail",
-        any_of=codes("scale", "other"),
-    ),
-    Expect(
-        layer=SoftmaxLossRow0OffBesideExtreme,
-        against="softmax_with_loss",
-        why="row 0's loss weighted 1.01 when another row has |x| >= 1e3",
-        verdict="fail",
-        any_of=codes("scale", "other"),
-        passes_without=("extreme",),
-    ),
-    # ending the process
-    Expect(
-        layer=ReluSysExit,
-        against="relu",
-        why="sys.exit(0) in forward",
-        verdict="fail",
-        diagnoses=codes("exit"),
-    ),
-    Expect(
-        layer=SigmoidExitInBackward,
-        against="sigmoid",
-        why="exit() in backward",
-        verdict="fail",
-        diagnoses=codes("exit"),
-    ),
-    Expect(
-        layer=ReluHangsOnBigBatch,
-        against="relu",
-        why="an endless loop in backward for inputs of more than three elements",
-        verdict="fail",
-        diagnoses=codes("timeout"),
-        options={"timeout": 0.5, "max_failures": 1, "scope": False},
-    ),
-    # train mode, then test mode on one instance
-    Expect(
-        layer=DropoutMaskInTestMode,
-        against="dropout",
-        why="test mode reuses the last training mask",
-        verdict="fail",
-        diagnoses=codes("stale"),
-        options={"max_failures": 1, "scope": False},
-    ),
-    Expect(
-        layer=BatchNormMomentumSwapped,
-        against="batch_normalization",
-        why="running = (1 - m) * running + m * batch",
-        verdict="fail",
-        diagnoses=codes("stale"),
-        options={"max_failures": 1, "scope": False},
-    ),
-    Expect(
-        layer=BatchNormRunningVarNeverUpdated,
-        against="batch_normalization",
-        why="the running variance is never updated",
-        verdict="fail",
-        diagnoses=codes("stale"),
-        options={"max_failures": 1, "scope": False},
-    ),
-    Expect(
-        layer=BookBatchNorm,
-        against="batch_normalization",
-        why="book 1's BatchNormalization: no backward after a test-mode forward",
-        verdict="pass",
-        notes=("test-mode backward is outside this layer's contract",),
-    ),
-    Expect(
-        layer=BookDropout,
-        against="dropout",
-        why="book 1's Dropout: no backward after a test-mode forward",
-        verdict="pass",
-        notes=("test-mode backward is outside this layer's contract",),
-    ),
-    # caches by shape, by object, between instances; a book-2 layer's grads list
-    Expect(
-        layer=SoftmaxLossLabelsByShape,
-        against="softmax_with_loss",
-        why="one-hot targets built once per shape",
-        verdict="fail",
-        diagnoses=codes("stale"),
-        options={"max_failures": 1, "scope": False},
-    ),
-    Expect(
-        layer=AffineSkipsTheSameBatch,
-        against="affine",
-        why="returns the last output when given the same array object (a refilled batch buffer)",
-        verdict="fail",
-        diagnoses=codes("stale"),
-        options={"max_failures": 1, "scope": False},
-    ),
-    Expect(
-        layer=BatchNormClassStd,
-        against="batch_normalization",
-        why="std kept on the class, shared by every instance",
-        verdict="fail",
-        diagnoses=codes("stateful"),
-        options={"max_failures": 1, "scope": False},
-    ),
-    Expect(
-        layer=MatMulSetsDW,
-        against="matmul",
-        why="backward sets self.dW, never grads[0]",
-        verdict="fail",
-        any_of=codes("other", "scale"),
-        options={"max_failures": 1, "scope": False},
-    ),
-    Expect(layer=MatMulSetsBoth, against="matmul", why="grads[0] written, self.dW kept too", verdict="pass"),
-    # --allow epsilon sets the loss's formula aside, never the later stages
-    Expect(
-        layer=SoftmaxWithLossEpsFirstDx,
-        against="softmax_with_loss",
-        why="the epsilon allowed; dx of the first call returned forever",
-        verdict="fail",
-        diagnoses=codes("stale"),
-        options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
-    ),
-    Expect(
-        layer=TwoLayerNetTextbookFirstGradient,
-        against="two_layer_net",
-        why="the epsilon allowed; gradient() of the first call returned forever",
-        verdict="fail",
-        # the training stage's x and t stay as they were (only parameters move), so the first call's dict
-        # is right for the parameters as built: read as a copy of them
-        any_of=codes("stale", "param_copy"),
-        options={"allow": ("epsilon",), "max_failures": 1, "scope": False},
-    ),
-    # correct
-    Expect(layer=ReluWithHistory, against="relu", why="keeps all masks, uses the latest", verdict="pass"),
-    Expect(layer=AffineBookkeeping, against="affine", why="counters that affect nothing", verdict="pass"),
-    Expect(layer=ReluDropoutOff, against="relu", why="np.random drawn, never used", verdict="pass"),
-    Expect(
-        layer=SoftmaxLossDoutOneFastPathRight,
-        against="softmax_with_loss",
-        why="a right fast path for dout == 1",
-        verdict="pass",
-    ),
-    Expect(
-        layer=SoftmaxLossNoneMeansOne,
-        against="softmax_with_loss",
-        why="dout=None read as 1",
-        verdict="pass",
-    ),
-]
+TRAINING: list[Expect] = TRAINING_RECORDS.of(sys.modules[__name__])

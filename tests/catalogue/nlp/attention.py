@@ -11,11 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.catalogue import Array, Case, Correct
-
-
-def _k(*kinds: str) -> frozenset[str]:
-    return frozenset(kinds)
+from tests.catalogue import Array, caught, passes
 
 
 def _softmax(s: Array) -> Array:
@@ -26,6 +22,7 @@ def _softmax(s: Array) -> Array:
 # ==== the book's layers, as the broken ones start from ===================================================
 
 
+@passes(against="weight_sum", why="the book's repeat and sum")
 class BookWeightSum:
     """The book's WeightSum: dc repeated over T, da summed over H."""
 
@@ -70,6 +67,7 @@ class _Softmax:
         return dx
 
 
+@passes(against="attention_weight", why="the book's, with a Softmax layer")
 class BookAttentionWeight:
     """The book's AttentionWeight: the scores through a Softmax layer."""
 
@@ -96,6 +94,7 @@ class BookAttentionWeight:
         return self.softmax.backward(da)
 
 
+@passes(against="attention", why="the book's two sub-layers")
 class BookAttention:
     """The book's Attention: AttentionWeight then WeightSum, hs's two gradients summed."""
 
@@ -120,6 +119,7 @@ class BookAttention:
         return dhs0 + dhs1, dh
 
 
+@passes(against="time_attention", why="the book's loop of Attention")
 class BookTimeAttention:
     """The book's TimeAttention: one Attention per decoder step, dhs_enc summed over the steps."""
 
@@ -165,6 +165,14 @@ class _NaiveSoftmax(_Softmax):
         return self.out
 
 
+# caught in float64 only where the aligned states at H = 32 push a score past exp's limit
+@caught(
+    against="attention_weight",
+    check="a",
+    kinds={"nan", "value"},
+    diagnosis="overflow",
+    why="softmax without max shift, in float64",
+)
 class AttentionWeightNaiveSoftmax(BookAttentionWeight):
     """The scores through a softmax without the max shift: right until hs . h passes ~709 in float64
     (aligned states at H = 32), where it returns NaN."""
@@ -174,56 +182,94 @@ class AttentionWeightNaiveSoftmax(BookAttentionWeight):
         self.softmax = _NaiveSoftmax()
 
 
+@caught(
+    against="attention",
+    check="out",
+    kinds={"nan", "value"},
+    diagnosis="overflow",
+    why="softmax without max shift, in float64",
+)
 class AttentionNaiveSoftmax(BookAttention):
     """The book's Attention over an AttentionWeight whose softmax has no max shift."""
 
     weight_cls = AttentionWeightNaiveSoftmax
 
 
+@caught(
+    against="time_attention",
+    check="out",
+    kinds={"nan", "value"},
+    diagnosis="overflow",
+    why="softmax without max shift, in float64",
+)
 class TimeAttentionNaiveSoftmax(BookTimeAttention):
     """The book's TimeAttention over an Attention whose softmax has no max shift."""
 
     attention_cls = AttentionNaiveSoftmax
 
 
+@caught(
+    against="weight_sum",
+    check="da",
+    kinds={"shape", "value"},
+    diagnosis="shape",
+    why="da summed over T instead of H",
+)
 class WeightSumDaWrongAxis(BookWeightSum):
     """da = sum(dt * hs, axis=1): summed over the time steps instead of over H."""
 
     def _da_axis(self) -> int:
-        return 1
+        return 1  # BUG
 
 
+@caught(against="weight_sum", check="dhs", kinds={"value"}, diagnosis="other", why="dhs without the weights")
 class WeightSumDhsUnweighted(BookWeightSum):
     """dhs = dc repeated over T: the weights a are left out of hs's gradient."""
 
     def _dhs(self, dt: Array, ar: Array) -> Array:
-        return dt.copy()
+        return dt.copy()  # BUG
 
 
+@caught(
+    against="attention_weight",
+    check="dhs",
+    kinds={"value"},
+    diagnosis="other",
+    why="the softmax's backward without - a sum(a da)",
+)
 class AttentionWeightNoSoftmaxMean(BookAttentionWeight):
     """ds = a * da: the softmax's backward without its - a * sum(a * da) term."""
 
     def _ds(self, da: Array) -> Array:
         assert self.softmax.out is not None
-        return self.softmax.out * da
+        return self.softmax.out * da  # BUG
 
 
+@caught(against="attention", check="dh", kinds={"value"}, diagnosis="other", why="dh = 0")
 class AttentionDhZeros(BookAttention):
     """dh = zeros: the decoder state is treated as a constant of the attention."""
 
     def backward(self, dout: Array) -> Any:
         dhs, dh = super().backward(dout)
-        return dhs, np.zeros_like(dh)
+        return dhs, np.zeros_like(dh)  # BUG
 
 
+@caught(against="attention", check="dh", kinds={"arity"}, diagnosis="other", why="backward returns dhs only")
 class AttentionReturnsDhsOnly(BookAttention):
     """backward returns dhs alone: h's gradient is never returned."""
 
     def backward(self, dout: Array) -> Any:
         dhs, _ = super().backward(dout)
-        return dhs
+        return dhs  # BUG
 
 
+@caught(
+    against="attention",
+    check="dhs",
+    kinds={"value"},
+    diagnosis="other",
+    why="dhs through the weighted sum only",
+)
 class AttentionDhsOneBranch(BookAttention):
     """dhs = dhs0: hs's gradient through the weighted sum only, not through the weights."""
 
@@ -233,6 +279,13 @@ class AttentionDhsOneBranch(BookAttention):
         return dhs0, dh
 
 
+@caught(
+    against="time_attention",
+    check="dhs_enc",
+    kinds={"value"},
+    diagnosis="other",
+    why="dhs_enc of the last decoder step only",
+)
 class TimeAttentionEncLastStep(BookTimeAttention):
     """dhs_enc = dhs in the loop: only the last decoder step's gradient reaches the encoder."""
 
@@ -240,17 +293,24 @@ class TimeAttentionEncLastStep(BookTimeAttention):
         dhs_enc: Any = 0
         dhs_dec = np.empty_like(dout)
         for t, layer in enumerate(self.layers):
-            dhs_enc, dh = layer.backward(dout[:, t, :])
+            dhs_enc, dh = layer.backward(dout[:, t, :])  # BUG
             dhs_dec[:, t, :] = dh
         return dhs_enc, dhs_dec
 
 
+@caught(
+    against="time_attention",
+    check="dhs_enc",
+    kinds={"value"},
+    diagnosis="other",
+    why="one Attention reused for every step",
+)
 class TimeAttentionOneLayer(BookTimeAttention):
     """One Attention reused for every decoder step: backward sees only the last step's cache."""
 
     def forward(self, hs_enc: Array, hs_dec: Array) -> Array:
         out = np.empty_like(hs_dec)
-        layer = BookAttention()
+        layer = BookAttention()  # BUG
         self.layers, self.attention_weights = [], []
         for t in range(hs_dec.shape[1]):
             out[:, t, :] = layer.forward(hs_enc, hs_dec[:, t, :])
@@ -262,6 +322,7 @@ class TimeAttentionOneLayer(BookTimeAttention):
 # ==== right, written otherwise ============================================================================
 
 
+@passes(against="weight_sum", why="np.einsum")
 class WeightSumEinsum:
     """np.einsum in both directions."""
 
@@ -279,6 +340,7 @@ class WeightSumEinsum:
         return np.einsum("nt,nh->nth", a, dc), np.einsum("nth,nh->nt", hs, dc)
 
 
+@passes(against="weight_sum", why="batched matmul")
 class WeightSumMatmul:
     """Batched matrix products: c = a[:, None, :] @ hs, da = hs @ dc[:, :, None]."""
 
@@ -296,6 +358,7 @@ class WeightSumMatmul:
         return a[:, :, None] * dc[:, None, :], np.asarray((hs @ dc[:, :, None])[:, :, 0])
 
 
+@passes(against="attention_weight", why="einsum and the softmax Jacobian")
 class AttentionWeightEinsum:
     """Scores by einsum, the softmax's backward written as a Jacobian-vector product per sample."""
 
@@ -316,6 +379,7 @@ class AttentionWeightEinsum:
         return np.einsum("nt,nh->nth", ds, h), np.einsum("nt,nth->nh", ds, hs)
 
 
+@passes(against="attention", why="a loop over the batch")
 class AttentionPerSample:
     """A loop over the batch, each sample's attention written with 1-D and 2-D NumPy operations."""
 
@@ -345,6 +409,7 @@ class AttentionPerSample:
         return dhs, dh
 
 
+@passes(against="time_attention", why="every step at once by einsum")
 class TimeAttentionEinsum:
     """Every decoder step at once: scores (N, T_dec, T_enc) by one einsum, no loop."""
 
@@ -368,6 +433,7 @@ class TimeAttentionEinsum:
         return denc, np.einsum("nut,nth->nuh", ds, enc)
 
 
+@passes(against="time_attention", why="the book's 'f' buffers", float64=False)
 class TimeAttentionF(BookTimeAttention):
     """The book's TimeAttention with the book's ``dtype='f'`` buffers for the outputs and gradients."""
 
@@ -391,109 +457,3 @@ class TimeAttentionF(BookTimeAttention):
             dhs_enc += dhs
             dhs_dec[:, s, :] = dh
         return np.asarray(dhs_enc), dhs_dec
-
-
-BROKEN: list[Case] = [
-    Case(
-        layer=WeightSumDaWrongAxis,
-        diagnosis="shape",
-        against="weight_sum",
-        check="da",
-        kinds=_k("shape", "value"),
-        why="da summed over T instead of H",
-    ),
-    Case(
-        layer=WeightSumDhsUnweighted,
-        diagnosis="other",
-        against="weight_sum",
-        check="dhs",
-        kinds=_k("value"),
-        why="dhs without the weights",
-    ),
-    Case(
-        layer=AttentionWeightNoSoftmaxMean,
-        diagnosis="other",
-        against="attention_weight",
-        check="dhs",
-        kinds=_k("value"),
-        why="the softmax's backward without - a sum(a da)",
-    ),
-    Case(
-        layer=AttentionDhZeros,
-        diagnosis="other",
-        against="attention",
-        check="dh",
-        kinds=_k("value"),
-        why="dh = 0",
-    ),
-    Case(
-        layer=AttentionReturnsDhsOnly,
-        diagnosis="other",
-        against="attention",
-        check="dh",
-        kinds=_k("arity"),
-        why="backward returns dhs only",
-    ),
-    Case(
-        layer=AttentionDhsOneBranch,
-        diagnosis="other",
-        against="attention",
-        check="dhs",
-        kinds=_k("value"),
-        why="dhs through the weighted sum only",
-    ),
-    Case(
-        layer=TimeAttentionEncLastStep,
-        diagnosis="other",
-        against="time_attention",
-        check="dhs_enc",
-        kinds=_k("value"),
-        why="dhs_enc of the last decoder step only",
-    ),
-    Case(
-        layer=TimeAttentionOneLayer,
-        diagnosis="other",
-        against="time_attention",
-        check="dhs_enc",
-        kinds=_k("value"),
-        why="one Attention reused for every step",
-    ),
-    # caught in float64 only where the aligned states at H = 32 push a score past exp's limit
-    Case(
-        layer=AttentionWeightNaiveSoftmax,
-        diagnosis="overflow",
-        against="attention_weight",
-        check="a",
-        kinds=_k("nan", "value"),
-        why="softmax without max shift, in float64",
-    ),
-    Case(
-        layer=AttentionNaiveSoftmax,
-        diagnosis="overflow",
-        against="attention",
-        check="out",
-        kinds=_k("nan", "value"),
-        why="softmax without max shift, in float64",
-    ),
-    Case(
-        layer=TimeAttentionNaiveSoftmax,
-        diagnosis="overflow",
-        against="time_attention",
-        check="out",
-        kinds=_k("nan", "value"),
-        why="softmax without max shift, in float64",
-    ),
-]
-
-CORRECT: list[Correct] = [
-    Correct(layer=BookWeightSum, against="weight_sum", why="the book's repeat and sum"),
-    Correct(layer=WeightSumEinsum, against="weight_sum", why="np.einsum"),
-    Correct(layer=WeightSumMatmul, against="weight_sum", why="batched matmul"),
-    Correct(layer=BookAttentionWeight, against="attention_weight", why="the book's, with a Softmax layer"),
-    Correct(layer=AttentionWeightEinsum, against="attention_weight", why="einsum and the softmax Jacobian"),
-    Correct(layer=BookAttention, against="attention", why="the book's two sub-layers"),
-    Correct(layer=AttentionPerSample, against="attention", why="a loop over the batch"),
-    Correct(layer=BookTimeAttention, against="time_attention", why="the book's loop of Attention"),
-    Correct(layer=TimeAttentionEinsum, against="time_attention", why="every step at once by einsum"),
-    Correct(layer=TimeAttentionF, against="time_attention", why="the book's 'f' buffers", float64=False),
-]

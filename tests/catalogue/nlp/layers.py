@@ -12,16 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from tests.catalogue import Array, Case, Correct, stable_sigmoid
-
-
-def _k(*kinds: str) -> frozenset[str]:
-    return frozenset(kinds)
-
+from tests.catalogue import Array, caught, passes, stable_sigmoid
 
 # ==== MatMul ==============================================================================================
 
 
+@passes(against="matmul", why="the book's np.dot, grads[0][...] = dW")
 class BookMatMul:
     """The book's MatMul: np.dot, dW written into grads[0] with [...]."""
 
@@ -42,6 +38,7 @@ class BookMatMul:
         return np.dot(dout, W.T)
 
 
+@passes(against="matmul", why="einsum, np.copyto into grads[0]")
 class MatMulEinsum:
     """einsum for all three products; dW copied into grads[0] with np.copyto."""
 
@@ -60,6 +57,7 @@ class MatMulEinsum:
         return np.einsum("nh,dh->nd", dout, self.params[0])
 
 
+@passes(against="matmul", why="per-sample outer products added into grads[0]")
 class MatMulOuterLoop(BookMatMul):
     """dW as a per-sample sum of outer products, accumulated into the zeroed grads[0]."""
 
@@ -73,23 +71,37 @@ class MatMulOuterLoop(BookMatMul):
         return np.dot(dout, W.T)
 
 
+@caught(
+    against="matmul",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="transpose",
+    why="dW = (dout.T @ x).reshape(W.shape)",
+)
 class MatMulDwTransposed(BookMatMul):
     """dW = dout.T @ x, reshaped to fit grads[0]: W's gradient transposed."""
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         (W,) = self.params
-        self.grads[0][...] = np.dot(dout.T, self.x).reshape(W.shape)
+        self.grads[0][...] = np.dot(dout.T, self.x).reshape(W.shape)  # BUG
         return np.dot(dout, W.T)
 
 
+@caught(
+    against="matmul",
+    check="grads[0]",
+    kinds={"grads_rebound"},
+    diagnosis="grads_rebound",
+    why="self.grads[0] = dW replaces the array instead of writing into it",
+)
 class MatMulGradsRebound(BookMatMul):
     """``self.grads[0] = dW``: a new array, so an optimizer holding the old grads[0] never sees it."""
 
     def backward(self, dout: Array) -> Array:
         assert self.x is not None
         (W,) = self.params
-        self.grads[0] = np.dot(self.x.T, dout)
+        self.grads[0] = np.dot(self.x.T, dout)  # BUG
         return np.dot(dout, W.T)
 
 
@@ -101,6 +113,7 @@ def _softmax(x: Array) -> Array:
     return np.asarray(e / e.sum(axis=1, keepdims=True))
 
 
+@passes(against="softmax", why="the book's dx -= y * sum(dx)")
 class BookSoftmax:
     """The book's Softmax: dx = y * dout, then the row sums of dx times y subtracted in place."""
 
@@ -121,6 +134,7 @@ class BookSoftmax:
         return dx
 
 
+@passes(against="softmax", why="per-sample Jacobian diag(y) - y y^T")
 class SoftmaxJacobianLoop(BookSoftmax):
     """Each sample's full Jacobian diag(y) - y y^T applied to its dout."""
 
@@ -132,6 +146,7 @@ class SoftmaxJacobianLoop(BookSoftmax):
         return dx
 
 
+@passes(against="softmax", why="exp(x - logsumexp(x)), einsum backward")
 class SoftmaxLogSumExp(BookSoftmax):
     """forward as exp(x - logsumexp(x)); backward with einsum."""
 
@@ -146,20 +161,34 @@ class SoftmaxLogSumExp(BookSoftmax):
         return self.out * (dout - s)
 
 
+@caught(
+    against="softmax",
+    check="dx",
+    kinds={"value"},
+    diagnosis="other",
+    why="dx = y * dout, without - y * sum(y * dout)",
+)
 class SoftmaxNoSumTerm(BookSoftmax):
     """dx = y * dout: the softmax treated as elementwise, the - y * sum(y * dout) term missing."""
 
     def backward(self, dout: Array) -> Array:
         assert self.out is not None
-        return self.out * dout
+        return self.out * dout  # BUG
 
 
+@caught(
+    against="softmax",
+    check="out",
+    kinds={"nan"},
+    diagnosis="overflow",
+    why="exp(x) without subtracting the maximum",
+)
 class SoftmaxNoMax(BookSoftmax):
     """forward without subtracting the row maximum: exp overflows for logits past 709 (88 in float32)."""
 
     def forward(self, x: Array) -> Array:
         with np.errstate(over="ignore", invalid="ignore"):
-            e = np.exp(x)
+            e = np.exp(x)  # BUG
             self.out = e / e.sum(axis=1, keepdims=True)
         return self.out
 
@@ -178,6 +207,7 @@ class _SigmoidLossState:
         self.t: Array | None = None
 
 
+@passes(against="sigmoid_with_loss", why="logaddexp(0, x) - t x")
 class SigmoidLossLogaddexp(_SigmoidLossState):
     """loss = mean(logaddexp(0, x) - t x), a stable softplus; dx = (y - t) dout / N."""
 
@@ -193,6 +223,7 @@ class SigmoidLossLogaddexp(_SigmoidLossState):
         return np.asarray(dx).astype(self.y.dtype, copy=False)
 
 
+@passes(against="sigmoid_with_loss", why="the book's np.c_ pick, log stably")
 class SigmoidLossPicked(_SigmoidLossState):
     """The book's picking of p_t from np.c_[1 - y, y], with log p taken stably as -softplus(-+x)."""
 
@@ -211,14 +242,30 @@ class SigmoidLossPicked(_SigmoidLossState):
         return np.asarray((self.y - self.t) * dout / batch_size).astype(self.y.dtype, copy=False)
 
 
+@caught(
+    against="sigmoid_with_loss",
+    check="dx",
+    kinds={"value"},
+    diagnosis="scale",
+    why="dx = (y - t) * dout, not divided by N",
+)
 class SigmoidLossNotDivided(SigmoidLossLogaddexp):
     """dx = (y - t) * dout: the loss is a mean, but its gradient is not divided by N."""
 
     def backward(self, dout: float = 1) -> Array:
         assert self.y is not None and self.t is not None
-        return np.asarray((self.y - self.t) * dout).astype(self.y.dtype, copy=False)
+        return np.asarray((self.y - self.t) * dout).astype(self.y.dtype, copy=False)  # BUG
 
 
+@caught(
+    against="sigmoid_with_loss",
+    check="loss",
+    kinds={"nan", "value"},
+    diagnosis="epsilon",
+    # 1 - y rounds to a multiple of 1.1e-16 (x = 20 shrinks to that: the bias of an epsilon of about
+    # 1e-15), and to 0 past x = 37 (an infinite loss)
+    why="-t log y - (1 - t) log(1 - y): 1 - y rounds as if an epsilon were added, then to 0",
+)
 class SigmoidLossUnstable(SigmoidLossLogaddexp):
     """loss = -mean(t log y + (1 - t) log(1 - y)) with y = 1 / (1 + exp(-x)): 1 - y loses its digits as x
     grows, and log(0) is infinite for extreme logits."""
@@ -227,10 +274,17 @@ class SigmoidLossUnstable(SigmoidLossLogaddexp):
         self.t = t
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             self.y = 1 / (1 + np.exp(-x))
-            self.loss = -np.mean(t * np.log(self.y) + (1 - t) * np.log(1 - self.y))
+            self.loss = -np.mean(t * np.log(self.y) + (1 - t) * np.log(1 - self.y))  # BUG
         return self.loss
 
 
+@caught(
+    against="sigmoid_with_loss",
+    check="loss",
+    kinds={"value"},
+    diagnosis="epsilon",
+    why="the book's -log(p + 1e-7): passes with --allow epsilon",
+)
 class BookSigmoidWithLoss(SigmoidLossLogaddexp):
     """The book's loss, cross_entropy_error(np.c_[1 - y, y], t): -mean log(p_t + 1e-7), capped at 16.1."""
 
@@ -239,13 +293,14 @@ class BookSigmoidWithLoss(SigmoidLossLogaddexp):
         self.y = stable_sigmoid(x)
         y2 = np.c_[1 - self.y, self.y]
         n = x.shape[0]
-        self.loss = -np.sum(np.log(y2[np.arange(n), np.asarray(t, dtype=np.intp)] + 1e-7)) / n
+        self.loss = -np.sum(np.log(y2[np.arange(n), np.asarray(t, dtype=np.intp)] + 1e-7)) / n  # BUG
         return self.loss
 
 
 # ==== Embedding ===========================================================================================
 
 
+@passes(against="embedding", why="the book's dW[...] = 0; np.add.at")
 class BookEmbedding:
     """The book's Embedding: W[idx]; dW zeroed in place, then np.add.at."""
 
@@ -265,6 +320,7 @@ class BookEmbedding:
         np.add.at(dW, self.idx, dout)
 
 
+@passes(against="embedding", why="a loop of dW[word] += row")
 class EmbeddingLoop(BookEmbedding):
     """A loop over the words, each one's row of dout added to its row of dW."""
 
@@ -277,6 +333,7 @@ class EmbeddingLoop(BookEmbedding):
             dW[word] += row
 
 
+@passes(against="embedding", why="one-hot matrix products, einsum")
 class EmbeddingOneHot(BookEmbedding):
     """forward and backward through a one-hot matrix: out = onehot(idx) @ W, dW = onehot(idx).T @ dout."""
 
@@ -293,111 +350,31 @@ class EmbeddingOneHot(BookEmbedding):
         dW[...] = np.einsum("nv,nd->vd", hot, dout.reshape(-1, dW.shape[1]))
 
 
+@caught(
+    against="embedding",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="other",
+    why="dW[idx] = dout drops all but the last row of a repeated word",
+)
 class EmbeddingOverwrites(BookEmbedding):
     """``dW[idx] = dout``: a repeated word keeps only its last row of dout instead of their sum."""
 
     def backward(self, dout: Array) -> None:
         (dW,) = self.grads
         dW[...] = 0
-        dW[self.idx] = dout
+        dW[self.idx] = dout  # BUG
 
 
+@caught(
+    against="embedding",
+    check="grads[0]",
+    kinds={"stateful", "stale", "dout_one"},
+    diagnosis="stale",
+    why="np.add.at without zeroing dW: gradients accumulate across calls",
+)
 class EmbeddingNotZeroed(BookEmbedding):
     """np.add.at without ``dW[...] = 0`` first: each backward adds to the previous call's gradient."""
 
     def backward(self, dout: Array) -> None:
         np.add.at(self.grads[0], self.idx, dout)
-
-
-# ==== the catalogue =======================================================================================
-
-BROKEN: list[Case] = [
-    Case(
-        layer=MatMulDwTransposed,
-        diagnosis="transpose",
-        against="matmul",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW = (dout.T @ x).reshape(W.shape)",
-    ),
-    Case(
-        layer=MatMulGradsRebound,
-        diagnosis="grads_rebound",
-        against="matmul",
-        check="grads[0]",
-        kinds=_k("grads_rebound"),
-        why="self.grads[0] = dW replaces the array instead of writing into it",
-    ),
-    Case(
-        layer=SoftmaxNoSumTerm,
-        diagnosis="other",
-        against="softmax",
-        check="dx",
-        kinds=_k("value"),
-        why="dx = y * dout, without - y * sum(y * dout)",
-    ),
-    Case(
-        layer=SoftmaxNoMax,
-        diagnosis="overflow",
-        against="softmax",
-        check="out",
-        kinds=_k("nan"),
-        why="exp(x) without subtracting the maximum",
-    ),
-    Case(
-        layer=SigmoidLossNotDivided,
-        diagnosis="scale",
-        against="sigmoid_with_loss",
-        check="dx",
-        kinds=_k("value"),
-        why="dx = (y - t) * dout, not divided by N",
-    ),
-    Case(
-        layer=SigmoidLossUnstable,
-        diagnosis="epsilon",
-        against="sigmoid_with_loss",
-        check="loss",
-        kinds=_k("nan", "value"),
-        # 1 - y rounds to a multiple of 1.1e-16 (x = 20 shrinks to that: the bias of an epsilon of about
-        # 1e-15), and to 0 past x = 37 (an infinite loss)
-        why="-t log y - (1 - t) log(1 - y): 1 - y rounds as if an epsilon were added, then to 0",
-    ),
-    Case(
-        layer=BookSigmoidWithLoss,
-        diagnosis="epsilon",
-        against="sigmoid_with_loss",
-        check="loss",
-        kinds=_k("value"),
-        why="the book's -log(p + 1e-7): passes with --allow epsilon",
-    ),
-    Case(
-        layer=EmbeddingOverwrites,
-        diagnosis="other",
-        against="embedding",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW[idx] = dout drops all but the last row of a repeated word",
-    ),
-    Case(
-        layer=EmbeddingNotZeroed,
-        diagnosis="stale",
-        against="embedding",
-        check="grads[0]",
-        kinds=_k("stateful", "stale", "dout_one"),
-        why="np.add.at without zeroing dW: gradients accumulate across calls",
-    ),
-]
-
-CORRECT: list[Correct] = [
-    Correct(layer=BookMatMul, against="matmul", why="the book's np.dot, grads[0][...] = dW"),
-    Correct(layer=MatMulEinsum, against="matmul", why="einsum, np.copyto into grads[0]"),
-    Correct(layer=MatMulOuterLoop, against="matmul", why="per-sample outer products added into grads[0]"),
-    Correct(layer=BookSoftmax, against="softmax", why="the book's dx -= y * sum(dx)"),
-    Correct(layer=SoftmaxJacobianLoop, against="softmax", why="per-sample Jacobian diag(y) - y y^T"),
-    Correct(layer=SoftmaxLogSumExp, against="softmax", why="exp(x - logsumexp(x)), einsum backward"),
-    Correct(layer=SigmoidLossLogaddexp, against="sigmoid_with_loss", why="logaddexp(0, x) - t x"),
-    Correct(layer=SigmoidLossPicked, against="sigmoid_with_loss", why="the book's np.c_ pick, log stably"),
-    Correct(layer=BookEmbedding, against="embedding", why="the book's dW[...] = 0; np.add.at"),
-    Correct(layer=EmbeddingLoop, against="embedding", why="a loop of dW[word] += row"),
-    Correct(layer=EmbeddingOneHot, against="embedding", why="one-hot matrix products, einsum"),
-]

@@ -12,12 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.catalogue import Array, Case, Correct, stable_sigmoid
-
-
-def _k(*kinds: str) -> frozenset[str]:
-    return frozenset(kinds)
-
+from tests.catalogue import Array, caught, passes, stable_sigmoid
 
 # ==== right book-style steps (the bases) ================================================================
 
@@ -128,33 +123,39 @@ class _Gru:
 # ==== broken steps =======================================================================================
 
 
+@caught(against="rnn", check="dh_prev", kinds={"value"}, diagnosis="other", why="dh_prev without (1 - h^2)")
 class RnnDhPrevMissingTanhDerivative(_Rnn):
     """dh_prev = dh_next Wh^T: the tanh derivative (1 - h_next^2) left out of the way back to h_prev."""
 
     def _dh_prev(self, dt: Array, dh_next: Array) -> Array:
-        return np.dot(dh_next, self.params[1].T)
+        return np.dot(dh_next, self.params[1].T)  # BUG
 
 
+@caught(against="lstm", check="dc_prev", kinds={"value"}, diagnosis="other", why="dc_prev = ds, f missing")
 class LstmDcPrevMissingForgetGate(_Lstm):
     """dc_prev = ds: the forget gate f, which scales c_prev in c_next = f c_prev + g i, left out."""
 
     def _dc_prev(self, ds: Array, f: Array) -> Array:
-        return ds.copy()
+        return ds.copy()  # BUG
 
 
+@caught(against="lstm", check="grads[2]", kinds={"value"}, diagnosis="other", why="dA stacked (i, f, g, o)")
 class LstmGatesRestacked(_Lstm):
     """dA = hstack((di, df, dg, do)): the gate gradients stacked in the order of the LSTM's usual formula
     (i, f, g, o), not in the order forward sliced them (f, g, i, o)."""
 
     def _stack(self, df: Array, dg: Array, di: Array, do: Array) -> Array:
-        return np.hstack((di, df, dg, do))
+        return np.hstack((di, df, dg, do))  # BUG
 
 
+@caught(
+    against="gru", check="dh_prev", kinds={"value"}, diagnosis="other", why="dh_prev's direct term dh_next z"
+)
 class GruDirectPathUsesZ(_Gru):
     """dh_prev's direct term is dh_next z instead of dh_next (1 - z): the interpolation's weights swapped."""
 
     def _direct(self, dh_next: Array, z: Array) -> Array:
-        return dh_next * z
+        return dh_next * z  # BUG
 
 
 # ==== right book-style time layers (the bases) ===========================================================
@@ -284,23 +285,33 @@ class _TimeGru(_TimeRnn):
 # ==== broken time layers =================================================================================
 
 
+@caught(against="time_rnn", check="grads[2]", kinds={"value"}, diagnosis="other", why="dWx of step 0 only")
 class TimeRnnLastStepGrads(_TimeRnn):
     """grads[i] = the step's grads, overwritten at every step instead of summed: dWx, dWh and db come from
     the last step backward visits (t = 0) only."""
 
     def _add(self, grads: list[Any], step: list[Array]) -> None:
         for i, grad in enumerate(step):
-            grads[i] = grad.copy()
+            grads[i] = grad.copy()  # BUG
 
 
+@caught(against="time_gru", check="grads[2]", kinds={"value"}, diagnosis="other", why="dWx of step 0 only")
 class TimeGruLastStepGrads(_TimeGru):
     """As TimeRnnLastStepGrads, in a TimeGRU: the parameter gradients of step 0 only."""
 
     def _add(self, grads: list[Any], step: list[Array]) -> None:
         for i, grad in enumerate(step):
-            grads[i] = grad.copy()
+            grads[i] = grad.copy()  # BUG
 
 
+@caught(
+    against="time_rnn",
+    check="hs",
+    kinds={"value"},
+    diagnosis="other",
+    why="stateful, but the state is not carried into the next call",
+    or_checks=frozenset({"grads[1]"}),
+)
 class TimeRnnForgetsState(_TimeRnn):
     """Stateful, but self.h is never moved on: each call starts again from the state set_state gave (or
     zeros), not from where the previous call ended."""
@@ -309,13 +320,21 @@ class TimeRnnForgetsState(_TimeRnn):
         pass
 
 
+@caught(
+    against="time_lstm",
+    check="hs",
+    kinds={"stale"},
+    diagnosis="stale",
+    why="reset_state() keeps the cell state",
+)
 class TimeLstmResetKeepsCell(_TimeLstm):
     """reset_state() forgets h but keeps the cell state c: a new sequence starts from the old memory."""
 
     def reset_state(self) -> None:
-        self.h = None
+        self.h = None  # BUG
 
 
+@caught(against="time_rnn", check="hs", kinds={"stale"}, diagnosis="stale", why="reset_state() does nothing")
 class TimeRnnResetDoesNothing(_TimeRnn):
     """reset_state() is there, but empty: a stateful layer carries its state into the next sequence."""
 
@@ -323,6 +342,15 @@ class TimeRnnResetDoesNothing(_TimeRnn):
         pass
 
 
+@caught(
+    against="time_rnn",
+    check="grads[2]",
+    # the kept step layers also carry the history past reset_state(), which the derandomized search
+    # meets first: after reset_state() backward still runs into the sequence before
+    kinds={"value", "stale"},
+    diagnosis="stale",
+    why="backward runs through the previous call too",
+)
 class TimeRnnNoTruncation(_TimeRnn):
     """Stateful, and the step layers of the previous call are kept: backward runs through both calls, so
     the gradients (and dh) are those of the whole history, not truncated at the call's first step."""
@@ -356,6 +384,13 @@ class TimeRnnNoTruncation(_TimeRnn):
         self.h, self.layers = h, []  # a new history starts here
 
 
+@caught(
+    against="time_rnn",
+    check="dh",
+    kinds={"value"},
+    diagnosis="other",
+    why="dh taken before step 0's backward",
+)
 class TimeRnnDhBeforeTheStep(_TimeRnn):
     """dh = the gradient reaching step 0's output (dhs[:, 0] plus what step 1 sends back), never passed back
     through step 0 to the state the call started from."""
@@ -369,19 +404,21 @@ class TimeRnnDhBeforeTheStep(_TimeRnn):
         return dxs
 
 
+@caught(against="time_lstm", check="grads[2]", kinds={"value"}, diagnosis="other", why="dh not carried back")
 class TimeLstmDropsDh(_TimeLstm):
     """Each step gets dhs[:, t] alone: the gradient dh flowing back from step t + 1 is dropped (dc is
     still carried)."""
 
     def _into_step(self, dh_t: Array, dh: Any, dc: Any) -> tuple[Any, Any]:
-        return dh_t, dc
+        return dh_t, dc  # BUG
 
 
+@caught(against="time_lstm", check="grads[2]", kinds={"value"}, diagnosis="other", why="dc not carried back")
 class TimeLstmDropsDc(_TimeLstm):
     """Each step gets dc_next = 0: the cell state's gradient is not carried back through time."""
 
     def _into_step(self, dh_t: Array, dh: Any, dc: Any) -> tuple[Any, Any]:
-        return dh_t + dh, np.zeros_like(dh_t)
+        return dh_t + dh, np.zeros_like(dh_t)  # BUG
 
 
 class _TimeBiLstm:
@@ -407,16 +444,24 @@ class _TimeBiLstm:
         return dxs2[:, ::-1]
 
 
+@caught(
+    against="time_bilstm",
+    check="dxs",
+    kinds={"value"},
+    diagnosis="other",
+    why="the backward LSTM's dxs left reversed",
+)
 class TimeBiLstmDxNotReversed(_TimeBiLstm):
     """The backward LSTM's dxs is added as it comes, in reversed time: it is never flipped back."""
 
     def _back_in_order(self, dxs2: Array) -> Array:
-        return dxs2
+        return dxs2  # BUG
 
 
 # ==== right alternatives =================================================================================
 
 
+@passes(against="rnn", why="a loop over samples, outer products")
 class RnnPerSample(_Rnn):
     """Every sample's step on its own, in a Python loop, the gradients accumulated sample by sample."""
 
@@ -441,6 +486,7 @@ class RnnPerSample(_Rnn):
         return dx, dh_prev
 
 
+@passes(against="lstm", why="gates as an (N, 4, H) array, einsum")
 class LstmEinsum(_Lstm):
     """The gates as one (N, 4, H) array: einsum for every product, the gate axis stacked back."""
 
@@ -463,6 +509,7 @@ class LstmEinsum(_Lstm):
         return np.stack((df, dg, di, do), axis=1).reshape(df.shape[0], -1)
 
 
+@passes(against="gru", why="one (N, 3H) gradient array, einsum")
 class GruEinsum(_Gru):
     """The three pre-activations' gradients as one (N, 3H) array; every product an einsum."""
 
@@ -485,6 +532,7 @@ class GruEinsum(_Gru):
         return np.einsum("nk,dk->nd", every, Wx), dh_prev
 
 
+@passes(against="time_rnn", why="no step layers; einsum over time")
 class TimeRnnEinsum:
     """The whole sequence without step layers: the states kept in one (N, T + 1, H) array, every product
     an einsum, the parameter gradients summed over time by the einsum itself."""
@@ -533,6 +581,11 @@ class TimeRnnEinsum:
         return np.einsum("nth,dh->ntd", dts, Wx)
 
 
+@passes(
+    against="time_rnn",
+    why="the book's dtype='f' buffers, gradients summed from 0: float32 only",
+    float64=False,
+)
 class BookTimeRnnFloat32(_TimeRnn):
     """The book's TimeRNN as printed: hs and the first state allocated with dtype='f', the gradients summed
     from plain 0 and written in place. Right in a float32 run (a float64 run gets float32 back)."""
@@ -568,6 +621,7 @@ class BookTimeRnnFloat32(_TimeRnn):
         return dxs
 
 
+@passes(against="time_lstm", why="x Wx + b for all steps in one product")
 class TimeLstmProjectedOnce(_TimeLstm):
     """x Wx + b for every time step in one matrix product before the loop; each step adds h_prev Wh and
     slices its gates from that; dWx and db summed over time by one product after it."""
@@ -624,6 +678,7 @@ class TimeLstmProjectedOnce(_TimeLstm):
         return (flat @ Wx.T).reshape(N, T, -1)
 
 
+@passes(against="time_gru", why="steps run one sample at a time")
 class TimeGruPerSample(_TimeGru):
     """A TimeGRU whose steps are book-style GRUs run one sample at a time (a batch of N = 1 each), their
     gradients summed over samples and steps."""
@@ -642,6 +697,7 @@ class TimeGruPerSample(_TimeGru):
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+@passes(against="time_bilstm", why="np.flip and np.split")
 class TimeBiLstmFlipped(_TimeBiLstm):
     """np.flip instead of [:, ::-1] slicing, and the two halves of dhs taken with np.split."""
 
@@ -653,138 +709,3 @@ class TimeBiLstmFlipped(_TimeBiLstm):
     def backward(self, dhs: Array) -> Array:
         ahead, behind = np.split(dhs, 2, axis=-1)
         return self.ahead.backward(ahead) + np.flip(self.behind.backward(np.flip(behind, axis=1)), axis=1)
-
-
-BROKEN: list[Case] = [
-    Case(
-        layer=RnnDhPrevMissingTanhDerivative,
-        against="rnn",
-        check="dh_prev",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dh_prev without (1 - h^2)",
-    ),
-    Case(
-        layer=LstmDcPrevMissingForgetGate,
-        against="lstm",
-        check="dc_prev",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dc_prev = ds, f missing",
-    ),
-    Case(
-        layer=LstmGatesRestacked,
-        against="lstm",
-        check="grads[2]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dA stacked (i, f, g, o)",
-    ),
-    Case(
-        layer=GruDirectPathUsesZ,
-        against="gru",
-        check="dh_prev",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dh_prev's direct term dh_next z",
-    ),
-    Case(
-        layer=TimeRnnLastStepGrads,
-        against="time_rnn",
-        check="grads[2]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dWx of step 0 only",
-    ),
-    Case(
-        layer=TimeGruLastStepGrads,
-        against="time_gru",
-        check="grads[2]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dWx of step 0 only",
-    ),
-    Case(
-        layer=TimeRnnForgetsState,
-        against="time_rnn",
-        check="hs",
-        or_checks=frozenset({"grads[1]"}),
-        kinds=_k("value"),
-        diagnosis="other",
-        why="stateful, but the state is not carried into the next call",
-    ),
-    Case(
-        layer=TimeRnnNoTruncation,
-        against="time_rnn",
-        check="grads[2]",
-        # the kept step layers also carry the history past reset_state(), which the derandomized search
-        # meets first: after reset_state() backward still runs into the sequence before
-        kinds=_k("value", "stale"),
-        diagnosis="stale",
-        why="backward runs through the previous call too",
-    ),
-    Case(
-        layer=TimeRnnDhBeforeTheStep,
-        against="time_rnn",
-        check="dh",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dh taken before step 0's backward",
-    ),
-    Case(
-        layer=TimeLstmDropsDh,
-        against="time_lstm",
-        check="grads[2]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dh not carried back",
-    ),
-    Case(
-        layer=TimeLstmDropsDc,
-        against="time_lstm",
-        check="grads[2]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="dc not carried back",
-    ),
-    Case(
-        layer=TimeLstmResetKeepsCell,
-        against="time_lstm",
-        check="hs",
-        kinds=_k("stale"),
-        diagnosis="stale",
-        why="reset_state() keeps the cell state",
-    ),
-    Case(
-        layer=TimeRnnResetDoesNothing,
-        against="time_rnn",
-        check="hs",
-        kinds=_k("stale"),
-        diagnosis="stale",
-        why="reset_state() does nothing",
-    ),
-    Case(
-        layer=TimeBiLstmDxNotReversed,
-        against="time_bilstm",
-        check="dxs",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="the backward LSTM's dxs left reversed",
-    ),
-]
-
-CORRECT: list[Correct] = [
-    Correct(layer=RnnPerSample, against="rnn", why="a loop over samples, outer products"),
-    Correct(layer=LstmEinsum, against="lstm", why="gates as an (N, 4, H) array, einsum"),
-    Correct(layer=GruEinsum, against="gru", why="one (N, 3H) gradient array, einsum"),
-    Correct(layer=TimeRnnEinsum, against="time_rnn", why="no step layers; einsum over time"),
-    Correct(
-        layer=BookTimeRnnFloat32,
-        against="time_rnn",
-        why="the book's dtype='f' buffers, gradients summed from 0: float32 only",
-        float64=False,
-    ),
-    Correct(layer=TimeLstmProjectedOnce, against="time_lstm", why="x Wx + b for all steps in one product"),
-    Correct(layer=TimeGruPerSample, against="time_gru", why="steps run one sample at a time"),
-    Correct(layer=TimeBiLstmFlipped, against="time_bilstm", why="np.flip and np.split"),
-]

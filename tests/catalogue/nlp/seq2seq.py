@@ -17,7 +17,7 @@ from backprop.nlp.seq2seq import (
     PeekySeq2seq,
     Seq2seq,
 )
-from tests.catalogue import Case
+from tests.catalogue import caught
 
 
 class EveryStepEncoder(Encoder):
@@ -30,6 +30,13 @@ class EveryStepEncoder(Encoder):
         return self.embed.backward(self.lstm.backward(dhs))
 
 
+@caught(
+    against="seq2seq",
+    check="grads[3]",
+    kinds={"value"},
+    diagnosis="other",
+    why="the decoder's dh sent to every encoder step",
+)
 class Seq2seqEveryStepEncoder(Seq2seq):
     """Seq2seq with ``EveryStepEncoder``."""
 
@@ -46,6 +53,13 @@ class PeekyDecoderNoPeekGradient(PeekyDecoder):
         return self.lstm.dh
 
 
+@caught(
+    against="peeky_seq2seq",
+    check="grads[3]",
+    kinds={"value"},
+    diagnosis="other",
+    why="the peeked h's gradient is dropped",
+)
 class PeekySeq2seqNoPeekGradient(PeekySeq2seq):
     """PeekySeq2seq with ``PeekyDecoderNoPeekGradient``."""
 
@@ -67,6 +81,13 @@ class AttentionDecoderNoStateGradient(AttentionDecoder):
         return denc_hs
 
 
+@caught(
+    against="attention_seq2seq",
+    check="grads[3]",
+    kinds={"value"},
+    diagnosis="other",
+    why="the decoder LSTM's dh never reaches the encoder's last state",
+)
 class AttentionSeq2seqNoStateGradient(AttentionSeq2seq):
     """AttentionSeq2seq with ``AttentionDecoderNoStateGradient``."""
 
@@ -74,35 +95,3 @@ class AttentionSeq2seqNoStateGradient(AttentionSeq2seq):
         self._build(
             AttentionEncoder, AttentionDecoderNoStateGradient, vocab_size, wordvec_size, hidden_size, dtype
         )
-
-
-def _k(*kinds: str) -> frozenset[str]:
-    return frozenset(kinds)
-
-
-BROKEN: list[Case] = [
-    Case(
-        layer=Seq2seqEveryStepEncoder,
-        against="seq2seq",
-        check="grads[3]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="the decoder's dh sent to every encoder step",
-    ),
-    Case(
-        layer=PeekySeq2seqNoPeekGradient,
-        against="peeky_seq2seq",
-        check="grads[3]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="the peeked h's gradient is dropped",
-    ),
-    Case(
-        layer=AttentionSeq2seqNoStateGradient,
-        against="attention_seq2seq",
-        check="grads[3]",
-        kinds=_k("value"),
-        diagnosis="other",
-        why="the decoder LSTM's dh never reaches the encoder's last state",
-    ),
-]

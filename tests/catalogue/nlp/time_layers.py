@@ -12,12 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tests.catalogue import Array, Case, Correct, log_softmax, stable_sigmoid
-
-
-def _k(*kinds: str) -> frozenset[str]:
-    return frozenset(kinds)
-
+from tests.catalogue import Array, caught, log_softmax, passes, stable_sigmoid
 
 # ==== TimeEmbedding =======================================================================================
 
@@ -44,21 +39,42 @@ class _TimeEmbeddingBase:
         np.add.at(dW, self.idx, dout)
 
 
+@caught(
+    against="time_embedding",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="other",
+    why="dW[xs] = dout: repeated ids overwrite each other",
+)
 class TimeEmbeddingOverwrite(_TimeEmbeddingBase):
     """dW[xs] = dout: a word that occurs several times keeps only one of its gradients."""
 
     def _scatter(self, dW: Array, dout: Array) -> None:
-        dW[self.idx] = dout
+        dW[self.idx] = dout  # BUG
 
 
+@caught(
+    against="time_embedding",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="other",
+    why="dW[xs] += dout: buffered, a repeated id counts once",
+)
 class TimeEmbeddingFancyAdd(_TimeEmbeddingBase):
     """dW[xs] += dout: buffered fancy indexing adds each repeated word's gradient once, not once per
     occurrence."""
 
     def _scatter(self, dW: Array, dout: Array) -> None:
-        dW[self.idx] += dout
+        dW[self.idx] += dout  # BUG
 
 
+@caught(
+    against="time_embedding",
+    check="grads[0]",
+    kinds={"stale", "stateful"},
+    diagnosis="stale",
+    why="np.add.at into grads[0] without zeroing it: the last batch's dW stays",
+)
 class TimeEmbeddingNotZeroed(_TimeEmbeddingBase):
     """np.add.at into grads[0] without zeroing it first: every backward adds to the previous batch's dW."""
 
@@ -67,6 +83,13 @@ class TimeEmbeddingNotZeroed(_TimeEmbeddingBase):
         return None
 
 
+@caught(
+    against="time_embedding",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="other",
+    why="dW of the last time step only",
+)
 class TimeEmbeddingLastStep(_TimeEmbeddingBase):
     """One Embedding per time step, each writing dW in place (``=``): only the last step's gradient is
     left."""
@@ -75,7 +98,7 @@ class TimeEmbeddingLastStep(_TimeEmbeddingBase):
         assert self.idx is not None
         dW = self.grads[0]
         for t in range(self.idx.shape[1]):
-            dW[...] = 0
+            dW[...] = 0  # BUG
             np.add.at(dW, self.idx[:, t], dout[:, t])
         return None
 
@@ -110,20 +133,41 @@ class _TimeAffineBase:
         return np.asarray(dout.sum(axis=(0, 1)))
 
 
+@caught(
+    against="time_affine",
+    check="grads[1]",
+    kinds={"value"},
+    diagnosis="other",
+    why="db summed over the batch at the last step only",
+)
 class TimeAffineDbLastStep(_TimeAffineBase):
     """db = dout[:, -1].sum(axis=0): summed over the batch but not over time (the last step only)."""
 
     def _db(self, dout: Array) -> Array:
-        return np.asarray(dout[:, -1].sum(axis=0))
+        return np.asarray(dout[:, -1].sum(axis=0))  # BUG
 
 
+@caught(
+    against="time_affine",
+    check="grads[1]",
+    kinds={"value"},
+    diagnosis="scale",
+    why="db averaged over time instead of summed",
+)
 class TimeAffineDbMeanOverTime(_TimeAffineBase):
     """db = dout.sum(axis=0).mean(axis=0): summed over the batch, averaged over time."""
 
     def _db(self, dout: Array) -> Array:
-        return np.asarray(dout.sum(axis=0).mean(axis=0))
+        return np.asarray(dout.sum(axis=0).mean(axis=0))  # BUG
 
 
+@caught(
+    against="time_affine",
+    check="grads[0]",
+    kinds={"value"},
+    diagnosis="other",
+    why="dW written, not accumulated, in the per-step loop",
+)
 class TimeAffineDwLastStep(_TimeAffineBase):
     """A per-step loop that writes dW in place (``=``) at every step: only the last step's dW is left."""
 
@@ -132,7 +176,7 @@ class TimeAffineDwLastStep(_TimeAffineBase):
         W, _ = self.params
         dx = np.empty_like(self.x)
         for t in range(self.x.shape[1]):
-            self.grads[0][...] = self.x[:, t].T @ dout[:, t]
+            self.grads[0][...] = self.x[:, t].T @ dout[:, t]  # BUG
             dx[:, t] = dout[:, t] @ W.T
         self.grads[1][...] = dout.sum(axis=(0, 1))
         return dx
@@ -175,13 +219,27 @@ class _TimeSoftmaxBase:
         return np.asarray(dx.reshape(shape))
 
 
+@caught(
+    against="time_softmax_with_loss",
+    check="loss",
+    kinds={"value"},
+    diagnosis="scale",
+    why="the mean over N * T labels, the ignored ones included",
+)
 class TimeSoftmaxLossDividesByNT(_TimeSoftmaxBase):
     """loss /= N * T: the mean runs over every label, the ignored ones included."""
 
     def _count(self, mask: Array) -> Any:
-        return mask.size
+        return mask.size  # BUG
 
 
+@caught(
+    against="time_softmax_with_loss",
+    check="dxs",
+    kinds={"value"},
+    diagnosis="other",
+    why="backward does not zero the ignored steps",
+)
 class TimeSoftmaxLossBackwardUnmasked(_TimeSoftmaxBase):
     """backward forgets the mask: the ignored steps get the softmax's gradient (and -1 picks the last
     class)."""
@@ -194,11 +252,18 @@ class TimeSoftmaxLossBackwardUnmasked(_TimeSoftmaxBase):
         return np.asarray(dx.reshape(shape))
 
 
+@caught(
+    against="time_softmax_with_loss",
+    check="dxs",
+    kinds={"value"},
+    diagnosis="ignores_dout",
+    why="dxs ignores dout",
+)
 class TimeSoftmaxLossIgnoresDout(_TimeSoftmaxBase):
     """The book-1 habit in a time layer: dxs = (ys - ts) / count, right only for dout = 1."""
 
     def backward(self, dout: Any = 1) -> Array:
-        return super().backward(1)
+        return super().backward(1)  # BUG
 
 
 # ==== TimeSigmoidWithLoss =================================================================================
@@ -226,12 +291,19 @@ class _TimeSigmoidBase:
         return int(y.size)
 
 
+@caught(
+    against="time_sigmoid_with_loss",
+    check="dxs",
+    kinds={"value"},
+    diagnosis="scale",
+    why="dxs divided by N, not N * T",
+)
 class TimeSigmoidLossBatchOnly(_TimeSigmoidBase):
     """dxs = dout (y - t) / N: a per-step SigmoidWithLoss's backward, the 1 / T of the mean over time
     left out."""
 
     def _n(self, y: Array) -> int:
-        return int(y.shape[0])
+        return int(y.shape[0])  # BUG
 
 
 # ==== TimeDropout =========================================================================================
@@ -262,28 +334,44 @@ class _TimeDropoutBase:
         return dout * self.mask
 
 
+@caught(
+    against="time_dropout",
+    check="dxs",
+    kinds={"value"},
+    diagnosis="scale",
+    why="no 1 / (1 - ratio) scale: book 1's dropout",
+)
 class TimeDropoutNotInverted(_TimeDropoutBase):
     """The first book's dropout: the kept elements are not scaled by 1 / (1 - ratio)."""
 
     def _scale(self) -> float:
-        return 1.0
+        return 1.0  # BUG
 
 
+@caught(against="time_dropout", check="dxs", kinds={"value"}, diagnosis="scale", why="dxs scaled twice")
 class TimeDropoutScaledTwice(_TimeDropoutBase):
     """backward multiplies the (already scaled) mask by 1 / (1 - ratio) once more."""
 
     def backward(self, dout: Array) -> Array:
         assert self.mask is not None
-        return dout * self.mask / (1.0 - self.dropout_ratio)
+        return dout * self.mask / (1.0 - self.dropout_ratio)  # BUG
 
 
+@caught(against="time_dropout", check="dxs", kinds={"value"}, diagnosis="other", why="dxs without the mask")
 class TimeDropoutBackwardIgnoresMask(_TimeDropoutBase):
     """backward scales dout but forgets the mask: the dropped elements get a gradient."""
 
     def backward(self, dout: Array) -> Array:
-        return dout / (1.0 - self.dropout_ratio)
+        return dout / (1.0 - self.dropout_ratio)  # BUG
 
 
+@caught(
+    against="time_dropout",
+    check="state",
+    kinds={"stale"},
+    diagnosis="stale",
+    why="the mask drawn once and reused by every later forward",
+)
 class TimeDropoutMaskOnce(_TimeDropoutBase):
     """The mask drawn on the first forward and kept for every later batch of its shape: its gradients match
     that very mask, so only the row's check that each forward draws anew sees it."""
@@ -291,12 +379,19 @@ class TimeDropoutMaskOnce(_TimeDropoutBase):
     def forward(self, xs: Array) -> Array:
         if not self.train_flg:
             return xs
-        if self.mask is None or self.mask.shape != xs.shape:
+        if self.mask is None or self.mask.shape != xs.shape:  # BUG
             flg = np.random.rand(*xs.shape) > self.dropout_ratio
             self.mask = flg.astype(xs.dtype) * self._scale()
         return xs * self.mask
 
 
+@caught(
+    against="time_dropout",
+    check="state",
+    kinds={"missing"},
+    diagnosis="other",
+    why="rand < ratio: the kept share is ratio, not 1 - ratio",
+)
 class TimeDropoutKeepsRatio(_TimeDropoutBase):
     """``rand < ratio``: keeps the fraction ratio of the elements instead of 1 - ratio (its gradients match
     its own mask, so only the row's count of the kept elements sees it)."""
@@ -304,7 +399,7 @@ class TimeDropoutKeepsRatio(_TimeDropoutBase):
     def forward(self, xs: Array) -> Array:
         if not self.train_flg:
             return xs
-        flg = np.random.rand(*xs.shape) < self.dropout_ratio
+        flg = np.random.rand(*xs.shape) < self.dropout_ratio  # BUG
         self.mask = flg.astype(xs.dtype) * self._scale()
         return xs * self.mask
 
@@ -312,6 +407,7 @@ class TimeDropoutKeepsRatio(_TimeDropoutBase):
 # ==== right, written otherwise ============================================================================
 
 
+@passes(against="time_embedding", why="per-step np.add.at into 'f' buffers", float64=False)
 class TimeEmbeddingBook:
     """The book's style in float32: one step at a time into a ``dtype='f'`` buffer, each step's dW
     accumulated with ``np.add.at`` into a float32 buffer, then written in place."""
@@ -341,6 +437,7 @@ class TimeEmbeddingBook:
         return None
 
 
+@passes(against="time_embedding", why="one-hot einsum")
 class TimeEmbeddingOneHot:
     """dW = onehot(xs)^T dout, one einsum: the scatter as a matrix product."""
 
@@ -359,6 +456,7 @@ class TimeEmbeddingOneHot:
         return None
 
 
+@passes(against="time_embedding", why="np.bincount per column")
 class TimeEmbeddingBincount:
     """dW column by column with np.bincount(ids, weights=dout[..., d], minlength=V)."""
 
@@ -380,6 +478,7 @@ class TimeEmbeddingBincount:
         return None
 
 
+@passes(against="time_affine", why="np.einsum on (N, T, D)")
 class TimeAffineEinsum:
     """np.einsum on the un-reshaped (N, T, D) input."""
 
@@ -400,6 +499,7 @@ class TimeAffineEinsum:
         return np.asarray(np.einsum("ntm,dm->ntd", dout, W))
 
 
+@passes(against="time_affine", why="per-step loop into 'f' buffers", float64=False)
 class TimeAffineBookLoop:
     """The book's Simple_TimeAffine in the params/grads convention and float32: one affine per step into
     ``dtype='f'`` buffers, dW and db accumulated over the steps, then written in place."""
@@ -433,6 +533,7 @@ class TimeAffineBookLoop:
         return dxs
 
 
+@passes(against="time_softmax_with_loss", why="per-step loop")
 class TimeSoftmaxLossPerStep:
     """A loop over the time steps, each a softmax-with-loss over its kept labels, summed and divided by
     the total count of kept labels."""
@@ -466,6 +567,7 @@ class TimeSoftmaxLossPerStep:
         return dxs
 
 
+@passes(against="time_softmax_with_loss", why="the book's, stable, 'f'", float64=False)
 class TimeSoftmaxLossBookF:
     """The book's TimeSoftmaxWithLoss with a stable log-softmax, in float32: ``dtype='f'`` buffers, the
     ignored labels masked with ``mask[:, np.newaxis]``."""
@@ -498,6 +600,7 @@ class TimeSoftmaxLossBookF:
         return np.asarray(dx.reshape((n, t, v)))
 
 
+@passes(against="time_sigmoid_with_loss", why="the book's per-step loop into 'f'", float64=False)
 class TimeSigmoidLossPerStep:
     """The book's TimeSigmoidWithLoss: a stable binary cross entropy per step, averaged over T, and
     backward's dout scaled by 1 / T into a ``dtype='f'`` buffer."""
@@ -526,6 +629,7 @@ class TimeSigmoidLossPerStep:
         return dxs
 
 
+@passes(against="time_dropout", why="the book's float32 scaled mask")
 class TimeDropoutBook:
     """The book's TimeDropout: the boolean draw turned into a float32 mask times the scale."""
 
@@ -548,6 +652,7 @@ class TimeDropoutBook:
         return dout * self.mask
 
 
+@passes(against="time_dropout", why="boolean mask, np.where")
 class TimeDropoutBooleanMask:
     """A boolean mask kept, the scale applied separately with np.where."""
 
@@ -564,168 +669,3 @@ class TimeDropoutBooleanMask:
 
     def backward(self, dout: Array) -> Array:
         return np.where(self.mask, dout / (1 - self.dropout_ratio), 0).astype(dout.dtype)
-
-
-BROKEN: list[Case] = [
-    Case(
-        layer=TimeEmbeddingOverwrite,
-        diagnosis="other",
-        against="time_embedding",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW[xs] = dout: repeated ids overwrite each other",
-    ),
-    Case(
-        layer=TimeEmbeddingFancyAdd,
-        diagnosis="other",
-        against="time_embedding",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW[xs] += dout: buffered, a repeated id counts once",
-    ),
-    Case(
-        layer=TimeEmbeddingNotZeroed,
-        diagnosis="stale",
-        against="time_embedding",
-        check="grads[0]",
-        kinds=_k("stale", "stateful"),
-        why="np.add.at into grads[0] without zeroing it: the last batch's dW stays",
-    ),
-    Case(
-        layer=TimeEmbeddingLastStep,
-        diagnosis="other",
-        against="time_embedding",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW of the last time step only",
-    ),
-    Case(
-        layer=TimeAffineDbLastStep,
-        diagnosis="other",
-        against="time_affine",
-        check="grads[1]",
-        kinds=_k("value"),
-        why="db summed over the batch at the last step only",
-    ),
-    Case(
-        layer=TimeAffineDbMeanOverTime,
-        diagnosis="scale",
-        against="time_affine",
-        check="grads[1]",
-        kinds=_k("value"),
-        why="db averaged over time instead of summed",
-    ),
-    Case(
-        layer=TimeAffineDwLastStep,
-        diagnosis="other",
-        against="time_affine",
-        check="grads[0]",
-        kinds=_k("value"),
-        why="dW written, not accumulated, in the per-step loop",
-    ),
-    Case(
-        layer=TimeSoftmaxLossDividesByNT,
-        diagnosis="scale",
-        against="time_softmax_with_loss",
-        check="loss",
-        kinds=_k("value"),
-        why="the mean over N * T labels, the ignored ones included",
-    ),
-    Case(
-        layer=TimeSoftmaxLossBackwardUnmasked,
-        diagnosis="other",
-        against="time_softmax_with_loss",
-        check="dxs",
-        kinds=_k("value"),
-        why="backward does not zero the ignored steps",
-    ),
-    Case(
-        layer=TimeSoftmaxLossIgnoresDout,
-        diagnosis="ignores_dout",
-        against="time_softmax_with_loss",
-        check="dxs",
-        kinds=_k("value"),
-        why="dxs ignores dout",
-    ),
-    Case(
-        layer=TimeSigmoidLossBatchOnly,
-        diagnosis="scale",
-        against="time_sigmoid_with_loss",
-        check="dxs",
-        kinds=_k("value"),
-        why="dxs divided by N, not N * T",
-    ),
-    Case(
-        layer=TimeDropoutNotInverted,
-        diagnosis="scale",
-        against="time_dropout",
-        check="dxs",
-        kinds=_k("value"),
-        why="no 1 / (1 - ratio) scale: book 1's dropout",
-    ),
-    Case(
-        layer=TimeDropoutScaledTwice,
-        diagnosis="scale",
-        against="time_dropout",
-        check="dxs",
-        kinds=_k("value"),
-        why="dxs scaled twice",
-    ),
-    Case(
-        layer=TimeDropoutBackwardIgnoresMask,
-        diagnosis="other",
-        against="time_dropout",
-        check="dxs",
-        kinds=_k("value"),
-        why="dxs without the mask",
-    ),
-    Case(
-        layer=TimeDropoutMaskOnce,
-        diagnosis="stale",
-        against="time_dropout",
-        check="state",
-        kinds=_k("stale"),
-        why="the mask drawn once and reused by every later forward",
-    ),
-    Case(
-        layer=TimeDropoutKeepsRatio,
-        diagnosis="other",
-        against="time_dropout",
-        check="state",
-        kinds=_k("missing"),
-        why="rand < ratio: the kept share is ratio, not 1 - ratio",
-    ),
-]
-
-CORRECT: list[Correct] = [
-    Correct(
-        layer=TimeEmbeddingBook,
-        against="time_embedding",
-        why="per-step np.add.at into 'f' buffers",
-        float64=False,
-    ),
-    Correct(layer=TimeEmbeddingOneHot, against="time_embedding", why="one-hot einsum"),
-    Correct(layer=TimeEmbeddingBincount, against="time_embedding", why="np.bincount per column"),
-    Correct(layer=TimeAffineEinsum, against="time_affine", why="np.einsum on (N, T, D)"),
-    Correct(
-        layer=TimeAffineBookLoop,
-        against="time_affine",
-        why="per-step loop into 'f' buffers",
-        float64=False,
-    ),
-    Correct(layer=TimeSoftmaxLossPerStep, against="time_softmax_with_loss", why="per-step loop"),
-    Correct(
-        layer=TimeSoftmaxLossBookF,
-        against="time_softmax_with_loss",
-        why="the book's, stable, 'f'",
-        float64=False,
-    ),
-    Correct(
-        layer=TimeSigmoidLossPerStep,
-        against="time_sigmoid_with_loss",
-        why="the book's per-step loop into 'f'",
-        float64=False,
-    ),
-    Correct(layer=TimeDropoutBook, against="time_dropout", why="the book's float32 scaled mask"),
-    Correct(layer=TimeDropoutBooleanMask, against="time_dropout", why="boolean mask, np.where"),
-]
