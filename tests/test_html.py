@@ -304,7 +304,7 @@ def learner_bn(tmp_path: Path) -> str:
 
 
 def _line(file: str, number: int, mark: str, variable: str = "", node: str = "") -> Line:
-    source = LEARNER_BN.splitlines()[number - 1]
+    source = LEARNER_BN.splitlines()[number - 1].strip()  # as the search records it: the indent is read back
     return Line(file, number, source, mark, variable, node)  # type: ignore[arg-type]
 
 

@@ -431,7 +431,7 @@ def _fold(located: Located) -> list[Shown]:
             Shown(
                 file=file,
                 line=number,
-                source=each[0].source,
+                source=_as_written(file, number, each[0].source),
                 mark=mark,
                 variables=tuple(dict.fromkeys(x.variable for x in each if x.variable)),
                 nodes=tuple(dict.fromkeys(x.node for x in each if x.node and x.mark == "right")),
@@ -439,6 +439,12 @@ def _fold(located: Located) -> list[Shown]:
             )
         )
     return shown
+
+
+def _as_written(file: str, number: int, source: str) -> str:
+    """The line with its indentation, from the file when it still holds that very line."""
+    written = linecache.getline(file, number).rstrip("\n")
+    return written if written.strip() == source.strip() else source
 
 
 def _grouped(located: Located) -> list[tuple[str, list[Shown]]]:
