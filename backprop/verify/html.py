@@ -364,7 +364,8 @@ def located_body(located: Located) -> str:
     """Where the layer's own code goes wrong: the culprit's line, what it should have been and the lines
     before it that were right; or the sentence saying why no line is named; then every traced line."""
     culprit = located.culprit
-    parts = ['<h4 class="located">Where it goes wrong: the first wrong line of your code</h4>']
+    named = "the first wrong line of your code" if culprit is not None else "no line named"
+    parts = [f'<h4 class="located">Where it goes wrong: {named}</h4>']
     if culprit is not None:
         parts.append(_culprit_summary(culprit))
     if located.note:
