@@ -5,7 +5,7 @@ the layer ran (must be 0), before it, another line whose order is unknown (the m
 array, or sits in another file), none, and the culprit search's own time per failing layer (median and
 max; the target is at most 2 s).
 
-    python benchmarks/culprit.py [--rows batch_normalization,lstm] [--json out.json] [-v]
+    python benchmarks/culprit.py [--rows batch_normalization,lstm] [--cases NAME,...] [--json out.json] [-v]
 
 The cases are read from the catalogue (``tests.catalogue.bug_line``), never listed by hand; the placing is
 ``tests/test_culprit_accuracy.py``'s, which asserts the same figures.
@@ -55,11 +55,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rows", default="", help="comma-separated registry rows (default: every row)")
+    parser.add_argument("--cases", default="", help="comma-separated case names (default: every case)")
     parser.add_argument("--json", type=Path, help="write each case's outcome here")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each case as it finishes")
     args = parser.parse_args()
     wanted = {r for r in args.rows.split(",") if r}
-    cases = [c for c in marked_cases() if not wanted or c.row in wanted]
+    named = {n for n in args.cases.split(",") if n}
+    cases = [c for c in marked_cases() if (not wanted or c.row in wanted) and (not named or c.name in named)]
     by_row: dict[str, list[Outcome]] = defaultdict(list)
     started = time.perf_counter()
     for case in cases:
