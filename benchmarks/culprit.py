@@ -33,7 +33,8 @@ def _row_line(row: str, outcomes: list[Outcome]) -> tuple[str, list[float]]:
     counts = defaultdict(int)
     for o in outcomes:
         counts[o.place] += 1
-    seconds = [o.seconds for o in outcomes if o.place not in ("passed", "unsearched")]
+    seconds = [o.seconds for o in outcomes if o.seconds > 0]  # the layers searched (a failure that is
+    # no wrong value, an exception say, is not searched)
     median = f"{statistics.median(seconds):.2f}" if seconds else "-"
     worst = f"{max(seconds):.2f}" if seconds else "-"
     cells = [
