@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,10 +20,10 @@ import pytest
 from backprop.verify import get_row, verify
 from backprop.verify import heatmap as hm
 from backprop.verify.cli import main
-from backprop.verify.html import CSP, document, fragment, heat_maps
+from backprop.verify.html import CSP, document, fragment, heat_maps, located_body
 from backprop.verify.loader import load_class
-from backprop.verify.mismatch import Mismatch
-from backprop.verify.report import LayerReport, RunReport
+from backprop.verify.mismatch import Culprit, Line, Located, Mismatch
+from backprop.verify.report import Example, Failure, LayerReport, RunReport
 from tests.catalogue.broken import ConvCol2imAssigns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,3 +270,179 @@ def test_html_to_a_bad_path_exits_2_before_running(
     assert main(["relu", "--html", path]) == 2
     out, err = capsys.readouterr()
     assert "--html" in err and "checking" not in err and out == ""
+
+
+# ---- the culprit: the layer's own lines, each marked (issue 20) -------------------------------------------
+
+LEARNER_BN = """\
+import numpy as np
+
+
+class BatchNorm:
+    def forward(self, x):
+        mu = x.mean(axis=0)
+        self.xc = x - mu
+        var = np.mean(self.xc**2, axis=0)
+        self.std = np.sqrt(var + 1e-7)
+        return self.xc / self.std
+
+    def backward(self, dout):
+        dxc = dout / self.std
+        dstd = -np.sum(dout * self.xc / self.std**2, axis=0)
+        dvar = 0.5 * dstd / self.std  # x < 1 and <b>: escaped
+        for _ in range(2):
+            dxc = dxc + 0.0
+        return dxc
+"""
+
+
+@pytest.fixture
+def learner_bn(tmp_path: Path) -> str:
+    path = tmp_path / "learner_bn.py"
+    path.write_text(LEARNER_BN)
+    return str(path)
+
+
+def _line(file: str, number: int, mark: str, variable: str = "", node: str = "") -> Line:
+    source = LEARNER_BN.splitlines()[number - 1].strip()  # as the search records it: the indent is read back
+    return Line(file, number, source, mark, variable, node)  # type: ignore[arg-type]
+
+
+def _bn_located(file: str) -> Located:
+    """As the search would report the learner's BatchNorm: backward's dvar is wrong (its sign, at one
+    element, is the made-up bug), traced in execution order, the loop's lines run twice."""
+    expected = np.array([[0.25, -1.0, 2.0]])
+    actual = np.array([[0.25, 1.0, 2.0]])
+    culprit = Culprit(file, 15, _line(file, 15, "culprit").source, "dvar", "the gradient at var",
+                      expected, actual, right=("dxc", "dstd"))  # fmt: skip
+    lines = (
+        _line(file, 6, "right", "mu", "mu"),
+        _line(file, 7, "right", "self.xc", "xc"),
+        _line(file, 8, "right", "var", "var"),
+        _line(file, 9, "right", "self.std", "std"),
+        _line(file, 13, "right", "dxc", "the gradient at xc"),
+        _line(file, 14, "right", "dstd", "the gradient at std"),
+        _line(file, 15, "culprit", "dvar"),
+        _line(file, 16, "unmatched"),
+        _line(file, 17, "unmatched", "dxc"),
+        _line(file, 16, "unmatched"),
+        _line(file, 17, "right", "dxc", "the gradient at xc"),
+        _line(file, 18, "unmatched"),
+    )
+    return Located(culprit, lines)
+
+
+class _Trace(HTMLParser):
+    """Each listed line's attributes and cell texts, and the function headings, in the order shown."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[dict[str, str], list[str]]] = []
+        self.functions: list[str] = []
+        self._in: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "tr" and "line" in a.get("class", "").split():
+            self.rows.append((a, []))
+            self._in = "row"
+        elif tag == "td" and self._in == "row":
+            self.rows[-1][1].append("")
+        elif tag == "p" and a.get("class") == "function":
+            self.functions.append("")
+            self._in = "function"
+
+    def handle_data(self, data: str) -> None:
+        if self._in == "row" and self.rows[-1][1]:
+            self.rows[-1][1][-1] += data
+        elif self._in == "function":
+            self.functions[-1] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("tr", "p"):
+            self._in = None
+
+
+def _trace(text: str) -> _Trace:
+    parser = _Trace()
+    parser.feed(text)
+    return parser
+
+
+def test_the_culprit_listing_marks_each_line_in_the_order_of_the_file(learner_bn: str) -> None:
+    text = located_body(_bn_located(learner_bn))
+    trace = _trace(text)
+    assert trace.functions == ["BatchNorm.forward (learner_bn.py)", "BatchNorm.backward (learner_bn.py)"]
+    numbers = [int(a["data-line"]) for a, _ in trace.rows]
+    assert numbers == [6, 7, 8, 9, 13, 14, 15, 16, 17, 18]  # each line once, in the file's order
+    marks = {int(a["data-line"]): a["data-mark"] for a, _ in trace.rows}
+    assert marks == {6: "right", 7: "right", 8: "right", 9: "right", 13: "right", 14: "right",
+                     15: "culprit", 16: "unmatched", 17: "right", 18: "unmatched"}  # fmt: skip
+    for a, cells in trace.rows:
+        number, mark, source, _node = cells
+        assert number == a["data-line"]
+        written = LEARNER_BN.splitlines()[int(number) - 1]
+        assert source == written.removeprefix(" " * 8)  # as written less the body's indent, unescaped back
+        assert (
+            mark == {"right": "right", "culprit": "culprit \u25b6", "unmatched": "no match"}[a["data-mark"]]
+        )
+    nodes = {int(a["data-line"]): cells[3] for a, cells in trace.rows}
+    assert nodes[7] == "= xc" and nodes[13] == "= the gradient at xc" and nodes[16] == ""
+    assert nodes[15] == "the first wrong line"
+    assert "ran 2 times" in next(a["title"] for a, _ in trace.rows if a["data-line"] == "17")
+
+
+def test_the_culprit_says_what_the_line_should_be_with_the_worst_element(learner_bn: str) -> None:
+    text = located_body(_bn_located(learner_bn))
+    (summary,) = re.findall(r'<p class="culprit-summary"[^>]*>(.*?)</p>', text, re.S)
+    plain = re.sub(r"<[^>]+>", "", summary.replace("<br>", "\n"))
+    assert plain.splitlines() == [
+        "culprit: line 15 of learner_bn.py: dvar = 0.5 * dstd / self.std  # x &lt; 1 and &lt;b&gt;: escaped",
+        "dvar should be the gradient at var: worst element dvar[0, 1]: expected -1.0, got 1.0",
+        "the lines before it are right: dxc, dstd match",
+    ]
+    assert "<b>:" not in text.replace("<b>culprit:</b>", "")  # the learner's source never becomes markup
+    assert 'data-found="true"' in text
+
+
+def test_no_culprit_shows_the_sentence_and_the_lines_without_a_culprit(learner_bn: str) -> None:
+    lines = tuple(_line(learner_bn, n, "unmatched") for n in (13, 14, 15))
+    note = "no line of BatchNorm.backward matches a node of the graph <of batch_normalization>"
+    text = located_body(Located(None, lines, note))
+    assert escape(note) in text and note not in text
+    assert 'data-found="false"' in text and "culprit-summary" not in text and "no line named" in text
+    assert [a["data-mark"] for a, _ in _trace(text).rows] == ["unmatched"] * 3
+    assert located_body(Located(None)) == ""  # nothing searched, nothing said
+
+
+def test_a_source_that_cannot_be_read_is_listed_under_its_file(tmp_path: Path) -> None:
+    gone = str(tmp_path / "gone.py")
+    line = Line(gone, 3, "dx = dout * 2", "culprit", "dx")
+    text = located_body(Located(Culprit(gone, 3, line.source, "dx", "the gradient at x"), (line,)))
+    trace = _trace(text)
+    assert trace.functions == ["gone.py"] and [a["data-mark"] for a, _ in trace.rows] == ["culprit"]
+    assert "dx should be the gradient at x" in text and "worst element" not in text  # no arrays kept
+
+
+def test_a_failure_with_a_culprit_shows_it_on_the_page_and_the_page_stays_self_contained(
+    learner_bn: str,
+) -> None:
+    example = Example("batch_normalization", "float64", {"x": np.ones((2, 3))}, (np.ones((2, 3)),))
+    mismatch = Mismatch(check="dx", primal="x", kind="value", message="values differ")
+    failure = Failure("learner_bn.BatchNorm", "batch_normalization", example, {"x": (2, 3)}, [mismatch],
+                      located=_bn_located(learner_bn))  # fmt: skip
+    layer = LayerReport(name="BatchNorm", layer="learner_bn.BatchNorm", against="batch_normalization", dtype="float64",
+                        examples=1, failures=[failure])  # fmt: skip
+    page = document(RunReport(seed=0, max_examples=1, layers=[layer]))
+    assert page.count('class="culprit-summary"') == 1 and page.count('data-mark="culprit"') == 1
+    assert (
+        page.index("dx: values differ")
+        < page.index('class="culprit-summary"')
+        < page.index("Smallest failing")
+    )
+    (style,) = re.findall(r"<style>(.*?)</style>", page, re.S)
+    assert f"style-src {_sha(style)}" in CSP  # the new rules are inside the hashed style
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
+    failure.located = None
+    unsearched = document(RunReport(seed=0, max_examples=1, layers=[layer]))
+    assert 'class="culprit' not in unsearched and "data-mark" not in unsearched

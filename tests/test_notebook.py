@@ -1,6 +1,7 @@
 """The chapter-5 notebook runs clean in a Jupyter kernel of this environment, prints the seed's shopping
-numbers exactly, every exercise is followed by a check that passes, and its demonstration of a mistake shows
-a failure whose program, run in the notebook as it says, reproduces the wrong value."""
+numbers exactly, every exercise is followed by a check that passes, its demonstration of a mistake shows
+a failure whose program, run in the notebook as it says, reproduces the wrong value, and its closing
+BatchNormalization exercise's report points at the one wrong line of the learner's backward."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ pytestmark = pytest.mark.oracle  # every test here runs the oracle
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "examples" / "notebooks" / "backprop_chapter5.ipynb"
 KERNEL = "backprop-test"
-# the chapter's layers, each checked against its registry row
-CHAPTER_ROWS = {"mul", "add", "relu", "sigmoid", "affine", "softmax_with_loss"}
+# the chapter's layers, and the closing exercise's BatchNormalization, each checked against its registry row
+CHAPTER_ROWS = {"mul", "add", "relu", "sigmoid", "affine", "softmax_with_loss", "batch_normalization"}
+WRONG_LINE = "        dvar = 0.5 * dstd * self.std"
+"""The one wrong line of the learner's BatchNormalization.backward (``dstd / self.std`` is right)."""
 VERDICT = re.compile(r"^(\w+) against '(\w+)': (.+?) \(", re.MULTILINE)
 # printed by a first cell the test adds: which Python runs the kernel, and which backprop it imports
 WHERE = "import sys, backprop; print(sys.prefix); print(backprop.__file__)"
@@ -97,7 +100,7 @@ def _every_layer_of_the_chapter_is_checked_and_passes(executed: Any) -> None:
     defined = {
         m.group(1)
         for c in executed.cells
-        if c.cell_type == "code" and "mistake" not in c.get("metadata", {}).get("tags", [])
+        if c.cell_type == "code" and not {"mistake", "culprit"} & set(c.get("metadata", {}).get("tags", []))
         for m in re.finditer(r"^class (\w+)", c.source, re.MULTILINE)
     }
     assert {name for name, _, _ in verdicts} == defined
@@ -107,7 +110,7 @@ def _every_layer_of_the_chapter_is_checked_and_passes(executed: Any) -> None:
 def _each_exercise_is_followed_by_its_check(executed: Any) -> None:
     code = [c for c in executed.cells if c.cell_type == "code"]
     exercises = [i for i, c in enumerate(code) if "# BEGIN SOLUTION" in c.source]
-    assert len(exercises) == 3
+    assert len(exercises) == 4
     for i in exercises:
         name = re.search(r"^class (\w+)", code[i].source, re.MULTILINE)
         assert name is not None and code[i].source.count("# END SOLUTION") == 1
@@ -131,6 +134,17 @@ def _the_mistake_is_shown_and_its_program_reproduces_it_in_the_notebook(executed
     assert numbers and any(x != 0 for x in numbers), _stdout(rerun)
 
 
+def _the_culprit_is_the_wrong_line_of_batch_normalization(executed: Any) -> None:
+    (cell,) = _tagged(executed, "culprit")
+    shown = _stdout(cell)
+    assert "BatchNormalization against 'batch_normalization': FAIL" in shown, shown
+    lines = cell.source.splitlines()
+    assert lines.count(WRONG_LINE) == 1  # the line the report must name, by its number in the cell
+    number = lines.index(WRONG_LINE) + 1
+    assert re.search(rf"line {number} of \S+:\s+{re.escape(WRONG_LINE.strip())}", shown), shown
+    assert "dvar should be the gradient at var" in shown, shown
+
+
 def test_the_chapter_notebook_runs_clean(tmp_path: Path) -> None:
     # one test, so that the notebook runs once however xdist spreads the tests
     executed = _execute(tmp_path)
@@ -139,3 +153,4 @@ def test_the_chapter_notebook_runs_clean(tmp_path: Path) -> None:
     _every_layer_of_the_chapter_is_checked_and_passes(executed)
     _each_exercise_is_followed_by_its_check(executed)
     _the_mistake_is_shown_and_its_program_reproduces_it_in_the_notebook(executed)
+    _the_culprit_is_the_wrong_line_of_batch_normalization(executed)

@@ -1,6 +1,7 @@
 """The HTML report (``backprop-verify --html PATH``, and ``_repr_html_`` in Jupyter): the results table, and
-for every failure its diagnosis, third witness, shrunk example, reproducing program and, for each wrong
-array, heat maps of expected, actual and their difference; for a passing layer, its errors' histogram.
+for every failure its diagnosis, the layer's own lines marked right or wrong (the culprit), third witness,
+shrunk example, reproducing program and, for each wrong array, heat maps of expected, actual and their
+difference; for a passing layer, its errors' histogram.
 
 One self-contained page: inline CSS and SVG, a few lines of script that only add copy buttons, and a
 Content-Security-Policy that allows nothing else, so the page makes no request and opens offline.
@@ -8,17 +9,21 @@ Content-Security-Policy that allows nothing else, so the page makes no request a
 
 from __future__ import annotations
 
+import ast
 import base64
 import hashlib
+import linecache
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from backprop.verify import heatmap
-from backprop.verify.mismatch import Mismatch
+from backprop.verify.mismatch import Culprit, Line, Located, Mismatch
 from backprop.verify.registry import get_row
 from backprop.verify.tolerances import TOLERANCES
 
@@ -47,6 +52,14 @@ padding:1px 12px;cursor:pointer}.bpv button.copy[hidden]{display:none}
 .bpv .scale{font-size:12.5px;color:#333;margin:2px 0 10px}
 .bpv svg text{font:10px system-ui,sans-serif}.bpv svg text.tick,.bpv svg text.slice{fill:#333}
 .bpv ul{margin:4px 0;padding-left:22px}
+.bpv table.trace{font:12.5px/1.4 ui-monospace,Menlo,Consolas,monospace;margin:2px 0 10px}
+.bpv table.trace td{border:none;border-bottom:1px solid #eee;padding:0 8px}
+.bpv table.trace td.src{white-space:pre}.bpv table.trace td.mark{font-weight:700;white-space:nowrap}
+.bpv table.trace td.node{color:#333;font-family:system-ui,sans-serif;font-size:12.5px}
+.bpv tr.right td.mark{color:#0a6b2c}.bpv tr.unmatched td{color:#666}
+.bpv tr.culprit td{background:#fde2e2;color:#7d0a12;font-weight:700}
+.bpv tr.gap td{color:#888;border-bottom:none}.bpv p.function{margin:8px 0 0;font-weight:600}
+.bpv .culprit-summary{border-left:4px solid #b0141f;padding:2px 8px;margin:4px 0}
 """
 
 SCRIPT = """\
@@ -222,6 +235,8 @@ def failure_body(failure: Failure, i: int = 0, n: int = 1) -> str:
     outputs = _outputs(failure.against)
     for m in failure.mismatches:
         parts.append(mismatch_body(m, m.check in outputs))
+    if failure.located is not None:
+        parts.append(located_body(failure.located))
     if failure.witnesses:
         items = "".join(f"<li>{escape(w.sentence())}</li>" for w in failure.witnesses)
         parts.append(f"<h4>Third witness (finite differences)</h4><ul>{items}</ul>")
@@ -260,7 +275,9 @@ def mismatch_body(m: Mismatch, is_output: bool) -> str:
         parts.append(f'<p class="hint">{escape(m.hint)}</p>')
     if m.index is not None:
         where = heatmap.where(m.check, m.index)
-        parts.append(f"<p>worst element {escape(where)}: expected {m.worst_expected!r}, actual {m.worst_actual!r}</p>")
+        parts.append(
+            f"<p>worst element {escape(where)}: expected {m.worst_expected!r}, actual {m.worst_actual!r}</p>"
+        )
     if m.max_abs is not None and m.max_rel is not None:
         parts.append(f"<p>max abs error {m.max_abs:.3g}, max rel error {m.max_rel:.3g}</p>")
     maps = _arrays(m)
@@ -318,3 +335,192 @@ def _worst(m: Mismatch, diff: NDArray[np.float64]) -> tuple[int, ...]:
         return (0,) * diff.ndim
     size = np.where(np.isnan(diff), np.inf, np.abs(diff))
     return tuple(int(i) for i in np.unravel_index(int(np.argmax(size)), diff.shape))
+
+
+# ---- the culprit: the layer's own lines, each marked (issue 20) ------------------------------------------
+
+MARKS = {"right": "right", "culprit": "culprit \u25b6", "unmatched": "no match"}
+"""The text each line carries besides its colour, so that the marks read without colour (and in print)."""
+
+_RANK = {"culprit": 2, "right": 1, "unmatched": 0}
+MAX_NODES = 4
+"""Nodes named per line: a line run once per time step matches one node per step."""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One source line as the listing shows it: every run of it folded into one mark and its nodes."""
+
+    file: str
+    line: int
+    source: str
+    mark: str
+    variables: tuple[str, ...]
+    nodes: tuple[str, ...]
+    runs: int
+
+
+def located_body(located: Located) -> str:
+    """Where the layer's own code goes wrong: the culprit's line, what it should have been and the lines
+    before it that were right; or the sentence saying why no line is named; then every traced line."""
+    culprit = located.culprit
+    named = "the first wrong line of your code" if culprit is not None else "no line named"
+    parts = [f'<h4 class="located">Where it goes wrong: {named}</h4>']
+    if culprit is not None:
+        parts.append(_culprit_summary(culprit))
+    if located.note:
+        parts.append(f'<p class="culprit-note">{escape(located.note)}</p>')
+    if culprit is None and not located.lines and not located.note:
+        return ""
+    parts += [_function_listing(title, shown) for title, shown in _grouped(located)]
+    if located.lines:
+        parts.append(
+            '<p class="scale">each line your forward and backward ran, in the order of the file: '
+            "<b>right</b> when the array it assigned is a node of the book's graph (named beside it), "
+            "<b>culprit</b> for the first wrong line, <b>no match</b> when it matches no node.</p>"
+        )
+    return f'<div class="culprit" data-found="{str(culprit is not None).lower()}">{"".join(parts)}</div>'
+
+
+def _culprit_summary(c: Culprit) -> str:
+    should = c.node if c.node.startswith("the ") else f"the node {c.node}"
+    name = c.variable or "the array it assigned"
+    lines = [
+        f'line {c.line} of {escape(Path(c.file).name)}: <span class="code">{escape(c.source.strip())}</span>',
+        f"{escape(name)} should be {escape(should)}{escape(_values(c))}",
+    ]
+    if c.right:
+        verb = "matches" if len(c.right) == 1 else "match"
+        lines.append(f"the lines before it are right: {escape(', '.join(c.right))} {verb}")
+    body = "<br>".join(lines)
+    return (
+        f'<p class="culprit-summary" data-file="{escape(c.file)}" data-line="{c.line}">'
+        f"<b>culprit:</b> {body}</p>"
+    )
+
+
+def _values(c: Culprit) -> str:
+    """``: worst element dvar[1]: expected 0.5, got -0.5``, from the two arrays, if the search kept them."""
+    if c.expected is None or c.actual is None:
+        return ""
+    expected = np.asarray(c.expected, dtype=np.float64)
+    actual = np.asarray(c.actual, dtype=np.float64)
+    if expected.shape != actual.shape:
+        return f": expected shape {expected.shape}, got shape {actual.shape}"
+    if expected.size == 0:
+        return ""
+    with np.errstate(invalid="ignore", over="ignore"):
+        size = np.abs(actual - expected)
+    size = np.where(np.isnan(size), np.inf, size)
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(size)), expected.shape))
+    where = heatmap.where(c.variable or "value", index)
+    return f": worst element {where}: expected {float(expected[index])!r}, got {float(actual[index])!r}"
+
+
+def _fold(located: Located) -> list[Shown]:
+    """One entry per (file, line): a line run several times (a loop, a time step) shows its strongest mark
+    (the culprit, else right if any run matched) and the nodes its runs matched."""
+    culprit = located.culprit
+    runs: dict[tuple[str, int], list[Line]] = {}
+    for line in located.lines:
+        runs.setdefault((line.file, line.line), []).append(line)
+    shown = []
+    for (file, number), each in runs.items():
+        is_culprit = culprit is not None and (culprit.file, culprit.line) == (file, number)
+        mark = "culprit" if is_culprit else max((x.mark for x in each), key=lambda m: _RANK.get(m, 0))
+        shown.append(
+            Shown(
+                file=file,
+                line=number,
+                source=_as_written(file, number, each[0].source),
+                mark=mark,
+                variables=tuple(dict.fromkeys(x.variable for x in each if x.variable)),
+                nodes=tuple(dict.fromkeys(x.node for x in each if x.node and x.mark == "right")),
+                runs=len(each),
+            )
+        )
+    return shown
+
+
+def _as_written(file: str, number: int, source: str) -> str:
+    """The line with its indentation, from the file when it still holds that very line."""
+    written = linecache.getline(file, number).rstrip("\n")
+    return written if written.strip() == source.strip() else source
+
+
+def _grouped(located: Located) -> list[tuple[str, list[Shown]]]:
+    """The traced lines per function, each function's in the order of its file; files in the order the
+    trace first met them, functions in the order of their file."""
+    files = list(dict.fromkeys(line.file for line in located.lines))
+    groups: dict[tuple[int, int, str], list[Shown]] = {}
+    for shown in _fold(located):
+        start, name = _function_of(shown.file, shown.line)
+        groups.setdefault((files.index(shown.file), start, name), []).append(shown)
+    return [(name, sorted(lines, key=lambda s: s.line)) for (_, _, name), lines in sorted(groups.items())]
+
+
+def _function_of(file: str, line: int) -> tuple[int, str]:
+    """The innermost function around ``line`` of ``file`` (its first line and ``Class.method``), read from
+    the source that ``linecache`` holds (a notebook cell's too); the file's name when it cannot be read."""
+    best = (0, f"{Path(file).name}")
+    for start, end, name in _functions(file):
+        if start <= line <= end and start >= best[0]:
+            best = (start, f"{name} ({Path(file).name})")
+    return best
+
+
+def _functions(file: str) -> list[tuple[int, int, str]]:
+    try:
+        tree = ast.parse("".join(linecache.getlines(file)))
+    except (SyntaxError, ValueError):
+        return []
+    found: list[tuple[int, int, str]] = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    start = min([child.lineno] + [d.lineno for d in child.decorator_list])
+                    found.append((start, child.end_lineno or child.lineno, name))
+                visit(child, f"{name}.")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return found
+
+
+def _function_listing(title: str, lines: list[Shown]) -> str:
+    """One function's lines, indented as in the file less the function body's own indent."""
+    indents = [len(s.source) - len(s.source.lstrip()) for s in lines if s.source.strip()]
+    cut = min(indents, default=0)
+    rows = []
+    for i, s in enumerate(lines):
+        if i and s.line > lines[i - 1].line + 1:
+            rows.append(
+                '<tr class="gap"><td class="num"></td><td></td><td class="src">\u22ee</td><td></td></tr>'
+            )
+        rows.append(_line_row(s, cut))
+    return (
+        f'<p class="function">{escape(title)}</p><table class="trace"><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
+def _line_row(s: Shown, cut: int = 0) -> str:
+    if s.mark == "culprit":
+        node = "the first wrong line"
+    elif s.nodes:
+        more = f", \u2026 ({len(s.nodes)} nodes)" if len(s.nodes) > MAX_NODES else ""
+        node = "= " + ", ".join(s.nodes[:MAX_NODES]) + more
+    else:
+        node = ""
+    runs = f"; ran {s.runs} times" if s.runs > 1 else ""
+    title = f"line {s.line} of {s.file}{runs}"
+    variables = ", ".join(s.variables)
+    return (
+        f'<tr class="line {escape(s.mark)}" data-mark="{escape(s.mark)}" data-line="{s.line}" '
+        f'data-variable="{escape(variables)}" title="{escape(title)}">'
+        f'<td class="num">{s.line}</td><td class="mark">{escape(MARKS.get(s.mark, s.mark))}</td>'
+        f'<td class="src">{escape(s.source[cut:].rstrip())}</td><td class="node">{escape(node)}</td></tr>'
+    )
