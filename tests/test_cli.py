@@ -165,7 +165,8 @@ def test_rows_checked_in_worker_processes_give_the_same_report(
 @pytest.mark.oracle
 @pytest.mark.parametrize(
     ("shard", "rows"),
-    [("1/2", ROWS[0::2]), ("2/2", ROWS[1::2]), ("3/6", ROWS[2::6]), ("6/6", ROWS[5::6])],
+    # the first, a middle and the last shard: a twelfth of the rows each, since every row it runs compiles
+    [("1/12", ROWS[0::12]), ("6/12", ROWS[5::12]), ("12/12", ROWS[11::12])],
 )
 def test_a_shard_checks_its_share_of_the_rows(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, shard: str, rows: tuple[str, ...]
@@ -239,14 +240,15 @@ def test_same_seed_gives_identical_json(capsys: pytest.CaptureFixture[str], tmp_
     reports = []
     for attempt in ("first", "second"):
         path = tmp_path / f"{attempt}.json"
-        code, _, _ = run(capsys, "relu", "affine", "--examples", "10", "--seed", "7", "--json", str(path))
+        # five examples a dtype: what repeats is the run, however long
+        code, _, _ = run(capsys, "relu", "affine", "--examples", "5", "--seed", "7", "--json", str(path))
         assert code == 0
         # the compile count depends on what this process compiled before: a cache figure, not a verdict
         reports.append(without(strict_json(path.read_text()), "seconds", "compiles"))
     assert reports[0] == reports[1]
     assert reports[0]["seed"] == 7
     path = tmp_path / "other.json"
-    assert run(capsys, "relu", "affine", "--examples", "10", "--seed", "8", "--json", str(path))[0] == 0
+    assert run(capsys, "relu", "affine", "--examples", "5", "--seed", "8", "--json", str(path))[0] == 0
     assert (
         without(strict_json(path.read_text()), "seconds", "seed", "compiles")["layers"]
         != reports[0]["layers"]

@@ -114,11 +114,13 @@ def test_json_report_is_strict_json_with_schema() -> None:
 
 @pytest.mark.oracle
 def test_library_layers_pass_and_report_their_error_figures() -> None:
-    run = verify_all(max_examples=10)
+    # five examples a row: each distinct shape compiles, and five are the fewest in which every row draws
+    # two shapes (multi_layer_net draws one in four)
+    run = verify_all(max_examples=5)
     assert run.passed
     assert [layer.name for layer in run.layers] == [row.name for row in ROWS]
     for layer in run.layers:
-        assert layer.examples >= 10 and layer.distinct_shapes >= 2
+        assert layer.examples >= 5 and layer.distinct_shapes >= 2
         assert 0.0 <= layer.max_rel <= F64.rtol
 
 
