@@ -732,6 +732,21 @@ def _node_candidates(
     return out[:cap]
 
 
+def _degenerate(value: Array) -> bool:
+    """Whether every element is the same (a shrunk example's zeros, a 1 x 1 batch): it matches any node of
+    that one value."""
+    return value.size <= 1 or bool(np.all(value == value.reshape(-1)[0]))
+
+
+def _chance(event: Event, nodes: Mapping[str, Node]) -> bool:
+    """A match of a degenerate array to a node it is not named after (``self.running_mean = running_mean``
+    matching beta, both zeros): a coincidence, not a sign the line is right."""
+    m = event.matched
+    if m is None or not _degenerate(event.value):
+        return False
+    return m.misnamed or (m.node, m.grad) not in _named(event.variable, event.backward, nodes)
+
+
 def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
     for arg in row.placed("forward"):
         shape = np.shape(values[arg.name])
@@ -787,6 +802,8 @@ def record(
         final = finals.get(event.variable) if event.top else None
         if final is not None and final.shape != event.value.shape and event.matched is not None:
             event.matched = replace(event.matched, convention="reshaped")  # a wrong shape: the mistake
+        if event.matched is not None and _chance(event, held):
+            event.matched = None
     right = _right(case, run, ref, guard, judge)
     inputs = frozenset(a.name for a in case.row.args)
     return Recording(tracer.events, held, n, right, run.error, inputs, finals), ref
@@ -838,8 +855,10 @@ def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> C
 
 def _ramped(v: Any) -> Any:
     """``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64: exact)."""
-    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size < 2:
+    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size == 0:
         return v
+    if v.size == 1:  # one element has no neighbour: moved as a whole, so a shrunk 0 is not 0 again
+        return np.asarray(v + 0.375, dtype=v.dtype)
     ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
     return np.asarray(v + ramp, dtype=v.dtype)
 
@@ -930,30 +949,50 @@ def _origin(event: Event, events: list[Event]) -> Event:
 
 
 def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> list[str]:
-    """The arrays the culprit's line reads whose rightness nothing tells: unmatched, named after no node
-    (so no repair could test them) and changing with the inputs. A repair of a later line fixes any
-    mistake made before it, so a line reading such an array may not be the first wrong one."""
-    latest: dict[str, Event] = {}
-    for earlier in recording.events[: event.index]:
-        latest[_bare(earlier.variable)] = earlier
+    """The arrays the culprit's line reads whose rightness is not known: unmatched and named after no node
+    (so no repair could test them) and changing with the inputs; unmatched though named after a node, or
+    holding another node's value (wrong already); or matched on the example but not on the moved one (a
+    match by chance). A repair of a later line fixes any mistake made before it, so a line reading such
+    an array may not be the first wrong one."""
+    latest = _latest(recording.events[: event.index])
+    moved: dict[str, Event] = {}
+    if confirmed.held:
+        for i, other in enumerate(confirmed.held[0][0].events):
+            if _key(other) == _key(event):
+                moved = _latest(confirmed.held[0][0].events[:i])
+                break
+        else:
+            moved = {}
     unknown = []
     for name in sorted(_reads(_source(event.file, event.line))):
         e = latest.get(_bare(name))
-        if (
-            e is not None
-            and e.matched is None
-            and not _named(e.variable, e.backward, recording.nodes)
-            and not confirmed.constant(e)
-        ):
+        if e is None:
+            continue
+        named = _named(e.variable, e.backward, recording.nodes)
+        if e.matched is None:
+            if named or not confirmed.constant(e) or _degenerate(e.value):
+                unknown.append(name)
+        elif e.matched.misnamed:
             unknown.append(name)
+        elif confirmed.held and confirmed.held[0][1] is not None:
+            again = moved.get(_bare(name))
+            if again is None or again.matched is None or again.matched.misnamed:
+                unknown.append(name)
     return unknown
+
+
+def _latest(events: list[Event]) -> dict[str, Event]:
+    latest: dict[str, Event] = {}
+    for earlier in events:
+        latest[_bare(earlier.variable)] = earlier
+    return latest
 
 
 def _upstream(event: Event, unknown: list[str]) -> str:
     return (
         f"line {event.line} of {os.path.basename(event.file)} ({_source(event.file, event.line)}), set "
-        f"right, makes the layer right, but it reads {', '.join(unknown)}, which no node of the graph "
-        "tells right or wrong: the mistake may be before it, so no line is named"
+        f"right, makes the layer right, but it reads {', '.join(unknown)}, which the graph's nodes do not "
+        "show right on both examples: the mistake may be before it, so no line is named"
     )
 
 
