@@ -733,9 +733,14 @@ def _node_candidates(
 
 
 def _degenerate(value: Array) -> bool:
-    """Whether every element is the same (a shrunk example's zeros, a 1 x 1 batch): it matches any node of
-    that one value."""
-    return value.size <= 1 or bool(np.all(value == value.reshape(-1)[0]))
+    """Whether every element is the same and, for a single one, a value many nodes take (0, 1, -1): a
+    shrunk example's zeros, a 1 x 1 batch's unit std match any node of that one value."""
+    if value.size == 0:
+        return True
+    first = value.reshape(-1)[0]
+    if value.size == 1:
+        return bool(first in (0.0, 1.0, -1.0))
+    return bool(np.all(value == first))
 
 
 def _chance(event: Event, nodes: Mapping[str, Node]) -> bool:
@@ -968,16 +973,17 @@ def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> 
         e = latest.get(_bare(name))
         if e is None:
             continue
-        named = _named(e.variable, e.backward, recording.nodes)
-        if e.matched is None:
-            if named or not confirmed.constant(e) or _degenerate(e.value):
-                unknown.append(name)
-        elif e.matched.misnamed:
-            unknown.append(name)
-        elif confirmed.held and confirmed.held[0][1] is not None:
-            again = moved.get(_bare(name))
-            if again is None or again.matched is None or again.matched.misnamed:
-                unknown.append(name)
+        again = moved.get(_bare(name))
+        if again is not None and again.matched is not None and not again.matched.misnamed:
+            continue  # right on the moved example, where a shrunk example's zeros and ones are gone
+        named = [
+            (node, grad)
+            for node, grad in _named(e.variable, e.backward, recording.nodes)
+            if getattr(_target(recording.nodes[node], grad), "size", -1) == e.value.size
+        ]  # a one-hot ``self.t`` is named after the labels t, but cannot be compared with them
+        if e.matched is None and not named and confirmed.constant(e) and not _degenerate(e.value):
+            continue  # the same on both examples (one-hot labels): no node is needed to know it
+        unknown.append(name)
     return unknown
 
 
