@@ -941,15 +941,19 @@ class _Confirm:
 def _origin(event: Event, events: list[Event]) -> Event:
     """Where ``event``'s array was made: the return line of the layer's own function whose result the line
     only binds (``dx = self._train_dx(dxn)``), else the event itself."""
-    if event.index == 0:
-        return event
-    before = events[event.index - 1]
-    if (
-        before.variable.startswith("return")
-        and before.value.shape == event.value.shape
-        and bool(np.array_equal(before.value, event.value, equal_nan=True))
-    ):
-        return replace(before, matched=event.matched)
+    # the events just before it: the line's own (a tuple returned: ``return dx, self._dc_prev(ds, f)``),
+    # then the helper's return
+    for j in range(event.index - 1, max(event.index - 16, 0) - 1, -1):
+        before = events[j]
+        if (before.file, before.line) == (event.file, event.line):
+            continue
+        if (
+            before.variable.startswith("return")
+            and before.value.shape == event.value.shape
+            and bool(np.array_equal(before.value, event.value, equal_nan=True))
+        ):
+            return replace(before, matched=event.matched)
+        break
     return event
 
 
@@ -1032,10 +1036,12 @@ def search(
                 and _right(case, run, ref, guard, judge)
                 and confirmed(event, right)
             ):
-                unknown = _unknown_inputs(event, recording, confirmed)
-                if unknown:
-                    return Located(None, _marks(events, None), _upstream(event, unknown))
                 made = _origin(event, events)
+                unknown = _unknown_inputs(event, recording, confirmed)
+                if made is not event:  # the helper's return line must read right arrays too
+                    unknown += [u for u in _unknown_inputs(made, recording, confirmed) if u not in unknown]
+                if unknown:
+                    return Located(None, _marks(events, None), _upstream(made, unknown))
                 found = _culprit(made, right, value, events[: made.index])
                 return Located(found, _marks(events, made))
         if out_of_time:
