@@ -1006,6 +1006,27 @@ def _upstream(event: Event, unknown: list[str]) -> str:
     )
 
 
+def _kept(event: Event, events: list[Event]) -> bool:
+    """Whether ``event``'s array keeps its shape to the end: what the layer returns, or an attribute's last
+    value. A local, or an attribute overwritten later, may be reshaped by a later line: a value put there
+    in another layout would make that later line's mistake (a reshape where a transpose is due) come out
+    right, so no repair may change its layout."""
+    if event.top:
+        return True
+    if not event.variable.startswith("self."):
+        return False
+    return not any(
+        _bare(e.variable) == _bare(event.variable) and e.backward == event.backward
+        for e in events[event.index + 1 :]
+    )
+
+
+def _suspect(event: Event, events: list[Event]) -> bool:
+    """Whether a line may be the culprit: not matched exactly."""
+    m = event.matched
+    return m is None or not m.exact
+
+
 def search(
     case: Case,
     recording: Recording,
@@ -1019,14 +1040,19 @@ def search(
     and on a moved one."""
     confirmed = _Confirm(case, nodes, guard, judge)
     events = recording.events
-    suspects = [e for e in events if e.matched is None or not e.matched.exact]
+    suspects = [e for e in events if _suspect(e, events)]
     deadline = time.perf_counter() + budget.seconds
     out_of_time = False
     for event in suspects[: budget.lines]:
+        # another layout may be put only where the shape is kept, or where the array holds its node's values
+        # in another shape (then its shape is the mistake)
+        kept = _kept(event, events) or (event.matched is not None and event.matched.convention == "reshaped")
         for right, value in _candidates(event, recording, budget.candidates):
             if time.perf_counter() > deadline:
                 out_of_time = True
                 break
+            if not kept and np.shape(value) != event.value.shape and np.size(value) == event.value.size:
+                continue  # another layout in an array a later line may reshape (see ``_kept``)
             reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
             repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
             run = _run(case, guard, _Tracer(repair, _tops(case.row)))
