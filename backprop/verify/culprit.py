@@ -998,6 +998,23 @@ def _latest(events: list[Event]) -> dict[str, Event]:
     return latest
 
 
+def _conventional(event: Event) -> bool:
+    """An array the layer keeps under one of the book's conventions (minus, N times), not returned: its
+    repair to the plain value works when a later line expects the plain value, and which of the two lines
+    is wrong no value can tell."""
+    m = event.matched
+    return m is not None and not event.top and m.convention in ("minus", "N times", "minus N times")
+
+
+def _ambiguous(event: Event) -> str:
+    label = event.matched.label() if event.matched is not None else ""
+    return (
+        f"line {event.line} of {os.path.basename(event.file)} ({_source(event.file, event.line)}) holds "
+        f"{label}, a convention the book uses; a line reading it expects the plain value: either may be "
+        "the wrong one, so no line is named"
+    )
+
+
 def _upstream(event: Event, unknown: list[str]) -> str:
     return (
         f"line {event.line} of {os.path.basename(event.file)} ({_source(event.file, event.line)}), set "
@@ -1062,6 +1079,8 @@ def search(
                 and _right(case, run, ref, guard, judge)
                 and confirmed(event, right)
             ):
+                if _conventional(event):
+                    return Located(None, _marks(events, None), _ambiguous(event))
                 made = _origin(event, events)
                 unknown = _unknown_inputs(event, recording, confirmed)
                 if made is not event:  # the helper's return line must read right arrays too
