@@ -1006,6 +1006,16 @@ def _conventional(event: Event) -> bool:
     return m is not None and not event.top and m.convention in ("minus", "N times", "minus N times")
 
 
+def _returned(event: Event, recording: Recording) -> bool:
+    """Whether ``event`` sets, for the last time, an array named as what the layer returns (``dx``): a
+    convention there is no convention but the result."""
+    return event.variable in recording.finals and not any(
+        e.variable == event.variable and e.backward == event.backward
+        for e in recording.events[event.index + 1 :]
+        if not e.top
+    )
+
+
 def _ambiguous(event: Event) -> str:
     label = event.matched.label() if event.matched is not None else ""
     return (
@@ -1079,7 +1089,7 @@ def search(
                 and _right(case, run, ref, guard, judge)
                 and confirmed(event, right)
             ):
-                if _conventional(event):
+                if _conventional(event) and not _returned(event, recording):
                     return Located(None, _marks(events, None), _ambiguous(event))
                 made = _origin(event, events)
                 unknown = _unknown_inputs(event, recording, confirmed)
