@@ -817,6 +817,15 @@ def record(
 # ---- the search -------------------------------------------------------------------------------------------
 
 
+_POSITION = re.compile(r"\[\d+\]$")
+
+
+def _positional(event: Event) -> bool:
+    """An element of a tuple or list held by position (``self.cache[3]``): its value may be a right node's
+    while its position is not the one the code unpacks it from, which no match checks."""
+    return not event.variable.startswith("return") and bool(_POSITION.search(event.variable))
+
+
 def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
     lines: dict[tuple[str, int], Line] = {}
     for e in events:
@@ -824,7 +833,11 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
         mark: Mark = (
             "culprit"
             if culprit is not None and at == (culprit.file, culprit.line)
-            else ("right" if e.matched is not None and not e.matched.misnamed else "unmatched")
+            else (
+                "right"
+                if e.matched is not None and not e.matched.misnamed and not _positional(e)
+                else "unmatched"
+            )
         )
         held = lines.get(at)
         if held is None:
