@@ -78,6 +78,9 @@ class Budget:
     recording costs most of the rest)."""
 
     seconds: float = 1.2
+    total: float = 1.8
+    """Seconds for the traced run and the repairs together: the repairs stop when it is spent, and the moved
+    example is not recorded when its run would overrun it."""
     lines: int = 24
     candidates: int = 8
     timeout: float | None = 10.0
@@ -625,6 +628,8 @@ class Recording:
     """What forward and backward must return, by the row's names (``out``; ``dx``): a graph may tap a
     node of an input's name in another shape (Affine's x, flattened), which a returned ``dx`` must not
     take as its shape."""
+    seconds: float = 0.0
+    """How long the traced run took."""
 
 
 def _source(file: str, line: int) -> str:
@@ -786,7 +791,9 @@ def record(
 ) -> tuple[Recording, Reference | None]:
     """Run the layer once under the tracer and match every array it recorded to the nodes."""
     tracer = _Tracer(tops=_tops(case.row))
+    began = time.perf_counter()
     run = _run(case, guard, tracer)
+    seconds = time.perf_counter() - began
     if run.outs is None:
         said = run.error or "forward() did not return"
         return Recording([], {}, None, False, f"the layer could not be run again ({said})"), None
@@ -811,7 +818,7 @@ def record(
             event.matched = None
     right = _right(case, run, ref, guard, judge)
     inputs = frozenset(a.name for a in case.row.args)
-    return Recording(tracer.events, held, n, right, run.error, inputs, finals), ref
+    return Recording(tracer.events, held, n, right, run.error, inputs, finals, seconds), ref
 
 
 # ---- the search -------------------------------------------------------------------------------------------
@@ -1077,11 +1084,14 @@ def search(
     judge: Judge = Judge(),
 ) -> Located:
     """The earliest line whose repair makes every output and gradient right (``Located``), on the example
-    and on a moved one."""
+    and on a moved one, within ``budget.total`` less the traced run's own time."""
     confirmed = _Confirm(case, nodes, guard, judge)
     events = recording.events
     suspects = [e for e in events if _suspect(e, events)]
-    deadline = time.perf_counter() + budget.seconds
+    now = time.perf_counter()
+    recorded = recording.seconds  # what the moved example's recording will cost
+    # the first search of a process also pays JAX's import and the graph's compilation: not counted
+    deadline = now + min(budget.seconds, max(budget.total - recorded, budget.seconds / 4))
     out_of_time = False
     for event in suspects[: budget.lines]:
         # another layout may be put only where the shape is kept, or where the array holds its node's values
@@ -1096,12 +1106,12 @@ def search(
             reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
             repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
             run = _run(case, guard, _Tracer(repair, _tops(case.row)))
-            if (
-                repair.done
-                and not repair.failed
-                and _right(case, run, ref, guard, judge)
-                and confirmed(event, right)
-            ):
+            if not (repair.done and not repair.failed and _right(case, run, ref, guard, judge)):
+                continue
+            if not confirmed.held and time.perf_counter() + recorded > deadline + budget.seconds / 4:
+                out_of_time = True  # the moved example's recording would overrun the budget
+                break
+            if confirmed(event, right):
                 if _conventional(event) and not _returned(event, recording):
                     return Located(None, _marks(events, None), _ambiguous(event))
                 made = _origin(event, events)
@@ -1115,7 +1125,7 @@ def search(
         if out_of_time:
             break
     if out_of_time:
-        note = f"no line was found within the search's {budget.seconds:g} s: no line is named"
+        note = f"no line was found within the search's {budget.total:g} s: no line is named"
     elif not suspects:
         note = (
             "every array the layer's own code assigned matches a node of the graph, yet the result is wrong"
