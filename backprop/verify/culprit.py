@@ -687,7 +687,9 @@ def _candidates(event: Event, recording: Recording, cap: int) -> list[tuple[Matc
     out = [
         (m, v)
         for m, v in _node_candidates(event, nodes, recording.batch, 4 * cap)
-        if m.grad or m.node not in recording.inputs or (m.node, False) in named
+        if m.grad
+        or (m.node not in recording.inputs and re.split(r"[.\]]", m.node)[-1] not in recording.inputs)
+        or (m.node, False) in named
     ]
     final = recording.finals.get(event.variable) if event.top else None
     if final is not None:
@@ -1018,6 +1020,12 @@ def _latest(events: list[Event]) -> dict[str, Event]:
     return latest
 
 
+def _control(case: Case, guard: Guard, ref: Reference, judge: Judge) -> bool:
+    """Whether the layer, run again with no repair, comes out right: then a repair proves nothing."""
+    idle = _Repair(("", 0, "", 0), np.zeros(()))
+    return _right(case, _run(case, guard, _Tracer(idle, _tops(case.row))), ref, guard, judge)
+
+
 def _conventional(event: Event) -> bool:
     """An array the layer keeps under one of the book's conventions (minus, N times), not returned: its
     repair to the plain value works when a later line expects the plain value, and which of the two lines
@@ -1103,6 +1111,18 @@ def search(
                 break
             if not kept and np.shape(value) != event.value.shape and np.size(value) == event.value.size:
                 continue  # another layout in an array a later line may reshape (see ``_kept``)
+            if np.shape(value) == event.value.shape and bool(np.array_equal(value, event.value)):
+                continue  # the array as it was: no repair (a run that comes out right so is no proof)
+            if event.matched is None and _degenerate(event.value) and (right.node, right.grad) not in _named(
+                event.variable, event.backward, recording.nodes
+            ):
+                continue  # zeros set to another node's value (a bias made a batch mean): a coincidence
+            if (
+                event.matched is None
+                and bool(np.isin(event.value, (0.0, 1.0)).all())
+                and (right.node, right.grad) not in _named(event.variable, event.backward, recording.nodes)
+            ):
+                continue  # a one-hot or a mask of no node's name (labels made one-hot) set to a node's value
             reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
             repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
             run = _run(case, guard, _Tracer(repair, _tops(case.row)))
@@ -1111,7 +1131,7 @@ def search(
             if not confirmed.held and time.perf_counter() + recorded > deadline + budget.seconds / 4:
                 out_of_time = True  # the moved example's recording would overrun the budget
                 break
-            if confirmed(event, right):
+            if confirmed(event, right) and not _control(case, guard, ref, judge):
                 if _conventional(event) and not _returned(event, recording):
                     return Located(None, _marks(events, None), _ambiguous(event))
                 made = _origin(event, events)
