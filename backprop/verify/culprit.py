@@ -1135,6 +1135,8 @@ def search(
                 if _conventional(event) and not _returned(event, recording):
                     return Located(None, _marks(events, None), _ambiguous(event))
                 made = _origin(event, events)
+                while (deeper := _origin(made, events)) is not made:  # a helper's helper
+                    made = deeper
                 unknown = _unknown_inputs(event, recording, confirmed)
                 if made is not event:  # the helper's return line must read right arrays too
                     unknown += [u for u in _unknown_inputs(made, recording, confirmed) if u not in unknown]
