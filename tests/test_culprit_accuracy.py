@@ -60,7 +60,8 @@ FLOOR: dict[str, int] = {
     "multi_layer_net_extend": 0,  # of 2
     "negative_sampling_loss": 0,  # of 3: two fail only on a later call (not replayed)
     "simple_conv_net": 0,  # of 1
-    "softmax_with_loss": 5,  # of 6 (83%): one fails only on a later call
+    "softmax_with_loss": 4,  # of 6: one fails only on a later call; the naive softmax's exp line (overflow) is
+    # no longer named since the safety rules of this change (its reader is refused, its own repair is not found)
     "time_lstm": 0,  # of 3: per-step nodes (layers[t].c_next) are not matched to the step's names
     "two_layer_net": 0,  # of 1: fails only on a later call
     "weight_sum": 1,  # of 2: the wrong axis is a helper's int
