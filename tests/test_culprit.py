@@ -252,7 +252,7 @@ def test_a_wrong_array_passed_into_a_helper_is_blamed_on_the_callers_line() -> N
     example = Example("mul", "float64", values, (rng.normal(size=(2, 3)),))
     found = culprit.locate(get_row("mul"), MulDyWrongSign, example)
     assert found.culprit is not None, found.note
-    assert found.culprit.source == "dy = sum_to(-dout * self.x, self.y.shape)"
+    assert found.culprit.source.split("#")[0].strip() == "dy = sum_to(-dout * self.x, self.y.shape)"
     assert (found.culprit.variable, found.culprit.node) == ("grad (passed to sum_to)", "the gradient at y")
 
 

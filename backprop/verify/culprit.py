@@ -78,6 +78,9 @@ class Budget:
     recording costs most of the rest)."""
 
     seconds: float = 1.2
+    total: float = 1.8
+    """Seconds for the traced run and the repairs together: the repairs stop when it is spent, and the moved
+    example is not recorded when its run would overrun it."""
     lines: int = 24
     candidates: int = 8
     timeout: float | None = 10.0
@@ -625,6 +628,8 @@ class Recording:
     """What forward and backward must return, by the row's names (``out``; ``dx``): a graph may tap a
     node of an input's name in another shape (Affine's x, flattened), which a returned ``dx`` must not
     take as its shape."""
+    seconds: float = 0.0
+    """How long the traced run took."""
 
 
 def _source(file: str, line: int) -> str:
@@ -682,7 +687,9 @@ def _candidates(event: Event, recording: Recording, cap: int) -> list[tuple[Matc
     out = [
         (m, v)
         for m, v in _node_candidates(event, nodes, recording.batch, 4 * cap)
-        if m.grad or m.node not in recording.inputs or (m.node, False) in named
+        if m.grad
+        or (m.node not in recording.inputs and re.split(r"[.\]]", m.node)[-1] not in recording.inputs)
+        or (m.node, False) in named
     ]
     final = recording.finals.get(event.variable) if event.top else None
     if final is not None:
@@ -732,6 +739,26 @@ def _node_candidates(
     return out[:cap]
 
 
+def _degenerate(value: Array) -> bool:
+    """Whether every element is the same and, for a single one, a value many nodes take (0, 1, -1): a
+    shrunk example's zeros, a 1 x 1 batch's unit std match any node of that one value."""
+    if value.size == 0:
+        return True
+    first = value.reshape(-1)[0]
+    if value.size == 1:
+        return bool(first in (0.0, 1.0, -1.0))
+    return bool(np.all(value == first))
+
+
+def _chance(event: Event, nodes: Mapping[str, Node]) -> bool:
+    """A match of a degenerate array to a node it is not named after (``self.running_mean = running_mean``
+    matching beta, both zeros): a coincidence, not a sign the line is right."""
+    m = event.matched
+    if m is None or not _degenerate(event.value):
+        return False
+    return m.misnamed or (m.node, m.grad) not in _named(event.variable, event.backward, nodes)
+
+
 def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
     for arg in row.placed("forward"):
         shape = np.shape(values[arg.name])
@@ -766,7 +793,9 @@ def record(
 ) -> tuple[Recording, Reference | None]:
     """Run the layer once under the tracer and match every array it recorded to the nodes."""
     tracer = _Tracer(tops=_tops(case.row))
+    began = time.perf_counter()
     run = _run(case, guard, tracer)
+    seconds = time.perf_counter() - began
     if run.outs is None:
         said = run.error or "forward() did not return"
         return Recording([], {}, None, False, f"the layer could not be run again ({said})"), None
@@ -787,12 +816,23 @@ def record(
         final = finals.get(event.variable) if event.top else None
         if final is not None and final.shape != event.value.shape and event.matched is not None:
             event.matched = replace(event.matched, convention="reshaped")  # a wrong shape: the mistake
+        if event.matched is not None and _chance(event, held):
+            event.matched = None
     right = _right(case, run, ref, guard, judge)
     inputs = frozenset(a.name for a in case.row.args)
-    return Recording(tracer.events, held, n, right, run.error, inputs, finals), ref
+    return Recording(tracer.events, held, n, right, run.error, inputs, finals, seconds), ref
 
 
 # ---- the search -------------------------------------------------------------------------------------------
+
+
+_POSITION = re.compile(r"\[\d+\]$")
+
+
+def _positional(event: Event) -> bool:
+    """An element of a tuple or list held by position (``self.cache[3]``): its value may be a right node's
+    while its position is not the one the code unpacks it from, which no match checks."""
+    return not event.variable.startswith("return") and bool(_POSITION.search(event.variable))
 
 
 def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
@@ -802,7 +842,11 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
         mark: Mark = (
             "culprit"
             if culprit is not None and at == (culprit.file, culprit.line)
-            else ("right" if e.matched is not None and not e.matched.misnamed else "unmatched")
+            else (
+                "right"
+                if e.matched is not None and not e.matched.misnamed and not _positional(e)
+                else "unmatched"
+            )
         )
         held = lines.get(at)
         if held is None:
@@ -838,8 +882,10 @@ def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> C
 
 def _ramped(v: Any) -> Any:
     """``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64: exact)."""
-    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size < 2:
+    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size == 0:
         return v
+    if v.size == 1:  # one element has no neighbour: moved as a whole, so a shrunk 0 is not 0 again
+        return np.asarray(v + 0.375, dtype=v.dtype)
     ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
     return np.asarray(v + ramp, dtype=v.dtype)
 
@@ -917,44 +963,123 @@ class _Confirm:
 def _origin(event: Event, events: list[Event]) -> Event:
     """Where ``event``'s array was made: the return line of the layer's own function whose result the line
     only binds (``dx = self._train_dx(dxn)``), else the event itself."""
-    if event.index == 0:
-        return event
-    before = events[event.index - 1]
-    if (
-        before.variable.startswith("return")
-        and before.value.shape == event.value.shape
-        and bool(np.array_equal(before.value, event.value, equal_nan=True))
-    ):
-        return replace(before, matched=event.matched)
+    # the events just before it: the line's own (a tuple returned: ``return dx, self._dc_prev(ds, f)``),
+    # then the helper's return
+    for j in range(event.index - 1, max(event.index - 16, 0) - 1, -1):
+        before = events[j]
+        if (before.file, before.line) == (event.file, event.line):
+            continue
+        if (
+            before.variable.startswith("return")
+            and before.value.shape == event.value.shape
+            and bool(np.array_equal(before.value, event.value, equal_nan=True))
+        ):
+            return replace(before, matched=event.matched)
+        break
     return event
 
 
 def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> list[str]:
-    """The arrays the culprit's line reads whose rightness nothing tells: unmatched, named after no node
-    (so no repair could test them) and changing with the inputs. A repair of a later line fixes any
-    mistake made before it, so a line reading such an array may not be the first wrong one."""
-    latest: dict[str, Event] = {}
-    for earlier in recording.events[: event.index]:
-        latest[_bare(earlier.variable)] = earlier
+    """The arrays the culprit's line reads whose rightness is not known: unmatched and named after no node
+    (so no repair could test them) and changing with the inputs; unmatched though named after a node, or
+    holding another node's value (wrong already); or matched on the example but not on the moved one (a
+    match by chance). A repair of a later line fixes any mistake made before it, so a line reading such
+    an array may not be the first wrong one."""
+    latest = _latest(recording.events[: event.index])
+    moved: dict[str, Event] = {}
+    if confirmed.held:
+        for i, other in enumerate(confirmed.held[0][0].events):
+            if _key(other) == _key(event):
+                moved = _latest(confirmed.held[0][0].events[:i])
+                break
+        else:
+            moved = {}
     unknown = []
     for name in sorted(_reads(_source(event.file, event.line))):
         e = latest.get(_bare(name))
-        if (
-            e is not None
-            and e.matched is None
-            and not _named(e.variable, e.backward, recording.nodes)
-            and not confirmed.constant(e)
-        ):
-            unknown.append(name)
+        if e is None:
+            continue
+        again = moved.get(_bare(name))
+        if again is not None and again.matched is not None and not again.matched.misnamed:
+            continue  # right on the moved example, where a shrunk example's zeros and ones are gone
+        named = [
+            (node, grad)
+            for node, grad in _named(e.variable, e.backward, recording.nodes)
+            if getattr(_target(recording.nodes[node], grad), "size", -1) == e.value.size
+        ]  # a one-hot ``self.t`` is named after the labels t, but cannot be compared with them
+        if e.matched is None and not named and confirmed.constant(e) and not _degenerate(e.value):
+            continue  # the same on both examples (one-hot labels): no node is needed to know it
+        unknown.append(name)
     return unknown
+
+
+def _latest(events: list[Event]) -> dict[str, Event]:
+    latest: dict[str, Event] = {}
+    for earlier in events:
+        latest[_bare(earlier.variable)] = earlier
+    return latest
+
+
+def _control(case: Case, guard: Guard, ref: Reference, judge: Judge) -> bool:
+    """Whether the layer, run again with no repair, comes out right: then a repair proves nothing."""
+    idle = _Repair(("", 0, "", 0), np.zeros(()))
+    return _right(case, _run(case, guard, _Tracer(idle, _tops(case.row))), ref, guard, judge)
+
+
+def _conventional(event: Event) -> bool:
+    """An array the layer keeps under one of the book's conventions (minus, N times), not returned: its
+    repair to the plain value works when a later line expects the plain value, and which of the two lines
+    is wrong no value can tell."""
+    m = event.matched
+    return m is not None and not event.top and m.convention in ("minus", "N times", "minus N times")
+
+
+def _returned(event: Event, recording: Recording) -> bool:
+    """Whether ``event`` sets, for the last time, an array named as what the layer returns (``dx``): a
+    convention there is no convention but the result."""
+    return event.variable in recording.finals and not any(
+        e.variable == event.variable and e.backward == event.backward
+        for e in recording.events[event.index + 1 :]
+        if not e.top
+    )
+
+
+def _ambiguous(event: Event) -> str:
+    label = event.matched.label() if event.matched is not None else ""
+    return (
+        f"line {event.line} of {os.path.basename(event.file)} ({_source(event.file, event.line)}) holds "
+        f"{label}, a convention the book uses; a line reading it expects the plain value: either may be "
+        "the wrong one, so no line is named"
+    )
 
 
 def _upstream(event: Event, unknown: list[str]) -> str:
     return (
         f"line {event.line} of {os.path.basename(event.file)} ({_source(event.file, event.line)}), set "
-        f"right, makes the layer right, but it reads {', '.join(unknown)}, which no node of the graph "
-        "tells right or wrong: the mistake may be before it, so no line is named"
+        f"right, makes the layer right, but it reads {', '.join(unknown)}, which the graph's nodes do not "
+        "show right on both examples: the mistake may be before it, so no line is named"
     )
+
+
+def _kept(event: Event, events: list[Event]) -> bool:
+    """Whether ``event``'s array keeps its shape to the end: what the layer returns, or an attribute's last
+    value. A local, or an attribute overwritten later, may be reshaped by a later line: a value put there
+    in another layout would make that later line's mistake (a reshape where a transpose is due) come out
+    right, so no repair may change its layout."""
+    if event.top:
+        return True
+    if not event.variable.startswith("self."):
+        return False
+    return not any(
+        _bare(e.variable) == _bare(event.variable) and e.backward == event.backward
+        for e in events[event.index + 1 :]
+    )
+
+
+def _suspect(event: Event, events: list[Event]) -> bool:
+    """Whether a line may be the culprit: not matched exactly."""
+    m = event.matched
+    return m is None or not m.exact
 
 
 def search(
@@ -967,36 +1092,62 @@ def search(
     judge: Judge = Judge(),
 ) -> Located:
     """The earliest line whose repair makes every output and gradient right (``Located``), on the example
-    and on a moved one."""
+    and on a moved one, within ``budget.total`` less the traced run's own time."""
     confirmed = _Confirm(case, nodes, guard, judge)
     events = recording.events
-    suspects = [e for e in events if e.matched is None or not e.matched.exact]
-    deadline = time.perf_counter() + budget.seconds
+    suspects = [e for e in events if _suspect(e, events)]
+    now = time.perf_counter()
+    recorded = recording.seconds  # what the moved example's recording will cost
+    # the first search of a process also pays JAX's import and the graph's compilation: not counted
+    deadline = now + min(budget.seconds, max(budget.total - recorded, budget.seconds / 4))
     out_of_time = False
     for event in suspects[: budget.lines]:
+        # another layout may be put only where the shape is kept, or where the array holds its node's values
+        # in another shape (then its shape is the mistake)
+        kept = _kept(event, events) or (event.matched is not None and event.matched.convention == "reshaped")
         for right, value in _candidates(event, recording, budget.candidates):
             if time.perf_counter() > deadline:
                 out_of_time = True
                 break
+            if not kept and np.shape(value) != event.value.shape and np.size(value) == event.value.size:
+                continue  # another layout in an array a later line may reshape (see ``_kept``)
+            if np.shape(value) == event.value.shape and bool(np.array_equal(value, event.value)):
+                continue  # the array as it was: no repair (a run that comes out right so is no proof)
+            if event.matched is None and _degenerate(event.value) and (right.node, right.grad) not in _named(
+                event.variable, event.backward, recording.nodes
+            ):
+                continue  # zeros set to another node's value (a bias made a batch mean): a coincidence
+            if (
+                event.matched is None
+                and bool(np.isin(event.value, (0.0, 1.0)).all())
+                and (right.node, right.grad) not in _named(event.variable, event.backward, recording.nodes)
+            ):
+                continue  # a one-hot or a mask of no node's name (labels made one-hot) set to a node's value
             reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
             repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
             run = _run(case, guard, _Tracer(repair, _tops(case.row)))
-            if (
-                repair.done
-                and not repair.failed
-                and _right(case, run, ref, guard, judge)
-                and confirmed(event, right)
-            ):
-                unknown = _unknown_inputs(event, recording, confirmed)
-                if unknown:
-                    return Located(None, _marks(events, None), _upstream(event, unknown))
+            if not (repair.done and not repair.failed and _right(case, run, ref, guard, judge)):
+                continue
+            if not confirmed.held and time.perf_counter() + recorded > deadline + budget.seconds / 4:
+                out_of_time = True  # the moved example's recording would overrun the budget
+                break
+            if confirmed(event, right) and not _control(case, guard, ref, judge):
+                if _conventional(event) and not _returned(event, recording):
+                    return Located(None, _marks(events, None), _ambiguous(event))
                 made = _origin(event, events)
+                while (deeper := _origin(made, events)) is not made:  # a helper's helper
+                    made = deeper
+                unknown = _unknown_inputs(event, recording, confirmed)
+                if made is not event:  # the helper's return line must read right arrays too
+                    unknown += [u for u in _unknown_inputs(made, recording, confirmed) if u not in unknown]
+                if unknown:
+                    return Located(None, _marks(events, None), _upstream(made, unknown))
                 found = _culprit(made, right, value, events[: made.index])
                 return Located(found, _marks(events, made))
         if out_of_time:
             break
     if out_of_time:
-        note = f"no line was found within the search's {budget.seconds:g} s: no line is named"
+        note = f"no line was found within the search's {budget.total:g} s: no line is named"
     elif not suspects:
         note = (
             "every array the layer's own code assigned matches a node of the graph, yet the result is wrong"
