@@ -36,7 +36,7 @@ class Adv:
 
     @property
     def id(self) -> str:
-        return self.name
+        return f"{self.name}-{self.dtype}"
 
 
 def _xf(reason: str) -> Any:
@@ -49,6 +49,8 @@ COINCIDENCE = (
     "the wrong line is marked right: its value equals another node's (dh_next) on the all-zero example"
 )
 LOOP = "the wrong line in a loop is marked right: the mark is its first run's, right by chance (grads[i] = grad on 0)"
+SIGN = "the book's negated dmu line is named: a repair that swaps its sign convention is accepted"
+LAST = "the last line (dx = dxc - dmu / N) is named, after the bug; its inputs were never shown right"
 COPY = "a bare copy after the bug (self.db = db) is named; its input was never shown right"
 
 CASES = [
@@ -56,6 +58,11 @@ CASES = [
     Adv(layers, "BNPlusEqualsSign", "batch_normalization"),
     pytest.param(Adv(layers, "BNHelperAxis", "batch_normalization"), marks=_xf(HELPER)),
     Adv(layers, "BNForwardCache", "batch_normalization"),
+    pytest.param(Adv(layers, "BNDmuSign", "batch_normalization"), marks=_xf(SIGN)),
+    pytest.param(Adv(layers, "BNFloat32Std", "batch_normalization", "float32"), marks=_xf(LAST)),
+    pytest.param(Adv(layers, "BNFloat32Std", "batch_normalization"), marks=_xf(LAST)),
+    Adv(layers, "BNMomentumSwap", "batch_normalization"),
+    Adv(layers, "AffineDbKeepdims", "affine"),
     Adv(layers, "SWLPartialDivide", "softmax_with_loss", epsilon=True),
     Adv(layers, "SWLSign", "softmax_with_loss", epsilon=True),
     pytest.param(Adv(layers, "AffineTransposedDW", "affine"), marks=_xf(RESHAPE)),
@@ -79,6 +86,7 @@ CASES = [
 RIGHT = [  # a right layer, oddly written, and a wrong case of its row whose failing example it is searched on
     (layers, "BNRightOdd", "BNDvarFactor", "batch_normalization", False),
     (layers, "SWLRight", "SWLPartialDivide", "softmax_with_loss", False),
+    (layers, "BNDmuNegatedRight", "BNDmuSign", "batch_normalization", False),
     (nlp, "LSTMRight", "LSTMWrongCache", "lstm", False),
     (nlp, "WeightSumRight", "WeightSumKeepdims", "weight_sum", False),
 ]
