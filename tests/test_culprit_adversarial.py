@@ -51,6 +51,7 @@ COINCIDENCE = (
 LOOP = "the wrong line in a loop is marked right: the mark is its first run's, right by chance (grads[i] = grad on 0)"
 SIGN = "the book's negated dmu line is named: a repair that swaps its sign convention is accepted"
 LAST = "the last line (dx = dxc - dmu / N) is named, after the bug; its inputs were never shown right"
+PACKED = "a cache tuple packing right arrays in the wrong order (f, i swapped) is marked right"
 COPY = "a bare copy after the bug (self.db = db) is named; its input was never shown right"
 
 CASES = [
@@ -75,6 +76,8 @@ CASES = [
     Adv(nlp, "LSTMWrongCache", "lstm"),
     pytest.param(Adv(nlp, "LSTMHelperDerivative", "lstm"), marks=_xf(HELPER)),
     pytest.param(Adv(nlp, "LSTMPlusEqualsFactor", "lstm"), marks=_xf(COINCIDENCE)),
+    pytest.param(Adv(nlp, "LSTMCacheOrder", "lstm"), marks=_xf(PACKED)),
+    Adv(nlp, "TimeLSTMStoresC", "time_lstm", "float32"),
     Adv(nlp, "TimeLSTMDropsDh", "time_lstm", "float32"),
     pytest.param(Adv(nlp, "TimeLSTMNoAccumulate", "time_lstm", "float32"), marks=_xf(LOOP)),
     Adv(nlp, "AttentionWeightBadSoftmax", "attention_weight", holder="_SoftmaxWrongAxis"),
