@@ -63,6 +63,7 @@ CASES = [
     pytest.param(Adv(layers, "BNFloat32Std", "batch_normalization", "float32"), marks=_xf(LAST)),
     pytest.param(Adv(layers, "BNFloat32Std", "batch_normalization"), marks=_xf(LAST)),
     Adv(layers, "BNMomentumSwap", "batch_normalization"),
+    Adv(layers, "BNMutatesInput", "batch_normalization"),
     Adv(layers, "AffineDbKeepdims", "affine"),
     Adv(layers, "SWLPartialDivide", "softmax_with_loss", epsilon=True),
     Adv(layers, "SWLSign", "softmax_with_loss", epsilon=True),
