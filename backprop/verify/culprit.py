@@ -835,6 +835,14 @@ def _positional(event: Event) -> bool:
     return not event.variable.startswith("return") and bool(_POSITION.search(event.variable))
 
 
+def _shown_right(e: Event) -> bool:
+    """Whether a line is shown as right: its array is the node's value as it stands (reshaped or broadcast at
+    most). A match under a sign or a scale (the book's negated ``dmu``, ``y - t`` before ``/ N``) is not
+    shown as right: a sign or a factor of N = 2 can be the very bug."""
+    m = e.matched
+    return m is not None and not m.misnamed and m.convention in ("", "broadcast") and not _positional(e)
+
+
 def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
     lines: dict[tuple[str, int], Line] = {}
     for e in events:
@@ -844,7 +852,7 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
             if culprit is not None and at == (culprit.file, culprit.line)
             else (
                 "right"
-                if e.matched is not None and not e.matched.misnamed and not _positional(e)
+                if _shown_right(e)
                 else "unmatched"
             )
         )
@@ -856,7 +864,7 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
                 _source(e.file, e.line),
                 mark,
                 e.variable,
-                "" if e.matched is None or e.matched.misnamed else e.matched.label(),
+                e.matched.label() if _shown_right(e) and e.matched is not None else "",
             )
         elif held.mark == "right" and mark == "unmatched":
             lines[at] = replace(held, mark="unmatched", variable=e.variable, node="")
@@ -865,7 +873,7 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
 
 def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> Culprit:
     reads = _reads(_source(event.file, event.line))
-    fine = [e.variable for e in before if e.matched is not None]
+    fine = [e.variable for e in before if _shown_right(e)]
     named = [v for v in dict.fromkeys(fine) if v in reads or _bare(v) in {_bare(r) for r in reads}]
     shown = named or list(dict.fromkeys(fine))[-4:]
     return Culprit(
