@@ -290,6 +290,9 @@ def test_the_search_is_wired_into_a_failure_and_its_json() -> None:
     assert failure.located.culprit.line == _bug(AffineDwMean)
     assert f"line {_bug(AffineDwMean)} of test_culprit.py" in failure.render()
     assert failure.to_json()["culprit"]["line"] == _bug(AffineDwMean)
+    skipped = verify(AffineDwMean, "affine", max_examples=20, culprit=False).failure
+    assert skipped is not None and skipped.located is None  # culprit=False: no search, and JSON says null
+    assert skipped.to_json()["culprit"] is None and skipped.mismatches == failure.mismatches
 
 
 # ---- the records, without the oracle ----------------------------------------------------------------------

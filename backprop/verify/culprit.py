@@ -850,11 +850,7 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
         mark: Mark = (
             "culprit"
             if culprit is not None and at == (culprit.file, culprit.line)
-            else (
-                "right"
-                if _shown_right(e)
-                else "unmatched"
-            )
+            else ("right" if _shown_right(e) else "unmatched")
         )
         held = lines.get(at)
         if held is None:
@@ -1121,8 +1117,10 @@ def search(
                 continue  # another layout in an array a later line may reshape (see ``_kept``)
             if np.shape(value) == event.value.shape and bool(np.array_equal(value, event.value)):
                 continue  # the array as it was: no repair (a run that comes out right so is no proof)
-            if event.matched is None and _degenerate(event.value) and (right.node, right.grad) not in _named(
-                event.variable, event.backward, recording.nodes
+            if (
+                event.matched is None
+                and _degenerate(event.value)
+                and (right.node, right.grad) not in _named(event.variable, event.backward, recording.nodes)
             ):
                 continue  # zeros set to another node's value (a bias made a batch mean): a coincidence
             if (

@@ -63,6 +63,8 @@ class Options:
     timeout: float | None = 60.0
     ignore: frozenset[tuple[str, str]] = frozenset()
     """(check, kind) pairs already reported: set aside, so the search can find the next mistake."""
+    culprit: bool = True
+    """Search a failure for the first wrong line of the layer's code (``culprit.locate``)."""
 
 
 def guard_for(layer: Any, opts: Options) -> Guard:
@@ -396,6 +398,6 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
         d = diagnose(situation)
         diagnosed.append(replace(mismatch, diagnosis=d.code, explanation=d.sentence, hint=d.hint))
     failure.mismatches = diagnosed
-    if not hung and failure.shrunk:
+    if not hung and failure.shrunk and opts.culprit:
         failure.located = _located(failure, row, layer, opts)
     failure.program = snippet(example, row, layer, failure)

@@ -285,7 +285,8 @@ class VerifyOptions:
     as the book's). After a failure, up to ``max_failures`` distinct failures are searched for and, with
     ``scope``, the features the layer is wrong with. The same ``seed`` draws the same examples.
     ``hypothesis_settings`` (a loaded profile) is the parent of the settings used; ``on_example`` is called
-    with "generate" or "shrink" before each example.
+    with "generate" or "shrink" before each example. ``culprit=False`` skips the search of a failure for its
+    first wrong line (the report's ``culprit`` is then null).
     """
 
     max_examples: int = 100
@@ -301,6 +302,7 @@ class VerifyOptions:
     max_failures: int = MAX_FAILURES
     on_example: Callable[[str], None] | None = None
     hypothesis_settings: settings | None = None
+    culprit: bool = True
 
     def __post_init__(self) -> None:
         # kept as given, normalised: a count as an int, a dtype by name, features and allowances as sets
@@ -318,7 +320,9 @@ class VerifyOptions:
     def options(self, layer: type, row: Row) -> Options:
         """The oracle's options for ``layer`` checked against ``row`` (strict by default for its own layer)."""
         strict = layer is row.layer if self.strict is None else self.strict
-        return _options(strict, self.allow, self.grad_names, self.timeout)
+        return replace(
+            _options(strict, self.allow, self.grad_names, self.timeout), culprit=bool(self.culprit)
+        )
 
 
 def verify(
