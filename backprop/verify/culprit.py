@@ -57,6 +57,7 @@ from backprop.verify.stages import (
     judge_grads,
     judge_outputs,
     other_random_state,
+    ramped,
 )
 from backprop.verify.tolerances import Tolerance, compare
 
@@ -759,14 +760,6 @@ def _chance(event: Event, nodes: Mapping[str, Node]) -> bool:
     return m.misnamed or (m.node, m.grad) not in _named(event.variable, event.backward, nodes)
 
 
-def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
-    for arg in row.placed("forward"):
-        shape = np.shape(values[arg.name])
-        if shape:
-            return int(shape[0])
-    return None
-
-
 def _as_nodes(held: Mapping[str, Any] | Iterable[Node]) -> dict[str, Node]:
     """Nodes by name, from ``Node`` records or a mapping of them or of (value, gradient) pairs."""
     if not isinstance(held, Mapping):
@@ -807,7 +800,7 @@ def record(
 
     values = with_capture(case.row, case.values, run.instance)
     held = _as_nodes(nodes(case.row, values, case.cotangents))
-    n = _batch(case.row, case.values)
+    n = case.row.batch_size(case.values)
     tol = _loose(case.row.tolerance(case.dtype))
     finals = {a.grad: ref.grads[a.name].value for a in case.row.read_from("return")}
     finals |= {name: out.value for name, out in zip(case.row.outputs, ref.outputs, strict=True)}
@@ -884,26 +877,16 @@ def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> C
     )
 
 
-def _ramped(v: Any) -> Any:
-    """``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64: exact)."""
-    if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size == 0:
-        return v
-    if v.size == 1:  # one element has no neighbour: moved as a whole, so a shrunk 0 is not 0 again
-        return np.asarray(v + 0.375, dtype=v.dtype)
-    ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
-    return np.asarray(v + ramp, dtype=v.dtype)
-
-
 def _variant(case: Case) -> Case:
     """The example with a small ramp added to every float input and cotangent (a loss's dout of 0
     made 0.5): a repair that fixes the layer by coincidence on a shrunk example (zeros, equal logits) does not
     fix it here, while the magnitudes (an overflow) stay."""
     floats = {a.name for a in case.row.differentiable}
-    values = {k: _ramped(v) if k in floats else v for k, v in case.values.items()}
+    values = {k: ramped(v, lone=0.375) if k in floats else v for k, v in case.values.items()}
     if case.row.loss:  # a loss's dout as it was (a learner's dx before `* dout` is right at 1), unless 0
         cots = tuple(0.5 if float(c) == 0 else c for c in case.cotangents)
     else:
-        cots = tuple(_ramped(np.asarray(c)) for c in case.cotangents)
+        cots = tuple(ramped(np.asarray(c), lone=0.375) for c in case.cotangents)
     return replace(case, values=case.row.complete(values), cotangents=cots)
 
 

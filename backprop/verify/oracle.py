@@ -34,6 +34,7 @@ from backprop.verify.stages import (
     FirstUse,
     drive,
     ones,
+    ramped,
     run_stages,
     shifted,
     shifted_cotangents,
@@ -227,14 +228,6 @@ def _epsilon_match(case: Case, actual: Any, instance: Any = None) -> float | Non
 # ---- diagnosis ----------------------------------------------------------------------------------------------
 
 
-def _ramped(v: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64: exact)."""
-    if v.dtype.kind != "f" or v.size < 2:
-        return v
-    ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
-    return np.asarray(v + ramp, dtype=v.dtype)
-
-
 def _rerun(
     row: Row, layer: type, example: Example, opts: Options, mode: str, check: str
 ) -> tuple[Any, Any] | None:
@@ -257,8 +250,8 @@ def _rerun(
         # a ramp across the elements as well: v -> 0.75 v + 0.5 keeps equal elements equal, and a pattern
         # that holds only because rows or columns are equal (a sum over the wrong axis reads as a factor
         # N there) must not be confirmed
-        values.update({k: _ramped(v) for k, v in values.items() if k in floats and isinstance(v, np.ndarray)})
-        cots = tuple(_ramped(np.asarray(c)) for c in shifted_cotangents(base, 0.75, 0.5))
+        values.update({k: ramped(v) for k, v in values.items() if k in floats and isinstance(v, np.ndarray)})
+        cots = tuple(ramped(np.asarray(c)) for c in shifted_cotangents(base, 0.75, 0.5))
         case = replace(base, values=values, cotangents=cots)
     with guard_for(layer, opts) as guard:
         run = drive(case, use(case.values, case.cotangents), Findings(row, row.tolerance(case.dtype), guard))
@@ -274,15 +267,6 @@ def _rerun(
         expected = ref.grads[read.arg.name].value
         if read.where == check and read.value is not None and np.shape(read.value) == expected.shape:
             return np.asarray(read.value, dtype=np.float64), expected
-    return None
-
-
-def _batch(row: Row, values: Mapping[str, Any]) -> int | None:
-    """The batch size N: the leading axis of the first forward input."""
-    for arg in row.placed("forward"):
-        shape = np.shape(values[arg.name])
-        if shape:
-            return int(shape[0])
     return None
 
 
@@ -386,7 +370,7 @@ def diagnose_failure(failure: Failure, row: Row, layer: type, opts: Options, *, 
             tol,
             again,
             row.outputs,
-            _batch(row, example.values),
+            row.batch_size(example.values),
             {a.name: a.kinks for a in row.args if a.kinks},
             row.conventions,
             epsilon if row.epsilon is not None else None,

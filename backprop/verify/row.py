@@ -328,6 +328,14 @@ class Row:
         in place: book 1's attributes, book 2's ``params`` list, a network's ``params`` dict."""
         return tuple(a for a in self.differentiable if a.to in ("init", "init_kw", "params"))
 
+    def batch_size(self, values: Mapping[str, Any]) -> int | None:
+        """The batch size N: the leading axis of the first forward input that has one."""
+        for arg in self.placed("forward"):
+            shape = np.shape(values[arg.name])
+            if shape:
+                return int(shape[0])
+        return None
+
     def test_mode(self, values: Mapping[str, Any]) -> bool:
         """Whether these values call the layer in test mode (the ``mode`` keyword is False)."""
         return bool(self.mode) and not values[self.mode]
