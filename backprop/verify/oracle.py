@@ -283,6 +283,10 @@ _VALUE_KINDS = frozenset({Kind.VALUE, Kind.NAN, Kind.SHAPE})
 """The failures a line of the layer's own code can be found for: a value, or a shape, that is wrong."""
 
 
+CALL_LIMIT = 2.0
+"""Seconds one call of the layer may take under the culprit search's line tracer."""
+
+
 def _located(failure: Failure, row: Row, layer: type, opts: Options) -> Located:
     """The culprit search on the failing example; a search that itself fails names no line."""
     if not any(m.kind in _VALUE_KINDS for m in failure.mismatches):
@@ -295,7 +299,8 @@ def _located(failure: Failure, row: Row, layer: type, opts: Options) -> Located:
             failure.example,
             grad_names=opts.grad_names,
             judge=Judge(opts.ignore, opts.strict),
-            budget=Budget(timeout=opts.timeout),
+            # each traced call bounded: a search must cost seconds, never the layer's whole time limit
+            budget=Budget(timeout=CALL_LIMIT if opts.timeout is None else min(opts.timeout, CALL_LIMIT)),
         )
     except Exception as exc:  # the search must never cost the report: it says why it found nothing
         return Located(None, (), f"the culprit search could not run ({type(exc).__name__}: {exc})")
