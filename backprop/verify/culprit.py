@@ -64,9 +64,9 @@ from backprop.verify.tolerances import Tolerance, compare
 __all__ = ["Budget", "Judge", "Recording", "locate", "record", "simple_rule"]
 
 Array = NDArray[np.float64]
-NodesFn = Callable[[Row, Mapping[str, Any], tuple[Any, ...]], Mapping[str, Any] | Iterable[Node]]
-"""``nodes(row, values, cotangents)``: every node, as ``Node`` records (``runner.nodes``, compiled) or by
-name."""
+NodesFn = Callable[[Row, Mapping[str, Any], tuple[Any, ...]], Iterable[Node]]
+"""``nodes(row, values, cotangents)``: every node as a ``Node`` record (``runner.nodes``, compiled)."""
+
 
 SEED = 20
 """The global random state every run of the search starts from, so a dropout mask is the same in each."""
@@ -760,22 +760,6 @@ def _chance(event: Event, nodes: Mapping[str, Node]) -> bool:
     return m.misnamed or (m.node, m.grad) not in _named(event.variable, event.backward, nodes)
 
 
-def _as_nodes(held: Mapping[str, Any] | Iterable[Node]) -> dict[str, Node]:
-    """Nodes by name, from ``Node`` records or a mapping of them or of (value, gradient) pairs."""
-    if not isinstance(held, Mapping):
-        return {node.name: node for node in held}
-    out: dict[str, Node] = {}
-    for name, node in held.items():
-        if isinstance(node, Node):
-            out[name] = node
-        else:
-            value, grad = node
-            out[name] = Node(
-                name, np.asarray(value, np.float64), None if grad is None else np.asarray(grad, np.float64)
-            )
-    return out
-
-
 def _tops(row: Row) -> dict[bool, tuple[str, ...]]:
     """What forward and backward return, by the names the row gives them (``out``; ``dx``, ``dy``)."""
     return {False: row.outputs, True: tuple(a.grad for a in row.read_from("return"))}
@@ -799,7 +783,7 @@ def record(
     from backprop.verify.stages import with_capture
 
     values = with_capture(case.row, case.values, run.instance)
-    held = _as_nodes(nodes(case.row, values, case.cotangents))
+    held = {node.name: node for node in nodes(case.row, values, case.cotangents)}
     n = case.row.batch_size(case.values)
     tol = _loose(case.row.tolerance(case.dtype))
     finals = {a.grad: ref.grads[a.name].value for a in case.row.read_from("return")}
