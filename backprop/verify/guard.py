@@ -137,11 +137,16 @@ def _in_main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _async_raise(thread_id: int, exc: type[BaseException] | None) -> None:
-    """Raise ``exc`` in another thread when it next runs bytecode; ``None`` withdraws a pending one."""
-    # ctypes turns None into a NULL pointer, which is how the C API clears a pending exception.
-    arg = ctypes.py_object(exc) if exc is not None else None
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), arg)
+def _async_raise(thread_id: int, exc: type[BaseException]) -> None:
+    """Raise ``exc`` in another thread when it next runs bytecode."""
+    # Never withdrawn with NULL: CPython 3.11 then still signals a pending exception to the whole
+    # interpreter, a flag that only a raised one clears, so every later eval-breaker check fires, and a
+    # function entered under sys.settrace re-checks forever (the culprit search hung so in CI).
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc))
+
+
+def _delivery_point() -> None:
+    """A call: entering it runs the eval-breaker check, which raises a pending asynchronous exception."""
 
 
 class Guard:
@@ -349,14 +354,14 @@ class Guard:
             result = value, None
         except BaseException as exc:  # _Timeout and everything fn raised
             result = None, exc
-        # The watchdog may have queued a timeout just as fn returned; absorb it, then withdraw any still
-        # pending so that it cannot surface later in the caller's code.
+        # The watchdog may have queued a timeout just as fn returned: once it has stopped, one call lets
+        # any still pending surface here, where it is absorbed, and not later in the caller's code.
         while True:
             try:
                 stop.set()
                 watchdog.join()
                 if state.fired:
-                    _async_raise(target, None)
+                    _delivery_point()
                 break
             except _Timeout:
                 continue
