@@ -74,14 +74,13 @@ SEED = 20
 
 @dataclass(frozen=True)
 class Budget:
-    """What one search may spend: seconds of repair runs, lines tried and candidate values per line. With
-    the recording run, the reference and the nodes, a search stays within about 2 s (a network's
-    recording costs most of the rest)."""
+    """What one search may spend: seconds of repair runs, lines tried and candidate values per line."""
 
     seconds: float = 1.2
     total: float = 1.8
-    """Seconds for the traced run and the repairs together: the repairs stop when it is spent, and the moved
-    example is not recorded when its run would overrun it."""
+    """Seconds for the whole search but JAX's own time (the reference, the graph's nodes): every traced run
+    and repair. The line tracer stops the layer's code once they are spent, so no run overruns it; the
+    repairs stop, and the moved example is not recorded, when its run would."""
     lines: int = 24
     candidates: int = 8
     timeout: float | None = 10.0
@@ -114,6 +113,47 @@ def _is_own(filename: str) -> bool:
 # ---- recording --------------------------------------------------------------------------------------------
 
 
+class _OutOfTime(BaseException):
+    """Raised by the line tracer into the layer's code once the search's time is spent: a BaseException, so
+    that a layer's own ``except Exception`` cannot swallow it."""
+
+
+class _Clock:
+    """The whole search's time limit, which the line tracer enforces on every line the layer runs, so that
+    no run of a slow layer (a network's, an attention's) takes the search past it; the time JAX spends
+    (the reference, the graph's nodes, a first compilation) is not counted."""
+
+    def __init__(self) -> None:
+        self.deadline = float("inf")
+
+    @contextmanager
+    def limited(self, seconds: float) -> Iterator[None]:
+        outer, self.deadline = self.deadline, min(self.deadline, time.perf_counter() + seconds)
+        try:
+            yield
+        finally:
+            self.deadline = outer
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.deadline += time.perf_counter() - began
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def check(self) -> None:
+        if time.perf_counter() > self.deadline:
+            raise _OutOfTime("the culprit search's time limit was reached")
+
+
+_CLOCK = _Clock()
+"""The running search's clock (one search at a time per process: a guard is not thread-safe either)."""
+
+
 @dataclass
 class Event:
     """One array a line assigned or changed: where, which variable, its occurrence, and a float64 copy."""
@@ -130,6 +170,15 @@ class Event:
     """For an array computed on the line and passed straight into a function: that function's name."""
     top: bool = False
     """What the layer's method returns to the row (named ``dx``, ``out``): its shape is checked too."""
+    run: int = 0
+    """Which run of its function the line ran in (each call of a function of the layer's own is a run): a
+    loop's lines share one, a sublayer's method called once per sublayer has one per call."""
+    call: int = 0
+    """Which call into the layer's own code, from outside it, the line ran in (each method the row calls)."""
+    setup: bool = False
+    """Recorded in a call the row makes before the checked one in the same step: a forward on the previous
+    batch that sets a time layer's carried state, a network's forward on decoy inputs before
+    ``gradient``. Its arrays are no node of the graph, and its lines are no suspects of their own."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +189,8 @@ class Match:
     grad: bool
     convention: str = ""
     """'' (as is), 'reshaped' (the same values in another shape: a shape can be the mistake), 'minus',
-    'N times', 'minus N times', 'broadcast', 'unsummed'."""
+    'N times', 'minus N times', 'broadcast', 'unsummed', 'sliced' (one slice of the node along an axis,
+    named with its index: a right value, though not always the one the line should hold)."""
 
     misnamed: bool = False
     """The array is named after another node (``dx`` holding the gradient at y): a copy-paste mistake."""
@@ -151,7 +201,7 @@ class Match:
 
     def label(self) -> str:
         what = f"the gradient at {self.node}" if self.grad else self.node
-        if self.convention in ("", "broadcast", "reshaped"):
+        if self.convention in ("", "broadcast", "reshaped", "sliced"):
             return what
         word, unsummed = (
             self.convention.removesuffix("unsummed").strip(),
@@ -171,15 +221,23 @@ def _key(e: Event) -> Key:
 
 @dataclass
 class _Repair:
-    key: Key
-    value: Array
+    values: dict[Key, Array]
+    """The right value to put at each event: one, or every run of one line (a loop's)."""
     rebind: bool = False
     """Bind the value in the node's own shape rather than write it into the learner's array (whose shape
     may be the mistake)."""
-    done: bool = False
+    put: set[Key] = field(default_factory=set)
     failed: bool = False
     returned: Any = None
     """A repaired return value of the layer's method itself, which the driver hands on in its place."""
+
+    @property
+    def done(self) -> bool:
+        return len(self.put) == len(self.values)
+
+    @property
+    def lines(self) -> frozenset[tuple[str, int]]:
+        return frozenset((file, line) for file, line, _, _ in self.values)
 
 
 _BACKWARD = re.compile(r"backward|gradient")
@@ -263,14 +321,26 @@ class _Tracer:
         self.returned: Any = None
         self.attrs: dict[tuple[int, str], tuple[Any, Any]] = {}
         """``self.`` attributes are shared by every frame of one object: a helper's change is its own."""
+        self.calls = 0
+        """How many calls into the layer's own code have begun from outside it (``Event.call``)."""
+        self.entries: list[str] = []
+        """The function each of those calls entered, in order."""
+        self.runs: dict[FrameType, int] = {}
+        """Each traced frame's run number (``Event.run``)."""
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event != "call" or not _is_own(frame.f_code.co_filename):
             return None
+        _CLOCK.check()
         if self.repair is not None and self.repair.done:
             return None
-        self.seen[frame] = self._baseline(frame)
+        if self.repair is None:  # a repair run takes its baselines at the repaired lines alone (``_local``)
+            self.seen[frame] = self._baseline(frame)
+            self.runs[frame] = len(self.runs) + 1
         caller = frame.f_back
+        if caller is None or not _is_own(caller.f_code.co_filename):
+            self.calls += 1
+            self.entries.append(frame.f_code.co_name)
         if caller is not None and caller in self.seen:
             self._arguments(frame, caller)
         return self._local
@@ -294,7 +364,14 @@ class _Tracer:
         ]
         if passed:
             at = (caller.f_code.co_filename, caller.f_lineno)
-            self._emit(frame, at, [(name, obj, name) for name, obj in passed], _phase(caller), code.co_name)
+            self._emit(
+                frame,
+                at,
+                [(name, obj, name) for name, obj in passed],
+                _phase(caller),
+                code.co_name,
+                owner=caller,
+            )
 
     def _baseline(self, frame: FrameType) -> dict[str, tuple[Any, Any]]:
         held = _held(frame)
@@ -309,17 +386,40 @@ class _Tracer:
         return mine
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if self.repair is not None and self.repair.done:
+        repair = self.repair
+        if repair is not None and repair.done:
             return None
+        _CLOCK.check()
         line = self.last.get(frame)
-        if line is not None and event in ("line", "return"):
+        file = frame.f_code.co_filename
+        # a repair run looks only at the lines it repairs, with a baseline taken just before each: what
+        # such a line changes is then what the recording saw it change, at a fraction of the cost
+        if (
+            line is not None
+            and event in ("line", "return")
+            and (repair is None or (file, line) in repair.lines)
+        ):
             self._changes(frame, line, arg if event == "return" else None, event == "return")
         if event == "line":
+            if repair is not None and (file, frame.f_lineno) in repair.lines:
+                self._refresh(frame)
             self.last[frame] = frame.f_lineno
         elif event == "return":
             self.last.pop(frame, None)
             self.seen.pop(frame, None)
         return self._local
+
+    def _refresh(self, frame: FrameType) -> None:
+        """The frame's arrays as they are now, as its baseline (its own, and its ``self``'s attributes)."""
+        mine: dict[str, tuple[Any, Any]] = {}
+        me = id(frame.f_locals.get("self"))
+        for name, obj in _held(frame).items():
+            entry = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
+            if name.startswith("self."):
+                self.attrs[(me, name)] = entry
+            else:
+                mine[name] = entry
+        self.seen[frame] = mine
 
     def _changes(self, frame: FrameType, line: int, returned: Any, returning: bool) -> None:
         held = _held(frame)
@@ -341,7 +441,9 @@ class _Tracer:
             top = caller is None or not _is_own(caller.f_code.co_filename)
             names = self.tops.get(backward, ()) if top else ()
             for name, obj in _arrays("return", returned):
-                at = 0 if name == "return" else int(name[len("return[") : -1])
+                index = name[len("return[") : -1]
+                # a tuple's element by position; a dict's (a network's gradient()) keeps its key
+                at = 0 if name == "return" else int(index) if index.isdigit() else len(names)
                 changed.append((names[at] if at < len(names) else name, obj, name))
         self._emit(frame, (frame.f_code.co_filename, line), changed, backward, top=returning)
 
@@ -353,18 +455,20 @@ class _Tracer:
         backward: bool,
         passed_to: str = "",
         top: bool = False,
+        owner: FrameType | None = None,
     ) -> None:
         """Record each changed array, as (variable, array, where it is held), as an event of the line ``at``
-        (or, in a repair run, repair it)."""
+        of ``owner``'s run (``frame``'s by default), or, in a repair run, repair it."""
         file, line = at
+        run = self.runs.get(owner or frame, 0)
         for name, obj, held in changed:
             counted = (file, line, name)
             occurrence = self.count.get(counted, 0)
             self.count[counted] = occurrence + 1
             key = (file, line, name, occurrence)
             if self.repair is not None:
-                if key == self.repair.key:
-                    self._put(frame, held, obj, self.repair)
+                if key in self.repair.values:
+                    self._put(frame, held, obj, self.repair, key)
                 continue
             value = np.array(obj, dtype=np.float64, copy=True)
             self.events.append(
@@ -378,14 +482,16 @@ class _Tracer:
                     value,
                     passed_to=passed_to,
                     top=top and name in self.tops.get(backward, ()),
+                    call=self.calls,
+                    run=run,
                 )
             )
 
-    def _put(self, frame: FrameType, name: str, obj: Any, repair: _Repair) -> None:
+    def _put(self, frame: FrameType, name: str, obj: Any, repair: _Repair, key: Key) -> None:
         """The right value in place of ``obj``: written into the array when it has the size, else bound to
         the name (a local through the frame, an attribute by setattr, a list or dict entry)."""
-        repair.done = True
-        right = repair.value
+        repair.put.add(key)
+        right = repair.values[key]
         fits = obj.shape == right.shape or (obj.size == right.size and not repair.rebind)
         # a view (``d = dout.reshape(...)``) is bound anew: written into, it would change what it views
         if isinstance(obj, np.ndarray) and fits and obj.flags.writeable and obj.base is None:
@@ -449,9 +555,35 @@ class Run:
     backward: bool = False
     """Whether backward returned."""
     error: str = ""
+    setup: set[int] = field(default_factory=set)
+    """The calls made before the checked one of their step (``Event.setup``)."""
+
+
+def _setup(entries: list[str], begun: int, ended: int, *, forward: bool) -> set[int]:
+    """Of the calls ``begun + 1 .. ended`` into the layer's code (one step of the row's), those made before
+    the checked one: in the forward step, a call of a method called again later (``forward(xs_prev)``
+    before ``forward(xs)``); in the backward step, a forward pass before the backward one (a network's
+    ``loss`` on decoy inputs before ``gradient``)."""
+    calls = range(begun + 1, ended + 1)
+    return {
+        k
+        for k in calls
+        if any(
+            (entries[j - 1] == entries[k - 1]) if forward else bool(_FORWARD.search(entries[k - 1]))
+            for j in calls
+            if j > k
+        )
+    }
 
 
 def _run(case: Case, guard: Guard, tracer: _Tracer) -> Run:
+    try:
+        return _traced(case, guard, tracer)
+    except _OutOfTime as exc:  # raised outside a call of the layer (a finaliser of its own, traced)
+        return Run(error=str(exc))
+
+
+def _traced(case: Case, guard: Guard, tracer: _Tracer) -> Run:
     row, run = case.row, Run()
     values, cots = case.fresh()
     run.values = values
@@ -461,12 +593,16 @@ def _run(case: Case, guard: Guard, tracer: _Tracer) -> Run:
             run.error = built.message
             return run
         run.instance = built.value
+        begun = tracer.calls
         out = guard.call("forward()", lambda: row.call(run.instance, values))
+        run.setup = _setup(tracer.entries, begun, tracer.calls, forward=True)
         if out.kind is not None or out.value is None:
             run.error = out.message or "forward() returned None"
             return run
         run.outs = row.outputs_of(_handed_on(tracer, out.value))
+        begun = tracer.calls
         back = guard.call("backward()", lambda: row.backward(run.instance, cots))
+        run.setup |= _setup(tracer.entries, begun, tracer.calls, forward=False)
     if back.kind is not None:
         run.error = back.message
     else:
@@ -524,6 +660,12 @@ def _factors(n: int | None) -> list[tuple[float, str]]:
 
 def _close(target: Array, actual: Array, tol: Tolerance) -> bool:
     if not (np.isfinite(target).all() and np.isfinite(actual).all()):
+        return False
+    # with no terms and no native run, compare's bound is atol + rtol * peak on every element: an error past
+    # it fails there too, which settles most of the thousands of node pairs a recording tries, cheaply
+    if float(np.abs(actual - target).max(initial=0.0)) > tol.atol + tol.rtol * float(
+        np.abs(target).max(initial=0.0)
+    ):
         return False
     return compare(target, actual, tol).ok
 
@@ -583,6 +725,18 @@ def _named(variable: str, backward: bool, nodes: Mapping[str, Node]) -> list[tup
         out.append((name[1:], True))
     if name in nodes:
         out.append((name, False))
+    if out:
+        return out  # the layer's own node of that name: a sublayer's node of the name is another one
+    # a sublayer's node by its last name (``h_next`` of ``layers[1].h_next``): a loop's step, or a
+    # network's layer, names its arrays as the layer alone does
+    for node in nodes:
+        last = node.rsplit(".", 1)[-1]
+        if last == node:
+            continue
+        if backward and name.startswith("d") and last == name[1:]:
+            out.append((node, True))
+        elif last == name:
+            out.append((node, False))
     return out
 
 
@@ -606,6 +760,24 @@ def match(event: Event, nodes: Mapping[str, Node], tol: Tolerance, n: int | None
         convention = _fits(event.value, target, tol, n, grad, spread)
         if convention is not None:
             return Match(name, grad, convention, misnamed=bool(named) and (name, grad) not in named)
+    for name, grad in named + others:
+        sliced = _slice_of(event.value, _target(nodes[name], grad), tol)
+        if sliced is not None:
+            return Match(f"{name}[{sliced}]", grad, "sliced")
+    return None
+
+
+def _slice_of(actual: Array, target: Array | None, tol: Tolerance) -> str | None:
+    """Where ``actual`` is one slice of ``target`` along one axis (a time layer's ``xs[:, t, :]``, its
+    ``dhs[:, t, :]``), written as an index (``:, 1``); else None. A slice of a right node is right."""
+    if target is None or target.ndim != actual.ndim + 1 or actual.size < 2:
+        return None  # a single element matches too many slices to tell
+    for axis in range(target.ndim):
+        if target.shape[:axis] + target.shape[axis + 1 :] != actual.shape:
+            continue
+        for i in range(target.shape[axis]):
+            if _close(np.take(target, i, axis=axis), actual, tol):
+                return ", ".join([":"] * axis + [str(i)] + [":"] * (target.ndim - axis - 1))
     return None
 
 
@@ -707,7 +879,7 @@ def _node_candidates(
     convention swapped for another is no repair. An unmatched one gets the node named like its variable
     under every convention, then the other nodes of its size as they are."""
     held = event.matched
-    if held is not None:
+    if held is not None and held.convention != "sliced":
         plain = [] if held.convention == "" else [(held.node, held.grad)]  # as it is: no repair
         plain += [
             named
@@ -729,15 +901,33 @@ def _node_candidates(
     named = _named(event.variable, event.backward, nodes)
     kinds = (True, False) if event.backward else (False,)
     others = [(name, grad) for grad in kinds for name in nodes if (name, grad) not in named]
-    for name, grad in named:
+    # the nearest first among nodes of one name (each step's ``h_next``)
+    for name, grad in sorted(
+        named, key=lambda ng: _distance(np.asarray(_target(nodes[ng[0]], ng[1])), event.value)
+    ):
         target = _target(nodes[name], grad)
         if target is not None:
             out += [(Match(name, grad, word), factor * target) for factor, word in _factors(n)]
-    for name, grad in others:
-        target = _target(nodes[name], grad)
-        if target is not None and target.size == event.value.size:
-            out.append((Match(name, grad), target))
-    return out[:cap]
+    sized = [
+        (Match(name, grad), target)
+        for name, grad in others
+        if (target := _target(nodes[name], grad)) is not None and target.size == event.value.size
+    ]
+    # the nearest first: a mistake moves an array off its node (a term left out, a sign), seldom onto a
+    # far one, and a large graph (a time layer's steps) has more nodes of one size than are tried
+    sized.sort(key=lambda mv: _distance(mv[1], event.value))
+    return (out + sized)[:cap]
+
+
+def _distance(target: Array, actual: Array) -> float:
+    """How far ``actual`` lies from ``target``, relative to their size (infinite where either is not finite,
+    or the sizes differ)."""
+    t, a = np.asarray(target, np.float64).reshape(-1), np.asarray(actual, np.float64).reshape(-1)
+    if t.size != a.size:
+        return float("inf")
+    scale = float(np.abs(t).sum() + np.abs(a).sum())
+    d = float(np.abs(t - a).sum())
+    return d / scale if np.isfinite(d) and scale > 0 else (0.0 if d == 0 else float("inf"))
 
 
 def _degenerate(value: Array) -> bool:
@@ -777,18 +967,21 @@ def record(
         said = run.error or "forward() did not return"
         return Recording([], {}, None, False, f"the layer could not be run again ({said})"), None
     try:
-        ref = case.reference(case.values, case.cotangents, run.instance)
+        with _CLOCK.paused():  # JAX's own time (a first compilation) is not the search's
+            ref = case.reference(case.values, case.cotangents, run.instance)
     except Exception as exc:  # the state the reference needs cannot be read (a dropout mask that is wrong)
         return Recording([], {}, None, False, f"the reference cannot judge this run: {exc}"), None
     from backprop.verify.stages import with_capture
 
     values = with_capture(case.row, case.values, run.instance)
-    held = {node.name: node for node in nodes(case.row, values, case.cotangents)}
+    with _CLOCK.paused():
+        held = {node.name: node for node in nodes(case.row, values, case.cotangents)}
     n = case.row.batch_size(case.values)
     tol = _loose(case.row.tolerance(case.dtype))
     finals = {a.grad: ref.grads[a.name].value for a in case.row.read_from("return")}
     finals |= {name: out.value for name, out in zip(case.row.outputs, ref.outputs, strict=True)}
     for event in tracer.events:
+        event.setup = event.call in run.setup
         event.matched = match(event, held, tol, n)
         final = finals.get(event.variable) if event.top else None
         if final is not None and final.shape != event.value.shape and event.matched is not None:
@@ -844,20 +1037,32 @@ def _marks(events: list[Event], culprit: Event | None) -> tuple[Line, ...]:
     return tuple(lines.values())
 
 
-def _culprit(event: Event, right: Match, value: Array, before: list[Event]) -> Culprit:
+def _culprit(
+    event: Event, right: Match, value: Array, before: list[Event], shown: Recording | None = None
+) -> Culprit:
+    """The culprit record of ``event``; its two values are ``shown``'s (the printed example's) when the
+    search ran on another example and the printed one holds the same array and node."""
+    expected: Array | None = np.asarray(value, np.float64)
+    actual: Array | None = event.value
+    if shown is not None:
+        same = next((e for e in shown.events if _key(e) == _key(event)), None)
+        there = _value_of(right, shown.nodes, shown.batch)
+        fits = same is not None and there is not None and there.size == same.value.size
+        # the printed example's own two arrays, or none: values of another example would not be its own
+        expected, actual = (there, same.value) if fits and same is not None else (None, None)
     reads = _reads(_source(event.file, event.line))
     fine = [e.variable for e in before if _shown_right(e)]
     named = [v for v in dict.fromkeys(fine) if v in reads or _bare(v) in {_bare(r) for r in reads}]
-    shown = named or list(dict.fromkeys(fine))[-4:]
+    before_right = named or list(dict.fromkeys(fine))[-4:]
     return Culprit(
         event.file,
         event.line,
         _source(event.file, event.line),
         f"{event.variable} (passed to {event.passed_to})" if event.passed_to else event.variable,
         right.label(),
-        expected=np.asarray(value, np.float64),
-        actual=event.value,
-        right=tuple(dict.fromkeys(_bare(v) for v in shown)),
+        expected=expected,
+        actual=actual,
+        right=tuple(dict.fromkeys(_bare(v) for v in before_right)),
     )
 
 
@@ -865,12 +1070,21 @@ def _variant(case: Case) -> Case:
     """The example with a small ramp added to every float input and cotangent (a loss's dout of 0
     made 0.5): a repair that fixes the layer by coincidence on a shrunk example (zeros, equal logits) does not
     fix it here, while the magnitudes (an overflow) stay."""
-    floats = {a.name for a in case.row.differentiable}
-    values = {k: ramped(v, lone=0.375) if k in floats else v for k, v in case.values.items()}
+    floats = [a.name for a in case.row.differentiable]
+    # each array its own phase: inputs and cotangents shrunk to zeros of one shape must not come out
+    # equal, or one would match the other's node by chance
+    values = {
+        k: ramped(v, lone=0.375 + floats.index(k) / 32, phase=floats.index(k)) if k in floats else v
+        for k, v in case.values.items()
+    }
     if case.row.loss:  # a loss's dout as it was (a learner's dx before `* dout` is right at 1), unless 0
         cots = tuple(0.5 if float(c) == 0 else c for c in case.cotangents)
     else:
-        cots = tuple(ramped(np.asarray(c), lone=0.375) for c in case.cotangents)
+        k = len(floats)
+        cots = tuple(
+            ramped(np.asarray(c), lone=0.375 + (k + i) / 32, phase=k + i)
+            for i, c in enumerate(case.cotangents)
+        )
     return replace(case, values=case.row.complete(values), cotangents=cots)
 
 
@@ -906,7 +1120,8 @@ class _Confirm:
                 )
         return False
 
-    def __call__(self, event: Event, right: Match) -> bool:
+    def __call__(self, group: list[tuple[Event, Match]]) -> bool:
+        """Whether the repair of ``group`` (each event with its node) makes the moved example right too."""
         if not self.held:
             variant = _variant(self.case)
             try:
@@ -918,35 +1133,128 @@ class _Confirm:
             # the layer is right there (or cannot run there): a repair that cannot be confirmed on a
             # second example may be a coincidence of the first (a dout of 0 hides any dx), so none is named
             return False
-        final = recording.finals.get(event.variable) if event.top else None
-        value = _value_of(right, recording.nodes, recording.batch)
-        if final is not None and right.convention == "":
-            value = final
-        if value is None:
-            return False
-        reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
-        repair = _Repair(_key(event), value, rebind=reshaped)
-        variant = _variant(self.case)
-        run = _run(variant, self.guard, _Tracer(repair, _tops(variant.row)))
-        return repair.done and not repair.failed and _right(variant, run, ref, self.guard, self.judge)
+        values: list[tuple[Event, Match, Array]] = []
+        for event, right in group:
+            final = recording.finals.get(event.variable) if event.top else None
+            value = _value_of(right, recording.nodes, recording.batch)
+            if final is not None and right.convention == "":
+                value = final
+            if value is None:
+                return False
+            values.append((event, right, value))
+        return _repaired(_variant(self.case), self.guard, ref, self.judge, values)
+
+
+def _taken(event: Event, right: Match, events: list[Event]) -> bool:
+    """Whether another run of ``event``'s line holds ``right``'s node as it stands (a sublayer's method
+    whose first call returned the gradient at ``h``): put into this run as well, the node would be two
+    runs' value, which no right code makes it; such a repair hides a mistake of the caller's (``=`` for
+    ``+=``) behind a line that is right."""
+    return any(
+        e is not event
+        and (e.file, e.line, e.variable) == (event.file, event.line, event.variable)
+        and e.matched is not None
+        and e.matched.exact
+        and (e.matched.node, e.matched.grad) == (right.node, right.grad)
+        for e in events
+    )
+
+
+def _repaired(
+    case: Case, guard: Guard, ref: Reference, judge: Judge, group: list[tuple[Event, Match, Array]]
+) -> bool:
+    """Whether the layer, run with each event of ``group`` given its right value, comes out right."""
+    event = group[0][0]
+    reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
+    repair = _Repair({_key(e): np.asarray(v, np.float64) for e, _, v in group}, rebind=reshaped)
+    run = _run(case, guard, _Tracer(repair, _tops(case.row)))
+    return repair.done and not repair.failed and _right(case, run, ref, guard, judge)
+
+
+_STEP = re.compile(r"\[(\d+)\]")
+"""The first index of a node's path (``layers[2].h_next``): which step or layer of a loop it belongs to."""
+
+
+def _family(node: str) -> tuple[str, int] | None:
+    """A node's path with its first index taken out, and that index; None for a node of no loop."""
+    found = _STEP.search(node)
+    if found is None:
+        return None
+    return node[: found.start()] + "[*]" + node[found.end() :], int(found.group(1))
+
+
+def _siblings(event: Event, right: Match, recording: Recording) -> list[tuple[Event, Match, Array]] | None:
+    """The other runs of ``event``'s line (a loop's) that are not right as they stand, each with the node of
+    ``right``'s family for its own step: the step follows the runs in order, as a run that matched its
+    node as it stands shows (the book's time layers run backward from the last step); else the nearest
+    node of the family. None when the line ran once, ``right`` is no node of a loop, or a run has no node."""
+    family = _family(right.node)
+    if family is None:
+        return None
+    path, index = family
+    # one run of the function only: a loop's; a sublayer's method called once per sublayer is not a loop
+    # of the layer's (set right on every sublayer, it would hide the caller's mistake, ``=`` for ``+=``)
+    runs = [
+        e
+        for e in recording.events
+        if (e.file, e.line, e.variable, e.run) == (event.file, event.line, event.variable, event.run)
+    ]
+    step = 0
+    for e in runs:
+        m = e.matched
+        mine = None if m is None or not m.exact or m.grad != right.grad else _family(m.node)
+        if mine is not None and mine[0] == path and e.occurrence != event.occurrence:
+            step = (index - mine[1]) // (event.occurrence - e.occurrence)
+            break
+    members = {
+        i: name
+        for name in recording.nodes
+        if (f := _family(name)) is not None and f[0] == path and (i := f[1]) >= 0
+    }
+    factor = dict((word, factor) for factor, word in _factors(recording.batch)).get(right.convention)
+    out: list[tuple[Event, Match, Array]] = []
+    for e in runs:
+        if e is event or (e.matched is not None and e.matched.exact):
+            continue
+        if step:
+            name = members.get(index + step * (e.occurrence - event.occurrence))
+            if name is None:
+                continue  # a step past the graph's ends (the last step's dc_next, 0): left as it is
+        else:
+            sized = [
+                n
+                for n in members.values()
+                if getattr(_target(recording.nodes[n], right.grad), "size", -1) == e.value.size
+            ]
+            name = min(
+                sized,
+                key=lambda n: _distance(np.asarray(_target(recording.nodes[n], right.grad)), e.value),
+                default=None,
+            )
+        target = None if name is None else _target(recording.nodes[name], right.grad)
+        if name is None or target is None or factor is None or target.size != e.value.size:
+            return None
+        out.append((e, Match(name, right.grad, right.convention), factor * np.asarray(target)))
+    return out
 
 
 def _origin(event: Event, events: list[Event]) -> Event:
     """Where ``event``'s array was made: the return line of the layer's own function whose result the line
     only binds (``dx = self._train_dx(dxn)``), else the event itself."""
     # the events just before it: the line's own (a tuple returned: ``return dx, self._dc_prev(ds, f)``),
-    # then the helper's return
+    # then the helper's return, each element of a returned tuple (``return dh, dc``)
+    returned: tuple[str, int] | None = None
     for j in range(event.index - 1, max(event.index - 16, 0) - 1, -1):
         before = events[j]
         if (before.file, before.line) == (event.file, event.line):
             continue
-        if (
-            before.variable.startswith("return")
-            and before.value.shape == event.value.shape
-            and bool(np.array_equal(before.value, event.value, equal_nan=True))
+        if not before.variable.startswith("return") or returned not in (None, (before.file, before.line)):
+            break
+        returned = (before.file, before.line)
+        if before.value.shape == event.value.shape and bool(
+            np.array_equal(before.value, event.value, equal_nan=True)
         ):
             return replace(before, matched=event.matched)
-        break
     return event
 
 
@@ -971,7 +1279,7 @@ def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> 
         if e is None:
             continue
         again = moved.get(_bare(name))
-        if again is not None and again.matched is not None and not again.matched.misnamed:
+        if again is not None and again.matched is not None and _known(again.matched):
             continue  # right on the moved example, where a shrunk example's zeros and ones are gone
         named = [
             (node, grad)
@@ -984,6 +1292,13 @@ def _unknown_inputs(event: Event, recording: Recording, confirmed: _Confirm) -> 
     return unknown
 
 
+def _known(m: Match) -> bool:
+    """Whether a matched array read by a line is known right: not named after another node, unless its node
+    is a loop's (a time layer's ``dh`` is the gradient at ``h`` on the first step and at
+    ``layers[t].h_prev`` on the others: the code names one variable, the graph each step's node)."""
+    return not m.misnamed or _family(m.node) is not None
+
+
 def _latest(events: list[Event]) -> dict[str, Event]:
     latest: dict[str, Event] = {}
     for earlier in events:
@@ -993,7 +1308,7 @@ def _latest(events: list[Event]) -> dict[str, Event]:
 
 def _control(case: Case, guard: Guard, ref: Reference, judge: Judge) -> bool:
     """Whether the layer, run again with no repair, comes out right: then a repair proves nothing."""
-    idle = _Repair(("", 0, "", 0), np.zeros(()))
+    idle = _Repair({("", 0, "", 0): np.zeros(())})
     return _right(case, _run(case, guard, _Tracer(idle, _tops(case.row))), ref, guard, judge)
 
 
@@ -1061,23 +1376,34 @@ def search(
     budget: Budget,
     nodes: NodesFn,
     judge: Judge = Judge(),
+    shown: Recording | None = None,
 ) -> Located:
     """The earliest line whose repair makes every output and gradient right (``Located``), on the example
-    and on a moved one, within ``budget.total`` less the traced run's own time."""
+    and on a moved one, within ``budget.total`` less the traced run's own time. ``shown``: the recording of
+    the printed example, when ``case`` is another one, whose values the culprit shows."""
     confirmed = _Confirm(case, nodes, guard, judge)
     events = recording.events
-    suspects = [e for e in events if _suspect(e, events)]
+    # a line's first suspect run only: a loop's later runs of it are repaired with it (``_siblings``)
+    firsts: dict[tuple[str, int, str], Event] = {}
+    for e in events:
+        if _suspect(e, events) and not e.setup:
+            firsts.setdefault((e.file, e.line, e.variable), e)
+    suspects = list(firsts.values())
+    repaired_at: Event | None = None
     now = time.perf_counter()
     recorded = recording.seconds  # what the moved example's recording will cost
     # the first search of a process also pays JAX's import and the graph's compilation: not counted
     deadline = now + min(budget.seconds, max(budget.total - recorded, budget.seconds / 4))
     out_of_time = False
-    for event in suspects[: budget.lines]:
+    tried = 0
+    for event in suspects:
+        if tried >= budget.lines:
+            break
         # another layout may be put only where the shape is kept, or where the array holds its node's values
         # in another shape (then its shape is the mistake)
         kept = _kept(event, events) or (event.matched is not None and event.matched.convention == "reshaped")
         for right, value in _candidates(event, recording, budget.candidates):
-            if time.perf_counter() > deadline:
+            if time.perf_counter() > deadline or _CLOCK.left() <= 0:
                 out_of_time = True
                 break
             if not kept and np.shape(value) != event.value.shape and np.size(value) == event.value.size:
@@ -1096,15 +1422,23 @@ def search(
                 and (right.node, right.grad) not in _named(event.variable, event.backward, recording.nodes)
             ):
                 continue  # a one-hot or a mask of no node's name (labels made one-hot) set to a node's value
-            reshaped = event.top or (event.matched is not None and event.matched.convention == "reshaped")
-            repair = _Repair(_key(event), np.asarray(value, np.float64), rebind=reshaped)
-            run = _run(case, guard, _Tracer(repair, _tops(case.row)))
-            if not (repair.done and not repair.failed and _right(case, run, ref, guard, judge)):
-                continue
+            if _taken(event, right, events):
+                continue  # another run of the line is that node already: one node has one value
+            if not tried or repaired_at is not event:
+                tried, repaired_at = tried + 1, event  # the lines given a repair run count, not skipped ones
+            group = [(event, right, np.asarray(value, np.float64))]
+            if not _repaired(case, guard, ref, judge, group):
+                # a line run once per step of a loop (a time layer's, a network's layers) is wrong on
+                # every step: each run is put right, with its own node of the same family
+                group += _siblings(event, right, recording) or []
+                if len(group) == 1 or time.perf_counter() > deadline:
+                    continue
+                if not _repaired(case, guard, ref, judge, group):
+                    continue
             if not confirmed.held and time.perf_counter() + recorded > deadline + budget.seconds / 4:
                 out_of_time = True  # the moved example's recording would overrun the budget
                 break
-            if confirmed(event, right) and not _control(case, guard, ref, judge):
+            if confirmed([(e, m) for e, m, _ in group]) and not _control(case, guard, ref, judge):
                 if _conventional(event) and not _returned(event, recording):
                     return Located(None, _marks(events, None), _ambiguous(event))
                 made = _origin(event, events)
@@ -1115,7 +1449,7 @@ def search(
                     unknown += [u for u in _unknown_inputs(made, recording, confirmed) if u not in unknown]
                 if unknown:
                     return Located(None, _marks(events, None), _upstream(made, unknown))
-                found = _culprit(made, right, value, events[: made.index])
+                found = _culprit(made, right, value, events[: made.index], shown)
                 return Located(found, _marks(events, made))
         if out_of_time:
             break
@@ -1150,7 +1484,7 @@ def locate(
     case = Case(
         row, layer, dict(example.values), example.cotangents, np.dtype(example.dtype), grad_names or {}
     )
-    with Guard(budget.timeout) as guard:
+    with Guard(budget.timeout) as guard, _CLOCK.limited(budget.total):
         recording, ref = record(case, nodes, guard, judge)
         if ref is None:
             return Located(None, (), f"no line is named: {recording.error}")
@@ -1163,6 +1497,14 @@ def locate(
                 "the layer is right on its first call here: the mistake shows only on a later call, "
                 "which the culprit search does not replay",
             )
+        moved = _moved(case, nodes, guard, judge)
+        if moved is not None:
+            # a shrunk example's zeros and ones match many nodes or none (a degenerate array is no
+            # evidence): the search runs where the values differ, and the culprit shows the printed ones
+            found = search(*moved, guard, budget, nodes, judge, shown=recording)
+            if found.culprit is not None or _CLOCK.left() <= 0:
+                return found
+            # else the shrunk example, in the time left: a repair there may need no moved values
         if not any(e.matched is not None for e in recording.events):
             return Located(
                 None,
@@ -1171,3 +1513,18 @@ def locate(
                 "the graph to name a line",
             )
         return search(case, recording, ref, guard, budget, nodes, judge)
+
+
+def _moved(
+    case: Case, nodes: NodesFn, guard: Guard, judge: Judge
+) -> tuple[Case, Recording, Reference] | None:
+    """The example moved off its shrunk values (``_variant``), recorded, when the layer is wrong there too
+    and some array matches a node; else None."""
+    moved = _variant(case)
+    try:
+        recording, ref = record(moved, nodes, guard, judge)
+    except Exception:  # the reference cannot take the moved values
+        return None
+    if ref is None or recording.right or not any(e.matched is not None for e in recording.events):
+        return None
+    return moved, recording, ref

@@ -737,15 +737,16 @@ def moved(case: Case, values: Mapping[str, Any], scale: float, offset: float) ->
     return out
 
 
-def ramped(v: Any, *, lone: float = 0.0) -> Any:
+def ramped(v: Any, *, lone: float = 0.0, phase: int = 0) -> Any:
     """A float array ``v`` plus a small ramp that differs between neighbouring elements (multiples of 1/64:
     exact), so that equal elements become unequal; a one-element array is moved by ``lone`` (it has no
-    neighbour). Anything else is returned as it is."""
+    neighbour). ``phase`` shifts the ramp, so that two arrays of zeros moved with different phases differ.
+    Anything else is returned as it is."""
     if not isinstance(v, np.ndarray) or v.dtype.kind != "f" or v.size == 0:
         return v
     if v.size == 1:
         return np.asarray(v + lone, dtype=v.dtype) if lone else v
-    ramp = ((np.arange(v.size) * 3) % 7 - 3).reshape(v.shape) / 64
+    ramp = ((np.arange(v.size) * 3 + phase) % 7 - 3).reshape(v.shape) / 64
     return np.asarray(v + ramp, dtype=v.dtype)
 
 
