@@ -373,16 +373,20 @@ class _Tracer:
                 owner=caller,
             )
 
-    def _baseline(self, frame: FrameType) -> dict[str, tuple[Any, Any]]:
-        held = _held(frame)
+    def _baseline(self, frame: FrameType, *, refresh: bool = False) -> dict[str, tuple[Any, Any]]:
+        """The frame's arrays as they are now (each with a copy): its own, returned, and its ``self``'s
+        attributes, kept in ``attrs`` where no other frame has kept them already, or always with
+        ``refresh``."""
         mine: dict[str, tuple[Any, Any]] = {}
         me = id(frame.f_locals.get("self"))
-        for name, obj in held.items():
+        for name, obj in _held(frame).items():
             entry = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
-            if name.startswith("self."):
-                self.attrs.setdefault((me, name), entry)
-            else:
+            if not name.startswith("self."):
                 mine[name] = entry
+            elif refresh:
+                self.attrs[(me, name)] = entry
+            else:
+                self.attrs.setdefault((me, name), entry)
         return mine
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
@@ -402,24 +406,12 @@ class _Tracer:
             self._changes(frame, line, arg if event == "return" else None, event == "return")
         if event == "line":
             if repair is not None and (file, frame.f_lineno) in repair.lines:
-                self._refresh(frame)
+                self.seen[frame] = self._baseline(frame, refresh=True)
             self.last[frame] = frame.f_lineno
         elif event == "return":
             self.last.pop(frame, None)
             self.seen.pop(frame, None)
         return self._local
-
-    def _refresh(self, frame: FrameType) -> None:
-        """The frame's arrays as they are now, as its baseline (its own, and its ``self``'s attributes)."""
-        mine: dict[str, tuple[Any, Any]] = {}
-        me = id(frame.f_locals.get("self"))
-        for name, obj in _held(frame).items():
-            entry = (obj, np.array(obj, copy=True) if isinstance(obj, np.ndarray) else obj)
-            if name.startswith("self."):
-                self.attrs[(me, name)] = entry
-            else:
-                mine[name] = entry
-        self.seen[frame] = mine
 
     def _changes(self, frame: FrameType, line: int, returned: Any, returning: bool) -> None:
         held = _held(frame)
@@ -1070,17 +1062,17 @@ def _variant(case: Case) -> Case:
     """The example with a small ramp added to every float input and cotangent (a loss's dout of 0
     made 0.5): a repair that fixes the layer by coincidence on a shrunk example (zeros, equal logits) does not
     fix it here, while the magnitudes (an overflow) stay."""
-    floats = [a.name for a in case.row.differentiable]
+    phases = {a.name: i for i, a in enumerate(case.row.differentiable)}
     # each array its own phase: inputs and cotangents shrunk to zeros of one shape must not come out
     # equal, or one would match the other's node by chance
     values = {
-        k: ramped(v, lone=0.375 + floats.index(k) / 32, phase=floats.index(k)) if k in floats else v
+        k: ramped(v, lone=0.375 + phases[k] / 32, phase=phases[k]) if k in phases else v
         for k, v in case.values.items()
     }
     if case.row.loss:  # a loss's dout as it was (a learner's dx before `* dout` is right at 1), unless 0
         cots = tuple(0.5 if float(c) == 0 else c for c in case.cotangents)
     else:
-        k = len(floats)
+        k = len(phases)
         cots = tuple(
             ramped(np.asarray(c), lone=0.375 + (k + i) / 32, phase=k + i)
             for i, c in enumerate(case.cotangents)
@@ -1211,7 +1203,6 @@ def _siblings(event: Event, right: Match, recording: Recording) -> list[tuple[Ev
         for name in recording.nodes
         if (f := _family(name)) is not None and f[0] == path and (i := f[1]) >= 0
     }
-    factor = dict((word, factor) for factor, word in _factors(recording.batch)).get(right.convention)
     out: list[tuple[Event, Match, Array]] = []
     for e in runs:
         if e is event or (e.matched is not None and e.matched.exact):
@@ -1231,10 +1222,11 @@ def _siblings(event: Event, right: Match, recording: Recording) -> list[tuple[Ev
                 key=lambda n: _distance(np.asarray(_target(recording.nodes[n], right.grad)), e.value),
                 default=None,
             )
-        target = None if name is None else _target(recording.nodes[name], right.grad)
-        if name is None or target is None or factor is None or target.size != e.value.size:
+        its = None if name is None else Match(name, right.grad, right.convention)
+        value = None if its is None else _value_of(its, recording.nodes, recording.batch)
+        if its is None or value is None or value.size != e.value.size:
             return None
-        out.append((e, Match(name, right.grad, right.convention), factor * np.asarray(target)))
+        out.append((e, its, value))
     return out
 
 
